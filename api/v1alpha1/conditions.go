@@ -1,0 +1,100 @@
+package v1alpha1
+
+// Condition types. Every kind reports Ready; the others belong to one kind each.
+const (
+	// ConditionReady is True when the object does everything it was asked to.
+	ConditionReady = "Ready"
+
+	// ConditionRotating is True on a SigningKey while a rotation is under way: a new key is
+	// published but not yet signing, or an old key is retired but still published.
+	ConditionRotating = "Rotating"
+
+	// ConditionDegraded is True on a SigningKey when its Secret was missing, hand-edited or
+	// partly unreadable and the operator recovered what it could.
+	ConditionDegraded = "Degraded"
+
+	// ConditionAvailable is True on a TokenServer when at least one token-server pod serves.
+	ConditionAvailable = "Available"
+
+	// ConditionConsoleUpdateRequired is True on a LivePersonAuthClient in PEM mode when a new
+	// public key must be pasted into LivePerson's console before rotation can go on.
+	ConditionConsoleUpdateRequired = "ConsoleUpdateRequired"
+)
+
+// Condition reasons, shared by the kinds. A reason is one CamelCase word a script can match; the
+// condition's message says the rest in words.
+const (
+	// ReasonReconciled: everything the spec asks for exists and is current.
+	ReasonReconciled = "Reconciled"
+	// ReasonInvalidSpec: the spec asks for something the operator cannot do; the message says what.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonReconcileError: a transient error (API server, conflict); the operator retries.
+	ReasonReconcileError = "ReconcileError"
+
+	// ReasonKeysPublished: a Next key is published and waits for its activation time.
+	ReasonKeysPublished = "NextKeyPublished"
+	// ReasonRotationEarly: a rotation was forced before the Next key had been published for
+	// publishAhead, so relying parties that cached the old JWKS may briefly fail verification.
+	ReasonRotationEarly = "RotatedBeforePublishAhead"
+	// ReasonKeyRevoked: a key was removed at once by the revoke annotation.
+	ReasonKeyRevoked = "KeyRevoked"
+	// ReasonSecretRecovered: the key Secret was missing or damaged and was rebuilt from what
+	// could be read.
+	ReasonSecretRecovered = "SecretRecovered"
+	// ReasonRotationHeld: scheduled rotation waits for a PEM-mode client's console update.
+	ReasonRotationHeld = "RotationHeldForConsole"
+	// ReasonRotationPaused: spec.rotation.paused is set.
+	ReasonRotationPaused = "RotationPaused"
+	// ReasonIdle: no rotation is under way.
+	ReasonIdle = "Idle"
+
+	// ReasonTokenServerNotFound: the referenced TokenServer does not exist (yet).
+	ReasonTokenServerNotFound = "TokenServerNotFound"
+	// ReasonSigningKeyNotFound: the referenced SigningKey does not exist or has no active key.
+	ReasonSigningKeyNotFound = "SigningKeyNotFound"
+	// ReasonSecretNotFound: a referenced Secret or a key in it is missing.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonInvalidSecret: a referenced Secret holds data that cannot be used.
+	ReasonInvalidSecret = "InvalidSecret"
+	// ReasonConsoleUpToDate: LivePerson's console holds the key the server signs with.
+	ReasonConsoleUpToDate = "ConsoleUpToDate"
+	// ReasonNewKeyPending: a new key waits to be pasted into LivePerson's console.
+	ReasonNewKeyPending = "NewKeyPending"
+
+	// ReasonDeploymentProgressing: the token-server Deployment is rolling out.
+	ReasonDeploymentProgressing = "DeploymentProgressing"
+	// ReasonDeploymentAvailable: the token-server Deployment has available replicas.
+	ReasonDeploymentAvailable = "DeploymentAvailable"
+	// ReasonDeploymentUnavailable: no token-server replica is available.
+	ReasonDeploymentUnavailable = "DeploymentUnavailable"
+)
+
+// Annotations users set with kubectl to ask for a one-off action. Each distinct value acts once:
+// the handled value is recorded in status.
+const (
+	// AnnotationRotate on a SigningKey promotes the Next key to Active now.
+	AnnotationRotate = "auth.lpauth.dev/rotate"
+	// AnnotationRevoke on a SigningKey removes the key with this kid from the Secret and the JWKS
+	// at once, activating a fresh key if it was the Active one.
+	AnnotationRevoke = "auth.lpauth.dev/revoke"
+	// AnnotationConsoleUpdated on a LivePersonAuthClient in PEM mode acknowledges that the key
+	// with this kid was pasted into LivePerson's console.
+	AnnotationConsoleUpdated = "auth.lpauth.dev/console-updated"
+	// AnnotationRotateCredentials on a TokenServer replaces its code-sealing key and issue-API
+	// credential; the previous ones stay valid for one code TTL.
+	AnnotationRotateCredentials = "auth.lpauth.dev/rotate-credentials"
+)
+
+// Labels and Secret types the operator writes.
+const (
+	// LabelTokenServer names the TokenServer whose token server must read a Secret. The token
+	// server caches only Secrets that carry it.
+	LabelTokenServer = "auth.lpauth.dev/token-server"
+	// LabelManagedBy marks objects the operator created.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy.
+	ManagedByValue = "lpauth-operator"
+
+	// SecretTypeSigningKeys is the type of a SigningKey's private key Secret.
+	SecretTypeSigningKeys = "auth.lpauth.dev/signing-keys"
+)
