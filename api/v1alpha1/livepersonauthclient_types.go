@@ -141,11 +141,12 @@ type IDTokenSpec struct {
 	// +optional
 	Audience string `json:"audience,omitempty"`
 
-	// staticClaims are added to every token as they are (any JSON value).
+	// staticClaims are string claims added to every token as they are (LivePerson shows string
+	// profile claims to agents; structured data belongs in lpSdes).
 	// +kubebuilder:validation:MaxProperties=32
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k in ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonce', 'lp_sdes']))",message="staticClaims must not set iss, sub, aud, exp, iat, nbf, jti, nonce or lp_sdes: the token server sets those"
 	// +optional
-	StaticClaims map[string]apiextensionsv1.JSON `json:"staticClaims,omitempty"`
+	StaticClaims map[string]string `json:"staticClaims,omitempty"`
 
 	// claimsFromIdentity maps token claim names to claims of the identity the login connector
 	// produced, e.g. {"email": "email", "given_name": "given_name"}.

@@ -32,7 +32,7 @@ const (
 )
 
 // SigningKeySpec is the desired key set and its rotation policy.
-// +kubebuilder:validation:XValidation:rule="self.algorithm == 'ES256' ? !has(self.rsaKeySize) : true",message="rsaKeySize applies only to RSA algorithms (RS256, PS256); remove it for ES256"
+// +kubebuilder:validation:XValidation:rule="!has(self.algorithm) || self.algorithm != 'ES256' || !has(self.rsaKeySize)",message="rsaKeySize applies only to RSA algorithms (RS256, PS256); remove it for ES256"
 type SigningKeySpec struct {
 	// algorithm is the JWS algorithm of every key in the set. LivePerson accepts only RS256;
 	// PS256 and ES256 are for other relying parties. Changing it rotates to a key of the new
@@ -54,7 +54,7 @@ type SigningKeySpec struct {
 }
 
 // KeyRotation is the rotation policy of a SigningKey.
-// +kubebuilder:validation:XValidation:rule="duration(self.publishAhead) < duration(self.every)",message="publishAhead must be shorter than every: the next key must be published before the current one is due to rotate"
+// +kubebuilder:validation:XValidation:rule="!has(self.publishAhead) || !has(self.every) || duration(self.publishAhead) < duration(self.every)",message="publishAhead must be shorter than every: the next key must be published before the current one is due to rotate"
 type KeyRotation struct {
 	// every is how long a key stays Active before the Next key replaces it (Go duration, at least
 	// 1h, e.g. 2160h for 90 days).

@@ -35,9 +35,9 @@ func (in *IDTokenSpec) DeepCopyInto(out *IDTokenSpec) {
 	out.Lifetime = in.Lifetime
 	if in.StaticClaims != nil {
 		in, out := &in.StaticClaims, &out.StaticClaims
-		*out = make(map[string]v1.JSON, len(*in))
+		*out = make(map[string]string, len(*in))
 		for key, val := range *in {
-			(*out)[key] = *val.DeepCopy()
+			(*out)[key] = val
 		}
 	}
 	if in.ClaimsFromIdentity != nil {

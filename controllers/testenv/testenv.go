@@ -1,0 +1,38 @@
+// Package testenv starts a real kube-apiserver and etcd (envtest) with this project's CRDs
+// installed, for the test suites of every package.
+package testenv
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// RepoRoot is the repository's top folder, found from this file's location so tests work from
+// any package directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Start starts kube-apiserver and etcd from KUBEBUILDER_ASSETS and installs the CRDs from
+// config/crd/bases. Call Stop on the returned environment when done.
+func Start() (*envtest.Environment, *rest.Config, error) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return nil, nil, errors.New("KUBEBUILDER_ASSETS is not set: run the tests with `make test`, " +
+			"which builds kube-apiserver and etcd once (hack/envtest.sh) and points the tests at them")
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, cfg, nil
+}

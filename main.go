@@ -1,0 +1,113 @@
+// Command lpauth-operator is one binary with three roles:
+//
+//	lpauth-operator manager      the operator: reconciles SigningKeys, TokenServers, LivePersonAuthClients
+//	lpauth-operator tokenserver  the token server LivePerson calls (deployed by the operator)
+//	lpauth-operator dev          the whole system on an embedded control plane, for a laptop
+//
+// One image serves both in-cluster roles, so the operator deploys its own image as the token
+// server and the two never drift apart.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	authv1alpha1 "github.com/lpauth/lpauth-operator/api/v1alpha1"
+)
+
+const usage = `Usage: lpauth-operator <command> [flags]
+
+Commands:
+  manager      run the operator (reconciles SigningKeys, TokenServers, LivePersonAuthClients)
+  tokenserver  run the token server LivePerson calls
+  dev          run everything on an embedded control plane, for local development
+
+Run "lpauth-operator <command> -h" for a command's flags.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "lpauth-operator:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "manager":
+		return runManager(rest, stderr)
+	case "tokenserver", "dev":
+		// Honest placeholders: these roles are built by later work items, not faked here.
+		return fmt.Errorf("%q is not built yet in this version", cmd)
+	case "-h", "--help", "help":
+		fmt.Fprint(stderr, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// newScheme returns the scheme every role uses: the built-in kinds plus ours.
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(authv1alpha1.AddToScheme(s))
+	return s
+}
+
+func runManager(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	metricsAddr := fs.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
+	probeAddr := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	leaderElect := fs.Bool("leader-elect", false, "elect a leader so only one replica reconciles at a time")
+	opts := zap.Options{}
+	opts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("finding the cluster: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 newScheme(),
+		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
+		HealthProbeBindAddress: *probeAddr,
+		LeaderElection:         *leaderElect,
+		LeaderElectionID:       "lpauth-operator.auth.lpauth.dev",
+		// The Lease is released on a clean stop so a new leader takes over at once.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding the health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding the ready check: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Starting manager")
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
