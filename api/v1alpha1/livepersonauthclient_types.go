@@ -245,7 +245,8 @@ type LivePersonAuthClientStatus struct {
 	// +optional
 	AcknowledgedKeyID string `json:"acknowledgedKeyID,omitempty"`
 
-	// livePersonConsole is every value to paste into LivePerson's console.
+	// livePersonConsole is every value of LivePerson's "Consumer Identity Provider" form, ready to
+	// paste: kubectl get lpac NAME -o jsonpath='{.status.livePersonConsole}'.
 	// +optional
 	LivePersonConsole *LivePersonConsole `json:"livePersonConsole,omitempty"`
 }

@@ -59,8 +59,9 @@ type TokenServerSpec struct {
 	// +optional
 	Ingress *IngressSpec `json:"ingress,omitempty"`
 
-	// login is how a person is authenticated on the pop-out window's authorization page. Without
-	// it, only the SDK flows (issue API) work and /authorize shows an error page.
+	// login is how a person is authenticated on the pop-out window's authorization page: set
+	// exactly one of landingPage, upstreamOIDC, trustedHeaders or staticUsers. Without it, only
+	// the SDK flows (issue API) work and /authorize shows an error page.
 	// +optional
 	Login *LoginSpec `json:"login,omitempty"`
 

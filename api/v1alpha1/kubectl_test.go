@@ -1,0 +1,68 @@
+package v1alpha1_test
+
+import (
+	"os/exec"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/lpauth/lpauth-operator/controllers/testenv"
+)
+
+// What a platform team sees with the real kubectl: field docs and table columns.
+var _ = Describe("kubectl", func() {
+	var kubectl func(args ...string) string
+
+	BeforeEach(func() {
+		path, err := exec.LookPath("kubectl")
+		if err != nil {
+			Skip("kubectl is not on PATH")
+		}
+		kubeconfig, err := testenv.Kubeconfig(env, GinkgoT().TempDir())
+		Expect(err).NotTo(HaveOccurred())
+		kubectl = func(args ...string) string {
+			out, err := exec.Command(path, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), "kubectl %s: %s", strings.Join(args, " "), out)
+			return string(out)
+		}
+	})
+
+	DescribeTable("explains every field in words",
+		func(field, want string) {
+			Expect(kubectl("explain", field)).To(ContainSubstring(want))
+		},
+		Entry(nil, "signingkey", "Rotate"),
+		Entry(nil, "signingkey.spec.rotation.publishAhead", "relying parties cache the JWKS"),
+		Entry(nil, "signingkey.status.activePublicKey", `"JWT Public Key"`),
+		Entry(nil, "tokenserver.spec.issuer", "It cannot change"),
+		Entry(nil, "tokenserver.spec.login", "exactly one"),
+		Entry(nil, "tokenserver.spec.replayStore.type", "Memory (one replica)"),
+		Entry(nil, "livepersonauthclient.spec.redirectURIs", "prefix:"),
+		Entry(nil, "livepersonauthclient.spec.publicKeyMode", "console-updated"),
+		Entry(nil, "livepersonauthclient.status.livePersonConsole", "ready to"),
+	)
+
+	It("leaves no field undocumented", func() {
+		for _, kind := range []string{"signingkey", "tokenserver", "livepersonauthclient"} {
+			out := kubectl("explain", kind, "--recursive", "--output=plaintext-openapiv2")
+			Expect(out).To(ContainSubstring("FIELDS:"))
+			// Every field of ours has a description, so the non-recursive view of each of its
+			// top-level parts must never say "<empty>".
+			for _, part := range []string{"spec", "status"} {
+				Expect(kubectl("explain", kind+"."+part)).NotTo(ContainSubstring("<empty>"), "%s.%s", kind, part)
+			}
+		}
+	})
+
+	It("shows the key facts as table columns, by short name", func() {
+		ns := newNamespace()
+		Expect(create(object("SigningKey", ns, validSigningKey))).To(Succeed())
+		Expect(create(object("TokenServer", ns, validTokenServer))).To(Succeed())
+		Expect(create(object("LivePersonAuthClient", ns, validClient))).To(Succeed())
+		Expect(kubectl("get", "sk", "-n", ns)).To(MatchRegexp(`NAME\s+ALGORITHM\s+ACTIVE KEY\s+NEXT ROTATION\s+READY\s+AGE`))
+		Expect(kubectl("get", "ts", "-n", ns)).To(MatchRegexp(`NAME\s+ISSUER\s+READY\s+REPLICAS\s+AGE\n\S+\s+https://auth.brand.example`))
+		Expect(kubectl("get", "lpac", "-n", ns)).To(MatchRegexp(`NAME\s+ACCOUNT\s+FLOW\s+CLIENT ID\s+READY\s+AGE\n\S+\s+12345678\s+Code`))
+		Expect(kubectl("get", "lpauth", "-n", ns)).To(ContainSubstring("livepersonauthclient.auth.lpauth.dev/"))
+	})
+})

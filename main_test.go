@@ -1,0 +1,36 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestRunRejectsBadCommands(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no command given"},
+		{[]string{"serve"}, `unknown command "serve"`},
+		{[]string{"tokenserver"}, "not built yet"},
+		{[]string{"manager", "--no-such-flag"}, "flag provided but not defined"},
+	} {
+		err := run(tc.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	var out strings.Builder
+	if err := run([]string{"help"}, &out); err != nil {
+		t.Fatalf("run(help) = %v, want nil", err)
+	}
+	for _, cmd := range []string{"manager", "tokenserver", "dev"} {
+		if !strings.Contains(out.String(), cmd) {
+			t.Errorf("help does not mention %q:\n%s", cmd, out.String())
+		}
+	}
+}
