@@ -7,7 +7,7 @@ SHELL := /usr/bin/env bash -o pipefail
 
 export GOTOOLCHAIN ?= local
 
-CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lpauth
+CACHE ?= $(or $(LPAUTH_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lpauth)
 export LPAUTH_CACHE := $(CACHE)
 TOOLS := $(CACHE)/bin
 
