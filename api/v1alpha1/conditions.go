@@ -87,9 +87,18 @@ const (
 
 // Labels and Secret types the operator writes.
 const (
-	// LabelTokenServer names the TokenServer whose token server must read a Secret. The token
-	// server caches only Secrets that carry it.
-	LabelTokenServer = "auth.lpauth.dev/token-server"
+	// LabelTokenServerReads marks, with the value "true", every Secret a token server must read
+	// (signing keys, client secrets, its own credentials). Token servers and the operator cache
+	// only Secrets that carry it.
+	LabelTokenServerReads = "auth.lpauth.dev/token-server-reads"
+	// LabelSigningKey names the SigningKey that owns a key Secret.
+	LabelSigningKey = "auth.lpauth.dev/signing-key"
+
+	// AnnotationHandledRotate and AnnotationHandledRevoke on a key Secret record the last rotate
+	// and revoke requests acted on. They live in the Secret, written with the keys, so a crash
+	// between writing the keys and writing status can never act on one request twice.
+	AnnotationHandledRotate = "auth.lpauth.dev/handled-rotate"
+	AnnotationHandledRevoke = "auth.lpauth.dev/handled-revoke"
 	// LabelManagedBy marks objects the operator created.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy.

@@ -110,7 +110,7 @@ type LivePersonAuthClientSpec struct {
 	// idToken shapes the tokens issued to this client.
 	// +kubebuilder:default={}
 	// +optional
-	IDToken IDTokenSpec `json:"idToken,omitempty"`
+	IDToken IDTokenSpec `json:"idToken,omitzero"`
 
 	// encryption, when set, wraps every token in a JWE for LivePerson's public key.
 	// +optional
@@ -134,7 +134,7 @@ type IDTokenSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="lifetime must be between 1m and 24h"
 	// +optional
-	Lifetime metav1.Duration `json:"lifetime,omitempty"`
+	Lifetime metav1.Duration `json:"lifetime,omitzero"`
 
 	// audience is the aud claim; the client id when unset. LivePerson does not check it.
 	// +kubebuilder:validation:MaxLength=256

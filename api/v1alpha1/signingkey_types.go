@@ -50,7 +50,7 @@ type SigningKeySpec struct {
 	// rotation is when keys are replaced and how long each is published around its active time.
 	// +kubebuilder:default={}
 	// +optional
-	Rotation KeyRotation `json:"rotation,omitempty"`
+	Rotation KeyRotation `json:"rotation,omitzero"`
 }
 
 // KeyRotation is the rotation policy of a SigningKey.
@@ -64,7 +64,7 @@ type KeyRotation struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h') && duration(self) <= duration('87600h')",message="every must be between 1h and 87600h (10 years)"
 	// +optional
-	Every metav1.Duration `json:"every,omitempty"`
+	Every metav1.Duration `json:"every,omitzero"`
 
 	// publishAhead is how long a new key is in the JWKS before it signs. It must exceed how long
 	// relying parties cache the JWKS (LivePerson's cache time is undocumented: assume hours).
@@ -73,7 +73,7 @@ type KeyRotation struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
 	// +optional
-	PublishAhead metav1.Duration `json:"publishAhead,omitempty"`
+	PublishAhead metav1.Duration `json:"publishAhead,omitzero"`
 
 	// retainAfterRetire is how long a retired key stays in the JWKS. It must be at least the
 	// longest id_token lifetime of any client plus clock skew, or tokens signed just before a
@@ -84,7 +84,7 @@ type KeyRotation struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('8760h')",message="retainAfterRetire must be at most 8760h (1 year)"
 	// +optional
-	RetainAfterRetire metav1.Duration `json:"retainAfterRetire,omitempty"`
+	RetainAfterRetire metav1.Duration `json:"retainAfterRetire,omitzero"`
 
 	// paused stops scheduled rotation. The rotate and revoke annotations still act.
 	// +optional
@@ -175,6 +175,13 @@ type KeyStatus struct {
 	// removeAt is when a retired key leaves the JWKS.
 	// +optional
 	RemoveAt *metav1.Time `json:"removeAt,omitempty"`
+
+	// publicJWK is the key's public JWK (JSON). It is kept here as well as in the Secret so that
+	// a deleted or damaged Secret never takes a published key out of the JWKS: tokens it signed
+	// keep verifying until they expire.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	PublicJWK string `json:"publicJWK,omitempty"`
 }
 
 // SigningKey is a set of signing keys with a lifecycle: each key is published (Next) before it
@@ -196,7 +203,7 @@ type SigningKey struct {
 	// spec is the desired key set.
 	// +kubebuilder:default={}
 	// +optional
-	Spec SigningKeySpec `json:"spec,omitempty"`
+	Spec SigningKeySpec `json:"spec,omitzero"`
 
 	// status is the observed key set: public facts only.
 	// +optional

@@ -76,7 +76,7 @@ type TokenServerSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('10m')",message="codeTTL must be between 10s and 10m"
 	// +optional
-	CodeTTL metav1.Duration `json:"codeTTL,omitempty"`
+	CodeTTL metav1.Duration `json:"codeTTL,omitzero"`
 }
 
 // IngressSpec configures the Ingress in front of the token server.
@@ -138,7 +138,7 @@ type LandingPageLogin struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('1h')",message="requestTTL must be between 1m and 1h"
 	// +optional
-	RequestTTL metav1.Duration `json:"requestTTL,omitempty"`
+	RequestTTL metav1.Duration `json:"requestTTL,omitzero"`
 }
 
 // UpstreamOIDCLogin is the brand's OpenID provider.

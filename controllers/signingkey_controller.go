@@ -1,0 +1,292 @@
+// Package controllers holds one reconciler per kind, with pure builders and status setters
+// beside each.
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/controllers/rotation"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+)
+
+// SigningKeyReconciler keeps each SigningKey's Secret holding a safely rotating key set and
+// mirrors its public facts into status. The Secret is the source of truth and is always written
+// before status.
+type SigningKeyReconciler struct {
+	client.Client
+	// APIReader reads the key Secret uncached, so a reconcile never acts on a stale copy of the
+	// one object that holds the keys.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  recorder.EventRecorder
+	Clock     clock.PassiveClock
+	pool      *keyPool
+}
+
+// NewSigningKeyReconciler returns a reconciler that generates keys with generate (keys.Generate
+// when nil) and reads the time from clk (the real clock when nil).
+func NewSigningKeyReconciler(c client.Client, apiReader client.Reader, scheme *runtime.Scheme, rec recorder.EventRecorder, clk clock.PassiveClock, generate KeyGenerator) *SigningKeyReconciler {
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	if generate == nil {
+		generate = keys.Generate
+	}
+	return &SigningKeyReconciler{Client: c, APIReader: apiReader, Scheme: scheme, Recorder: rec, Clock: clk, pool: newKeyPool(generate)}
+}
+
+// SecretName is the name of a SigningKey's key Secret.
+func SecretName(sk *v1alpha1.SigningKey) string { return sk.Name + "-signing-keys" }
+
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// skScope is what the phases of one SigningKey reconcile share.
+type skScope struct {
+	sk      *v1alpha1.SigningKey
+	now     time.Time
+	secret  *corev1.Secret // nil when it does not exist yet
+	set     []keys.Key     // the keys read from the Secret, then the keys stored
+	repairs []string       // what was wrong with the Secret
+	handled struct{ rotate, revoke string }
+	result  rotation.Result
+}
+
+func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+	sk := &v1alpha1.SigningKey{}
+	if err := r.Get(ctx, req.NamespacedName, sk); err != nil {
+		if apierrors.IsNotFound(err) {
+			// The Secret goes with its owner reference; only our memory is left to clean.
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	base := sk.DeepCopy()
+	s := &skScope{sk: sk, now: r.Clock.Now()}
+
+	defer func() {
+		setSigningKeyReady(sk, reterr)
+		sk.Status.ObservedGeneration = sk.Generation
+		if equality.Semantic.DeepEqual(base.Status, sk.Status) {
+			return
+		}
+		if err := r.Status().Patch(ctx, sk, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			reterr = errors.Join(reterr, fmt.Errorf("writing status: %w", err))
+		}
+	}()
+
+	if err := r.readKeys(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.recoverFromStatus(s)
+	if err := r.advance(s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.storeKeys(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.emitEvents(s)
+	if err := setKeyStatus(sk, s.set, SecretName(sk), s.result.NextRotation, s.handled.rotate, s.handled.revoke); err != nil {
+		return ctrl.Result{}, err
+	}
+	setRotatingCondition(sk, s.set, s.result.Early, s.now, sk.Spec.Rotation.PublishAhead.Duration)
+	setDegradedCondition(sk, s.repairs, s.set)
+	return requeueAt(s.now, s.result.NextDue), nil
+}
+
+// requeueAt asks to be called again at due, the next rotation or removal: no polling.
+func requeueAt(now, due time.Time) ctrl.Result {
+	if due.IsZero() {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: max(due.Sub(now), time.Second)}
+}
+
+// readKeys reads the Secret and keeps every key it can parse.
+func (r *SigningKeyReconciler) readKeys(ctx context.Context, s *skScope) error {
+	secret := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.sk.Namespace, Name: SecretName(s.sk)}, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		if len(s.sk.Status.Keys) > 0 {
+			s.repairs = append(s.repairs, "the Secret was deleted")
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the key Secret: %w", err)
+	}
+	if !metav1.IsControlledBy(secret, s.sk) {
+		return fmt.Errorf("secret %s exists and is not owned by this SigningKey; delete or rename it", secret.Name)
+	}
+	s.secret = secret
+	s.set, s.repairs = keys.Decode(secret.Data)
+	s.handled.rotate = secret.Annotations[v1alpha1.AnnotationHandledRotate]
+	s.handled.revoke = secret.Annotations[v1alpha1.AnnotationHandledRevoke]
+	return nil
+}
+
+// recoverFromStatus puts back, public part only, every key status still lists as published
+// (Active or Retired, not yet due for removal) that the Secret lost. Such a key never signs
+// again, but tokens it signed keep verifying until they expire. A lost Next key never signed
+// and is simply replaced.
+func (r *SigningKeyReconciler) recoverFromStatus(s *skScope) {
+	have := map[string]bool{}
+	for _, k := range s.set {
+		have[k.ID()] = true
+	}
+	retain := s.sk.Spec.Rotation.RetainAfterRetire.Duration
+	for _, ks := range s.sk.Status.Keys {
+		if have[ks.KeyID] || ks.State == v1alpha1.KeyNext || ks.KeyID == s.handled.revoke || ks.PublicJWK == "" {
+			continue
+		}
+		k := keys.Key{State: v1alpha1.KeyRetired, CreatedAt: ks.CreatedAt.Time, RetiresAt: s.now, RemoveAt: s.now.Add(retain)}
+		if ks.ActivatesAt != nil {
+			k.ActivatesAt = ks.ActivatesAt.Time
+		}
+		if ks.State == v1alpha1.KeyRetired && ks.RetiresAt != nil && ks.RemoveAt != nil {
+			k.RetiresAt, k.RemoveAt = ks.RetiresAt.Time, ks.RemoveAt.Time
+		}
+		if !s.now.Before(k.RemoveAt) {
+			continue
+		}
+		if err := json.Unmarshal([]byte(ks.PublicJWK), &k.JWK); err != nil || k.JWK.KeyID != ks.KeyID || !k.JWK.IsPublic() {
+			continue
+		}
+		s.set = append(s.set, k)
+		s.repairs = append(s.repairs, fmt.Sprintf("key %s restored from status without its private part", ks.KeyID))
+	}
+}
+
+// advance runs one step of the lifecycle with the requests from the annotations.
+func (r *SigningKeyReconciler) advance(s *skScope) error {
+	spec := s.sk.Spec
+	bits := 2048
+	if spec.RSAKeySize != nil {
+		bits = int(*spec.RSAKeySize)
+	}
+	alg := spec.Algorithm
+	if alg == "" {
+		alg = v1alpha1.RS256
+	}
+	var req rotation.Requests
+	if v := s.sk.Annotations[v1alpha1.AnnotationRotate]; v != "" && v != s.handled.rotate {
+		req.Rotate, s.handled.rotate = true, v
+	}
+	if v := s.sk.Annotations[v1alpha1.AnnotationRevoke]; v != "" && v != s.handled.revoke {
+		req.Revoke, s.handled.revoke = v, v
+	}
+	policy := rotation.Policy{
+		Algorithm: alg, RSABits: bits,
+		Every: spec.Rotation.Every.Duration, PublishAhead: spec.Rotation.PublishAhead.Duration,
+		RetainAfterRetire: spec.Rotation.RetainAfterRetire.Duration,
+		Paused:            spec.Rotation.Paused,
+	}
+	res, err := rotation.Advance(s.set, s.now, policy, req, r.pool.generator(s.sk.UID, alg, bits))
+	if err != nil {
+		return fmt.Errorf("generating a key: %w", err)
+	}
+	s.result = res
+	return nil
+}
+
+// storeKeys writes the new set to the Secret when anything changed. Optimistic concurrency
+// (resourceVersion) turns a concurrent writer into a conflict and a retry, never a lost key.
+func (r *SigningKeyReconciler) storeKeys(ctx context.Context, s *skScope) error {
+	data, err := keys.Encode(s.result.Keys)
+	if err != nil {
+		return err
+	}
+	want := &corev1.Secret{}
+	if s.secret != nil {
+		want = s.secret.DeepCopy()
+	}
+	want.Name, want.Namespace = SecretName(s.sk), s.sk.Namespace
+	want.Type = v1alpha1.SecretTypeSigningKeys
+	want.Labels = mergeMaps(want.Labels, map[string]string{
+		v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelSigningKey: s.sk.Name,
+		v1alpha1.LabelTokenServerReads: "true",
+	})
+	want.Annotations = mergeMaps(want.Annotations, map[string]string{
+		v1alpha1.AnnotationHandledRotate: s.handled.rotate, v1alpha1.AnnotationHandledRevoke: s.handled.revoke,
+	})
+	want.Data = data
+	if err := controllerutil.SetControllerReference(s.sk, want, r.Scheme); err != nil {
+		return err
+	}
+	switch {
+	case s.secret == nil:
+		err = r.Create(ctx, want)
+	case !equality.Semantic.DeepEqual(s.secret, want):
+		err = r.Update(ctx, want)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the key Secret: %w", err)
+	}
+	r.pool.stored(s.sk.UID, s.result.Keys)
+	s.set = s.result.Keys
+	return nil
+}
+
+func mergeMaps(dst, src map[string]string) map[string]string {
+	out := maps.Clone(dst)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for k, v := range src {
+		if v == "" {
+			delete(out, k)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// emitEvents records what the stored step did; it runs only after the write succeeded, so an
+// event never describes a change that was lost.
+func (r *SigningKeyReconciler) emitEvents(s *skScope) {
+	if r.Recorder == nil {
+		return
+	}
+	for _, repair := range s.repairs {
+		r.Recorder.Eventf(s.sk, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretRecovered, "Repair", "Key Secret: %s", repair)
+	}
+	for _, e := range s.result.Events {
+		kind := corev1.EventTypeNormal
+		if e.Warning {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(s.sk, nil, kind, e.Reason, "Rotate", "%s", e.Message)
+	}
+}
+
+// SetupWithManager watches SigningKeys (spec changes and annotations) and their Secrets.
+func (r *SigningKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.SigningKey{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		Named("signingkey").
+		Complete(r)
+}
+

@@ -1,0 +1,239 @@
+package controllers_test
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/controllers"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+)
+
+const (
+	every        = 720 * time.Hour
+	publishAhead = 24 * time.Hour
+	retain       = 25 * time.Hour
+)
+
+func newSigningKey(ns string, alg v1alpha1.SigningAlgorithm) *v1alpha1.SigningKey {
+	sk := &v1alpha1.SigningKey{
+		ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: ns},
+		Spec: v1alpha1.SigningKeySpec{Algorithm: alg, Rotation: v1alpha1.KeyRotation{
+			Every: metav1.Duration{Duration: every}, PublishAhead: metav1.Duration{Duration: publishAhead},
+			RetainAfterRetire: metav1.Duration{Duration: retain},
+		}},
+	}
+	Expect(k8s.Create(ctx, sk)).To(Succeed())
+	return sk
+}
+
+func get(sk *v1alpha1.SigningKey) *v1alpha1.SigningKey {
+	out := &v1alpha1.SigningKey{}
+	Expect(k8s.Get(ctx, client.ObjectKeyFromObject(sk), out)).To(Succeed())
+	return out
+}
+
+// ready waits until the SigningKey is Ready for its current generation and returns it.
+func ready(sk *v1alpha1.SigningKey) *v1alpha1.SigningKey {
+	var out *v1alpha1.SigningKey
+	Eventually(func(g Gomega) {
+		out = get(sk)
+		c := meta.FindStatusCondition(out.Status.Conditions, v1alpha1.ConditionReady)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
+		g.Expect(c.ObservedGeneration).To(Equal(out.Generation))
+	}).Should(Succeed())
+	return out
+}
+
+func keyIn(sk *v1alpha1.SigningKey, state v1alpha1.KeyState) v1alpha1.KeyStatus {
+	for _, k := range sk.Status.Keys {
+		if k.State == state {
+			return k
+		}
+	}
+	return v1alpha1.KeyStatus{}
+}
+
+func secretOf(sk *v1alpha1.SigningKey) *corev1.Secret {
+	s := &corev1.Secret{}
+	Expect(k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: controllers.SecretName(sk)}, s)).To(Succeed())
+	return s
+}
+
+func storedKeys(sk *v1alpha1.SigningKey) map[string]keys.Key {
+	set, problems := keys.Decode(secretOf(sk).Data)
+	Expect(problems).To(BeEmpty())
+	out := map[string]keys.Key{}
+	for _, k := range set {
+		out[k.ID()] = k
+	}
+	return out
+}
+
+func annotate(sk *v1alpha1.SigningKey, key, value string) {
+	cur := get(sk)
+	base := cur.DeepCopy()
+	if cur.Annotations == nil {
+		cur.Annotations = map[string]string{}
+	}
+	cur.Annotations[key] = value
+	Expect(k8s.Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+}
+
+// poke makes the controller look again after the fake clock moved (in production, RequeueAfter
+// does this at the due time; the fake clock does not move real timers).
+func poke(sk *v1alpha1.SigningKey) { annotate(sk, "test.lpauth.dev/poke", time.Now().String()) }
+
+var _ = Describe("SigningKey", func() {
+	It("creates an owned Secret with an Active and a Next key, and mirrors only public facts", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.RS256))
+		Expect(sk.Status.Keys).To(HaveLen(2))
+		active, next := keyIn(sk, v1alpha1.KeyActive), keyIn(sk, v1alpha1.KeyNext)
+		Expect(sk.Status.ActiveKeyID).To(Equal(active.KeyID))
+		Expect(next.KeyID).NotTo(BeEmpty())
+		Expect(sk.Status.NextRotationTime.Time).To(BeTemporally("~", active.ActivatesAt.Add(every), time.Second))
+
+		der, err := base64.StdEncoding.DecodeString(sk.Status.ActivePublicKey)
+		Expect(err).NotTo(HaveOccurred())
+		pub, err := x509.ParsePKIXPublicKey(der)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(pub.(*rsa.PublicKey).N.BitLen()).To(Equal(2048))
+
+		secret := secretOf(sk)
+		Expect(string(secret.Type)).To(Equal(v1alpha1.SecretTypeSigningKeys))
+		Expect(metav1.IsControlledBy(secret, sk)).To(BeTrue())
+		Expect(secret.Labels).To(HaveKeyWithValue(v1alpha1.LabelTokenServerReads, "true"))
+		Expect(storedKeys(sk)).To(HaveKey(active.KeyID))
+		Expect(storedKeys(sk)[active.KeyID].CanSign()).To(BeTrue())
+
+		for _, c := range []string{v1alpha1.ConditionRotating, v1alpha1.ConditionDegraded} {
+			cond := meta.FindStatusCondition(sk.Status.Conditions, c)
+			Expect(cond).NotTo(BeNil())
+			Expect(cond.Status).To(Equal(metav1.ConditionFalse), "%s: %s", c, cond.Message)
+		}
+		Eventually(func(g Gomega) {
+			evs := &eventsv1.EventList{}
+			g.Expect(k8s.List(ctx, evs, client.InNamespace(sk.Namespace))).To(Succeed())
+			var reasons []string
+			for _, e := range evs.Items {
+				reasons = append(reasons, e.Reason)
+			}
+			g.Expect(reasons).To(ContainElements("KeyCreated", v1alpha1.ReasonKeysPublished))
+		}).Should(Succeed())
+	})
+
+	It("rotates on schedule and removes the retired key when its window ends", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.ES256))
+		active, next := keyIn(sk, v1alpha1.KeyActive).KeyID, keyIn(sk, v1alpha1.KeyNext).KeyID
+
+		clock.Step(every + time.Minute)
+		poke(sk)
+		Eventually(func() string { return get(sk).Status.ActiveKeyID }).Should(Equal(next))
+		sk = get(sk)
+		retired := keyIn(sk, v1alpha1.KeyRetired)
+		Expect(retired.KeyID).To(Equal(active))
+		Expect(retired.RemoveAt.Time).To(BeTemporally("~", clock.Now().Add(retain), time.Second))
+		Expect(storedKeys(sk)).To(HaveKey(active), "the retired key must stay published")
+		Expect(meta.IsStatusConditionTrue(sk.Status.Conditions, v1alpha1.ConditionRotating)).To(BeTrue())
+
+		clock.Step(retain + time.Minute)
+		poke(sk)
+		Eventually(func() map[string]keys.Key { return storedKeys(sk) }).ShouldNot(HaveKey(active))
+		Eventually(func() []v1alpha1.KeyStatus { return get(sk).Status.Keys }).Should(HaveLen(2))
+	})
+
+	It("rotates once per distinct rotate annotation, warning when the next key is too new", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.ES256))
+		next := keyIn(sk, v1alpha1.KeyNext).KeyID
+
+		start := time.Now()
+		annotate(sk, v1alpha1.AnnotationRotate, "ticket-1")
+		Eventually(func() string { return get(sk).Status.ActiveKeyID }).WithPolling(5 * time.Millisecond).Should(Equal(next))
+		AddReportEntry("annotate to status updated", time.Since(start).String())
+		sk = ready(sk)
+		Expect(sk.Status.LastRotateRequest).To(Equal("ticket-1"))
+		c := meta.FindStatusCondition(sk.Status.Conditions, v1alpha1.ConditionRotating)
+		Expect(c.Reason).To(Equal(v1alpha1.ReasonRotationEarly))
+
+		poke(sk) // same rotate value, another change: no second rotation
+		Consistently(func() string { return get(sk).Status.ActiveKeyID }, "1s").Should(Equal(next))
+	})
+
+	It("revokes the active key at once and activates a fresh one", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.ES256))
+		active, next := keyIn(sk, v1alpha1.KeyActive).KeyID, keyIn(sk, v1alpha1.KeyNext).KeyID
+		annotate(sk, v1alpha1.AnnotationRevoke, active)
+		Eventually(func() map[string]keys.Key { return storedKeys(sk) }).ShouldNot(HaveKey(active))
+		// The Secret is written before status: wait for status to catch up.
+		Eventually(func() string { return get(sk).Status.ActiveKeyID }).ShouldNot(BeElementOf(active, next, ""))
+		sk = ready(sk)
+		Expect(keyIn(sk, v1alpha1.KeyNext).KeyID).To(Equal(next))
+		for _, k := range sk.Status.Keys {
+			Expect(k.KeyID).NotTo(Equal(active))
+		}
+	})
+
+	It("keeps publishing every key when its Secret is deleted", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.ES256))
+		active := keyIn(sk, v1alpha1.KeyActive).KeyID
+		old := secretOf(sk)
+		Expect(k8s.Delete(ctx, old)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			s := &corev1.Secret{}
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(old), s)).To(Succeed())
+			g.Expect(s.UID).NotTo(Equal(old.UID))
+		}).Should(Succeed())
+		Eventually(func() *v1alpha1.SigningKey { return get(sk) }).Should(WithTransform(func(s *v1alpha1.SigningKey) bool {
+			return meta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionDegraded)
+		}, BeTrue()))
+		stored := storedKeys(sk)
+		Expect(stored).To(HaveKey(active), "the lost active key must stay in the JWKS")
+		Expect(stored[active].CanSign()).To(BeFalse())
+		Expect(stored[active].State).To(Equal(v1alpha1.KeyRetired))
+		sk = ready(sk)
+		Expect(sk.Status.ActiveKeyID).NotTo(Equal(active))
+		Expect(storedKeys(sk)[sk.Status.ActiveKeyID].CanSign()).To(BeTrue())
+	})
+
+	It("recovers what it can from a Secret with garbage in it", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.ES256))
+		active, next := keyIn(sk, v1alpha1.KeyActive).KeyID, keyIn(sk, v1alpha1.KeyNext).KeyID
+		s := secretOf(sk)
+		s.Data[keys.DataKey(next)] = []byte("{garbage")
+		s.Data["notes"] = []byte("someone was here")
+		Expect(k8s.Update(ctx, s)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			set, problems := keys.Decode(secretOf(sk).Data)
+			g.Expect(problems).To(BeEmpty())
+			g.Expect(set).To(HaveLen(2))
+		}).Should(Succeed())
+		Eventually(func() string { return keyIn(get(sk), v1alpha1.KeyNext).KeyID }).ShouldNot(Equal(next))
+		sk = ready(sk)
+		Expect(sk.Status.ActiveKeyID).To(Equal(active), "an intact active key is kept")
+		Expect(keyIn(sk, v1alpha1.KeyNext).KeyID).NotTo(Equal(next))
+		c := meta.FindStatusCondition(sk.Status.Conditions, v1alpha1.ConditionDegraded)
+		Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		Expect(c.Message).To(ContainSubstring("unreadable"))
+	})
+
+	It("survives a write conflict without generating any key twice", func() {
+		before, conflicts := keysGenerated.Load(), conflictsInjected.Load()
+		sk := ready(newSigningKey(newNamespace("conflict"), v1alpha1.RS256))
+		Expect(conflictsInjected.Load() - conflicts).To(Equal(int64(1)))
+		Expect(keysGenerated.Load() - before).To(Equal(int64(2)), "one Active and one Next key, each generated once")
+		Expect(storedKeys(sk)).To(HaveLen(2))
+	})
+})

@@ -1,0 +1,140 @@
+package controllers
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+)
+
+// Pure status builders for SigningKey: inputs in, status fields out, no I/O.
+
+// keyStatuses mirrors the public facts of a key set.
+func keyStatuses(set []keys.Key) ([]v1alpha1.KeyStatus, error) {
+	out := make([]v1alpha1.KeyStatus, 0, len(set))
+	for _, k := range set {
+		pub, err := json.Marshal(keys.PublicJWK(k))
+		if err != nil {
+			return nil, fmt.Errorf("encoding the public key %s: %w", k.ID(), err)
+		}
+		out = append(out, v1alpha1.KeyStatus{
+			KeyID: k.ID(), Algorithm: k.Algorithm(), State: k.State,
+			CreatedAt:   metav1.NewTime(k.CreatedAt),
+			ActivatesAt: optionalTime(k.ActivatesAt),
+			RetiresAt:   optionalTime(k.RetiresAt),
+			RemoveAt:    optionalTime(k.RemoveAt),
+			PublicJWK:   string(pub),
+		})
+	}
+	return out, nil
+}
+
+func optionalTime(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewTime(t)
+	return &mt
+}
+
+// setKeyStatus writes everything status says about the stored set.
+func setKeyStatus(sk *v1alpha1.SigningKey, set []keys.Key, secretName string, nextRotation time.Time, handledRotate, handledRevoke string) error {
+	statuses, err := keyStatuses(set)
+	if err != nil {
+		return err
+	}
+	sk.Status.Keys = statuses
+	sk.Status.SecretName = secretName
+	sk.Status.NextRotationTime = optionalTime(nextRotation)
+	sk.Status.LastRotateRequest = handledRotate
+	sk.Status.LastRevokeRequest = handledRevoke
+	sk.Status.ActiveKeyID, sk.Status.ActivePublicKey = "", ""
+	if active, ok := keys.Active(set); ok {
+		spki, err := keys.SPKI(active)
+		if err != nil {
+			return err
+		}
+		sk.Status.ActiveKeyID, sk.Status.ActivePublicKey = active.ID(), spki
+	}
+	return nil
+}
+
+// setSigningKeyReady: True once the Secret holds an Active key; otherwise the error says why.
+func setSigningKeyReady(sk *v1alpha1.SigningKey, err error) {
+	c := metav1.Condition{Type: v1alpha1.ConditionReady, ObservedGeneration: sk.Generation}
+	switch {
+	case err != nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonReconcileError, err.Error()
+	case sk.Status.ActiveKeyID == "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonReconcileError, "No active key yet"
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonReconciled
+		c.Message = fmt.Sprintf("Key %s signs; %d keys published", sk.Status.ActiveKeyID, len(sk.Status.Keys))
+	}
+	meta.SetStatusCondition(&sk.Status.Conditions, c)
+}
+
+// setRotatingCondition says whether a rotation is under way and whether it was forced early.
+// An early rotation keeps its reason until the new key has been published for publishAhead,
+// the time relying parties may still hold a JWKS without it.
+func setRotatingCondition(sk *v1alpha1.SigningKey, set []keys.Key, earlyNow bool, now time.Time, publishAhead time.Duration) {
+	c := metav1.Condition{Type: v1alpha1.ConditionRotating, ObservedGeneration: sk.Generation}
+	active, _ := keys.Active(set)
+	prev := meta.FindStatusCondition(sk.Status.Conditions, v1alpha1.ConditionRotating)
+	stillEarly := prev != nil && prev.Reason == v1alpha1.ReasonRotationEarly && now.Before(active.ActivatesAt.Add(publishAhead))
+	retired := 0
+	for _, k := range set {
+		if k.State == v1alpha1.KeyRetired {
+			retired++
+		}
+	}
+	switch {
+	case earlyNow || stillEarly:
+		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonRotationEarly
+		c.Message = fmt.Sprintf("Key %s was activated before it had been published for publishAhead (%s): relying parties that cached the JWKS may fail verification until %s",
+			active.ID(), publishAhead, active.ActivatesAt.Add(publishAhead).UTC().Format(time.RFC3339))
+	case retired > 0:
+		c.Status, c.Reason = metav1.ConditionTrue, "RetiredKeysPublished"
+		c.Message = fmt.Sprintf("%d retired keys stay published until the tokens they signed expire", retired)
+	case sk.Spec.Rotation.Paused:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonRotationPaused, "Scheduled rotation is paused (spec.rotation.paused)"
+	default:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonIdle, "The next key is published and waits for its rotation time"
+	}
+	meta.SetStatusCondition(&sk.Status.Conditions, c)
+}
+
+// setDegradedCondition: True while the operator had to repair the Secret, or still publishes keys
+// whose private part was lost.
+func setDegradedCondition(sk *v1alpha1.SigningKey, repairs []string, set []keys.Key) {
+	c := metav1.Condition{Type: v1alpha1.ConditionDegraded, ObservedGeneration: sk.Generation}
+	lost := 0
+	for _, k := range set {
+		if !k.CanSign() {
+			lost++
+		}
+	}
+	switch {
+	case len(repairs) > 0:
+		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonSecretRecovered
+		c.Message = "Repaired the key Secret: " + joinLimited(repairs, 5)
+	case lost > 0:
+		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonSecretRecovered
+		c.Message = fmt.Sprintf("%d published keys lost their private part and are kept from status until they expire", lost)
+	default:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonReconciled, "The key Secret is intact"
+	}
+	meta.SetStatusCondition(&sk.Status.Conditions, c)
+}
+
+func joinLimited(items []string, n int) string {
+	if len(items) <= n {
+		return fmt.Sprint(items)
+	}
+	return fmt.Sprintf("%v and %d more", items[:n], len(items)-n)
+}
