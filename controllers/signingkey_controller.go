@@ -289,4 +289,3 @@ func (r *SigningKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("signingkey").
 		Complete(r)
 }
-

@@ -233,7 +233,7 @@ var _ = Describe("SigningKey", func() {
 		before, conflicts := keysGenerated.Load(), conflictsInjected.Load()
 		sk := ready(newSigningKey(newNamespace("conflict"), v1alpha1.RS256))
 		Expect(conflictsInjected.Load() - conflicts).To(Equal(int64(1)))
-		Expect(keysGenerated.Load() - before).To(Equal(int64(2)), "one Active and one Next key, each generated once")
+		Expect(keysGenerated.Load()-before).To(Equal(int64(2)), "one Active and one Next key, each generated once")
 		Expect(storedKeys(sk)).To(HaveLen(2))
 	})
 })

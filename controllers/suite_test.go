@@ -3,8 +3,8 @@ package controllers_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,7 +93,9 @@ func countingGenerator(alg v1alpha1.SigningAlgorithm, bits int) (jose.JSONWebKey
 
 // conflictOnce makes the first write of each key Secret in a "conflict-*" namespace fail with a
 // conflict, as if another writer had got there first.
-func conflictOnce(c client.Client) client.Client { return &conflictClient{Client: c, seen: map[string]bool{}} }
+func conflictOnce(c client.Client) client.Client {
+	return &conflictClient{Client: c, seen: map[string]bool{}}
+}
 
 type conflictClient struct {
 	client.Client
