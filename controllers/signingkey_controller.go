@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,7 +71,11 @@ type skScope struct {
 	set     []keys.Key     // the keys read from the Secret, then the keys stored
 	repairs []string       // what was wrong with the Secret
 	handled struct{ rotate, revoke string }
-	result  rotation.Result
+	// earlyUntil and lastRepair are kept in the Secret, not read back from status: status comes
+	// from a cache that may lag behind the operator's own last write.
+	earlyUntil time.Time
+	lastRepair repairRecord
+	result     rotation.Result
 }
 
 func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
@@ -83,7 +88,9 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	base := sk.DeepCopy()
-	s := &skScope{sk: sk, now: r.Clock.Now()}
+	// Whole seconds: status times are stored to the second, so finer times would make every
+	// reconcile see a change and write status again.
+	s := &skScope{sk: sk, now: r.Clock.Now().UTC().Truncate(time.Second)}
 
 	defer func() {
 		setSigningKeyReady(sk, reterr)
@@ -110,8 +117,8 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := setKeyStatus(sk, s.set, SecretName(sk), s.result.NextRotation, s.handled.rotate, s.handled.revoke); err != nil {
 		return ctrl.Result{}, err
 	}
-	setRotatingCondition(sk, s.set, s.result.Early, s.now, sk.Spec.Rotation.PublishAhead.Duration)
-	setDegradedCondition(sk, s.repairs, s.set)
+	setRotatingCondition(sk, s.set, s.earlyUntil, s.now)
+	setDegradedCondition(sk, s.lastRepair, s.set, s.now, sk.Spec.Rotation.RetainAfterRetire.Duration)
 	return requeueAt(s.now, s.result.NextDue), nil
 }
 
@@ -143,6 +150,8 @@ func (r *SigningKeyReconciler) readKeys(ctx context.Context, s *skScope) error {
 	s.set, s.repairs = keys.Decode(secret.Data)
 	s.handled.rotate = secret.Annotations[v1alpha1.AnnotationHandledRotate]
 	s.handled.revoke = secret.Annotations[v1alpha1.AnnotationHandledRevoke]
+	s.earlyUntil, _ = time.Parse(time.RFC3339, secret.Annotations[v1alpha1.AnnotationEarlyUntil])
+	s.lastRepair = parseRepair(secret.Annotations[v1alpha1.AnnotationLastRepair])
 	return nil
 }
 
@@ -207,6 +216,15 @@ func (r *SigningKeyReconciler) advance(s *skScope) error {
 		return fmt.Errorf("generating a key: %w", err)
 	}
 	s.result = res
+	if active, ok := keys.Active(res.Keys); ok && res.Early {
+		s.earlyUntil = active.ActivatesAt.Add(policy.PublishAhead)
+	}
+	if !s.earlyUntil.After(s.now) {
+		s.earlyUntil = time.Time{}
+	}
+	if len(s.repairs) > 0 {
+		s.lastRepair = repairRecord{at: s.now, what: joinLimited(s.repairs, 5)}
+	}
 	return nil
 }
 
@@ -229,6 +247,7 @@ func (r *SigningKeyReconciler) storeKeys(ctx context.Context, s *skScope) error 
 	})
 	want.Annotations = mergeMaps(want.Annotations, map[string]string{
 		v1alpha1.AnnotationHandledRotate: s.handled.rotate, v1alpha1.AnnotationHandledRevoke: s.handled.revoke,
+		v1alpha1.AnnotationEarlyUntil: formatTime(s.earlyUntil), v1alpha1.AnnotationLastRepair: s.lastRepair.String(),
 	})
 	want.Data = data
 	if err := controllerutil.SetControllerReference(s.sk, want, r.Scheme); err != nil {
@@ -288,4 +307,33 @@ func (r *SigningKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Secret{}).
 		Named("signingkey").
 		Complete(r)
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// repairRecord is the last repair of a key Secret, stored as "<RFC 3339 time> <what>".
+type repairRecord struct {
+	at   time.Time
+	what string
+}
+
+func parseRepair(v string) repairRecord {
+	at, what, _ := strings.Cut(v, " ")
+	t, err := time.Parse(time.RFC3339, at)
+	if err != nil {
+		return repairRecord{}
+	}
+	return repairRecord{at: t, what: what}
+}
+
+func (r repairRecord) String() string {
+	if r.at.IsZero() {
+		return ""
+	}
+	return formatTime(r.at) + " " + r.what
 }

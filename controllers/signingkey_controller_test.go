@@ -4,6 +4,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"os/exec"
+	"regexp"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers"
+	"github.com/lpauth/lpauth-operator/controllers/testenv"
 	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 )
 
@@ -131,6 +134,29 @@ var _ = Describe("SigningKey", func() {
 			}
 			g.Expect(reasons).To(ContainElements("KeyCreated", v1alpha1.ReasonKeysPublished))
 		}).Should(Succeed())
+	})
+
+	It("writes nothing once settled, and shows its facts in kubectl get", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.ES256))
+		versions := func() []string { return []string{get(sk).ResourceVersion, secretOf(sk).ResourceVersion} }
+		// The write after a change may be followed by one more status write from a reconcile
+		// that read a cached copy from before it; after that, nothing may be written at all.
+		var settled []string
+		Eventually(func(g Gomega) {
+			settled = versions()
+			g.Consistently(versions, "500ms").Should(Equal(settled))
+		}).Should(Succeed())
+		Consistently(versions, "2s").Should(Equal(settled))
+
+		kubectl, err := exec.LookPath("kubectl")
+		if err != nil {
+			Skip("kubectl is not on PATH")
+		}
+		kubeconfig, err := testenv.Kubeconfig(env, GinkgoT().TempDir())
+		Expect(err).NotTo(HaveOccurred())
+		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "sk", "-n", sk.Namespace).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		Expect(string(out)).To(MatchRegexp(`keys\s+ES256\s+` + regexp.QuoteMeta(get(sk).Status.ActiveKeyID) + `\s+\S+\s+True\s`))
 	})
 
 	It("rotates on schedule and removes the retired key when its window ends", func() {

@@ -80,13 +80,11 @@ func setSigningKeyReady(sk *v1alpha1.SigningKey, err error) {
 }
 
 // setRotatingCondition says whether a rotation is under way and whether it was forced early.
-// An early rotation keeps its reason until the new key has been published for publishAhead,
-// the time relying parties may still hold a JWKS without it.
-func setRotatingCondition(sk *v1alpha1.SigningKey, set []keys.Key, earlyNow bool, now time.Time, publishAhead time.Duration) {
+// An early rotation keeps its reason until earlyUntil, when the new key will have been published
+// for publishAhead, the time relying parties may still hold a JWKS without it.
+func setRotatingCondition(sk *v1alpha1.SigningKey, set []keys.Key, earlyUntil, now time.Time) {
 	c := metav1.Condition{Type: v1alpha1.ConditionRotating, ObservedGeneration: sk.Generation}
 	active, _ := keys.Active(set)
-	prev := meta.FindStatusCondition(sk.Status.Conditions, v1alpha1.ConditionRotating)
-	stillEarly := prev != nil && prev.Reason == v1alpha1.ReasonRotationEarly && now.Before(active.ActivatesAt.Add(publishAhead))
 	retired := 0
 	for _, k := range set {
 		if k.State == v1alpha1.KeyRetired {
@@ -94,10 +92,10 @@ func setRotatingCondition(sk *v1alpha1.SigningKey, set []keys.Key, earlyNow bool
 		}
 	}
 	switch {
-	case earlyNow || stillEarly:
+	case now.Before(earlyUntil):
 		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonRotationEarly
-		c.Message = fmt.Sprintf("Key %s was activated before it had been published for publishAhead (%s): relying parties that cached the JWKS may fail verification until %s",
-			active.ID(), publishAhead, active.ActivatesAt.Add(publishAhead).UTC().Format(time.RFC3339))
+		c.Message = fmt.Sprintf("Key %s was activated before it had been published for publishAhead: relying parties that cached the JWKS may fail verification until %s",
+			active.ID(), earlyUntil.UTC().Format(time.RFC3339))
 	case retired > 0:
 		c.Status, c.Reason = metav1.ConditionTrue, "RetiredKeysPublished"
 		c.Message = fmt.Sprintf("%d retired keys stay published until the tokens they signed expire", retired)
@@ -109,9 +107,10 @@ func setRotatingCondition(sk *v1alpha1.SigningKey, set []keys.Key, earlyNow bool
 	meta.SetStatusCondition(&sk.Status.Conditions, c)
 }
 
-// setDegradedCondition: True while the operator had to repair the Secret, or still publishes keys
-// whose private part was lost.
-func setDegradedCondition(sk *v1alpha1.SigningKey, repairs []string, set []keys.Key) {
+// setDegradedCondition: True for retainAfterRetire after the operator repaired the Secret (the
+// window in which keys it restored stay published), and while it still publishes keys whose
+// private part was lost.
+func setDegradedCondition(sk *v1alpha1.SigningKey, last repairRecord, set []keys.Key, now time.Time, window time.Duration) {
 	c := metav1.Condition{Type: v1alpha1.ConditionDegraded, ObservedGeneration: sk.Generation}
 	lost := 0
 	for _, k := range set {
@@ -120,12 +119,12 @@ func setDegradedCondition(sk *v1alpha1.SigningKey, repairs []string, set []keys.
 		}
 	}
 	switch {
-	case len(repairs) > 0:
+	case !last.at.IsZero() && now.Before(last.at.Add(window)):
 		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonSecretRecovered
-		c.Message = "Repaired the key Secret: " + joinLimited(repairs, 5)
+		c.Message = fmt.Sprintf("Repaired the key Secret at %s: %s", formatTime(last.at), last.what)
 	case lost > 0:
 		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonSecretRecovered
-		c.Message = fmt.Sprintf("%d published keys lost their private part and are kept from status until they expire", lost)
+		c.Message = fmt.Sprintf("%d published keys lost their private part and stay published until they expire", lost)
 	default:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonReconciled, "The key Secret is intact"
 	}

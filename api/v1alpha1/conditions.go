@@ -99,6 +99,11 @@ const (
 	// between writing the keys and writing status can never act on one request twice.
 	AnnotationHandledRotate = "auth.lpauth.dev/handled-rotate"
 	AnnotationHandledRevoke = "auth.lpauth.dev/handled-revoke"
+	// AnnotationEarlyUntil on a key Secret is when an early rotation stops mattering: the time
+	// the Active key will have been published for publishAhead.
+	AnnotationEarlyUntil = "auth.lpauth.dev/early-until"
+	// AnnotationLastRepair on a key Secret says when and how the operator last repaired it.
+	AnnotationLastRepair = "auth.lpauth.dev/last-repair"
 	// LabelManagedBy marks objects the operator created.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy.
