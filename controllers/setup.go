@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
@@ -11,11 +14,11 @@ import (
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
 
-// CacheOptions limits the manager's Secret cache to the Secrets the operator labels, so the
-// operator never holds every Secret of the cluster in memory.
+// CacheOptions limits the manager's Secret cache to the Secrets token servers read (the operator
+// labels each one), so the operator never holds every Secret of the cluster in memory.
 func CacheOptions() cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})},
+		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
 	}}
 }
 
@@ -30,11 +33,18 @@ type Options struct {
 }
 
 // Setup registers every reconciler with the manager.
-func Setup(mgr ctrl.Manager, opts Options) error {
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	c := opts.Client
 	if c == nil {
 		c = mgr.GetClient()
 	}
+	if err := registerIndexes(ctx, mgr); err != nil {
+		return fmt.Errorf("registering field indexes: %w", err)
+	}
 	sk := NewSigningKeyReconciler(c, mgr.GetAPIReader(), mgr.GetScheme(), mgr.GetEventRecorder("signingkey-controller"), opts.Clock, opts.GenerateKey)
-	return sk.SetupWithManager(mgr)
+	if err := sk.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	lpac := &LivePersonAuthClientReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("livepersonauthclient-controller")}
+	return lpac.SetupWithManager(mgr)
 }

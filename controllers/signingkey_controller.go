@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -59,6 +60,7 @@ func NewSigningKeyReconciler(c client.Client, apiReader client.Reader, scheme *r
 func SecretName(sk *v1alpha1.SigningKey) string { return sk.Name + "-signing-keys" }
 
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -71,6 +73,10 @@ type skScope struct {
 	set     []keys.Key     // the keys read from the Secret, then the keys stored
 	repairs []string       // what was wrong with the Secret
 	handled struct{ rotate, revoke string }
+	// pemClients counts the PEM-mode clients signing with this key; acknowledged is set when all
+	// of them acknowledged the Next key as pasted into LivePerson's console.
+	pemClients   int
+	acknowledged bool
 	// earlyUntil and lastRepair are kept in the Secret, not read back from status: status comes
 	// from a cache that may lag behind the operator's own last write.
 	earlyUntil time.Time
@@ -107,6 +113,9 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	r.recoverFromStatus(s)
+	if err := r.readConsoleClients(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.advance(s); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -117,7 +126,7 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := setKeyStatus(sk, s.set, SecretName(sk), s.result.NextRotation, s.handled.rotate, s.handled.revoke); err != nil {
 		return ctrl.Result{}, err
 	}
-	setRotatingCondition(sk, s.set, s.earlyUntil, s.now)
+	setRotatingCondition(sk, s.set, s.earlyUntil, s.result.HeldDue, s.now)
 	setDegradedCondition(sk, s.lastRepair, s.set, s.now, sk.Spec.Rotation.RetainAfterRetire.Duration)
 	return requeueAt(s.now, s.result.NextDue), nil
 }
@@ -187,6 +196,28 @@ func (r *SigningKeyReconciler) recoverFromStatus(s *skScope) {
 	}
 }
 
+// readConsoleClients finds the PEM-mode clients of this key (through their TokenServers) and
+// whether every one of them acknowledged the Next key.
+func (r *SigningKeyReconciler) readConsoleClients(ctx context.Context, s *skScope) error {
+	var next string
+	for _, k := range s.set {
+		if k.State == v1alpha1.KeyNext {
+			next = k.ID()
+		}
+	}
+	s.acknowledged = next != ""
+	for _, c := range clientsOfServers(ctx, r.Client, s.sk.Namespace, serversOfKey(ctx, r.Client, s.sk.Namespace, s.sk.Name)) {
+		if c.Spec.PublicKeyMode != v1alpha1.PublicKeyPEM || !c.DeletionTimestamp.IsZero() {
+			continue
+		}
+		s.pemClients++
+		if c.Annotations[v1alpha1.AnnotationConsoleUpdated] != next {
+			s.acknowledged = false
+		}
+	}
+	return nil
+}
+
 // advance runs one step of the lifecycle with the requests from the annotations.
 func (r *SigningKeyReconciler) advance(s *skScope) error {
 	spec := s.sk.Spec
@@ -205,11 +236,17 @@ func (r *SigningKeyReconciler) advance(s *skScope) error {
 	if v := s.sk.Annotations[v1alpha1.AnnotationRevoke]; v != "" && v != s.handled.revoke {
 		req.Revoke, s.handled.revoke = v, v
 	}
+	if s.pemClients > 0 && s.acknowledged {
+		// The console already holds the Next key: sign with it now, or LivePerson fails every
+		// token until the scheduled time.
+		req.Rotate = true
+	}
 	policy := rotation.Policy{
 		Algorithm: alg, RSABits: bits,
 		Every: spec.Rotation.Every.Duration, PublishAhead: spec.Rotation.PublishAhead.Duration,
 		RetainAfterRetire: spec.Rotation.RetainAfterRetire.Duration,
 		Paused:            spec.Rotation.Paused,
+		Held:              s.pemClients > 0,
 	}
 	res, err := rotation.Advance(s.set, s.now, policy, req, r.pool.generator(s.sk.UID, alg, bits))
 	if err != nil {
@@ -305,6 +342,9 @@ func (r *SigningKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.SigningKey{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
+		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.keyOfServer), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.LivePersonAuthClient{}, handler.EnqueueRequestsFromMapFunc(r.keyOfClient),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Named("signingkey").
 		Complete(r)
 }

@@ -53,7 +53,16 @@ func setKeyStatus(sk *v1alpha1.SigningKey, set []keys.Key, secretName string, ne
 	sk.Status.NextRotationTime = optionalTime(nextRotation)
 	sk.Status.LastRotateRequest = handledRotate
 	sk.Status.LastRevokeRequest = handledRevoke
-	sk.Status.ActiveKeyID, sk.Status.ActivePublicKey = "", ""
+	sk.Status.ActiveKeyID, sk.Status.ActivePublicKey, sk.Status.NextPublicKey = "", "", ""
+	for _, k := range set {
+		if k.State == v1alpha1.KeyNext {
+			spki, err := keys.SPKI(k)
+			if err != nil {
+				return err
+			}
+			sk.Status.NextPublicKey = spki
+		}
+	}
 	if active, ok := keys.Active(set); ok {
 		spki, err := keys.SPKI(active)
 		if err != nil {
@@ -82,7 +91,7 @@ func setSigningKeyReady(sk *v1alpha1.SigningKey, err error) {
 // setRotatingCondition says whether a rotation is under way and whether it was forced early.
 // An early rotation keeps its reason until earlyUntil, when the new key will have been published
 // for publishAhead, the time relying parties may still hold a JWKS without it.
-func setRotatingCondition(sk *v1alpha1.SigningKey, set []keys.Key, earlyUntil, now time.Time) {
+func setRotatingCondition(sk *v1alpha1.SigningKey, set []keys.Key, earlyUntil time.Time, heldDue bool, now time.Time) {
 	c := metav1.Condition{Type: v1alpha1.ConditionRotating, ObservedGeneration: sk.Generation}
 	active, _ := keys.Active(set)
 	retired := 0
@@ -96,6 +105,9 @@ func setRotatingCondition(sk *v1alpha1.SigningKey, set []keys.Key, earlyUntil, n
 		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonRotationEarly
 		c.Message = fmt.Sprintf("Key %s was activated before it had been published for publishAhead: relying parties that cached the JWKS may fail verification until %s",
 			active.ID(), earlyUntil.UTC().Format(time.RFC3339))
+	case heldDue:
+		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonRotationHeld
+		c.Message = "Rotation is due and waits for every PEM-mode LivePersonAuthClient to acknowledge the next key (see their ConsoleUpdateRequired condition)"
 	case retired > 0:
 		c.Status, c.Reason = metav1.ConditionTrue, "RetiredKeysPublished"
 		c.Message = fmt.Sprintf("%d retired keys stay published until the tokens they signed expire", retired)

@@ -72,7 +72,7 @@ var _ = BeforeSuite(func() {
 		Metrics: metricsserver.Options{BindAddress: "0"},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(controllers.Setup(mgr, controllers.Options{
+	Expect(controllers.Setup(context.Background(), mgr, controllers.Options{
 		Clock:       clock,
 		GenerateKey: countingGenerator,
 		Client:      conflictOnce(mgr.GetClient()),

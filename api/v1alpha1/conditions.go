@@ -56,6 +56,9 @@ const (
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonInvalidSecret: a referenced Secret holds data that cannot be used.
 	ReasonInvalidSecret = "InvalidSecret"
+	// ReasonClientSecretRegenerated: the generated client secret's Secret was deleted and a new
+	// secret generated; LivePerson's console needs the new one.
+	ReasonClientSecretRegenerated = "ClientSecretRegenerated"
 	// ReasonConsoleUpToDate: LivePerson's console holds the key the server signs with.
 	ReasonConsoleUpToDate = "ConsoleUpToDate"
 	// ReasonNewKeyPending: a new key waits to be pasted into LivePerson's console.
@@ -80,6 +83,10 @@ const (
 	// AnnotationConsoleUpdated on a LivePersonAuthClient in PEM mode acknowledges that the key
 	// with this kid was pasted into LivePerson's console.
 	AnnotationConsoleUpdated = "auth.lpauth.dev/console-updated"
+	// AnnotationGeneratedClientID on a LivePersonAuthClient holds the client id the operator
+	// generated when spec.clientID is unset. It lives in metadata, not only in status, so a
+	// backup and restore that drops status keeps the id LivePerson's console holds.
+	AnnotationGeneratedClientID = "auth.lpauth.dev/generated-client-id"
 	// AnnotationRotateCredentials on a TokenServer replaces its code-sealing key and issue-API
 	// credential; the previous ones stay valid for one code TTL.
 	AnnotationRotateCredentials = "auth.lpauth.dev/rotate-credentials"

@@ -127,6 +127,12 @@ type SigningKeyStatus struct {
 	// +optional
 	ActivePublicKey string `json:"activePublicKey,omitempty"`
 
+	// nextPublicKey is the Next key's public key in the same one-line form: what a PEM-mode
+	// LivePerson console must be given before the next rotation.
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	NextPublicKey string `json:"nextPublicKey,omitempty"`
+
 	// nextRotationTime is when the Next key is due to become Active, unless rotation is paused or
 	// held for a console update.
 	// +optional

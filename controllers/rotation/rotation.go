@@ -62,8 +62,11 @@ type Result struct {
 	// scheduled.
 	NextDue time.Time
 	// NextRotation is when the Next key is planned to become Active; zero when scheduled rotation
-	// is paused or held.
+	// is paused.
 	NextRotation time.Time
+	// HeldDue is set when the planned rotation time has passed but rotation is held for a
+	// console update.
+	HeldDue bool
 	// Early is set when this step rotated before the Next key was published for PublishAhead.
 	Early bool
 	// Events describe what changed.
@@ -263,9 +266,13 @@ func (s *step) rotate(requested bool) (bool, error) {
 
 func (s *step) result(planned time.Time) Result {
 	res := Result{Keys: s.keys, Early: s.early, Events: s.events}
-	if !s.p.Paused && !s.p.Held {
+	if !s.p.Paused {
 		res.NextRotation = planned
-		res.NextDue = planned
+		res.HeldDue = s.p.Held && !s.now.Before(planned)
+		if !res.HeldDue {
+			// A held rotation that is due needs no timer: the acknowledgement wakes it.
+			res.NextDue = planned
+		}
 	}
 	for _, k := range s.keys {
 		if k.State == v1alpha1.KeyRetired && (res.NextDue.IsZero() || k.RemoveAt.Before(res.NextDue)) {

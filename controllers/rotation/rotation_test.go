@@ -59,16 +59,17 @@ func TestAdvance(t *testing.T) {
 	rsaPolicy.Algorithm, rsaPolicy.RSABits = v1alpha1.PS256, 2048
 
 	for _, tc := range []struct {
-		name       string
-		set        func(t *testing.T) []keys.Key
-		now        time.Time
-		p          Policy
-		r          Requests
-		wantStates string
-		wantDue    time.Time
-		wantRot    time.Time
-		wantEarly  bool
-		wantEvents string
+		name        string
+		set         func(t *testing.T) []keys.Key
+		now         time.Time
+		p           Policy
+		r           Requests
+		wantStates  string
+		wantDue     time.Time
+		wantRot     time.Time
+		wantEarly   bool
+		wantEvents  string
+		wantHeldDue bool
 	}{{
 		name: "a new set gets an active key at once and a next key",
 		set:  func(*testing.T) []keys.Key { return nil }, now: t0, p: policy,
@@ -88,9 +89,13 @@ func TestAdvance(t *testing.T) {
 		set:  start, now: t0.Add(40 * day), p: pausedPolicy,
 		wantStates: "Active,Next",
 	}, {
-		name: "a set held for a console update does not rotate",
+		name: "a set held for a console update does not rotate and sets no timer once due",
 		set:  start, now: t0.Add(40 * day), p: heldPolicy,
-		wantStates: "Active,Next",
+		wantStates: "Active,Next", wantRot: t0.Add(30 * day), wantHeldDue: true,
+	}, {
+		name: "a held set still wakes at the planned time",
+		set:  start, now: t0.Add(2 * day), p: heldPolicy,
+		wantStates: "Active,Next", wantDue: t0.Add(30 * day), wantRot: t0.Add(30 * day),
 	}, {
 		name: "a requested rotation after publishAhead is a normal rotation",
 		set:  start, now: t0.Add(2 * day), p: policy, r: Requests{Rotate: true},
@@ -136,6 +141,9 @@ func TestAdvance(t *testing.T) {
 			}
 			if !res.NextRotation.Equal(tc.wantRot) {
 				t.Errorf("NextRotation = %v, want %v", res.NextRotation, tc.wantRot)
+			}
+			if res.HeldDue != tc.wantHeldDue {
+				t.Errorf("HeldDue = %v, want %v", res.HeldDue, tc.wantHeldDue)
 			}
 			if res.Early != tc.wantEarly {
 				t.Errorf("Early = %v, want %v", res.Early, tc.wantEarly)

@@ -1,0 +1,121 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+)
+
+// Field indexes over the cache, so a change to one object finds the objects that refer to it
+// without listing everything: watches instead of polling.
+const (
+	indexClientByTokenServer = "spec.tokenServerRef.name"
+	indexClientBySecret      = "spec.secretRefs"
+	indexServerBySigningKey  = "spec.signingKeyRef.name"
+)
+
+func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	fi := mgr.GetFieldIndexer()
+	if err := fi.IndexField(ctx, &v1alpha1.LivePersonAuthClient{}, indexClientByTokenServer, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.LivePersonAuthClient).Spec.TokenServerRef.Name}
+	}); err != nil {
+		return err
+	}
+	if err := fi.IndexField(ctx, &v1alpha1.LivePersonAuthClient{}, indexClientBySecret, func(o client.Object) []string {
+		return referencedSecrets(o.(*v1alpha1.LivePersonAuthClient))
+	}); err != nil {
+		return err
+	}
+	return fi.IndexField(ctx, &v1alpha1.TokenServer{}, indexServerBySigningKey, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.TokenServer).Spec.SigningKeyRef.Name}
+	})
+}
+
+// referencedSecrets are the user's Secrets a client reads.
+func referencedSecrets(c *v1alpha1.LivePersonAuthClient) []string {
+	var names []string
+	if c.Spec.ClientSecretRef != nil {
+		names = append(names, c.Spec.ClientSecretRef.Name)
+	}
+	if c.Spec.Encryption != nil {
+		names = append(names, c.Spec.Encryption.KeysSecretRef.Name)
+	}
+	return names
+}
+
+func requestsFor[T client.Object](list []T) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(list))
+	for _, o := range list {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}})
+	}
+	return out
+}
+
+// clientsOfServers lists the clients of the named TokenServers.
+func clientsOfServers(ctx context.Context, c client.Reader, namespace string, servers []string) []*v1alpha1.LivePersonAuthClient {
+	var out []*v1alpha1.LivePersonAuthClient
+	for _, ts := range servers {
+		list := &v1alpha1.LivePersonAuthClientList{}
+		if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexClientByTokenServer: ts}); err != nil {
+			continue
+		}
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+	}
+	return out
+}
+
+// serversOfKey names the TokenServers that sign with the named SigningKey.
+func serversOfKey(ctx context.Context, c client.Reader, namespace, key string) []string {
+	list := &v1alpha1.TokenServerList{}
+	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexServerBySigningKey: key}); err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(list.Items))
+	for _, ts := range list.Items {
+		names = append(names, ts.Name)
+	}
+	return names
+}
+
+// Map functions for watches.
+
+func (r *LivePersonAuthClientReconciler) clientsOfServer(ctx context.Context, o client.Object) []reconcile.Request {
+	return requestsFor(clientsOfServers(ctx, r.Client, o.GetNamespace(), []string{o.GetName()}))
+}
+
+func (r *LivePersonAuthClientReconciler) clientsOfKey(ctx context.Context, o client.Object) []reconcile.Request {
+	return requestsFor(clientsOfServers(ctx, r.Client, o.GetNamespace(), serversOfKey(ctx, r.Client, o.GetNamespace(), o.GetName())))
+}
+
+func (r *LivePersonAuthClientReconciler) clientsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &v1alpha1.LivePersonAuthClientList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClientBySecret: o.GetName()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return out
+}
+
+func (r *SigningKeyReconciler) keyOfServer(_ context.Context, o client.Object) []reconcile.Request {
+	ts := o.(*v1alpha1.TokenServer)
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ts.Namespace, Name: ts.Spec.SigningKeyRef.Name}}}
+}
+
+func (r *SigningKeyReconciler) keyOfClient(ctx context.Context, o client.Object) []reconcile.Request {
+	c := o.(*v1alpha1.LivePersonAuthClient)
+	ts := &v1alpha1.TokenServer{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Spec.TokenServerRef.Name}, ts); err != nil {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: ts.Spec.SigningKeyRef.Name}}}
+}

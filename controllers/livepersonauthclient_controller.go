@@ -1,0 +1,342 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/jwe"
+)
+
+// Keys of a generated client Secret.
+const (
+	ClientIDKey     = "clientID"
+	ClientSecretKey = "clientSecret"
+)
+
+// Bounds on a client secret the brand brings.
+const minClientSecretBytes, maxClientSecretBytes = 16, 512
+
+// LivePersonAuthClientReconciler gives each LivePerson account a client id and secret, checks
+// what it refers to, and writes every value LivePerson's console needs into status.
+type LivePersonAuthClientReconciler struct {
+	client.Client
+	// APIReader reads the brand's own Secrets, which are not in the cache until labelled.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  recorder.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers,verbs=get;list;watch
+
+// clientScope is what the phases of one client reconcile share.
+type clientScope struct {
+	c        *v1alpha1.LivePersonAuthClient
+	clientID string
+	ts       *v1alpha1.TokenServer
+	sk       *v1alpha1.SigningKey
+	secret   *v1alpha1.SecretKeyRef
+}
+
+// notReady is a user-facing reason the client cannot be Ready; Reconcile reports it in the
+// condition and does not retry (a watch brings the client back when the cause changes).
+type notReady struct {
+	reason string
+	err    error
+}
+
+func (n *notReady) Error() string { return n.err.Error() }
+
+func notReadyf(reason, format string, args ...any) error {
+	return &notReady{reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+func ClientSecretName(c *v1alpha1.LivePersonAuthClient) string { return c.Name + "-client" }
+
+func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+	c := &v1alpha1.LivePersonAuthClient{}
+	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := c.DeepCopy()
+	s := &clientScope{c: c}
+
+	defer func() {
+		reason, err := v1alpha1.ReasonReconcileError, reterr
+		var nr *notReady
+		if errors.As(reterr, &nr) {
+			reason, reterr = nr.reason, nil
+			r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
+		}
+		setClientReady(c, reason, err)
+		setConsoleUpdateCondition(c, s.sk)
+		c.Status.ObservedGeneration = c.Generation
+		if !equality.Semantic.DeepEqual(base.Status, c.Status) {
+			if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+				reterr = errors.Join(reterr, fmt.Errorf("writing status: %w", err))
+			}
+		}
+	}()
+
+	if err := validateClientSpec(c.Spec); err != nil {
+		return ctrl.Result{}, &notReady{reason: v1alpha1.ReasonInvalidSpec, err: err}
+	}
+	if err := r.ensureClientID(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.resolveServer(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensureClientSecret(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.checkEncryption(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.acknowledgeConsole(s)
+	c.Status.ClientID, c.Status.ClientSecretRef = s.clientID, s.secret
+	c.Status.LivePersonConsole = livePersonConsole(c.Spec, consoleInputs{
+		issuer: s.ts.Spec.Issuer, clientID: s.clientID, secretRef: s.secret,
+		activeSPKI: s.sk.Status.ActivePublicKey, hasPopoutLogin: s.ts.Spec.Login != nil,
+	})
+	return ctrl.Result{}, nil
+}
+
+func (r *LivePersonAuthClientReconciler) event(c *v1alpha1.LivePersonAuthClient, kind, reason, action, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(c, nil, kind, reason, action, "%s", note)
+	}
+}
+
+// ensureClientID takes spec.clientID, or the generated id kept in an annotation, generating and
+// storing it (before anything else refers to it) the first time.
+func (r *LivePersonAuthClientReconciler) ensureClientID(ctx context.Context, s *clientScope) error {
+	if s.clientID = s.c.Spec.ClientID; s.clientID != "" {
+		return nil
+	}
+	if s.clientID = s.c.Annotations[v1alpha1.AnnotationGeneratedClientID]; s.clientID != "" {
+		return nil
+	}
+	id, err := randomToken(16)
+	if err != nil {
+		return err
+	}
+	id = "lp-" + id
+	patch := client.MergeFrom(s.c.DeepCopy())
+	metav1.SetMetaDataAnnotation(&s.c.ObjectMeta, v1alpha1.AnnotationGeneratedClientID, id)
+	if err := r.Patch(ctx, s.c, patch); err != nil {
+		return fmt.Errorf("storing the generated client id: %w", err)
+	}
+	s.clientID = id
+	return nil
+}
+
+// randomToken returns n random bytes, base64url without padding: URL-safe and free of ':', so it
+// works in a Basic authorization header as LivePerson sends it.
+func randomToken(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// resolveServer finds the TokenServer and, through it, the SigningKey with an Active key.
+func (r *LivePersonAuthClientReconciler) resolveServer(ctx context.Context, s *clientScope) error {
+	ts := &v1alpha1.TokenServer{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: s.c.Spec.TokenServerRef.Name}, ts); err != nil {
+		if apierrors.IsNotFound(err) {
+			return notReadyf(v1alpha1.ReasonTokenServerNotFound, "TokenServer %q not found in namespace %s", s.c.Spec.TokenServerRef.Name, s.c.Namespace)
+		}
+		return err
+	}
+	sk := &v1alpha1.SigningKey{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: ts.Spec.SigningKeyRef.Name}, sk); err != nil {
+		if apierrors.IsNotFound(err) {
+			return notReadyf(v1alpha1.ReasonSigningKeyNotFound, "SigningKey %q (of TokenServer %s) not found", ts.Spec.SigningKeyRef.Name, ts.Name)
+		}
+		return err
+	}
+	s.ts, s.sk = ts, sk
+	if sk.Status.ActiveKeyID == "" {
+		return notReadyf(v1alpha1.ReasonSigningKeyNotFound, "SigningKey %q has no active key yet", sk.Name)
+	}
+	return nil
+}
+
+// ensureClientSecret checks the brand's Secret, or keeps a generated one (flow Code only).
+func (r *LivePersonAuthClientReconciler) ensureClientSecret(ctx context.Context, s *clientScope) error {
+	if s.c.Spec.Flow != v1alpha1.FlowCode {
+		return nil
+	}
+	if ref := s.c.Spec.ClientSecretRef; ref != nil {
+		secret, err := r.readUserSecret(ctx, s.c.Namespace, ref.Name)
+		if err != nil {
+			return err
+		}
+		v := secret.Data[ref.Key]
+		if len(v) == 0 {
+			return notReadyf(v1alpha1.ReasonSecretNotFound, "Secret %s has no key %q", ref.Name, ref.Key)
+		}
+		if err := checkClientSecret(v); err != nil {
+			return &notReady{reason: v1alpha1.ReasonInvalidSecret, err: fmt.Errorf("Secret %s key %q: %w", ref.Name, ref.Key, err)}
+		}
+		s.secret = ref
+		return nil
+	}
+	return r.ensureGeneratedSecret(ctx, s)
+}
+
+func checkClientSecret(v []byte) error {
+	if len(v) < minClientSecretBytes || len(v) > maxClientSecretBytes {
+		return fmt.Errorf("a client secret must be %d to %d bytes, got %d", minClientSecretBytes, maxClientSecretBytes, len(v))
+	}
+	for _, b := range v {
+		if b <= ' ' || b > '~' {
+			return errors.New("a client secret must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// readUserSecret reads one of the brand's Secrets uncached and labels it so the token server
+// (and the operator's cache, hence its watches) see it.
+func (r *LivePersonAuthClientReconciler) readUserSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, notReadyf(v1alpha1.ReasonSecretNotFound, "Secret %q not found in namespace %s", name, namespace)
+		}
+		return nil, err
+	}
+	if secret.Labels[v1alpha1.LabelTokenServerReads] != "true" {
+		patch := client.MergeFrom(secret.DeepCopy())
+		metav1.SetMetaDataLabel(&secret.ObjectMeta, v1alpha1.LabelTokenServerReads, "true")
+		if err := r.Patch(ctx, secret, patch); err != nil {
+			return nil, fmt.Errorf("labelling Secret %s for the token server: %w", name, err)
+		}
+	}
+	return secret, nil
+}
+
+// ensureGeneratedSecret keeps the owned Secret with the client id and a 256-bit secret. An
+// existing secret value is never replaced; a deleted Secret is generated anew, with a warning
+// that LivePerson's console needs the new value.
+func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Context, s *clientScope) error {
+	name := ClientSecretName(s.c)
+	s.secret = &v1alpha1.SecretKeyRef{Name: name, Key: ClientSecretKey}
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: name}, secret)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if err == nil {
+		if !metav1.IsControlledBy(secret, s.c) {
+			return notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s exists and is not owned by this client; set spec.clientSecretRef to use it, or delete it", name)
+		}
+		if checkClientSecret(secret.Data[ClientSecretKey]) == nil && string(secret.Data[ClientIDKey]) == s.clientID {
+			return nil
+		}
+	}
+	value := secret.Data[ClientSecretKey]
+	regenerated := checkClientSecret(value) != nil
+	if regenerated {
+		token, err := randomToken(32)
+		if err != nil {
+			return err
+		}
+		value = []byte(token)
+	}
+	want := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.c.Namespace}}
+	if err == nil {
+		want = secret.DeepCopy()
+	}
+	want.Labels = mergeMaps(want.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelTokenServerReads: "true"})
+	want.Data = map[string][]byte{ClientIDKey: []byte(s.clientID), ClientSecretKey: value}
+	if err := controllerutil.SetControllerReference(s.c, want, r.Scheme); err != nil {
+		return err
+	}
+	if want.ResourceVersion == "" {
+		err = r.Create(ctx, want)
+	} else {
+		err = r.Update(ctx, want)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the client Secret: %w", err)
+	}
+	switch {
+	case regenerated && s.c.Status.ClientSecretRef != nil:
+		r.event(s.c, corev1.EventTypeWarning, v1alpha1.ReasonClientSecretRegenerated, "Generate",
+			fmt.Sprintf("Secret %s was deleted or damaged: generated a new client secret; paste it into LivePerson's console", name))
+	case regenerated:
+		r.event(s.c, corev1.EventTypeNormal, "ClientSecretGenerated", "Generate", fmt.Sprintf("Generated a client secret into Secret %s", name))
+	}
+	return nil
+}
+
+// checkEncryption checks LivePerson's encryption keys.
+func (r *LivePersonAuthClientReconciler) checkEncryption(ctx context.Context, s *clientScope) error {
+	enc := s.c.Spec.Encryption
+	if enc == nil {
+		return nil
+	}
+	secret, err := r.readUserSecret(ctx, s.c.Namespace, enc.KeysSecretRef.Name)
+	if err != nil {
+		return err
+	}
+	keys, err := jwe.ParseKeys(secret.Data)
+	if err != nil {
+		return notReadyf(v1alpha1.ReasonInvalidSecret, "encryption keys in Secret %s: %v", secret.Name, err)
+	}
+	if _, err := jwe.Select(keys, enc.KeyID); err != nil {
+		return notReadyf(v1alpha1.ReasonInvalidSecret, "encryption keys in Secret %s: %v", secret.Name, err)
+	}
+	return nil
+}
+
+// acknowledgeConsole records the console-updated annotation when it names a key of the set.
+func (r *LivePersonAuthClientReconciler) acknowledgeConsole(s *clientScope) {
+	if s.c.Spec.PublicKeyMode != v1alpha1.PublicKeyPEM {
+		s.c.Status.AcknowledgedKeyID = ""
+		return
+	}
+	ack := s.c.Annotations[v1alpha1.AnnotationConsoleUpdated]
+	for _, k := range s.sk.Status.Keys {
+		if k.KeyID == ack && k.State != v1alpha1.KeyRetired {
+			s.c.Status.AcknowledgedKeyID = ack
+			return
+		}
+	}
+}
+
+// SetupWithManager watches clients and everything they refer to.
+func (r *LivePersonAuthClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.LivePersonAuthClient{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfServer)).
+		Watches(&v1alpha1.SigningKey{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfKey)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfSecret)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Named("livepersonauthclient").
+		Complete(r)
+}

@@ -1,0 +1,126 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
+	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
+	"github.com/lpauth/lpauth-operator/tokenserver/redirect"
+)
+
+// Pure functions for LivePersonAuthClient: validation, console values, conditions.
+
+// DefaultJSMethodName is the web page function LivePerson calls by default.
+const DefaultJSMethodName = "lpGetAuthenticationToken"
+
+// validateClientSpec checks what CEL cannot: redirect URIs and the lp_sdes template. It uses the
+// same validators as the token server, so what the operator accepts the server serves.
+func validateClientSpec(spec v1alpha1.LivePersonAuthClientSpec) error {
+	var errs []error
+	if _, err := redirect.Parse(spec.RedirectURIs); err != nil {
+		errs = append(errs, err)
+	}
+	if len(spec.IDToken.LPSdes) > 0 {
+		raw := []byte("[")
+		for i, item := range spec.IDToken.LPSdes {
+			if i > 0 {
+				raw = append(raw, ',')
+			}
+			raw = append(raw, item.Raw...)
+		}
+		raw = append(raw, ']')
+		if _, err := lpsdes.Parse(raw); err != nil {
+			errs = append(errs, fmt.Errorf("idToken.lpSdes: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// consoleInputs are the facts the LivePerson console values are made of.
+type consoleInputs struct {
+	issuer         string
+	clientID       string
+	secretRef      *v1alpha1.SecretKeyRef
+	activeSPKI     string
+	hasPopoutLogin bool
+}
+
+// livePersonConsole builds every value of LivePerson's "Consumer Identity Provider" form.
+func livePersonConsole(spec v1alpha1.LivePersonAuthClientSpec, in consoleInputs) *v1alpha1.LivePersonConsole {
+	urls := endpoints.For(in.issuer)
+	c := &v1alpha1.LivePersonConsole{
+		AuthenticationType: string(spec.Flow),
+		JWTIssuer:          in.issuer,
+		ClientID:           in.clientID,
+		JSMethodName:       DefaultJSMethodName,
+	}
+	if in.hasPopoutLogin {
+		c.AuthenticationEndpoint = urls.Authorization
+	}
+	if spec.Flow == v1alpha1.FlowCode {
+		c.TokenEndpoint = urls.Token
+		c.ClientSecretRef = in.secretRef
+		c.PKCE = "Disabled"
+		if spec.PKCE == v1alpha1.PKCERequired {
+			c.PKCE = "Enabled"
+		}
+	}
+	if spec.PublicKeyMode == v1alpha1.PublicKeyPEM {
+		c.CertificateType, c.JWTPublicKey = "JWT Public Key", in.activeSPKI
+	} else {
+		c.CertificateType, c.JWKSEndpoint = "JWKS Endpoint", urls.JWKS
+	}
+	return c
+}
+
+// setClientReady: True with the console values complete; otherwise reason and message say why.
+func setClientReady(c *v1alpha1.LivePersonAuthClient, reason string, err error) {
+	cond := metav1.Condition{Type: v1alpha1.ConditionReady, ObservedGeneration: c.Generation}
+	if err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, err.Error()
+	} else {
+		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonReconciled
+		cond.Message = "Ready: paste status.livePersonConsole into LivePerson's console"
+	}
+	meta.SetStatusCondition(&c.Status.Conditions, cond)
+}
+
+// setConsoleUpdateCondition (PEM mode only): True while the SigningKey's rotation waits for the
+// Next key to be pasted into LivePerson's console and acknowledged by this client.
+func setConsoleUpdateCondition(c *v1alpha1.LivePersonAuthClient, sk *v1alpha1.SigningKey) {
+	if c.Spec.PublicKeyMode != v1alpha1.PublicKeyPEM || sk == nil {
+		meta.RemoveStatusCondition(&c.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
+		return
+	}
+	cond := metav1.Condition{Type: v1alpha1.ConditionConsoleUpdateRequired, ObservedGeneration: c.Generation}
+	next := keyOfState(sk, v1alpha1.KeyNext)
+	if rotationHeldForConsole(sk) && next != "" && c.Status.AcknowledgedKeyID != next {
+		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonNewKeyPending
+		cond.Message = fmt.Sprintf("Rotation waits for LivePerson's console. Paste this key into its \"JWT Public Key\" field, then run "+
+			"`kubectl annotate lpac/%s %s=%s --overwrite` to switch signing to it: %s",
+			c.Name, v1alpha1.AnnotationConsoleUpdated, next, sk.Status.NextPublicKey)
+	} else {
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonConsoleUpToDate
+		cond.Message = "LivePerson's console holds the key that signs (status.livePersonConsole.jwtPublicKey)"
+	}
+	meta.SetStatusCondition(&c.Status.Conditions, cond)
+}
+
+func rotationHeldForConsole(sk *v1alpha1.SigningKey) bool {
+	r := meta.FindStatusCondition(sk.Status.Conditions, v1alpha1.ConditionRotating)
+	return r != nil && r.Reason == v1alpha1.ReasonRotationHeld
+}
+
+func keyOfState(sk *v1alpha1.SigningKey, state v1alpha1.KeyState) string {
+	for _, k := range sk.Status.Keys {
+		if k.State == state {
+			return k.KeyID
+		}
+	}
+	return ""
+}
