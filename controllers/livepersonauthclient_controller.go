@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -62,6 +63,10 @@ type clientScope struct {
 type notReady struct {
 	reason string
 	err    error
+	// retryAfter, when set, looks again after this long. Only for a missing brand Secret: one
+	// re-created by hand lacks our label, so the label-filtered Secret watch cannot see it, and
+	// caching every Secret of the cluster to find out would cost far more than this check.
+	retryAfter time.Duration
 }
 
 func (n *notReady) Error() string { return n.err.Error() }
@@ -72,7 +77,10 @@ func notReadyf(reason, format string, args ...any) error {
 
 func ClientSecretName(c *v1alpha1.LivePersonAuthClient) string { return c.Name + "-client" }
 
-func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
+// missingSecretRetry is how often a client whose brand Secret is missing looks for it again.
+const missingSecretRetry = 10 * time.Second
+
+func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, reterr error) {
 	c := &v1alpha1.LivePersonAuthClient{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -85,6 +93,7 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		var nr *notReady
 		if errors.As(reterr, &nr) {
 			reason, reterr = nr.reason, nil
+			result.RequeueAfter = nr.retryAfter
 			r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
 		}
 		setClientReady(c, reason, err)
@@ -224,7 +233,8 @@ func (r *LivePersonAuthClientReconciler) readUserSecret(ctx context.Context, nam
 	secret := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, notReadyf(v1alpha1.ReasonSecretNotFound, "Secret %q not found in namespace %s", name, namespace)
+			return nil, &notReady{reason: v1alpha1.ReasonSecretNotFound, retryAfter: missingSecretRetry,
+				err: fmt.Errorf("Secret %q not found in namespace %s", name, namespace)}
 		}
 		return nil, err
 	}

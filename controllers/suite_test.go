@@ -66,6 +66,8 @@ var _ = BeforeSuite(func() {
 	k8s, err = client.New(restCfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
+	// As in production (main.go): the default 5 requests/s would make 200 clients take minutes.
+	restCfg.QPS, restCfg.Burst = 500, 1000
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:  scheme,
 		Cache:   controllers.CacheOptions(),

@@ -1,0 +1,325 @@
+package controllers_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/controllers"
+)
+
+const issuer = "https://auth.brand.example"
+
+// newServer creates a SigningKey and a TokenServer using it, and waits for the key.
+func newServer(ns, name string) *v1alpha1.TokenServer {
+	sk := newSigningKeyNamed(ns, name+"-keys", v1alpha1.ES256)
+	ready(sk)
+	ts := &v1alpha1.TokenServer{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       v1alpha1.TokenServerSpec{Issuer: issuer, SigningKeyRef: v1alpha1.LocalObjectReference{Name: sk.Name}},
+	}
+	Expect(k8s.Create(ctx, ts)).To(Succeed())
+	return ts
+}
+
+func newSigningKeyNamed(ns, name string, alg v1alpha1.SigningAlgorithm) *v1alpha1.SigningKey {
+	sk := &v1alpha1.SigningKey{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.SigningKeySpec{Algorithm: alg, Rotation: v1alpha1.KeyRotation{
+			Every: metav1.Duration{Duration: every}, PublishAhead: metav1.Duration{Duration: publishAhead},
+			RetainAfterRetire: metav1.Duration{Duration: retain},
+		}},
+	}
+	Expect(k8s.Create(ctx, sk)).To(Succeed())
+	return sk
+}
+
+func newClient(ns, name, server string, mutate ...func(*v1alpha1.LivePersonAuthClientSpec)) *v1alpha1.LivePersonAuthClient {
+	c := &v1alpha1.LivePersonAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.LivePersonAuthClientSpec{
+			TokenServerRef: v1alpha1.LocalObjectReference{Name: server}, AccountID: "12345678",
+		},
+	}
+	for _, m := range mutate {
+		m(&c.Spec)
+	}
+	Expect(k8s.Create(ctx, c)).To(Succeed())
+	return c
+}
+
+func getClient(c *v1alpha1.LivePersonAuthClient) *v1alpha1.LivePersonAuthClient {
+	out := &v1alpha1.LivePersonAuthClient{}
+	Expect(k8s.Get(ctx, client.ObjectKeyFromObject(c), out)).To(Succeed())
+	return out
+}
+
+// clientCondition waits until the client's Ready condition has the status and reason, for its
+// current generation, and returns the client.
+func clientCondition(c *v1alpha1.LivePersonAuthClient, status metav1.ConditionStatus, reason string) *v1alpha1.LivePersonAuthClient {
+	var out *v1alpha1.LivePersonAuthClient
+	Eventually(func(g Gomega) {
+		out = getClient(c)
+		cond := meta.FindStatusCondition(out.Status.Conditions, v1alpha1.ConditionReady)
+		g.Expect(cond).NotTo(BeNil())
+		g.Expect(cond.ObservedGeneration).To(Equal(out.Generation))
+		g.Expect([]string{string(cond.Status), cond.Reason}).To(Equal([]string{string(status), reason}), cond.Message)
+	}).Should(Succeed())
+	return out
+}
+
+func readyMessage(c *v1alpha1.LivePersonAuthClient) string {
+	return meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady).Message
+}
+
+func userSecret(ns, name string, data map[string][]byte) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Data: data}
+	Expect(k8s.Create(ctx, s)).To(Succeed())
+	return s
+}
+
+func eventReasons(ns string) []string {
+	evs := &eventsv1.EventList{}
+	Expect(k8s.List(ctx, evs, client.InNamespace(ns))).To(Succeed())
+	var out []string
+	for _, e := range evs.Items {
+		out = append(out, e.Reason)
+	}
+	return out
+}
+
+func lpPublicKeyPEM(bits int) []byte {
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	Expect(err).NotTo(HaveOccurred())
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	Expect(err).NotTo(HaveOccurred())
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+var _ = Describe("LivePersonAuthClient", func() {
+	It("generates a client id and secret and lists every console value", func() {
+		ns := newNamespace("lpac")
+		newServer(ns, "brand")
+		c := clientCondition(newClient(ns, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+
+		Expect(c.Status.ClientID).To(MatchRegexp(`^lp-[A-Za-z0-9_-]{22}$`))
+		Expect(c.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationGeneratedClientID, c.Status.ClientID))
+		secret := &corev1.Secret{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: controllers.ClientSecretName(c)}, secret)).To(Succeed())
+		Expect(metav1.IsControlledBy(secret, c)).To(BeTrue())
+		Expect(secret.Labels).To(HaveKeyWithValue(v1alpha1.LabelTokenServerReads, "true"))
+		Expect(string(secret.Data[controllers.ClientIDKey])).To(Equal(c.Status.ClientID))
+		Expect(secret.Data[controllers.ClientSecretKey]).To(HaveLen(43), "256 bits, base64url")
+		Expect(string(secret.Data[controllers.ClientSecretKey])).NotTo(ContainSubstring(":"))
+
+		Expect(*c.Status.LivePersonConsole).To(Equal(v1alpha1.LivePersonConsole{
+			AuthenticationType: "Code", PKCE: "Disabled", JWTIssuer: issuer,
+			TokenEndpoint: issuer + "/token", ClientID: c.Status.ClientID,
+			ClientSecretRef: &v1alpha1.SecretKeyRef{Name: secret.Name, Key: controllers.ClientSecretKey},
+			CertificateType: "JWKS Endpoint", JWKSEndpoint: issuer + "/.well-known/jwks.json",
+			JSMethodName: controllers.DefaultJSMethodName,
+		}))
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement("ClientSecretGenerated"))
+	})
+
+	It("waits for a missing TokenServer and SigningKey, then becomes Ready without polling", func() {
+		ns := newNamespace("lpac")
+		c := newClient(ns, "lp", "later")
+		c = clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonTokenServerNotFound)
+		Expect(readyMessage(c)).To(ContainSubstring(`TokenServer "later" not found`))
+
+		ts := &v1alpha1.TokenServer{
+			ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: ns},
+			Spec:       v1alpha1.TokenServerSpec{Issuer: issuer, SigningKeyRef: v1alpha1.LocalObjectReference{Name: "later-keys"}},
+		}
+		Expect(k8s.Create(ctx, ts)).To(Succeed())
+		clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonSigningKeyNotFound)
+
+		newSigningKeyNamed(ns, "later-keys", v1alpha1.ES256)
+		clientCondition(c, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+	})
+
+	It("regenerates a deleted generated Secret and warns that the console needs the new secret", func() {
+		ns := newNamespace("lpac")
+		newServer(ns, "brand")
+		c := clientCondition(newClient(ns, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		old := &corev1.Secret{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: controllers.ClientSecretName(c)}, old)).To(Succeed())
+		Expect(k8s.Delete(ctx, old)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			s := &corev1.Secret{}
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(old), s)).To(Succeed())
+			g.Expect(s.UID).NotTo(Equal(old.UID))
+			g.Expect(s.Data[controllers.ClientSecretKey]).NotTo(Equal(old.Data[controllers.ClientSecretKey]))
+			g.Expect(string(s.Data[controllers.ClientIDKey])).To(Equal(c.Status.ClientID), "the client id never changes")
+		}).Should(Succeed())
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonClientSecretRegenerated))
+		clientCondition(c, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+	})
+
+	It("follows the brand's own Secret: changed, deleted and restored", func() {
+		ns := newNamespace("lpac")
+		newServer(ns, "brand")
+		s := userSecret(ns, "lp-secret", map[string][]byte{"secret": []byte("a-long-enough-client-secret")})
+		c := newClient(ns, "lp", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
+			s.ClientID = "brand-liveperson"
+			s.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "lp-secret", Key: "secret"}
+		})
+		c = clientCondition(c, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		Expect(c.Status.ClientID).To(Equal("brand-liveperson"))
+		Expect(c.Status.LivePersonConsole.ClientSecretRef).To(Equal(&v1alpha1.SecretKeyRef{Name: "lp-secret", Key: "secret"}))
+		Expect(getSecret(s).Labels).To(HaveKeyWithValue(v1alpha1.LabelTokenServerReads, "true"), "labelled so the token server caches it")
+
+		cur := getSecret(s)
+		cur.Data["secret"] = []byte("short")
+		Expect(k8s.Update(ctx, cur)).To(Succeed())
+		c = clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonInvalidSecret)
+		Expect(readyMessage(c)).To(ContainSubstring("must be 16 to 512 bytes, got 5"))
+
+		Expect(k8s.Delete(ctx, cur)).To(Succeed())
+		c = clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound)
+		Expect(readyMessage(c)).To(ContainSubstring(`Secret "lp-secret" not found`))
+
+		// Re-created by hand, without our label: found by the 10s re-check of a missing Secret.
+		userSecret(ns, "lp-secret", map[string][]byte{"secret": []byte("another-long-enough-secret")})
+		Eventually(func() bool {
+			return meta.IsStatusConditionTrue(getClient(c).Status.Conditions, v1alpha1.ConditionReady)
+		}, "15s", "100ms").Should(BeTrue())
+	})
+
+	It("reports redirect URIs and lp_sdes that the token server would refuse", func() {
+		ns := newNamespace("lpac")
+		newServer(ns, "brand")
+		c := clientCondition(newClient(ns, "bad-uri", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
+			s.RedirectURIs = []string{"http://brand.example/cb", "prefix:https://brand.example"}
+		}), metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec)
+		Expect(readyMessage(c)).To(And(ContainSubstring("redirectURIs[0]"), ContainSubstring("must use https"),
+			ContainSubstring("redirectURIs[1]"), ContainSubstring("a prefix must end with '/'")))
+
+		c = clientCondition(newClient(ns, "bad-sdes", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
+			s.IDToken.LPSdes = []apiextensionsv1.JSON{{Raw: []byte(`{"type":"ctmrinfo","info":{"customerID":"x"}}`)}}
+		}), metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec)
+		Expect(readyMessage(c)).To(ContainSubstring("idToken.lpSdes: lp_sdes[0].info.customerID: unknown field"))
+
+		// Fixing the spec is enough: the new generation is reconciled.
+		cur := getClient(c)
+		cur.Spec.IDToken.LPSdes = []apiextensionsv1.JSON{{Raw: []byte(`{"type":"ctmrinfo","info":{"customerId":"x"}}`)}}
+		Expect(k8s.Update(ctx, cur)).To(Succeed())
+		clientCondition(c, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+	})
+
+	It("checks LivePerson's encryption keys", func() {
+		ns := newNamespace("lpac")
+		newServer(ns, "brand")
+		userSecret(ns, "lp-jwe", map[string][]byte{"lp-2026": lpPublicKeyPEM(2048), "lp-2025": lpPublicKeyPEM(2048)})
+		userSecret(ns, "lp-jwe-weak", map[string][]byte{"weak": lpPublicKeyPEM(1024)})
+		enc := func(secret, kid string) func(*v1alpha1.LivePersonAuthClientSpec) {
+			return func(s *v1alpha1.LivePersonAuthClientSpec) {
+				s.Flow = v1alpha1.FlowImplicit
+				s.Encryption = &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: secret}, KeyID: kid}
+			}
+		}
+		clientCondition(newClient(ns, "good", "brand", enc("lp-jwe", "lp-2026")), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		c := clientCondition(newClient(ns, "which", "brand", enc("lp-jwe", "")), metav1.ConditionFalse, v1alpha1.ReasonInvalidSecret)
+		Expect(readyMessage(c)).To(ContainSubstring("set encryption.keyID"))
+		c = clientCondition(newClient(ns, "weak", "brand", enc("lp-jwe-weak", "")), metav1.ConditionFalse, v1alpha1.ReasonInvalidSecret)
+		Expect(readyMessage(c)).To(ContainSubstring("RSA key of 1024 bits"))
+		c = clientCondition(newClient(ns, "none", "brand", enc("missing", "")), metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound)
+
+		implicit := getClient(clientCondition(newClient(ns, "implicit", "brand", enc("lp-jwe", "lp-2025")), metav1.ConditionTrue, v1alpha1.ReasonReconciled))
+		Expect(implicit.Status.LivePersonConsole.TokenEndpoint).To(BeEmpty(), "the implicit flow has no token endpoint")
+		Expect(implicit.Status.LivePersonConsole.ClientSecretRef).To(BeNil())
+	})
+
+	It("serves two clients from one TokenServer, and 200 created at once", func() {
+		ns := newNamespace("lpac")
+		newServer(ns, "brand")
+		a := clientCondition(newClient(ns, "a", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		b := clientCondition(newClient(ns, "b", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		Expect(a.Status.ClientID).NotTo(Equal(b.Status.ClientID))
+
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range 200 {
+			wg.Add(1)
+			go func() {
+				defer GinkgoRecover()
+				defer wg.Done()
+				newClient(ns, fmt.Sprintf("many-%03d", i), "brand")
+			}()
+		}
+		wg.Wait()
+		Eventually(func() int {
+			list := &v1alpha1.LivePersonAuthClientList{}
+			Expect(k8s.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			n := 0
+			for _, c := range list.Items {
+				if meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady) {
+					n++
+				}
+			}
+			return n
+		}, "60s", "100ms").Should(Equal(202))
+		AddReportEntry("200 clients created at once to all Ready", time.Since(start).String())
+	})
+
+	It("holds a PEM-mode rotation until the console is updated, then switches at once", func() {
+		ns := newNamespace("lpac")
+		ts := newServer(ns, "brand")
+		c := clientCondition(newClient(ns, "pem", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
+			s.PublicKeyMode = v1alpha1.PublicKeyPEM
+		}), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		sk := get(&v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ts.Spec.SigningKeyRef.Name}})
+		Expect(c.Status.LivePersonConsole.CertificateType).To(Equal("JWT Public Key"))
+		Expect(c.Status.LivePersonConsole.JWTPublicKey).To(Equal(sk.Status.ActivePublicKey))
+		Expect(meta.IsStatusConditionFalse(c.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)).To(BeTrue())
+		active, next := sk.Status.ActiveKeyID, keyIn(sk, v1alpha1.KeyNext).KeyID
+
+		clock.Step(every + time.Hour)
+		poke(sk)
+		Eventually(func() string {
+			r := meta.FindStatusCondition(get(sk).Status.Conditions, v1alpha1.ConditionRotating)
+			return r.Reason
+		}).Should(Equal(v1alpha1.ReasonRotationHeld))
+		Expect(get(sk).Status.ActiveKeyID).To(Equal(active), "the rotation is held")
+		Eventually(func(g Gomega) {
+			cond := meta.FindStatusCondition(getClient(c).Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
+			g.Expect(cond).NotTo(BeNil())
+			g.Expect(cond.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(cond.Message).To(And(ContainSubstring(next), ContainSubstring(get(sk).Status.NextPublicKey)))
+		}).Should(Succeed())
+
+		cur := getClient(c)
+		base := cur.DeepCopy()
+		metav1.SetMetaDataAnnotation(&cur.ObjectMeta, v1alpha1.AnnotationConsoleUpdated, next)
+		Expect(k8s.Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+
+		Eventually(func() string { return get(sk).Status.ActiveKeyID }).Should(Equal(next))
+		Eventually(func(g Gomega) {
+			got := getClient(c)
+			g.Expect(got.Status.LivePersonConsole.JWTPublicKey).To(Equal(get(sk).Status.ActivePublicKey))
+			g.Expect(meta.IsStatusConditionFalse(got.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)).To(BeTrue())
+		}).Should(Succeed())
+	})
+})
+
+func getSecret(s *corev1.Secret) *corev1.Secret {
+	out := &corev1.Secret{}
+	Expect(k8s.Get(ctx, client.ObjectKeyFromObject(s), out)).To(Succeed())
+	return out
+}
