@@ -1,0 +1,44 @@
+package controllers_test
+
+import (
+	"os"
+	"path/filepath"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/controllers/testenv"
+)
+
+var _ = Describe("config/samples", func() {
+	It("goes Ready as written, with every console value filled in", func() {
+		ns := newNamespace("samples")
+		files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "auth_*.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			Expect(err).NotTo(HaveOccurred())
+			u := &unstructured.Unstructured{}
+			Expect(utilyaml.Unmarshal(data, &u.Object)).To(Succeed())
+			u.SetNamespace(ns)
+			Expect(k8s.Create(ctx, u)).To(Succeed(), f)
+		}
+		c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "brand-liveperson"}}
+		c = clientCondition(c, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		console := c.Status.LivePersonConsole
+		for field, value := range map[string]string{
+			"authenticationType": console.AuthenticationType, "pkce": console.PKCE, "jwtIssuer": console.JWTIssuer,
+			"authenticationEndpoint": console.AuthenticationEndpoint, "tokenEndpoint": console.TokenEndpoint,
+			"clientID": console.ClientID, "certificateType": console.CertificateType, "jwksEndpoint": console.JWKSEndpoint,
+			"jsMethodName": console.JSMethodName,
+		} {
+			Expect(value).NotTo(BeEmpty(), "livePersonConsole.%s", field)
+		}
+		Expect(console.ClientSecretRef).NotTo(BeNil())
+		Expect(console.AuthenticationEndpoint).To(Equal("https://auth.brand.example/authorize"))
+	})
+})
