@@ -29,15 +29,7 @@ const (
 )
 
 func newSigningKey(ns string, alg v1alpha1.SigningAlgorithm) *v1alpha1.SigningKey {
-	sk := &v1alpha1.SigningKey{
-		ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: ns},
-		Spec: v1alpha1.SigningKeySpec{Algorithm: alg, Rotation: v1alpha1.KeyRotation{
-			Every: metav1.Duration{Duration: every}, PublishAhead: metav1.Duration{Duration: publishAhead},
-			RetainAfterRetire: metav1.Duration{Duration: retain},
-		}},
-	}
-	Expect(k8s.Create(ctx, sk)).To(Succeed())
-	return sk
+	return newSigningKeyNamed(ns, "keys", alg)
 }
 
 func get(sk *v1alpha1.SigningKey) *v1alpha1.SigningKey {
