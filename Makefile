@@ -64,7 +64,8 @@ envtest: ## Build (once, cached) kube-apiserver and etcd for envtest; print thei
 	@hack/envtest.sh
 
 .PHONY: test
-test: verify-generated vet ## Unit, envtest and end-to-end tests against a real kube-apiserver.
+test: verify-generated vet ## Unit, envtest and end-to-end tests against a real kube-apiserver and Redis.
+	hack/redis.sh >/dev/null
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test $(GO_TEST_FLAGS) ./...
 
 ##@ Build
