@@ -24,12 +24,13 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/jwe"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
-// Keys of a generated client Secret.
+// Keys of a generated client Secret (shared with the token server, which reads it).
 const (
-	ClientIDKey     = "clientID"
-	ClientSecretKey = "clientSecret"
+	ClientIDKey     = snapshot.ClientIDKey
+	ClientSecretKey = snapshot.ClientSecretKey
 )
 
 // Bounds on a client secret the brand brings.
@@ -75,7 +76,10 @@ func notReadyf(reason, format string, args ...any) error {
 	return &notReady{reason: reason, err: fmt.Errorf(format, args...)}
 }
 
-func ClientSecretName(c *v1alpha1.LivePersonAuthClient) string { return c.Name + "-client" }
+// ClientSecretName is the Secret a client's generated secret is kept in.
+func ClientSecretName(c *v1alpha1.LivePersonAuthClient) string {
+	return snapshot.ClientSecretName(c.Name)
+}
 
 // missingSecretRetry is how often a client whose brand Secret is missing looks for it again.
 const missingSecretRetry = 10 * time.Second

@@ -1,0 +1,321 @@
+// Package snapshot compiles the cluster objects a token server serves (its TokenServer, the
+// signing keys, the LivePersonAuthClients and their Secrets) into one immutable Snapshot. The
+// server swaps whole snapshots atomically, so a request never sees half an update and never
+// calls the API server.
+package snapshot
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/codes"
+	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
+	"github.com/lpauth/lpauth-operator/tokenserver/jwe"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
+	"github.com/lpauth/lpauth-operator/tokenserver/redirect"
+)
+
+// Keys of a TokenServer's credentials Secret, written by the operator.
+const (
+	CodeKeyKey               = "codeKey"
+	PreviousCodeKeyKey       = "previousCodeKey"
+	IssueAPITokenKey         = "issueAPIToken"
+	PreviousIssueAPITokenKey = "previousIssueAPIToken"
+)
+
+// Keys of a client Secret the operator generates.
+const (
+	ClientIDKey     = "clientID"
+	ClientSecretKey = "clientSecret"
+)
+
+// ClientSecretName is the name of the Secret the operator generates for a client's secret.
+func ClientSecretName(client string) string { return client + "-client" }
+
+// CredentialsSecretName is the name of a TokenServer's credentials Secret.
+func CredentialsSecretName(tokenServer string) string { return tokenServer + "-credentials" }
+
+// Client is one LivePersonAuthClient, ready to serve.
+type Client struct {
+	ID                 string
+	Name               string // the LivePersonAuthClient's name, for logs and metrics
+	AccountID          string
+	Flow               v1alpha1.AuthFlow
+	Secret             []byte // nil for the implicit flow
+	Redirects          redirect.Allowlist
+	PKCE               v1alpha1.PKCEMode
+	Lifetime           time.Duration
+	Audience           string
+	StaticClaims       map[string]string
+	ClaimsFromIdentity map[string]string
+	SDEs               []lpsdes.SDE
+	Encrypter          jose.Encrypter // nil when tokens are not encrypted
+}
+
+// Snapshot is everything a request needs. It is never modified after Build.
+type Snapshot struct {
+	Issuer    string
+	Endpoints endpoints.URLs
+	Clients   map[string]*Client
+	// Signer signs with the Active key; SigningKeyID and SigningAlgorithm describe it.
+	Signer           jose.Signer
+	SigningKeyID     string
+	SigningAlgorithm jose.SignatureAlgorithm
+	ActiveKeyAge     time.Duration
+	JWKS, Discovery  Document
+	Codes            *codes.Sealer
+	CodeTTL          time.Duration
+	// IssueAPITokens are the bearer credentials of the issue API: current, then previous.
+	IssueAPITokens [][]byte
+	Built          time.Time
+}
+
+// Document is pre-rendered JSON with its ETag.
+type Document struct {
+	Body []byte
+	ETag string
+}
+
+func newDocument(v any) (Document, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Document{}, err
+	}
+	sum := sha256.Sum256(b)
+	return Document{Body: b, ETag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`}, nil
+}
+
+// Inputs are the cluster objects of one token server.
+type Inputs struct {
+	TokenServer *v1alpha1.TokenServer
+	// KeySecret is the SigningKey's Secret; Credentials the TokenServer's own Secret.
+	KeySecret, Credentials *corev1.Secret
+	Clients                []v1alpha1.LivePersonAuthClient
+	// Secrets are the Secrets clients refer to, by name.
+	Secrets map[string]*corev1.Secret
+	Now     time.Time
+}
+
+// Problem is an object left out of the snapshot, and why.
+type Problem struct {
+	Object string
+	Err    error
+}
+
+func (p Problem) String() string { return p.Object + ": " + p.Err.Error() }
+
+// Build compiles a snapshot. It fails only when nothing could be served (no issuer, no key, no
+// code key); a broken client is left out and reported in problems.
+func Build(in Inputs) (*Snapshot, []Problem, error) {
+	if in.TokenServer == nil {
+		return nil, nil, errors.New("no TokenServer")
+	}
+	ts := in.TokenServer
+	s := &Snapshot{Issuer: ts.Spec.Issuer, Endpoints: endpoints.For(ts.Spec.Issuer), Clients: map[string]*Client{}, Built: in.Now}
+	s.CodeTTL = ts.Spec.CodeTTL.Duration
+	if s.CodeTTL == 0 {
+		s.CodeTTL = 120 * time.Second
+	}
+	if err := s.buildKeys(in); err != nil {
+		return nil, nil, err
+	}
+	if err := s.buildCredentials(in.Credentials); err != nil {
+		return nil, nil, err
+	}
+	var problems []Problem
+	for i := range in.Clients {
+		c := &in.Clients[i]
+		if c.Spec.TokenServerRef.Name != ts.Name {
+			continue
+		}
+		client, err := buildClient(c, in.Secrets)
+		if err != nil {
+			problems = append(problems, Problem{Object: "LivePersonAuthClient " + c.Name, Err: err})
+			continue
+		}
+		if prev, dup := s.Clients[client.ID]; dup {
+			problems = append(problems, Problem{Object: "LivePersonAuthClient " + c.Name, Err: fmt.Errorf("client id %q is also used by %s", client.ID, prev.Name)})
+			continue
+		}
+		s.Clients[client.ID] = client
+	}
+	sort.Slice(problems, func(i, j int) bool { return problems[i].Object < problems[j].Object })
+	return s, problems, nil
+}
+
+func (s *Snapshot) buildKeys(in Inputs) error {
+	if in.KeySecret == nil {
+		return fmt.Errorf("the signing key Secret of SigningKey %q is missing", in.TokenServer.Spec.SigningKeyRef.Name)
+	}
+	set, _ := keys.Decode(in.KeySecret.Data)
+	active, ok := keys.Active(set)
+	if !ok {
+		return fmt.Errorf("the signing key Secret %s has no active key", in.KeySecret.Name)
+	}
+	signer, err := keys.NewSigner(active)
+	if err != nil {
+		return err
+	}
+	s.Signer, s.SigningKeyID, s.SigningAlgorithm = signer, active.ID(), jose.SignatureAlgorithm(active.Algorithm())
+	s.ActiveKeyAge = in.Now.Sub(active.ActivatesAt)
+	jwks, err := keys.JWKS(set)
+	if err != nil {
+		return err
+	}
+	if s.JWKS, err = newDocument(json.RawMessage(jwks)); err != nil {
+		return err
+	}
+	algs := map[string]bool{}
+	for _, k := range set {
+		algs[string(k.Algorithm())] = true
+	}
+	s.Discovery, err = newDocument(discovery(s.Issuer, s.Endpoints, sortedKeys(algs)))
+	return err
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// discovery is the OpenID Provider metadata document.
+func discovery(issuer string, urls endpoints.URLs, algs []string) map[string]any {
+	return map[string]any{
+		"issuer":                                issuer,
+		"authorization_endpoint":                urls.Authorization,
+		"token_endpoint":                        urls.Token,
+		"jwks_uri":                              urls.JWKS,
+		"response_types_supported":              []string{"code", "id_token", "token"},
+		"response_modes_supported":              []string{"query"},
+		"grant_types_supported":                 []string{"authorization_code", "implicit"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": algs,
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"code_challenge_methods_supported":      []string{"S256", "plain"},
+		"scopes_supported":                      []string{"openid"},
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "given_name", "family_name", "email",
+			"gender", "preferred_username", "phone_number", "lp_sdes"},
+	}
+}
+
+func (s *Snapshot) buildCredentials(secret *corev1.Secret) error {
+	if secret == nil {
+		return errors.New("the TokenServer's credentials Secret is missing")
+	}
+	var ring [][]byte
+	for _, k := range []string{CodeKeyKey, PreviousCodeKeyKey} {
+		if v := secret.Data[k]; len(v) > 0 {
+			ring = append(ring, v)
+		}
+	}
+	sealer, err := codes.NewSealer(ring...)
+	if err != nil {
+		return fmt.Errorf("credentials Secret %s: %w", secret.Name, err)
+	}
+	s.Codes = sealer
+	for _, k := range []string{IssueAPITokenKey, PreviousIssueAPITokenKey} {
+		if v := bytes.TrimSpace(secret.Data[k]); len(v) > 0 {
+			s.IssueAPITokens = append(s.IssueAPITokens, v)
+		}
+	}
+	if len(s.IssueAPITokens) == 0 {
+		return fmt.Errorf("credentials Secret %s has no %s", secret.Name, IssueAPITokenKey)
+	}
+	return nil
+}
+
+func buildClient(c *v1alpha1.LivePersonAuthClient, secrets map[string]*corev1.Secret) (*Client, error) {
+	id := c.Spec.ClientID
+	if id == "" {
+		id = c.Annotations[v1alpha1.AnnotationGeneratedClientID]
+	}
+	if id == "" {
+		return nil, errors.New("no client id yet")
+	}
+	allow, err := redirect.Parse(c.Spec.RedirectURIs)
+	if err != nil {
+		return nil, err
+	}
+	cl := &Client{
+		ID: id, Name: c.Name, AccountID: c.Spec.AccountID, Flow: c.Spec.Flow, Redirects: allow, PKCE: c.Spec.PKCE,
+		Lifetime: c.Spec.IDToken.Lifetime.Duration, Audience: c.Spec.IDToken.Audience,
+		StaticClaims: c.Spec.IDToken.StaticClaims, ClaimsFromIdentity: c.Spec.IDToken.ClaimsFromIdentity,
+	}
+	if cl.Flow == "" {
+		cl.Flow = v1alpha1.FlowCode
+	}
+	if cl.Lifetime == 0 {
+		cl.Lifetime = time.Hour
+	}
+	if cl.Audience == "" {
+		cl.Audience = id
+	}
+	if len(c.Spec.IDToken.LPSdes) > 0 {
+		var raw []json.RawMessage
+		for _, item := range c.Spec.IDToken.LPSdes {
+			raw = append(raw, item.Raw)
+		}
+		b, _ := json.Marshal(raw)
+		if cl.SDEs, err = lpsdes.Parse(b); err != nil {
+			return nil, fmt.Errorf("idToken.lpSdes: %w", err)
+		}
+	}
+	if cl.Flow == v1alpha1.FlowCode {
+		if cl.Secret, err = clientSecret(c, secrets); err != nil {
+			return nil, err
+		}
+	}
+	if enc := c.Spec.Encryption; enc != nil {
+		if cl.Encrypter, err = encrypter(enc, secrets); err != nil {
+			return nil, err
+		}
+	}
+	return cl, nil
+}
+
+func clientSecret(c *v1alpha1.LivePersonAuthClient, secrets map[string]*corev1.Secret) ([]byte, error) {
+	name, key := ClientSecretName(c.Name), ClientSecretKey
+	if ref := c.Spec.ClientSecretRef; ref != nil {
+		name, key = ref.Name, ref.Key
+	}
+	s := secrets[name]
+	if s == nil || len(s.Data[key]) == 0 {
+		return nil, fmt.Errorf("client secret %s/%s is missing", name, key)
+	}
+	return s.Data[key], nil
+}
+
+func encrypter(enc *v1alpha1.EncryptionSpec, secrets map[string]*corev1.Secret) (jose.Encrypter, error) {
+	s := secrets[enc.KeysSecretRef.Name]
+	if s == nil {
+		return nil, fmt.Errorf("encryption keys Secret %s is missing", enc.KeysSecretRef.Name)
+	}
+	ks, err := jwe.ParseKeys(s.Data)
+	if err != nil {
+		return nil, err
+	}
+	k, err := jwe.Select(ks, enc.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	alg := jose.A256GCM
+	if enc.Enc == v1alpha1.A128CBCHS256 {
+		alg = jose.A128CBC_HS256
+	}
+	return jwe.NewEncrypter(k, alg)
+}
