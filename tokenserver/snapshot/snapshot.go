@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -319,3 +320,14 @@ func encrypter(enc *v1alpha1.EncryptionSpec, secrets map[string]*corev1.Secret) 
 	}
 	return jwe.NewEncrypter(k, alg)
 }
+
+// Holder holds the current snapshot and swaps it atomically; requests read it without locks.
+type Holder struct {
+	p atomic.Pointer[Snapshot]
+}
+
+// Snapshot returns the current snapshot, or nil before the first Store.
+func (h *Holder) Snapshot() *Snapshot { return h.p.Load() }
+
+// Store replaces the current snapshot.
+func (h *Holder) Store(s *Snapshot) { h.p.Store(s) }

@@ -1,0 +1,209 @@
+// Package issueapi is the API the brand's backend calls for users it has already authenticated:
+// POST {issuer}/api/v1/codes returns an authorization code (the SDK code flow: the app hands the
+// code to LivePerson's SDK, LivePerson redeems it at /token), and POST {issuer}/api/v1/tokens
+// returns a signed, optionally encrypted JWT (the implicit flow). Both take a bearer credential
+// from the TokenServer's credentials Secret.
+package issueapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/codes"
+	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
+	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
+	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 32 << 10
+
+// Request is the body of both calls.
+type Request struct {
+	// ClientID is the LivePersonAuthClient's client id.
+	ClientID string `json:"client_id"`
+	// Subject is the brand's stable, non-guessable user id: LivePerson's customer id.
+	Subject string `json:"sub"`
+	// Claims are profile claims (given_name, family_name, email, ...), string values.
+	Claims map[string]string `json:"claims,omitempty"`
+	// LPSdes is the lp_sdes array for this user, merged over the client's template.
+	LPSdes json.RawMessage `json:"lp_sdes,omitempty"`
+	// RedirectURI (codes only) binds the code to the redirect_uri the SDK will present.
+	RedirectURI string `json:"redirect_uri,omitempty"`
+	// CodeChallenge and CodeChallengeMethod (codes only) bind the code to a PKCE verifier.
+	CodeChallenge       string `json:"code_challenge,omitempty"`
+	CodeChallengeMethod string `json:"code_challenge_method,omitempty"`
+}
+
+// Handler serves both endpoints.
+type Handler struct {
+	Source  oauth.Source
+	Now     func() time.Time
+	Log     logr.Logger
+	Observe oauth.Observer
+}
+
+// Codes serves POST /api/v1/codes.
+func (h *Handler) Codes() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, "codes") })
+}
+
+// Tokens serves POST /api/v1/tokens.
+func (h *Handler) Tokens() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, "tokens") })
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, what string) {
+	res := oauth.Result{Endpoint: "issue_" + what}
+	body, err := h.handle(r, what, &res)
+	if err != nil {
+		res.Err = err
+		h.Log.Info("Issue API request refused", "endpoint", what, "error", err.Code, "reason", err.Reason, "clientID", res.ClientID)
+		oauth.WriteError(w, err)
+	} else {
+		oauth.WriteJSON(w, http.StatusOK, body)
+	}
+	if h.Observe != nil {
+		h.Observe(r, res)
+	}
+}
+
+func bad(reason string) *oauth.Error {
+	return &oauth.Error{Status: http.StatusBadRequest, Code: "invalid_request", Reason: reason, Description: reason}
+}
+
+func (h *Handler) handle(r *http.Request, what string, res *oauth.Result) (map[string]any, *oauth.Error) {
+	snap := h.Source.Snapshot()
+	if snap == nil {
+		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "no snapshot yet"}
+	}
+	if r.Method != http.MethodPost {
+		return nil, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Reason: "method " + r.Method, Description: "use POST"}
+	}
+	if !authorized(r, snap.IssueAPITokens) {
+		return nil, &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "missing or wrong bearer credential", Description: "send Authorization: Bearer <issue API credential>"}
+	}
+	req, err := decode(r)
+	if err != nil {
+		return nil, err
+	}
+	client := snap.Clients[req.ClientID]
+	if client == nil {
+		return nil, bad("unknown client_id")
+	}
+	res.ClientID, res.Flow = client.ID, string(client.Flow)
+	id := idtoken.Identity{Subject: req.Subject, Claims: req.Claims}
+	if verr := id.Validate(); verr != nil {
+		return nil, bad(verr.Error())
+	}
+	sdes, perr := lpsdes.Parse(req.LPSdes)
+	if perr != nil {
+		return nil, bad(perr.Error())
+	}
+	id.SDEs = sdes
+	now := h.Now()
+	if what == "tokens" {
+		token, exp, err := idtoken.Mint(snap, client, id, now)
+		if err != nil {
+			return nil, &oauth.Error{Status: http.StatusInternalServerError, Code: "server_error", Reason: "minting: " + err.Error()}
+		}
+		return map[string]any{"token": token, "expires_in": int64(exp.Sub(now).Seconds())}, nil
+	}
+	return issueCode(snap, client, req, now)
+}
+
+func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, now time.Time) (map[string]any, *oauth.Error) {
+	if client.Flow != v1alpha1.FlowCode {
+		return nil, bad("client " + client.ID + " uses the implicit flow: call /api/v1/tokens")
+	}
+	if req.RedirectURI != "" && !client.Redirects.Allowed(req.RedirectURI) {
+		return nil, bad("redirect_uri is not registered for this client")
+	}
+	p := codes.Payload{ClientID: client.ID, Subject: req.Subject, Expiry: now.Add(snap.CodeTTL).Unix(), RedirectURI: req.RedirectURI}
+	if client.PKCE != v1alpha1.PKCEDisabled && req.CodeChallenge != "" {
+		method := req.CodeChallengeMethod
+		if method == "" {
+			method = "plain" // RFC 7636 4.3
+		}
+		if method != "S256" && method != "plain" {
+			return nil, bad("code_challenge_method must be S256 or plain")
+		}
+		if n := len(req.CodeChallenge); n < 43 || n > 128 {
+			return nil, bad("code_challenge must be 43 to 128 characters")
+		}
+		p.CodeChallenge, p.CodeChallengeMethod = req.CodeChallenge, method
+	}
+	if client.PKCE == v1alpha1.PKCERequired && p.CodeChallenge == "" {
+		return nil, bad("this client requires PKCE: send code_challenge")
+	}
+	if len(req.Claims) > 0 {
+		p.Claims, _ = json.Marshal(req.Claims)
+	}
+	if len(req.LPSdes) > 0 && !bytes.Equal(bytes.TrimSpace(req.LPSdes), []byte("null")) {
+		p.LPSdes = req.LPSdes
+	}
+	var err error
+	if p.ID, err = codes.NewID(); err != nil {
+		return nil, &oauth.Error{Status: http.StatusInternalServerError, Code: "server_error", Reason: err.Error()}
+	}
+	code, err := snap.Codes.Seal(p)
+	if err != nil {
+		return nil, bad(err.Error())
+	}
+	return map[string]any{"code": code, "expires_in": int64(snap.CodeTTL.Seconds())}, nil
+}
+
+// authorized compares the bearer credential with each valid one in constant time.
+func authorized(r *http.Request, tokens [][]byte) bool {
+	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || given == "" {
+		return false
+	}
+	g := sha256.Sum256([]byte(given))
+	match := 0
+	for _, t := range tokens {
+		w := sha256.Sum256(t)
+		match |= subtle.ConstantTimeCompare(g[:], w[:])
+	}
+	return match == 1
+}
+
+func decode(r *http.Request) (Request, *oauth.Error) {
+	var req Request
+	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
+		return req, bad("the body must be application/json")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return req, bad("reading the body: " + err.Error())
+	}
+	if len(body) > MaxBodyBytes {
+		return req, &oauth.Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Reason: "body over the limit",
+			Description: fmt.Sprintf("the body must be at most %d bytes", MaxBodyBytes)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, bad("the body is not a valid request: " + err.Error())
+	}
+	if dec.More() {
+		return req, bad("the body holds more than one JSON value")
+	}
+	if req.ClientID == "" {
+		return req, bad("client_id is required")
+	}
+	return req, nil
+}
+
