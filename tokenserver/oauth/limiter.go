@@ -38,7 +38,7 @@ func (l *FailureLimiter) Allow(id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.state[id]
-	return b == nil || l.drained(b, l.Now()) < float64(l.Burst)
+	return b == nil || l.drained(b, l.Now()) <= float64(l.Burst-1)
 }
 
 // Fail records a failed authentication for id.

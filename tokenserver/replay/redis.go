@@ -12,10 +12,16 @@ import (
 type Redis struct {
 	client *redis.Client
 	prefix string
+	// ClaimTimeout bounds a whole claim (ClaimTimeout by default).
+	ClaimTimeout time.Duration
 }
 
-// RedisTimeout bounds every Redis call: a slow Redis must not hold token requests for long.
-const RedisTimeout = 500 * time.Millisecond
+// RedisTimeout bounds each Redis read and write; ClaimTimeout bounds a whole claim, waiting for a
+// pooled connection included. A slow Redis must not hold token requests for long.
+const (
+	RedisTimeout = 500 * time.Millisecond
+	ClaimTimeout = 2 * time.Second
+)
 
 // NewRedis connects to a redis:// or rediss:// URL. Keys are prefix + code ID.
 func NewRedis(url, prefix string) (*Redis, error) {
@@ -25,7 +31,10 @@ func NewRedis(url, prefix string) (*Redis, error) {
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = RedisTimeout, RedisTimeout, RedisTimeout
 	opts.MaxRetries = 1
-	return &Redis{client: redis.NewClient(opts), prefix: prefix}, nil
+	// A burst of redemptions (LivePerson retries, a reconnect storm) must queue briefly for a
+	// connection rather than fail: each command still has RedisTimeout.
+	opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
+	return &Redis{client: redis.NewClient(opts), prefix: prefix, ClaimTimeout: ClaimTimeout}, nil
 }
 
 // Claim implements Store.
@@ -34,7 +43,7 @@ func (r *Redis) Claim(ctx context.Context, id string, expiry time.Time) (bool, e
 	if ttl < time.Second {
 		ttl = time.Second // the code is about to expire; keep the ID long enough to refuse a replay
 	}
-	ctx, cancel := context.WithTimeout(ctx, RedisTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.ClaimTimeout)
 	defer cancel()
 	ok, err := r.client.SetNX(ctx, r.prefix+id, 1, ttl).Result()
 	if err != nil {
