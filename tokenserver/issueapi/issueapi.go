@@ -206,4 +206,3 @@ func decode(r *http.Request) (Request, *oauth.Error) {
 	}
 	return req, nil
 }
-
