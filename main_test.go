@@ -13,7 +13,8 @@ func TestRunRejectsBadCommands(t *testing.T) {
 	}{
 		{nil, "no command given"},
 		{[]string{"serve"}, `unknown command "serve"`},
-		{[]string{"tokenserver"}, "not built yet"},
+		{[]string{"dev"}, "not built yet"},
+		{[]string{"tokenserver"}, "--namespace and --token-server are required"},
 		{[]string{"manager", "--no-such-flag"}, "flag provided but not defined"},
 	} {
 		err := run(tc.args, io.Discard)

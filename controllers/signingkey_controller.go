@@ -57,7 +57,7 @@ func NewSigningKeyReconciler(c client.Client, apiReader client.Reader, scheme *r
 }
 
 // SecretName is the name of a SigningKey's key Secret.
-func SecretName(sk *v1alpha1.SigningKey) string { return sk.Name + "-signing-keys" }
+func SecretName(sk *v1alpha1.SigningKey) string { return keys.SecretName(sk.Name) }
 
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys,verbs=get;list;watch
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients,verbs=get;list;watch

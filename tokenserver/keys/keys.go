@@ -27,6 +27,9 @@ import (
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
 
+// SecretName is the name of the Secret holding the keys of the SigningKey named signingKey.
+func SecretName(signingKey string) string { return signingKey + "-signing-keys" }
+
 // Key is one key of a set with its lifecycle.
 type Key struct {
 	// JWK is the key, private when it can sign. A key recovered from status after its Secret

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/cluster"
+	"github.com/lpauth/lpauth-operator/tokenserver/replay"
+	"github.com/lpauth/lpauth-operator/tokenserver/server"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+)
+
+// runTokenServer serves one TokenServer's endpoints from the cluster state of its namespace.
+func runTokenServer(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tokenserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	namespace := fs.String("namespace", os.Getenv("POD_NAMESPACE"), "namespace of the TokenServer (default $POD_NAMESPACE)")
+	name := fs.String("token-server", os.Getenv("TOKEN_SERVER"), "name of the TokenServer to serve (default $TOKEN_SERVER)")
+	listen := fs.String("listen", ":8080", "address of the endpoints LivePerson and the brand's backend call")
+	grace := fs.Duration("shutdown-grace", 20*time.Second, "how long in-flight requests may finish after SIGTERM")
+	opts := zap.Options{}
+	opts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *namespace == "" || *name == "" {
+		return errors.New("--namespace and --token-server are required (or $POD_NAMESPACE and $TOKEN_SERVER)")
+	}
+	log := zap.New(zap.UseFlagOptions(&opts))
+	ctrl.SetLogger(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("finding the cluster: %w", err)
+	}
+	scheme := newScheme()
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	ts := &v1alpha1.TokenServer{}
+	if err := direct.Get(ctx, client.ObjectKey{Namespace: *namespace, Name: *name}, ts); err != nil {
+		return fmt.Errorf("reading TokenServer %s/%s: %w", *namespace, *name, err)
+	}
+	store, err := replayStore(ctx, direct, ts)
+	if err != nil {
+		return err
+	}
+	holder := &snapshot.Holder{}
+	src := &cluster.Source{Namespace: *namespace, TokenServer: *name, Holder: holder, Log: log.WithName("snapshot")}
+	if err := src.Start(ctx, cfg, scheme); err != nil {
+		return err
+	}
+	srv := server.NewHTTPServer(*listen, server.Handler(server.Config{Issuer: ts.Spec.Issuer, Source: holder, Replay: store, Log: log.WithName("http")}))
+	return serve(ctx, srv, *grace, log)
+}
+
+// serve runs srv until ctx ends, then lets in-flight requests finish within grace.
+func serve(ctx context.Context, srv *http.Server, grace time.Duration, log logr.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("Serving", "address", srv.Addr)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving on %s: %w", srv.Addr, err)
+	case <-ctx.Done():
+	}
+	log.Info("Shutting down; draining in-flight requests", "grace", grace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// replayStore picks the store the TokenServer asks for: Redis (address from its Secret) or memory.
+func replayStore(ctx context.Context, c client.Client, ts *v1alpha1.TokenServer) (replay.Store, error) {
+	rs := ts.Spec.ReplayStore
+	if rs == nil || rs.Type != v1alpha1.ReplayStoreRedis || rs.Redis == nil {
+		return replay.NewMemory(1_000_000, nil), nil
+	}
+	secret := &corev1.Secret{}
+	ref := rs.Redis.AddressSecretRef
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: ref.Name}, secret); err != nil {
+		return nil, fmt.Errorf("reading the Redis address Secret %s: %w", ref.Name, err)
+	}
+	url := string(secret.Data[ref.Key])
+	if url == "" {
+		return nil, fmt.Errorf("the Redis address Secret %s has no key %q", ref.Name, ref.Key)
+	}
+	return replay.NewRedis(url, "lpauth:"+ts.Namespace+":"+ts.Name+":")
+}

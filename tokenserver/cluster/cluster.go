@@ -1,0 +1,138 @@
+// Package cluster feeds a token server's snapshot from the Kubernetes API: informers limited to
+// its namespace (and, for Secrets, to those labelled for token servers) trigger a rebuild on any
+// change, and the new snapshot replaces the old one atomically. Requests never reach the API
+// server.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+)
+
+// Source keeps Holder current with the cluster state of one TokenServer.
+type Source struct {
+	Namespace   string
+	TokenServer string
+	Holder      *snapshot.Holder
+	Log         logr.Logger
+	// OnBuild, when set, is told of every rebuild (for metrics).
+	OnBuild func(snap *snapshot.Snapshot, problems []snapshot.Problem, err error, took time.Duration)
+
+	cache   cache.Cache
+	trigger chan struct{}
+}
+
+// Start runs the informers and the rebuild loop until ctx ends. It returns once the caches have
+// synced and the first rebuild ran (successfully or not: /readyz tells).
+func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) error {
+	c, err := cache.New(cfg, cache.Options{
+		Scheme:            scheme,
+		DefaultNamespaces: map[string]cache.Config{s.Namespace: {}},
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the cache: %w", err)
+	}
+	s.cache, s.trigger = c, make(chan struct{}, 1)
+	for _, obj := range []client.Object{&v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{}, &corev1.Secret{}} {
+		inf, err := c.GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("watching %T: %w", obj, err)
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { s.poke() },
+			UpdateFunc: func(any, any) { s.poke() },
+			DeleteFunc: func(any) { s.poke() },
+		}); err != nil {
+			return err
+		}
+	}
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		return fmt.Errorf("the caches did not sync")
+	}
+	s.rebuild(ctx)
+	go s.loop(ctx)
+	return nil
+}
+
+// poke asks for a rebuild; bursts of events coalesce into one.
+func (s *Source) poke() {
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Source) loop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.trigger:
+			s.rebuild(ctx)
+		}
+	}
+}
+
+func (s *Source) rebuild(ctx context.Context) {
+	start := time.Now()
+	snap, problems, err := s.build(ctx)
+	took := time.Since(start)
+	if s.OnBuild != nil {
+		s.OnBuild(snap, problems, err, took)
+	}
+	for _, p := range problems {
+		s.Log.Info("Client left out of the snapshot", "problem", p.String())
+	}
+	if err != nil {
+		// Keep serving the last good snapshot: a broken object never takes the server down.
+		s.Log.Error(err, "Snapshot not rebuilt; serving the previous one")
+		return
+	}
+	s.Holder.Store(snap)
+	s.Log.V(1).Info("Snapshot rebuilt", "clients", len(snap.Clients), "activeKey", snap.SigningKeyID, "took", took)
+}
+
+func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Problem, error) {
+	ts := &v1alpha1.TokenServer{}
+	if err := s.cache.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.TokenServer}, ts); err != nil {
+		return nil, nil, fmt.Errorf("reading TokenServer %s: %w", s.TokenServer, err)
+	}
+	secrets := &corev1.SecretList{}
+	if err := s.cache.List(ctx, secrets, client.InNamespace(s.Namespace)); err != nil {
+		return nil, nil, err
+	}
+	byName := make(map[string]*corev1.Secret, len(secrets.Items))
+	for i := range secrets.Items {
+		byName[secrets.Items[i].Name] = &secrets.Items[i]
+	}
+	clients := &v1alpha1.LivePersonAuthClientList{}
+	if err := s.cache.List(ctx, clients, client.InNamespace(s.Namespace)); err != nil {
+		return nil, nil, err
+	}
+	return snapshot.Build(snapshot.Inputs{
+		TokenServer: ts,
+		KeySecret:   byName[keys.SecretName(ts.Spec.SigningKeyRef.Name)],
+		Credentials: byName[snapshot.CredentialsSecretName(ts.Name)],
+		Clients:     clients.Items,
+		Secrets:     byName,
+		Now:         time.Now(),
+	})
+}
