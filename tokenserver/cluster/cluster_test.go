@@ -1,0 +1,163 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/controllers"
+	"github.com/lpauth/lpauth-operator/controllers/testenv"
+	"github.com/lpauth/lpauth-operator/tokenserver/cluster"
+	"github.com/lpauth/lpauth-operator/tokenserver/replay"
+	"github.com/lpauth/lpauth-operator/tokenserver/server"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+)
+
+const issueToken = "issue-api-credential-0123456789abcdef"
+
+// TestServesFromTheCluster runs the operator's reconcilers and a token server against a real
+// API server: a client is served seconds after it is created, a rotated key within 2 s, and a
+// broken client never takes the others down.
+func TestServesFromTheCluster(t *testing.T) {
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Cache: controllers.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controllers.Setup(ctx, mgr, controllers.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	k8s, _ := client.New(cfg, client.Options{Scheme: scheme})
+
+	ns := "serve"
+	must(t, k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	must(t, k8s.Create(ctx, &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: ns}}))
+	must(t, k8s.Create(ctx, &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: ns},
+		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"}}}))
+	// The TokenServer controller will own this Secret; until then the test writes it.
+	must(t, k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: snapshot.CredentialsSecretName("brand"), Namespace: ns, Labels: map[string]string{v1alpha1.LabelTokenServerReads: "true"}},
+		Data:       map[string][]byte{snapshot.CodeKeyKey: bytes.Repeat([]byte{1}, 32), snapshot.IssueAPITokenKey: []byte(issueToken)},
+	}))
+
+	holder := &snapshot.Holder{}
+	src := &cluster.Source{Namespace: ns, TokenServer: "brand", Holder: holder, Log: ctrl.Log.WithName("snapshot")}
+	// The signing key Secret may not exist yet: Start returns after the first attempt either way,
+	// and rebuilds when it appears.
+	must(t, src.Start(ctx, cfg, scheme))
+	srv := httptest.NewServer(server.Handler(server.Config{Issuer: "https://auth.brand.example", Source: holder, Replay: replay.NewMemory(1000, nil)}))
+	t.Cleanup(srv.Close)
+	eventually(t, 30*time.Second, "a snapshot with the signing key", func() bool { return holder.Snapshot() != nil })
+
+	// A client is served soon after it is created.
+	start := time.Now()
+	must(t, k8s.Create(ctx, &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "lp", Namespace: ns},
+		Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, AccountID: "1", ClientID: "lp-client-0001"}}))
+	// A broken one (its Secret does not exist) is left out and must not stop the others.
+	must(t, k8s.Create(ctx, &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "broken", Namespace: ns},
+		Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, AccountID: "2", ClientID: "lp-client-0002",
+			ClientSecretRef: &v1alpha1.SecretKeyRef{Name: "missing", Key: "secret"}}}))
+	eventually(t, 30*time.Second, "the new client to be served", func() bool {
+		return issueStatus(t, srv.URL, "lp-client-0001") == http.StatusOK
+	})
+	t.Logf("client created to served: %v", time.Since(start))
+	if got := issueStatus(t, srv.URL, "lp-client-0002"); got != http.StatusBadRequest {
+		t.Errorf("the broken client: %d, want 400 (left out of the snapshot)", got)
+	}
+
+	// A rotation is served within 2 s of the annotation.
+	sk := &v1alpha1.SigningKey{}
+	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keys"}, sk))
+	var next string
+	for _, k := range sk.Status.Keys {
+		if k.State == v1alpha1.KeyNext {
+			next = k.KeyID
+		}
+	}
+	if next == "" || tokenKid(t, srv.URL) != sk.Status.ActiveKeyID {
+		t.Fatalf("before rotation: next %q, served kid %q, active %q", next, tokenKid(t, srv.URL), sk.Status.ActiveKeyID)
+	}
+	patch := client.MergeFrom(sk.DeepCopy())
+	metav1.SetMetaDataAnnotation(&sk.ObjectMeta, v1alpha1.AnnotationRotate, "now")
+	start = time.Now()
+	must(t, k8s.Patch(ctx, sk, patch))
+	eventually(t, 2*time.Second, "the rotated key to sign served tokens", func() bool { return tokenKid(t, srv.URL) == next })
+	t.Logf("annotate to new key served: %v", time.Since(start))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func issue(t *testing.T, base, clientID string) (*http.Response, map[string]any) {
+	b, _ := json.Marshal(map[string]any{"client_id": clientID, "sub": "u"})
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/tokens", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+issueToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
+
+func issueStatus(t *testing.T, base, clientID string) int {
+	resp, _ := issue(t, base, clientID)
+	return resp.StatusCode
+}
+
+// tokenKid is the kid of a freshly issued token.
+func tokenKid(t *testing.T, base string) string {
+	resp, out := issue(t, base, "lp-client-0001")
+	if resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	jws, err := jose.ParseSigned(out["token"].(string), []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jws.Signatures[0].Header.KeyID
+}
