@@ -20,6 +20,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/cluster"
+	"github.com/lpauth/lpauth-operator/tokenserver/metrics"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
@@ -32,6 +33,7 @@ func runTokenServer(args []string, stderr io.Writer) error {
 	namespace := fs.String("namespace", os.Getenv("POD_NAMESPACE"), "namespace of the TokenServer (default $POD_NAMESPACE)")
 	name := fs.String("token-server", os.Getenv("TOKEN_SERVER"), "name of the TokenServer to serve (default $TOKEN_SERVER)")
 	listen := fs.String("listen", ":8080", "address of the endpoints LivePerson and the brand's backend call")
+	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics (Prometheus), kept off the public listener")
 	grace := fs.Duration("shutdown-grace", 20*time.Second, "how long in-flight requests may finish after SIGTERM")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
@@ -63,12 +65,20 @@ func runTokenServer(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	m := metrics.New()
 	holder := &snapshot.Holder{}
-	src := &cluster.Source{Namespace: *namespace, TokenServer: *name, Holder: holder, Log: log.WithName("snapshot")}
+	src := &cluster.Source{Namespace: *namespace, TokenServer: *name, Holder: holder, Log: log.WithName("snapshot"), OnBuild: m.OnBuild}
 	if err := src.Start(ctx, cfg, scheme); err != nil {
 		return err
 	}
-	srv := server.NewHTTPServer(*listen, server.Handler(server.Config{Issuer: ts.Spec.Issuer, Source: holder, Replay: store, Log: log.WithName("http")}))
+	metricsSrv := server.NewHTTPServer(*metricsListen, m.Handler())
+	go func() {
+		if err := metricsSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(err, "Metrics listener stopped")
+		}
+	}()
+	defer metricsSrv.Close()
+	srv := server.NewHTTPServer(*listen, server.Handler(server.Config{Issuer: ts.Spec.Issuer, Source: holder, Replay: store, Log: log.WithName("http"), Metrics: m}))
 	return serve(ctx, srv, *grace, log)
 }
 

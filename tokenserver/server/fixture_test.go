@@ -22,6 +22,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/metrics"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
@@ -73,10 +74,11 @@ func (s *syncBuffer) add(line string) { s.mu.Lock(); s.b.WriteString(line + "\n"
 func (s *syncBuffer) String() string  { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type fixture struct {
-	srv    *httptest.Server
-	issuer string
-	snap   *snapshot.Snapshot
-	logs   *syncBuffer
+	srv     *httptest.Server
+	issuer  string
+	metrics *metrics.Metrics
+	snap    *snapshot.Snapshot
+	logs    *syncBuffer
 }
 
 // newFixture runs a token server on loopback whose issuer is its own URL, with the given
@@ -95,7 +97,8 @@ func newFixture(t testing.TB, store replay.Store) *fixture {
 		store = replay.NewMemory(10000, nil)
 	}
 	log := funcr.New(func(prefix, args string) { f.logs.add(prefix + " " + args) }, funcr.Options{Verbosity: 10})
-	h = server.Handler(server.Config{Issuer: f.issuer, Source: holder, Replay: store, Log: log})
+	f.metrics = metrics.New()
+	h = server.Handler(server.Config{Issuer: f.issuer, Source: holder, Replay: store, Log: log, Metrics: f.metrics})
 	return f
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/discovery"
 	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
 	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
+	"github.com/lpauth/lpauth-operator/tokenserver/metrics"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
@@ -40,6 +41,8 @@ type Config struct {
 	// Limiter slows repeated failed client authentications (nil: the default, 10 failures then
 	// one attempt per 6 s per client id).
 	Limiter *oauth.FailureLimiter
+	// Metrics, when set, counts every request (served on its own port by the caller).
+	Metrics *metrics.Metrics
 }
 
 // Handler returns the token server's routes.
@@ -49,6 +52,9 @@ func Handler(cfg Config) http.Handler {
 	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = oauth.NewFailureLimiter(10, 6*time.Second)
+	}
+	if cfg.Metrics != nil && cfg.Observe == nil {
+		cfg.Observe = cfg.Metrics.Observe
 	}
 	prefix := ""
 	if u, err := url.Parse(cfg.Issuer); err == nil {
@@ -71,7 +77,26 @@ func Handler(cfg Config) http.Handler {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	return securityHeaders(mux)
+	var h http.Handler = mux
+	if cfg.Metrics != nil {
+		h = cfg.Metrics.Instrument(endpointName(prefix), mux)
+	}
+	return securityHeaders(h)
+}
+
+// endpointName maps a request to a bounded metric label.
+func endpointName(prefix string) func(*http.Request) string {
+	names := map[string]string{
+		prefix + endpoints.TokenPath: "token", prefix + endpoints.JWKSPath: "jwks", prefix + endpoints.DiscoveryPath: "discovery",
+		prefix + endpoints.AuthorizePath: "authorize", prefix + endpoints.IssueAPIPath + "/codes": "issue_codes",
+		prefix + endpoints.IssueAPIPath + "/tokens": "issue_tokens", "/healthz": "healthz", "/readyz": "readyz",
+	}
+	return func(r *http.Request) string {
+		if n, ok := names[r.URL.Path]; ok {
+			return n
+		}
+		return "other"
+	}
 }
 
 // securityHeaders: nothing here is meant to be framed or sniffed.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -21,6 +22,8 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay/replaytest"
+	"github.com/lpauth/lpauth-operator/tokenserver/server"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
 const lpRedirect = "https://liveperson.net"
@@ -481,6 +484,47 @@ func TestNoSecretOrCodeOrTokenInLogs(t *testing.T) {
 			if strings.Contains(logs, piece) {
 				t.Errorf("the logs contain a secret, code or token (%s…)", fmt.Sprint(piece[:8]))
 			}
+		}
+	}
+}
+
+func TestMetricsCountRequestsIssuesAndFailures(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	code := f.code(t, map[string]any{"client_id": codeClientID, "sub": "u"})
+	f.postToken(t, form(code, lpRedirect), basic(codeClientID, codeSecret))
+	f.postToken(t, form(code, lpRedirect), basic(codeClientID, codeSecret))
+	rec := httptest.NewRecorder()
+	f.metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, want := range []string{
+		`lpauth_http_requests_total{code="200",endpoint="token"} 1`,
+		`lpauth_http_requests_total{code="400",endpoint="token"} 1`,
+		`lpauth_tokens_issued_total{client="lp-code-client",endpoint="issue_codes",flow="Code"} 1`,
+		`lpauth_tokens_issued_total{client="lp-code-client",endpoint="token",flow="Code"} 1`,
+		`lpauth_request_failures_total{endpoint="token",error="invalid_grant"} 1`,
+		`lpauth_http_request_duration_seconds_count{endpoint="token"} 2`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(rec.Body.String(), code) {
+		t.Error("a code appears in the metrics")
+	}
+}
+
+func TestReadyOnlyWithASnapshot(t *testing.T) {
+	t.Parallel()
+	h := server.Handler(server.Config{Issuer: "https://auth.example", Source: &snapshot.Holder{}, Replay: replay.NewMemory(1, nil)})
+	for path, want := range map[string]int{"/readyz": 503, "/healthz": 200, "/token": 503, "/.well-known/jwks.json": 503} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("")))
+		if path == "/.well-known/jwks.json" {
+			rec = httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		}
+		if rec.Code != want {
+			t.Errorf("%s before the first snapshot: %d, want %d", path, rec.Code, want)
 		}
 	}
 }

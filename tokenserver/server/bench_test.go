@@ -1,0 +1,105 @@
+package server_test
+
+import (
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lpauth/lpauth-operator/tokenserver/codes"
+)
+
+// rawSignRate is how many id_token-sized payloads the snapshot's signer signs per second on all
+// cores: the physical limit of /token with this signer.
+func rawSignRate(b *testing.B, f *fixture, d time.Duration) float64 {
+	payload := []byte(`{"iss":"` + f.issuer + `","sub":"cust-8f14e45f","aud":"lp-code-client","iat":1800000000,"exp":1800003600,"lp_sdes":[{"type":"ctmrinfo","info":{"ctype":"vip"}}]}`)
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if _, err := f.snap.Signer.Sign(payload); err != nil {
+					b.Error(err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / d.Seconds()
+}
+
+// BenchmarkTokenEndpoint redeems pre-issued codes at /token over loopback HTTP on all cores and
+// reports the rate next to the raw signing rate measured in the same run, and their ratio.
+//
+//	go test -run '^$' -bench TokenEndpoint -benchtime 3s ./tokenserver/server/
+func BenchmarkTokenEndpoint(b *testing.B) {
+	f := newFixture(b, nil)
+	raw := rawSignRate(b, f, 2*time.Second)
+	codeList := make([]string, b.N)
+	for i := range codeList {
+		p := codes.Payload{ClientID: codeClientID, Subject: "cust-8f14e45f", Expiry: time.Now().Add(time.Hour).Unix(), RedirectURI: lpRedirect}
+		p.ID, _ = codes.NewID()
+		codeList[i], _ = f.snap.Codes.Seal(p)
+	}
+	transport := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport}
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	b.SetParallelism(4) // keep both cores busy while requests wait on the network stack
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			code := codeList[next.Add(1)-1]
+			req, _ := http.NewRequest(http.MethodPost, f.issuer+"/token", strings.NewReader(form(code, lpRedirect)))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(codeClientID, codeSecret)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	rate := float64(b.N) / time.Since(start).Seconds()
+	b.ReportMetric(rate, "tokens/s")
+	b.ReportMetric(raw, "signs/s")
+	b.ReportMetric(rate/raw, "token/sign")
+}
+
+// BenchmarkJWKS serves the pre-rendered JWKS over loopback HTTP.
+//
+//	go test -run '^$' -bench JWKS ./tokenserver/server/
+func BenchmarkJWKS(b *testing.B) {
+	f := newFixture(b, nil)
+	transport := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport}
+	b.SetParallelism(4)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(f.issuer + "/.well-known/jwks.json")
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			resp.Body.Close()
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
