@@ -1,0 +1,209 @@
+package snapshot_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// ES256 keys are cheap to make; the snapshot does not care about the algorithm.
+func keySecret(t *testing.T, states ...v1alpha1.KeyState) *corev1.Secret {
+	t.Helper()
+	var set []keys.Key
+	for _, st := range states {
+		k, err := keys.Generate(v1alpha1.ES256, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set = append(set, keys.Key{JWK: k, State: st, CreatedAt: now.Add(-time.Hour), ActivatesAt: now.Add(-time.Hour)})
+	}
+	data, err := keys.Encode(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys-signing-keys"}, Data: data}
+}
+
+func inputs(t *testing.T) snapshot.Inputs {
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "ts"}, Spec: v1alpha1.TokenServerSpec{
+		Issuer: "https://auth.example.com/lp", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"}}}
+	return snapshot.Inputs{
+		TokenServer: ts,
+		KeySecret:   keySecret(t, v1alpha1.KeyNext, v1alpha1.KeyActive, v1alpha1.KeyRetired),
+		Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ts-credentials"}, Data: map[string][]byte{
+			snapshot.CodeKeyKey: bytes.Repeat([]byte{1}, 32), snapshot.IssueAPITokenKey: []byte("issue-token\n")}},
+		Secrets: map[string]*corev1.Secret{
+			"good-client": {Data: map[string][]byte{snapshot.ClientSecretKey: []byte("s3cret")}},
+		},
+		Now: now,
+	}
+}
+
+func client(name string, mutate func(*v1alpha1.LivePersonAuthClient)) v1alpha1.LivePersonAuthClient {
+	c := v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{
+		v1alpha1.AnnotationGeneratedClientID: "id-" + name}},
+		Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "ts"}, AccountID: "123",
+			RedirectURIs: []string{"https://va.liveperson.net/callback"}}}
+	if mutate != nil {
+		mutate(&c)
+	}
+	return c
+}
+
+func TestBuildServesGoodClientsAndReportsBrokenOnes(t *testing.T) {
+	t.Parallel()
+	in := inputs(t)
+	in.Clients = []v1alpha1.LivePersonAuthClient{
+		client("good", nil),
+		client("other-server", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.TokenServerRef.Name = "elsewhere" }),
+		client("no-id-yet", func(c *v1alpha1.LivePersonAuthClient) { c.Annotations = nil }),
+		client("no-secret", nil),
+		client("bad-redirect", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.RedirectURIs = []string{"not a url"} }),
+		client("bad-sdes", func(c *v1alpha1.LivePersonAuthClient) {
+			c.Spec.IDToken.LPSdes = []apiextensionsv1.JSON{{Raw: []byte(`{"type":"nonsense"}`)}}
+		}),
+		client("no-enc-keys", func(c *v1alpha1.LivePersonAuthClient) {
+			c.Spec.Flow = v1alpha1.FlowImplicit
+			c.Spec.Encryption = &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "missing"}}
+		}),
+		client("duplicate", func(c *v1alpha1.LivePersonAuthClient) {
+			c.Spec.ClientID = "id-good"
+			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "good-client", Key: snapshot.ClientSecretKey}
+		}),
+		client("implicit", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.Flow = v1alpha1.FlowImplicit }),
+	}
+	s, problems, err := snapshot.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "good" reads the generated Secret good-client.
+	if got := len(s.Clients); got != 2 {
+		t.Fatalf("served %d clients, want 2 (good, implicit): %v", got, s.Clients)
+	}
+	good := s.Clients["id-good"]
+	if good == nil || string(good.Secret) != "s3cret" || good.Lifetime != time.Hour || good.Audience != "id-good" || good.Flow != v1alpha1.FlowCode {
+		t.Fatalf("good client = %+v", good)
+	}
+	if imp := s.Clients["id-implicit"]; imp == nil || imp.Secret != nil {
+		t.Fatalf("implicit client = %+v, want no secret", imp)
+	}
+	var got []string
+	for _, p := range problems {
+		got = append(got, p.String())
+	}
+	want := []string{"bad-redirect", "bad-sdes", "duplicate", "no-enc-keys", "no-id-yet", "no-secret"}
+	if len(got) != len(want) {
+		t.Fatalf("problems = %q, want one for each of %q", got, want)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], "LivePersonAuthClient "+w+": ") {
+			t.Errorf("problem %d = %q, want one about %s", i, got[i], w)
+		}
+	}
+}
+
+func TestBuildPublishesEveryKeyAndSignsWithTheActiveOne(t *testing.T) {
+	t.Parallel()
+	in := inputs(t)
+	s, _, err := snapshot.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwks struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+			D   string `json:"d"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(s.JWKS.Body, &jwks); err != nil {
+		t.Fatal(err)
+	}
+	if len(jwks.Keys) != 3 {
+		t.Fatalf("JWKS has %d keys, want Next, Active and Retired", len(jwks.Keys))
+	}
+	found := false
+	for _, k := range jwks.Keys {
+		if k.D != "" {
+			t.Fatalf("JWKS publishes a private key: %s", k.Kid)
+		}
+		found = found || k.Kid == s.SigningKeyID
+	}
+	if !found {
+		t.Fatalf("signing kid %s is not in the JWKS", s.SigningKeyID)
+	}
+	if s.ActiveKeyAge != time.Hour || s.CodeTTL != 120*time.Second {
+		t.Fatalf("ActiveKeyAge=%v CodeTTL=%v", s.ActiveKeyAge, s.CodeTTL)
+	}
+	if len(s.IssueAPITokens) != 1 || string(s.IssueAPITokens[0]) != "issue-token" {
+		t.Fatalf("issue API tokens = %q, want the trimmed credential", s.IssueAPITokens)
+	}
+	var disc map[string]any
+	if err := json.Unmarshal(s.Discovery.Body, &disc); err != nil {
+		t.Fatal(err)
+	}
+	if disc["issuer"] != in.TokenServer.Spec.Issuer || disc["token_endpoint"] != "https://auth.example.com/lp/token" {
+		t.Fatalf("discovery = %v", disc)
+	}
+	// The ETag follows the content: same inputs, same tag; a changed key set, a new tag.
+	again, _, _ := snapshot.Build(in)
+	if again.JWKS.ETag != s.JWKS.ETag || again.Discovery.ETag != s.Discovery.ETag {
+		t.Fatal("ETags differ between two builds of the same inputs")
+	}
+	in.KeySecret = keySecret(t, v1alpha1.KeyActive)
+	changed, _, _ := snapshot.Build(in)
+	if changed.JWKS.ETag == s.JWKS.ETag {
+		t.Fatal("ETag unchanged after the key set changed")
+	}
+}
+
+func TestBuildFailsOnlyWhenNothingCanBeServed(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		mutate func(*snapshot.Inputs)
+		want   string
+	}{
+		"no token server":    {func(in *snapshot.Inputs) { in.TokenServer = nil }, "no TokenServer"},
+		"no key secret":      {func(in *snapshot.Inputs) { in.KeySecret = nil }, "signing key Secret"},
+		"no active key":      {func(in *snapshot.Inputs) { in.KeySecret = keySecret(t, v1alpha1.KeyNext) }, "no active key"},
+		"no credentials":     {func(in *snapshot.Inputs) { in.Credentials = nil }, "credentials Secret is missing"},
+		"short code key":     {func(in *snapshot.Inputs) { in.Credentials.Data[snapshot.CodeKeyKey] = []byte("short") }, "ts-credentials"},
+		"no issue API token": {func(in *snapshot.Inputs) { delete(in.Credentials.Data, snapshot.IssueAPITokenKey) }, "issueAPIToken"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			in := inputs(t)
+			tc.mutate(&in)
+			_, _, err := snapshot.Build(in)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestHolderSwapsWholeSnapshots(t *testing.T) {
+	t.Parallel()
+	var h snapshot.Holder
+	if h.Snapshot() != nil {
+		t.Fatal("a new holder has a snapshot")
+	}
+	a, b := &snapshot.Snapshot{Issuer: "a"}, &snapshot.Snapshot{Issuer: "b"}
+	h.Store(a)
+	h.Store(b)
+	if h.Snapshot() != b {
+		t.Fatal("holder does not return the last stored snapshot")
+	}
+}
