@@ -28,7 +28,7 @@ const operatorImage = "ghcr.io/lpauth/lpauth-operator:v0.1.0"
 func server(name string, mutate func(*v1alpha1.TokenServer)) *v1alpha1.TokenServer {
 	ts := &v1alpha1.TokenServer{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "brand-auth", UID: types.UID("uid-" + name)},
-		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "brand-keys"}},
+		Spec:       v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "brand-keys"}},
 	}
 	if mutate != nil {
 		mutate(ts)
