@@ -85,6 +85,7 @@ func runManager(args []string, stderr io.Writer) error {
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader so only one replica reconciles at a time")
 	qps := fs.Float64("kube-api-qps", 200, "requests per second to the API server (thousands of clients need more than client-go's default)")
 	burst := fs.Int("kube-api-burst", 400, "burst of requests to the API server")
+	image := fs.String("token-server-image", os.Getenv("TOKEN_SERVER_IMAGE"), "image of token servers whose spec.image is empty: the operator's own (default $TOKEN_SERVER_IMAGE)")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -110,7 +111,7 @@ func runManager(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(context.Background(), mgr, controllers.Options{}); err != nil {
+	if err := controllers.Setup(context.Background(), mgr, controllers.Options{TokenServerImage: *image}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

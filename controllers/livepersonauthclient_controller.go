@@ -234,8 +234,14 @@ func checkClientSecret(v []byte) error {
 // readUserSecret reads one of the brand's Secrets uncached and labels it so the token server
 // (and the operator's cache, hence its watches) see it.
 func (r *LivePersonAuthClientReconciler) readUserSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	return labelledSecret(ctx, r.Client, r.APIReader, namespace, name)
+}
+
+// labelledSecret reads a brand's Secret uncached (the cache holds only labelled Secrets) and
+// labels it for the token server, so from then on the caches and watches see it.
+func labelledSecret(ctx context.Context, c client.Client, reader client.Reader, namespace, name string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
+	if err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, &notReady{reason: v1alpha1.ReasonSecretNotFound, retryAfter: missingSecretRetry,
 				err: fmt.Errorf("Secret %q not found in namespace %s", name, namespace)}
@@ -245,7 +251,7 @@ func (r *LivePersonAuthClientReconciler) readUserSecret(ctx context.Context, nam
 	if secret.Labels[v1alpha1.LabelTokenServerReads] != "true" {
 		patch := client.MergeFrom(secret.DeepCopy())
 		metav1.SetMetaDataLabel(&secret.ObjectMeta, v1alpha1.LabelTokenServerReads, "true")
-		if err := r.Patch(ctx, secret, patch); err != nil {
+		if err := c.Patch(ctx, secret, patch); err != nil {
 			return nil, fmt.Errorf("labelling Secret %s for the token server: %w", name, err)
 		}
 	}

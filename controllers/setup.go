@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -15,10 +19,16 @@ import (
 )
 
 // CacheOptions limits the manager's Secret cache to the Secrets token servers read (the operator
-// labels each one), so the operator never holds every Secret of the cluster in memory.
+// labels each one), and its Deployment, Service, ... caches to the objects it made, so the
+// operator never holds every Secret or Deployment of the cluster in memory.
 func CacheOptions() cache.Options {
+	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})}
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
+		// The kinds the operator creates for token servers: only its own are cached.
+		&appsv1.Deployment{}: managed, &corev1.Service{}: managed, &corev1.ServiceAccount{}: managed,
+		&rbacv1.Role{}: managed, &rbacv1.RoleBinding{}: managed, &networkingv1.Ingress{}: managed,
+		&policyv1.PodDisruptionBudget{}: managed,
 	}}
 }
 
@@ -30,6 +40,8 @@ type Options struct {
 	GenerateKey KeyGenerator
 	// Client, when set, replaces the manager's client (tests inject faults through it).
 	Client client.Client
+	// TokenServerImage runs token servers whose spec.image is empty: the operator's own image.
+	TokenServerImage string
 }
 
 // Setup registers every reconciler with the manager.
@@ -46,5 +58,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	lpac := &LivePersonAuthClientReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("livepersonauthclient-controller")}
-	return lpac.SetupWithManager(mgr)
+	if err := lpac.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	ts := &TokenServerReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("tokenserver-controller"), Clock: clk, Image: opts.TokenServerImage}
+	return ts.SetupWithManager(mgr)
 }

@@ -75,9 +75,10 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.Setup(context.Background(), mgr, controllers.Options{
-		Clock:       clock,
-		GenerateKey: countingGenerator,
-		Client:      conflictOnce(mgr.GetClient()),
+		Clock:            clock,
+		GenerateKey:      countingGenerator,
+		Client:           conflictOnce(mgr.GetClient()),
+		TokenServerImage: testImage,
 	})).To(Succeed())
 
 	ctx, cancel = context.WithCancel(context.Background())

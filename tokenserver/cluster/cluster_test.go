@@ -28,7 +28,8 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
-const issueToken = "issue-api-credential-0123456789abcdef"
+// issueToken is the issue-API credential the operator generated for the TokenServer.
+var issueToken string
 
 // TestServesFromTheCluster runs the operator's reconcilers and a token server against a real
 // API server: a client is served seconds after it is created, a rotated key within 2 s, and a
@@ -49,7 +50,7 @@ func TestServesFromTheCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := controllers.Setup(ctx, mgr, controllers.Options{}); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{TokenServerImage: "lpauth-operator:test"}); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()
@@ -60,11 +61,12 @@ func TestServesFromTheCluster(t *testing.T) {
 	must(t, k8s.Create(ctx, &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: ns}}))
 	must(t, k8s.Create(ctx, &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: ns},
 		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"}}}))
-	// The TokenServer controller will own this Secret; until then the test writes it.
-	must(t, k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: snapshot.CredentialsSecretName("brand"), Namespace: ns, Labels: map[string]string{v1alpha1.LabelTokenServerReads: "true"}},
-		Data:       map[string][]byte{snapshot.CodeKeyKey: bytes.Repeat([]byte{1}, 32), snapshot.IssueAPITokenKey: []byte(issueToken)},
-	}))
+	// The operator generates the TokenServer's credentials; the brand's backend reads them.
+	creds := &corev1.Secret{}
+	eventually(t, 10*time.Second, "the credentials Secret", func() bool {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: snapshot.CredentialsSecretName("brand")}, creds) == nil
+	})
+	issueToken = string(creds.Data[snapshot.IssueAPITokenKey])
 
 	holder := &snapshot.Holder{}
 	src := &cluster.Source{Namespace: ns, TokenServer: "brand", Holder: holder, Log: ctrl.Log.WithName("snapshot")}

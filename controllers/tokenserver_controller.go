@@ -1,0 +1,358 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/controllers/workload"
+	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
+)
+
+// FieldOwner is the server-side-apply manager of everything the operator applies.
+const FieldOwner = "lpauth-operator"
+
+// TokenServerReconciler runs each TokenServer as a Deployment with its Service, optional
+// Ingress and PodDisruptionBudget, a ServiceAccount bound to a read-only Role, and the Secret with
+// its code-sealing key and issue-API credential.
+type TokenServerReconciler struct {
+	client.Client
+	// APIReader sees objects the label-filtered cache does not: a same-named object someone else
+	// made, or the brand's Redis address Secret before it is labelled.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  recorder.EventRecorder
+	Clock     clock.PassiveClock
+	// Image runs the token server when spec.image is empty (the operator's own image).
+	Image string
+}
+
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+
+// serverScope is what the phases of one TokenServer reconcile share.
+type serverScope struct {
+	ts         *v1alpha1.TokenServer
+	deployment *appsv1.Deployment
+	keyReady   bool
+	// requeue is when the credentials Secret next needs a look (previous values expiring).
+	requeue time.Duration
+}
+
+func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, reterr error) {
+	ts := &v1alpha1.TokenServer{}
+	if err := r.Get(ctx, req.NamespacedName, ts); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !ts.DeletionTimestamp.IsZero() {
+		// Owner references hand everything it owns to the garbage collector.
+		return ctrl.Result{}, nil
+	}
+	base := ts.DeepCopy()
+	s := &serverScope{ts: ts}
+	defer func() {
+		reason, err := v1alpha1.ReasonReconcileError, reterr
+		var nr *notReady
+		if errors.As(reterr, &nr) {
+			reason, reterr = nr.reason, nil
+			result.RequeueAfter = nr.retryAfter
+			r.event(ts, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
+		}
+		setServerStatus(ts, s.deployment, s.keyReady, reason, err)
+		if !equality.Semantic.DeepEqual(base.Status, ts.Status) {
+			if err := r.Status().Patch(ctx, ts, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+				reterr = errors.Join(reterr, fmt.Errorf("writing status: %w", err))
+			}
+		}
+		if reterr == nil && s.requeue > 0 && (result.RequeueAfter == 0 || s.requeue < result.RequeueAfter) {
+			result.RequeueAfter = s.requeue
+		}
+	}()
+
+	if err := r.ensureCredentials(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	startup, err := r.startupConfig(ctx, ts)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if ts.Spec.Image == "" && r.Image == "" {
+		return ctrl.Result{}, notReadyf(v1alpha1.ReasonInvalidSpec, "no image to run: set spec.image, or start the operator with --token-server-image (the manifests set it to the operator's own image)")
+	}
+	if err := r.applyWorkload(ctx, s, workload.Params{Image: r.Image, StartupConfig: startup}); err != nil {
+		return ctrl.Result{}, err
+	}
+	s.keyReady = r.signingKeyReady(ctx, ts)
+	return ctrl.Result{}, nil
+}
+
+func (r *TokenServerReconciler) event(ts *v1alpha1.TokenServer, kind, reason, action, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(ts, nil, kind, reason, action, "%s", note)
+	}
+}
+
+// ensureCredentials creates the credentials Secret once, never replaces a valid value, acts on a
+// rotate-credentials request once, and removes the previous values after one code TTL.
+func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *serverScope) error {
+	ts := s.ts
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: workload.CredentialsName(ts)}, secret)
+	if apierrors.IsNotFound(err) {
+		return r.createCredentials(ctx, ts)
+	}
+	if err != nil {
+		return err
+	}
+	if !metav1.IsControlledBy(secret, ts) {
+		return notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s exists and is not owned by this TokenServer; delete or rename it", secret.Name)
+	}
+	before := secret.DeepCopy()
+	replaced, err := workload.RepairCredentials(secret, rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := r.Clock.Now()
+	rotated, err := workload.RotateCredentials(secret, ts.Annotations[v1alpha1.AnnotationRotateCredentials], now, workload.CodeTTL(ts), rand.Reader)
+	if err != nil {
+		return err
+	}
+	expired, wait := false, time.Duration(0)
+	if !rotated {
+		expired, wait = workload.ExpirePrevious(secret, now)
+	} else {
+		wait = workload.CodeTTL(ts) + time.Second
+	}
+	s.requeue = wait
+	if equality.Semantic.DeepEqual(before, secret) {
+		return nil
+	}
+	if err := r.Update(ctx, secret); err != nil {
+		return fmt.Errorf("updating the credentials Secret: %w", err)
+	}
+	switch {
+	case len(replaced) > 0:
+		r.event(ts, corev1.EventTypeWarning, "CredentialsRepaired", "Repair",
+			fmt.Sprintf("Secret %s had no usable %s: generated new ones (codes sealed with an old key no longer redeem; brand backends need the new issue-API credential)", secret.Name, strings.Join(replaced, ", ")))
+	case rotated:
+		r.event(ts, corev1.EventTypeNormal, "CredentialsRotated", "Rotate",
+			fmt.Sprintf("New code key and issue-API credential in Secret %s; the previous ones are accepted for %s", secret.Name, workload.CodeTTL(ts)))
+	case expired:
+		r.event(ts, corev1.EventTypeNormal, "PreviousCredentialsRemoved", "Rotate", "The previous code key and issue-API credential are no longer accepted")
+	}
+	return nil
+}
+
+func (r *TokenServerReconciler) createCredentials(ctx context.Context, ts *v1alpha1.TokenServer) error {
+	secret, err := workload.NewCredentials(ts, rand.Reader)
+	if err != nil {
+		return err
+	}
+	if err := r.Create(ctx, secret); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			// Not in the cache yet, or someone else's unlabelled Secret: look at the source.
+			existing := &corev1.Secret{}
+			if getErr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), existing); getErr == nil && !metav1.IsControlledBy(existing, ts) {
+				return notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s exists and is not owned by this TokenServer; delete or rename it", secret.Name)
+			}
+		}
+		return fmt.Errorf("creating the credentials Secret: %w", err)
+	}
+	r.event(ts, corev1.EventTypeNormal, "CredentialsGenerated", "Generate", "Generated the code key and issue-API credential into Secret "+secret.Name)
+	return nil
+}
+
+// startupConfig is what the token server reads only when it starts: the Redis address. It is
+// hashed onto the pod template, so a new address rolls the pods.
+func (r *TokenServerReconciler) startupConfig(ctx context.Context, ts *v1alpha1.TokenServer) ([]byte, error) {
+	rs := ts.Spec.ReplayStore
+	if rs == nil || rs.Type != v1alpha1.ReplayStoreRedis || rs.Redis == nil {
+		return nil, nil
+	}
+	ref := rs.Redis.AddressSecretRef
+	secret, err := labelledSecret(ctx, r.Client, r.APIReader, ts.Namespace, ref.Name)
+	if err != nil {
+		return nil, err
+	}
+	v := secret.Data[ref.Key]
+	if len(v) == 0 {
+		return nil, notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s has no key %q with the Redis URL", ref.Name, ref.Key)
+	}
+	return v, nil
+}
+
+// applyWorkload server-side applies every object the TokenServer needs and deletes the optional
+// ones it no longer needs. Applying what is already there writes nothing.
+func (r *TokenServerReconciler) applyWorkload(ctx context.Context, s *serverScope, p workload.Params) error {
+	ts := s.ts
+	ing, err := workload.Ingress(ts)
+	if err != nil {
+		return notReadyf(v1alpha1.ReasonInvalidSpec, "%v", err)
+	}
+	deployment := workload.Deployment(ts, p)
+	want := []client.Object{workload.ServiceAccount(ts), workload.Role(ts), workload.RoleBinding(ts), workload.Service(ts), deployment}
+	var unwanted []client.Object
+	if ing != nil {
+		want = append(want, ing)
+	} else {
+		unwanted = append(unwanted, &networkingv1.Ingress{})
+	}
+	if pdb := workload.PodDisruptionBudget(ts); pdb != nil {
+		want = append(want, pdb)
+	} else {
+		unwanted = append(unwanted, &policyv1.PodDisruptionBudget{})
+	}
+	for _, obj := range want {
+		if err := r.apply(ctx, ts, obj); err != nil {
+			return err
+		}
+	}
+	for _, obj := range unwanted {
+		if err := r.deleteOwned(ctx, ts, obj); err != nil {
+			return err
+		}
+	}
+	s.deployment = &appsv1.Deployment{}
+	return client.IgnoreNotFound(r.Get(ctx, client.ObjectKeyFromObject(deployment), s.deployment))
+}
+
+func (r *TokenServerReconciler) apply(ctx context.Context, ts *v1alpha1.TokenServer, obj client.Object) error {
+	kind := obj.GetObjectKind().GroupVersionKind().Kind
+	existing, err := r.Scheme.New(obj.GetObjectKind().GroupVersionKind())
+	if err != nil {
+		return err
+	}
+	current := existing.(client.Object)
+	err = r.Get(ctx, client.ObjectKeyFromObject(obj), current)
+	if apierrors.IsNotFound(err) {
+		// The cache holds only what we manage; an object of that name may still exist.
+		err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), current)
+	}
+	switch {
+	case err == nil && !metav1.IsControlledBy(current, ts):
+		// The squatter is outside the cache, so its deletion is seen only by looking again.
+		return &notReady{reason: "NameConflict", retryAfter: missingSecretRetry,
+			err: fmt.Errorf("%s %s exists and is not owned by this TokenServer; delete or rename it", kind, obj.GetName())}
+	case err != nil && !apierrors.IsNotFound(err):
+		return err
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	// Typed objects carry empty status and creation time; neither is ours to apply.
+	delete(u, "status")
+	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u, "spec", "template", "metadata", "creationTimestamp")
+	ac := client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u})
+	if err := r.Client.Apply(ctx, ac, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying %s %s: %w", kind, obj.GetName(), err)
+	}
+	return nil
+}
+
+// deleteOwned removes an optional object (Ingress, PDB) the spec no longer asks for, and only if
+// this TokenServer owns it.
+func (r *TokenServerReconciler) deleteOwned(ctx context.Context, ts *v1alpha1.TokenServer, obj client.Object) error {
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ts.Namespace, Name: workload.Name(ts)}, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(obj, ts) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, obj, client.Preconditions{UID: ptrTo(obj.GetUID())}))
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// signingKeyReady: the token server cannot become ready without an Active key.
+func (r *TokenServerReconciler) signingKeyReady(ctx context.Context, ts *v1alpha1.TokenServer) bool {
+	sk := &v1alpha1.SigningKey{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: ts.Spec.SigningKeyRef.Name}, sk); err != nil {
+		return false
+	}
+	return sk.Status.ActiveKeyID != ""
+}
+
+// serverEndpoints are the URLs for status.
+func serverEndpoints(issuer string) *v1alpha1.TokenServerEndpoints {
+	u := endpoints.For(issuer)
+	return &v1alpha1.TokenServerEndpoints{Authorization: u.Authorization, Token: u.Token, JWKS: u.JWKS, Discovery: u.Discovery, IssueAPI: u.IssueAPI}
+}
+
+// serversOfSecret maps a Secret to the TokenServers that read it at start-up (the Redis address).
+func (r *TokenServerReconciler) serversOfSecret(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &v1alpha1.TokenServerList{}
+	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, ts := range list.Items {
+		if rs := ts.Spec.ReplayStore; rs != nil && rs.Redis != nil && rs.Redis.AddressSecretRef.Name == obj.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ts)})
+		}
+	}
+	return out
+}
+
+// serversOfKey maps a SigningKey to the TokenServers it signs for.
+func (r *TokenServerReconciler) serversOfKey(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &v1alpha1.TokenServerList{}
+	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, ts := range list.Items {
+		if ts.Spec.SigningKeyRef.Name == obj.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ts)})
+		}
+	}
+	return out
+}
+
+// SetupWithManager watches TokenServers, everything they own, their SigningKey and Redis Secret.
+func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.TokenServer{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&networkingv1.Ingress{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&corev1.Secret{}).
+		Watches(&v1alpha1.SigningKey{}, handler.EnqueueRequestsFromMapFunc(r.serversOfKey)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.serversOfSecret)).
+		Named("tokenserver").
+		Complete(r)
+}

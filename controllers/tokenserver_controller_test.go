@@ -1,0 +1,302 @@
+package controllers_test
+
+import (
+	"bytes"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/controllers/workload"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+)
+
+// testImage is what the suite's manager runs token servers with.
+const testImage = "lpauth-operator:test"
+
+func getServer(ts *v1alpha1.TokenServer) *v1alpha1.TokenServer {
+	out := &v1alpha1.TokenServer{}
+	Expect(k8s.Get(ctx, client.ObjectKeyFromObject(ts), out)).To(Succeed())
+	return out
+}
+
+// serverCondition waits for a condition of the TokenServer's current generation.
+func serverCondition(ts *v1alpha1.TokenServer, typ string, status metav1.ConditionStatus, reason string) *v1alpha1.TokenServer {
+	return serverConditionWithin(ts, typ, status, reason, time.Second)
+}
+
+func serverConditionWithin(ts *v1alpha1.TokenServer, typ string, status metav1.ConditionStatus, reason string, timeout time.Duration) *v1alpha1.TokenServer {
+	var out *v1alpha1.TokenServer
+	Eventually(func(g Gomega) {
+		out = getServer(ts)
+		cond := meta.FindStatusCondition(out.Status.Conditions, typ)
+		g.Expect(cond).NotTo(BeNil())
+		g.Expect(cond.ObservedGeneration).To(Equal(out.Generation))
+		g.Expect([]string{string(cond.Status), cond.Reason}).To(Equal([]string{string(status), reason}), cond.Message)
+	}).WithTimeout(timeout).Should(Succeed())
+	return out
+}
+
+// secretRetry covers the operator's periodic look for a brand Secret that appeared unlabelled.
+const secretRetry = 15 * time.Second
+
+func owned(ts *v1alpha1.TokenServer, obj client.Object) client.Object {
+	Eventually(func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: workload.Name(ts)}, obj)
+	}).Should(Succeed())
+	Expect(metav1.IsControlledBy(obj, getServer(ts))).To(BeTrue(), "%T must be controlled by the TokenServer", obj)
+	return obj
+}
+
+func credentials(ts *v1alpha1.TokenServer) *corev1.Secret {
+	s := &corev1.Secret{}
+	Eventually(func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: workload.CredentialsName(ts)}, s)
+	}).Should(Succeed())
+	return s
+}
+
+// markAvailable plays the Deployment controller, which envtest does not run.
+func markAvailable(d *appsv1.Deployment, replicas int32) {
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation, Replicas: replicas, ReadyReplicas: replicas, AvailableReplicas: replicas, UpdatedReplicas: replicas,
+		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable",
+			LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
+	}
+	Expect(k8s.Status().Update(ctx, d)).To(Succeed())
+}
+
+var _ = Describe("TokenServer", func() {
+	It("runs a hardened Deployment with its Service, ServiceAccount and read-only Role, and reports endpoints and readiness", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+
+		d := owned(ts, &appsv1.Deployment{}).(*appsv1.Deployment)
+		pod := d.Spec.Template.Spec
+		Expect(pod.Containers).To(HaveLen(1))
+		Expect(pod.Containers[0].Image).To(Equal(testImage))
+		Expect(pod.Containers[0].Args).To(ContainElements("tokenserver", "--token-server=brand"))
+		Expect(*pod.SecurityContext.RunAsNonRoot).To(BeTrue())
+		Expect(*pod.Containers[0].SecurityContext.ReadOnlyRootFilesystem).To(BeTrue())
+		Expect(pod.ServiceAccountName).To(Equal(workload.Name(ts)))
+		owned(ts, &corev1.Service{})
+		owned(ts, &corev1.ServiceAccount{})
+		role := owned(ts, &rbacv1.Role{}).(*rbacv1.Role)
+		Expect(role.Rules).To(Equal(workload.Role(ts).Rules))
+		owned(ts, &rbacv1.RoleBinding{})
+
+		// No Ingress and no PDB were asked for.
+		Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.Name(ts)}, &networkingv1.Ingress{}))).To(BeTrue())
+		Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.Name(ts)}, &policyv1.PodDisruptionBudget{}))).To(BeTrue())
+
+		got := serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
+		Expect(*got.Status.Endpoints).To(Equal(v1alpha1.TokenServerEndpoints{
+			Authorization: issuer + "/authorize", Token: issuer + "/token", JWKS: issuer + "/.well-known/jwks.json",
+			Discovery: issuer + "/.well-known/openid-configuration", IssueAPI: issuer + "/api/v1",
+		}))
+		Expect(got.Status.CredentialsSecretName).To(Equal("brand-credentials"))
+
+		markAvailable(d, 1)
+		got = serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		Expect(got.Status.ReadyReplicas).To(Equal(int32(1)))
+		serverCondition(ts, v1alpha1.ConditionAvailable, metav1.ConditionTrue, v1alpha1.ReasonDeploymentAvailable)
+	})
+
+	It("generates the credentials once and never overwrites them", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+		s := credentials(ts)
+		Expect(s.Labels).To(HaveKeyWithValue(v1alpha1.LabelTokenServerReads, "true"))
+		Expect(s.Data[snapshot.CodeKeyKey]).To(HaveLen(32))
+		Expect(s.Data[snapshot.IssueAPITokenKey]).To(HaveLen(43))
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement("CredentialsGenerated"))
+
+		// A spec change reconciles again; the Secret stays exactly as it was.
+		patchServer(ts, func(t *v1alpha1.TokenServer) { t.Spec.CodeTTL = metav1.Duration{Duration: time.Minute} })
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
+		Consistently(func() string { return credentials(ts).ResourceVersion }, "1s").Should(Equal(s.ResourceVersion))
+
+		// A key damaged by hand is repaired with a warning; the sound credential is kept.
+		s.Data[snapshot.CodeKeyKey] = []byte("short")
+		Expect(k8s.Update(ctx, s)).To(Succeed())
+		Eventually(func() int { return len(credentials(ts).Data[snapshot.CodeKeyKey]) }).Should(Equal(32))
+		Expect(credentials(ts).Data[snapshot.IssueAPITokenKey]).To(Equal(s.Data[snapshot.IssueAPITokenKey]))
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement("CredentialsRepaired"))
+
+		// Deleted: generated anew.
+		Expect(k8s.Delete(ctx, credentials(ts))).To(Succeed())
+		Eventually(func() []byte { return credentials(ts).Data[snapshot.IssueAPITokenKey] }).ShouldNot(Equal(s.Data[snapshot.IssueAPITokenKey]))
+	})
+
+	It("rotates the credentials on request, keeping the previous ones for one code TTL", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+		before := credentials(ts)
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.AnnotationRotateCredentials, "first")
+		})
+		var after *corev1.Secret
+		Eventually(func() []byte { after = credentials(ts); return after.Data[snapshot.PreviousCodeKeyKey] }).Should(Equal(before.Data[snapshot.CodeKeyKey]))
+		Expect(after.Data[snapshot.PreviousIssueAPITokenKey]).To(Equal(before.Data[snapshot.IssueAPITokenKey]))
+		Expect(after.Data[snapshot.CodeKeyKey]).NotTo(Equal(before.Data[snapshot.CodeKeyKey]))
+		Expect(after.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationHandledRotate, "first"))
+
+		// The same value does not rotate again.
+		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "x") })
+		Consistently(func() []byte { return credentials(ts).Data[snapshot.CodeKeyKey] }, "1s").Should(Equal(after.Data[snapshot.CodeKeyKey]))
+
+		// One code TTL (120 s by default) later the previous values go.
+		clock.Step(121 * time.Second)
+		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "y") })
+		Eventually(func() map[string][]byte { return credentials(ts).Data }).ShouldNot(HaveKey(snapshot.PreviousCodeKeyKey))
+		Expect(credentials(ts).Data).NotTo(HaveKey(snapshot.PreviousIssueAPITokenKey))
+		Expect(credentials(ts).Data[snapshot.CodeKeyKey]).To(Equal(after.Data[snapshot.CodeKeyKey]))
+	})
+
+	It("adds an Ingress and a PDB when asked, removes them when not, and rolls pods only for start-up config", func() {
+		ns := newNamespace("ts")
+		userSecret(ns, "redis", map[string][]byte{"url": []byte("redis://redis-a:6379/0")})
+		ts := newServer(ns, "brand")
+		d := owned(ts, &appsv1.Deployment{}).(*appsv1.Deployment)
+		hash := d.Spec.Template.Annotations[workload.AnnotationConfigHash]
+
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			t.Spec.Replicas = ptr.To(int32(3))
+			t.Spec.ReplayStore = &v1alpha1.ReplayStoreSpec{Type: v1alpha1.ReplayStoreRedis, Redis: &v1alpha1.RedisReplayStore{
+				AddressSecretRef: v1alpha1.SecretKeyRef{Name: "redis", Key: "url"}}}
+			t.Spec.Ingress = &v1alpha1.IngressSpec{TLSSecretName: "brand-tls", ClassName: ptr.To("nginx")}
+		})
+		ing := owned(ts, &networkingv1.Ingress{}).(*networkingv1.Ingress)
+		Expect(ing.Spec.Rules[0].Host).To(Equal("auth.brand.example"))
+		Expect(ing.Spec.TLS[0].SecretName).To(Equal("brand-tls"))
+		owned(ts, &policyv1.PodDisruptionBudget{})
+		var redisHash string
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(d), d)).To(Succeed())
+			g.Expect(*d.Spec.Replicas).To(Equal(int32(3)))
+			redisHash = d.Spec.Template.Annotations[workload.AnnotationConfigHash]
+			g.Expect(redisHash).NotTo(Equal(hash))
+		}).Should(Succeed())
+
+		// The brand's Redis Secret is labelled so its changes are seen; a new address rolls the pods.
+		redis := &corev1.Secret{}
+		Eventually(func() map[string]string {
+			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "redis"}, redis)).To(Succeed())
+			return redis.Labels
+		}).Should(HaveKeyWithValue(v1alpha1.LabelTokenServerReads, "true"))
+		redis.Data["url"] = []byte("redis://redis-b:6379/0")
+		Expect(k8s.Update(ctx, redis)).To(Succeed())
+		Eventually(func() string {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(d), d)).To(Succeed())
+			return d.Spec.Template.Annotations[workload.AnnotationConfigHash]
+		}).ShouldNot(Equal(redisHash))
+
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			t.Spec.Replicas, t.Spec.ReplayStore, t.Spec.Ingress = ptr.To(int32(1)), nil, nil
+		})
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.Name(ts)}, &networkingv1.Ingress{}))
+		}).Should(BeTrue())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.Name(ts)}, &policyv1.PodDisruptionBudget{}))
+		}).Should(BeTrue())
+	})
+
+	It("rewrites nothing when nothing changed, and puts back what someone edited", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+		d := owned(ts, &appsv1.Deployment{}).(*appsv1.Deployment)
+		svc := owned(ts, &corev1.Service{}).(*corev1.Service)
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
+		d = owned(ts, &appsv1.Deployment{}).(*appsv1.Deployment)
+
+		// Reconciles triggered by unrelated annotation changes apply again: no write.
+		for i := range 3 {
+			patchServer(ts, func(t *v1alpha1.TokenServer) {
+				metav1.SetMetaDataAnnotation(&t.ObjectMeta, "touch", string(rune('a'+i)))
+			})
+		}
+		Consistently(func() []string {
+			fresh := owned(ts, &appsv1.Deployment{}).(*appsv1.Deployment)
+			freshSvc := owned(ts, &corev1.Service{}).(*corev1.Service)
+			return []string{fresh.ResourceVersion, freshSvc.ResourceVersion}
+		}, "2s").Should(Equal([]string{d.ResourceVersion, svc.ResourceVersion}))
+
+		// Someone scales the Deployment and drops a security setting: both come back.
+		d.Spec.Replicas = ptr.To(int32(5))
+		d.Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = ptr.To(false)
+		Expect(k8s.Update(ctx, d)).To(Succeed())
+		Eventually(func(g Gomega) {
+			fresh := owned(ts, &appsv1.Deployment{}).(*appsv1.Deployment)
+			g.Expect(*fresh.Spec.Replicas).To(Equal(int32(1)))
+			g.Expect(*fresh.Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem).To(BeTrue())
+		}).Should(Succeed())
+	})
+
+	It("refuses to take over objects it does not own, and owns only what it made", func() {
+		ns := newNamespace("ts")
+		squatter := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "brand-token-server", Namespace: ns},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 443}}},
+		}
+		Expect(k8s.Create(ctx, squatter)).To(Succeed())
+		ts := newServer(ns, "brand")
+		got := serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, "NameConflict")
+		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Message).To(ContainSubstring("Service brand-token-server exists and is not owned"))
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(squatter), squatter)).To(Succeed())
+		Expect(squatter.Spec.Ports[0].Port).To(Equal(int32(443)), "someone else's Service must stay untouched")
+
+		Expect(k8s.Delete(ctx, squatter)).To(Succeed())
+		serverConditionWithin(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing, secretRetry)
+		owned(ts, &corev1.Service{})
+
+		// Everything it made is owned by it (the garbage collector deletes those with it);
+		// the SigningKey and its Secret, which it only reads, are not.
+		sk := &v1alpha1.SigningKey{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ts.Spec.SigningKeyRef.Name}, sk)).To(Succeed())
+		Expect(sk.OwnerReferences).To(BeEmpty())
+		Expect(metav1.IsControlledBy(credentials(ts), getServer(ts))).To(BeTrue())
+	})
+
+	It("says what is missing: a SigningKey without an Active key, or the Redis Secret", func() {
+		ns := newNamespace("ts")
+		ts := &v1alpha1.TokenServer{
+			ObjectMeta: metav1.ObjectMeta{Name: "lonely", Namespace: ns},
+			Spec:       v1alpha1.TokenServerSpec{Issuer: issuer, SigningKeyRef: v1alpha1.LocalObjectReference{Name: "nope"}},
+		}
+		Expect(k8s.Create(ctx, ts)).To(Succeed())
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSigningKeyNotFound)
+
+		sk := newSigningKeyNamed(ns, "nope", v1alpha1.ES256)
+		ready(sk)
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
+
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			t.Spec.ReplayStore = &v1alpha1.ReplayStoreSpec{Type: v1alpha1.ReplayStoreRedis, Redis: &v1alpha1.RedisReplayStore{
+				AddressSecretRef: v1alpha1.SecretKeyRef{Name: "redis", Key: "url"}}}
+		})
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound)
+		userSecret(ns, "redis", map[string][]byte{"url": []byte("redis://r:6379")})
+		serverConditionWithin(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing, secretRetry)
+		Expect(bytes.Contains(credentials(ts).Data[snapshot.IssueAPITokenKey], []byte(":"))).To(BeFalse())
+	})
+})
+
+func patchServer(ts *v1alpha1.TokenServer, mutate func(*v1alpha1.TokenServer)) {
+	Eventually(func() error {
+		cur := getServer(ts)
+		mutate(cur)
+		return k8s.Update(ctx, cur)
+	}).Should(Succeed())
+}
