@@ -74,6 +74,14 @@ test: verify-generated vet ## Unit, envtest and end-to-end tests against a real 
 build: ## Build the one binary (manager | tokenserver | dev) into bin/.
 	go build -trimpath -o bin/lpauth-operator .
 
+.PHONY: build-installer
+build-installer: manifests $(KUSTOMIZE) ## Write dist/install.yaml: CRDs, RBAC and the manager running IMG.
+	@mkdir -p dist
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cp -r config "$$tmp/"; \
+	  (cd "$$tmp/config/manager" && $(KUSTOMIZE) edit set image lpauth-operator=$(IMG)); \
+	  $(KUSTOMIZE) build "$$tmp/config/default" > dist/install.yaml
+	@echo "wrote dist/install.yaml (image $(IMG))"
+
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
