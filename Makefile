@@ -63,6 +63,14 @@ vet: ## go vet, and fail on unformatted files.
 envtest: ## Build (once, cached) kube-apiserver and etcd for envtest; print their folder.
 	@hack/envtest.sh
 
+DEV_LISTEN ?= 127.0.0.1:8080
+
+.PHONY: dev
+dev: ## The whole system on an embedded control plane: operator, samples, token server on DEV_LISTEN.
+	@hack/envtest.sh >/dev/null
+	go build -o bin/lpauth-operator .
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" bin/lpauth-operator dev --listen $(DEV_LISTEN) $(DEV_FLAGS)
+
 .PHONY: test
 test: verify-generated vet ## Unit, envtest and end-to-end tests against a real kube-apiserver and Redis.
 	hack/redis.sh >/dev/null

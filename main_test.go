@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 	"strings"
 	"testing"
 )
@@ -13,7 +14,7 @@ func TestRunRejectsBadCommands(t *testing.T) {
 	}{
 		{nil, "no command given"},
 		{[]string{"serve"}, `unknown command "serve"`},
-		{[]string{"dev"}, "not built yet"},
+		{[]string{"dev", "--no-such-flag"}, "flag provided but not defined"},
 		{[]string{"tokenserver"}, "--namespace and --token-server are required"},
 		{[]string{"manager", "--no-such-flag"}, "flag provided but not defined"},
 	} {
@@ -33,5 +34,18 @@ func TestRunHelp(t *testing.T) {
 		if !strings.Contains(out.String(), cmd) {
 			t.Errorf("help does not mention %q:\n%s", cmd, out.String())
 		}
+	}
+}
+
+// A taken port is the commonest failure of `make dev`: it must say so, not print a stack trace.
+func TestDevSaysWhenThePortIsTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = run([]string{"dev", "--listen", ln.Addr().String()}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "another process is using it") || !strings.Contains(err.Error(), "DEV_LISTEN=") {
+		t.Fatalf("dev on a taken port = %v, want a message naming the port and the way out", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -52,23 +54,8 @@ func runTokenServer(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("finding the cluster: %w", err)
 	}
-	scheme := newScheme()
-	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	handler, m, err := startTokenServer(ctx, cfg, *namespace, *name, log)
 	if err != nil {
-		return err
-	}
-	ts := &v1alpha1.TokenServer{}
-	if err := direct.Get(ctx, client.ObjectKey{Namespace: *namespace, Name: *name}, ts); err != nil {
-		return fmt.Errorf("reading TokenServer %s/%s: %w", *namespace, *name, err)
-	}
-	store, err := replayStore(ctx, direct, ts)
-	if err != nil {
-		return err
-	}
-	m := metrics.New()
-	holder := &snapshot.Holder{}
-	src := &cluster.Source{Namespace: *namespace, TokenServer: *name, Holder: holder, Log: log.WithName("snapshot"), OnBuild: m.OnBuild}
-	if err := src.Start(ctx, cfg, scheme); err != nil {
 		return err
 	}
 	metricsSrv := server.NewHTTPServer(*metricsListen, m.Handler())
@@ -78,15 +65,43 @@ func runTokenServer(args []string, stderr io.Writer) error {
 		}
 	}()
 	defer metricsSrv.Close()
-	srv := server.NewHTTPServer(*listen, server.Handler(server.Config{Issuer: ts.Spec.Issuer, Source: holder, Replay: store, Log: log.WithName("http"), Metrics: m}))
-	return serve(ctx, srv, *grace, log)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", *listen, err)
+	}
+	return serve(ctx, server.NewHTTPServer(*listen, handler), ln, *grace, log)
 }
 
-// serve runs srv until ctx ends, then lets in-flight requests finish within grace.
-func serve(ctx context.Context, srv *http.Server, grace time.Duration, log logr.Logger) error {
+// startTokenServer reads the TokenServer, starts the informers that keep its snapshot current,
+// and returns its HTTP handler and metrics. The informers stop with ctx.
+func startTokenServer(ctx context.Context, cfg *rest.Config, namespace, name string, log logr.Logger) (http.Handler, *metrics.Metrics, error) {
+	scheme := newScheme()
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, nil, err
+	}
+	ts := &v1alpha1.TokenServer{}
+	if err := direct.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, ts); err != nil {
+		return nil, nil, fmt.Errorf("reading TokenServer %s/%s: %w", namespace, name, err)
+	}
+	store, err := replayStore(ctx, direct, ts)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := metrics.New()
+	holder := &snapshot.Holder{}
+	src := &cluster.Source{Namespace: namespace, TokenServer: name, Holder: holder, Log: log.WithName("snapshot"), OnBuild: m.OnBuild}
+	if err := src.Start(ctx, cfg, scheme); err != nil {
+		return nil, nil, err
+	}
+	return server.Handler(server.Config{Issuer: ts.Spec.Issuer, Source: holder, Replay: store, Log: log.WithName("http"), Metrics: m}), m, nil
+}
+
+// serve runs srv on ln until ctx ends, then lets in-flight requests finish within grace.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, log logr.Logger) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("Serving", "address", srv.Addr)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("Serving", "address", ln.Addr().String())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving on %s: %w", srv.Addr, err)

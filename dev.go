@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/controllers"
+	"github.com/lpauth/lpauth-operator/controllers/workload"
+	"github.com/lpauth/lpauth-operator/tokenserver/server"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+)
+
+// The CRDs and samples travel inside the binary, so `dev` works from any directory.
+//
+//go:embed config/crd/bases/*.yaml config/samples/*.yaml
+var devFiles embed.FS
+
+const devNamespace = "lpauth-demo"
+
+// runDev runs the whole system on an embedded control plane: kube-apiserver and etcd (envtest),
+// the operator, the samples, and a token server on localhost; then prints how to use it.
+func runDev(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address of the token server (the issuer is http://<this>)")
+	stateDir := fs.String("state-dir", filepath.Join(cacheDir(), "dev"), "where the kubeconfig of the embedded control plane is written")
+	verbose := fs.Bool("verbose", false, "show the operator's and token server's logs")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// Listen first: a taken port is the commonest failure, and it should cost nothing.
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (%v): another process is using it; stop it or run `make dev DEV_LISTEN=127.0.0.1:8181`", *listen, errors.Unwrap(err))
+	}
+	defer ln.Close()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return errors.New("KUBEBUILDER_ASSETS is not set: run `make dev`, which builds kube-apiserver and etcd once (hack/envtest.sh) and points dev at them")
+	}
+	issuer := "http://" + ln.Addr().String()
+
+	logOut := io.Discard
+	if *verbose {
+		logOut = stderr
+	}
+	log := zap.New(zap.WriteTo(logOut), zap.UseDevMode(true))
+	ctrl.SetLogger(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	fmt.Fprintln(stdout, "Starting an embedded control plane (kube-apiserver + etcd)...")
+	env, cfg, err := startControlPlane()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(stdout, "Stopping the control plane.")
+		_ = env.Stop()
+	}()
+	kubeconfig, err := writeKubeconfig(env, *stateDir)
+	if err != nil {
+		return err
+	}
+
+	mgrCtx, stopManager := context.WithCancel(ctx)
+	defer stopManager()
+	mgrDone, err := startDevManager(mgrCtx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { stopManager(); <-mgrDone }()
+
+	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	if err != nil {
+		return err
+	}
+	if err := applySamples(ctx, c, issuer); err != nil {
+		return err
+	}
+	info, err := waitForDemo(ctx, c)
+	if err != nil {
+		return err
+	}
+	handler, _, err := startTokenServer(ctx, cfg, devNamespace, "brand", log.WithName("tokenserver"))
+	if err != nil {
+		return err
+	}
+	go reportReplica(ctx, c, issuer, log)
+	info.Issuer, info.Kubeconfig, info.Namespace = issuer, kubeconfig, devNamespace
+	if err := devBanner.Execute(stdout, info); err != nil {
+		return err
+	}
+	err = serve(ctx, server.NewHTTPServer(*listen, handler), ln, 5*time.Second, log.WithName("tokenserver"))
+	fmt.Fprintln(stdout, "\nStopping the token server and the operator.")
+	return err
+}
+
+func cacheDir() string {
+	if d := os.Getenv("LPAUTH_CACHE"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "lpauth")
+	}
+	return filepath.Join(os.TempDir(), "lpauth")
+}
+
+func startControlPlane() (*envtest.Environment, *rest.Config, error) {
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	err := fs.WalkDir(devFiles, "config/crd/bases", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := devFiles.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := utilyaml.Unmarshal(data, crd); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		crds = append(crds, crd)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	env := &envtest.Environment{CRDs: crds}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
+	}
+	return env, cfg, nil
+}
+
+func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
+	user, err := env.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, os.WriteFile(path, data, 0o600)
+}
+
+// startDevManager runs the operator in this process; the returned channel closes when it stops.
+func startDevManager(ctx context.Context, cfg *rest.Config) (<-chan struct{}, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: newScheme(), Cache: controllers.CacheOptions(),
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return nil, err
+	}
+	// No kubelet runs here: the Deployment is created as in a cluster, and this process serves.
+	if err := controllers.Setup(ctx, mgr, controllers.Options{TokenServerImage: "lpauth-operator:dev"}); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			ctrl.Log.Error(err, "Operator stopped")
+		}
+	}()
+	return done, nil
+}
+
+// applySamples creates config/samples in the demo namespace, with the issuer this process serves.
+func applySamples(ctx context.Context, c client.Client, issuer string) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: devNamespace}}); err != nil {
+		return err
+	}
+	entries, err := devFiles.ReadDir("config/samples")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == "kustomization.yaml" {
+			continue
+		}
+		data, _ := devFiles.ReadFile("config/samples/" + e.Name())
+		u := &unstructured.Unstructured{}
+		if err := utilyaml.Unmarshal(data, &u.Object); err != nil {
+			return fmt.Errorf("config/samples/%s: %w", e.Name(), err)
+		}
+		u.SetNamespace(devNamespace)
+		if u.GetKind() == "TokenServer" {
+			if err := unstructured.SetNestedField(u.Object, issuer, "spec", "issuer"); err != nil {
+				return err
+			}
+		}
+		if err := c.Create(ctx, u); err != nil {
+			return fmt.Errorf("applying config/samples/%s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+// reportReplica plays the kubelet and Deployment controller, which an embedded control plane
+// does not run: once this process answers /readyz, it is the token-server Deployment's one
+// available replica, so the TokenServer's status shows what a cluster would.
+func reportReplica(ctx context.Context, c client.Client, issuer string, log logr.Logger) {
+	for ctx.Err() == nil {
+		if resp, err := http.Get(issuer + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: devNamespace}}
+	d := &appsv1.Deployment{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: workload.Name(ts)}, d); err != nil {
+		log.Error(err, "Reading the token-server Deployment")
+		return
+	}
+	now := metav1.Now()
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 1, ReadyReplicas: 1, AvailableReplicas: 1, UpdatedReplicas: 1,
+		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "ServedByLpauthDev",
+			Message: "lpauth-operator dev serves this token server in-process", LastUpdateTime: now, LastTransitionTime: now}}}
+	if err := c.Status().Update(ctx, d); err != nil {
+		log.Error(err, "Reporting the in-process replica")
+	}
+}
+
+// demoInfo is what the banner prints.
+type demoInfo struct {
+	Issuer, Kubeconfig, Namespace string
+	Endpoints                     endpointsInfo
+	Console                       v1alpha1.LivePersonConsole
+	ClientSecret, IssueAPIToken   string
+	SigningKey                    string
+}
+
+type endpointsInfo struct{ Authorization, Token, JWKS, Discovery, IssueAPI string }
+
+// waitForDemo waits until the operator has made the samples Ready and reads what to print.
+func waitForDemo(ctx context.Context, c client.Client) (*demoInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	info := &demoInfo{SigningKey: "brand-keys"}
+	lpac := &v1alpha1.LivePersonAuthClient{}
+	for {
+		err := c.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: "brand-liveperson"}, lpac)
+		if err == nil && meta.IsStatusConditionTrue(lpac.Status.Conditions, v1alpha1.ConditionReady) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			msg := "no status yet"
+			if cond := meta.FindStatusCondition(lpac.Status.Conditions, v1alpha1.ConditionReady); cond != nil {
+				msg = cond.Reason + ": " + cond.Message
+			}
+			return nil, fmt.Errorf("the sample LivePersonAuthClient did not become Ready (%s)", msg)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	info.Console = *lpac.Status.LivePersonConsole
+	secret := &corev1.Secret{}
+	ref := lpac.Status.ClientSecretRef
+	if err := c.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: ref.Name}, secret); err != nil {
+		return nil, err
+	}
+	info.ClientSecret = string(secret.Data[ref.Key])
+	creds := &corev1.Secret{}
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: devNamespace}}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: workload.CredentialsName(ts)}, creds); err != nil {
+		return nil, err
+	}
+	info.IssueAPIToken = string(creds.Data[snapshot.IssueAPITokenKey])
+	if err := c.Get(ctx, client.ObjectKeyFromObject(ts), ts); err != nil {
+		return nil, err
+	}
+	if e := ts.Status.Endpoints; e != nil {
+		info.Endpoints = endpointsInfo{e.Authorization, e.Token, e.JWKS, e.Discovery, e.IssueAPI}
+	}
+	return info, nil
+}
+
+var devBanner = template.Must(template.New("banner").Funcs(template.FuncMap{
+	"shq": func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" },
+}).Parse(`
+lpauth-operator is running: an embedded control plane, the operator, and the sample token server.
+
+  Issuer              {{.Issuer}}
+  Discovery           {{.Endpoints.Discovery}}
+  JWKS                {{.Endpoints.JWKS}}
+  Token endpoint      {{.Endpoints.Token}}
+  Authorization       {{.Endpoints.Authorization}}
+  Issue API           {{.Endpoints.IssueAPI}}   (Authorization: Bearer $ISSUE_API_TOKEN)
+
+LivePerson console values (kubectl get lpac brand-liveperson -o jsonpath='{.status.livePersonConsole}'):
+  Authentication type      {{.Console.AuthenticationType}}
+  PKCE                     {{.Console.PKCE}}
+  JWT issuer               {{.Console.JWTIssuer}}
+  Authentication endpoint  {{.Console.AuthenticationEndpoint}}
+  Token endpoint           {{.Console.TokenEndpoint}}
+  Client ID                {{.Console.ClientID}}
+  Client secret            {{.ClientSecret}}
+  Certificate type         {{.Console.CertificateType}}
+  JWKS endpoint            {{.Console.JWKSEndpoint}}
+  JS method name           {{.Console.JSMethodName}}
+
+Try it (in another shell):
+  export KUBECONFIG={{.Kubeconfig}}
+  kubectl get sk,ts,lpac -n {{.Namespace}}
+  export ISSUE_API_TOKEN={{shq .IssueAPIToken}}
+
+  # SDK code flow: the brand's backend gets a code for a logged-in user...
+  CODE=$(curl -s {{.Endpoints.IssueAPI}}/codes -H "Authorization: Bearer $ISSUE_API_TOKEN" \
+    -H 'Content-Type: application/json' \
+    -d '{"client_id":"{{.Console.ClientID}}","sub":"customer-42","claims":{"given_name":"Ada","email":"ada@brand.example"},"lp_sdes":[{"type":"ctmrinfo","info":{"customerId":"42","ctype":"gold"}}],"redirect_uri":"https://liveperson.net"}' \
+    | sed -E 's/.*"code":"([^"]+)".*/\1/')
+  # ...and LivePerson redeems it for an id_token:
+  curl -s {{.Endpoints.Token}} -u {{shq .Console.ClientID}}:{{shq .ClientSecret}} \
+    -d grant_type=authorization_code -d "code=$CODE" -d redirect_uri=https://liveperson.net
+
+  # Implicit flow: a signed JWT for the JS method ({{.Console.JSMethodName}}):
+  curl -s {{.Endpoints.IssueAPI}}/tokens -H "Authorization: Bearer $ISSUE_API_TOKEN" \
+    -H 'Content-Type: application/json' -d '{"client_id":"{{.Console.ClientID}}","sub":"customer-42"}'
+
+  # Public keys LivePerson verifies with, and a key rotation:
+  curl -s {{.Endpoints.JWKS}}
+  kubectl annotate sk/{{.SigningKey}} -n {{.Namespace}} auth.lpauth.dev/rotate=$(date +%s) --overwrite
+
+Ctrl-C stops everything.
+`))
