@@ -1,0 +1,506 @@
+package main
+
+// The end-to-end test: a real kube-apiserver, the operator and the token server as separate
+// processes of the built binary (each with only the RBAC the installer and the operator grant),
+// the samples applied with the real kubectl, and this test playing LivePerson as LIVEPERSON.md
+// describes, with github.com/coreos/go-oidc as the independent verifier.
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+	"sigs.k8s.io/yaml"
+
+	"github.com/lpauth/lpauth-operator/controllers/testenv"
+)
+
+const (
+	e2eNamespace = "brand-auth"
+	lpRedirect   = "https://liveperson.net"
+	lpEncKeyID   = "lp-enc-2026"
+)
+
+// e2e holds the running system.
+type e2e struct {
+	t          *testing.T
+	dir, bin   string
+	adminKube  string
+	issuer     string
+	httpClient *http.Client
+}
+
+func TestEndToEndAsLivePerson(t *testing.T) {
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Skip("kubectl is not on PATH")
+	}
+	env, _, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	x := &e2e{t: t, dir: t.TempDir(), httpClient: &http.Client{Timeout: 10 * time.Second}}
+	if x.adminKube, err = testenv.Kubeconfig(env, x.dir); err != nil {
+		t.Fatal(err)
+	}
+	x.bin = filepath.Join(x.dir, "lpauth-operator")
+	x.run("go", "build", "-o", x.bin, ".")
+
+	// The installer's RBAC, exactly as a platform team applies it (the manager Deployment itself
+	// stays unscheduled: no kubelet here, this test runs the binary instead).
+	x.kubectl("apply", "--server-side", "-k", filepath.Join(testenv.RepoRoot(), "config", "default"))
+	x.start("manager", x.impersonating("system:serviceaccount:lpauth-system:lpauth-controller-manager"),
+		"manager", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--token-server-image=lpauth-operator:e2e")
+
+	port := freePort(t)
+	x.issuer = "http://127.0.0.1:" + port
+	lpKey := x.applySamples()
+	x.kubectl("wait", "-n", e2eNamespace, "--for=condition=Ready", "--timeout=60s", "lpac/brand-liveperson", "lpac/brand-implicit", "sk/brand-keys")
+	x.kubectl("wait", "-n", e2eNamespace, "--for=create", "--timeout=30s", "secret/brand-credentials", "deployment/brand-token-server")
+
+	// The token server runs as the ServiceAccount the operator made, with the Role it made.
+	x.start("tokenserver", x.impersonating("system:serviceaccount:"+e2eNamespace+":brand-token-server"),
+		"tokenserver", "--namespace="+e2eNamespace, "--token-server=brand",
+		"--listen=127.0.0.1:"+port, "--metrics-listen=127.0.0.1:0")
+	x.waitReady()
+
+	clientID := x.jsonpath("lpac/brand-liveperson", "{.status.clientID}")
+	secretName := x.jsonpath("lpac/brand-liveperson", "{.status.clientSecretRef.name}")
+	clientSecret := x.secretValue(secretName, "clientSecret")
+	issueToken := x.secretValue("brand-credentials", "issueAPIToken")
+	implicitID := x.jsonpath("lpac/brand-implicit", "{.status.clientID}")
+
+	// LivePerson's side: discovery, then the JWKS fetched once and cached, as a relying party that
+	// caches for the publish-ahead window does. No refetch on an unknown kid.
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, x.issuer)
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	var disc struct {
+		TokenEndpoint string `json:"token_endpoint"`
+		JWKSURI       string `json:"jwks_uri"`
+	}
+	if err := provider.Claims(&disc); err != nil {
+		t.Fatal(err)
+	}
+	cached := x.fetchKeys(disc.JWKSURI)
+	verifier := oidc.NewVerifier(x.issuer, &oidc.StaticKeySet{PublicKeys: cached}, &oidc.Config{ClientID: clientID})
+	lp := &livePerson{x: x, tokenURL: disc.TokenEndpoint, clientID: clientID, clientSecret: clientSecret, issueToken: issueToken, verifier: verifier}
+
+	t.Run("SDK code flow", func(t *testing.T) {
+		kid, claims, err := lp.codeFlow(ctx, "customer-8271")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if claims.Issuer != x.issuer || claims.Subject != "customer-8271" || claims.Exp < time.Now().Unix() || claims.Exp > time.Now().Add(2*time.Hour).Unix() {
+			t.Fatalf("claims = %+v", claims)
+		}
+		// The user's values over the client's template (cstatus comes from the sample's lpSdes).
+		want := `[{"info":{"cstatus":"active","ctype":"gold","customerId":"8271"},"type":"ctmrinfo"}]`
+		if got, _ := json.Marshal(claims.LPSdes); !jsonEqual(got, []byte(want)) {
+			t.Fatalf("lp_sdes = %s, want %s", got, want)
+		}
+		if kid == "" {
+			t.Fatal("no kid in the id_token header")
+		}
+	})
+
+	t.Run("implicit flow with JWE", func(t *testing.T) {
+		body := x.issue(issueToken, "/api/v1/tokens", map[string]any{"client_id": implicitID, "sub": "customer-9001",
+			"claims": map[string]string{"given_name": "Grace"}})
+		var out struct {
+			Token string `json:"token"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil {
+			t.Fatal(err)
+		}
+		enc, err := jose.ParseEncrypted(out.Token, []jose.KeyAlgorithm{jose.RSA_OAEP_256}, []jose.ContentEncryption{jose.A256GCM, jose.A128CBC_HS256})
+		if err != nil {
+			t.Fatalf("not a JWE LivePerson can read: %v", err)
+		}
+		if enc.Header.KeyID != lpEncKeyID || enc.Header.ExtraHeaders["cty"] != "JWT" {
+			t.Fatalf("JWE header kid=%q cty=%v", enc.Header.KeyID, enc.Header.ExtraHeaders["cty"])
+		}
+		inner, err := enc.Decrypt(lpKey)
+		if err != nil {
+			t.Fatalf("LivePerson cannot decrypt: %v", err)
+		}
+		implicitVerifier := oidc.NewVerifier(x.issuer, &oidc.StaticKeySet{PublicKeys: cached}, &oidc.Config{ClientID: implicitID})
+		tok, err := implicitVerifier.Verify(ctx, string(inner))
+		if err != nil {
+			t.Fatalf("the inner JWS does not verify: %v", err)
+		}
+		var c struct {
+			GivenName string `json:"given_name"`
+		}
+		_ = tok.Claims(&c)
+		if tok.Subject != "customer-9001" || c.GivenName != "Grace" {
+			t.Fatalf("inner claims: sub=%q given_name=%q", tok.Subject, c.GivenName)
+		}
+	})
+
+	t.Run("rotation in the middle of a stream of flows", func(t *testing.T) {
+		before := x.jsonpath("sk/brand-keys", "{.status.activeKeyID}")
+		var (
+			flows, failures atomic.Int64
+			mu              sync.Mutex
+			kids            = map[string]int{}
+			firstErr        error
+		)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					kid, _, err := lp.codeFlow(ctx, fmt.Sprintf("customer-%d-%d", w, i))
+					flows.Add(1)
+					mu.Lock()
+					if err != nil {
+						failures.Add(1)
+						if firstErr == nil {
+							firstErr = err
+						}
+					} else {
+						kids[kid]++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		time.Sleep(500 * time.Millisecond)
+		x.kubectl("annotate", "-n", e2eNamespace, "sk/brand-keys", "auth.lpauth.dev/rotate=e2e", "--overwrite")
+		deadline := time.Now().Add(20 * time.Second)
+		var after string
+		for time.Now().Before(deadline) {
+			after = x.jsonpath("sk/brand-keys", "{.status.activeKeyID}")
+			mu.Lock()
+			served := kids[after]
+			mu.Unlock()
+			if after != before && served >= 20 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		close(stop)
+		wg.Wait()
+		t.Logf("%d flows, %d failures, tokens by kid: %v", flows.Load(), failures.Load(), kids)
+		if failures.Load() != 0 {
+			t.Fatalf("%d of %d flows failed verification against the cached JWKS; first: %v", failures.Load(), flows.Load(), firstErr)
+		}
+		if after == before || kids[before] == 0 || kids[after] < 20 {
+			t.Fatalf("the stream did not span the rotation: before %s, after %s, tokens by kid %v", before, after, kids)
+		}
+	})
+}
+
+// livePerson plays LivePerson's backend and the brand's backend of the SDK code flow.
+type livePerson struct {
+	x                                            *e2e
+	tokenURL, clientID, clientSecret, issueToken string
+	verifier                                     *oidc.IDTokenVerifier
+}
+
+type lpClaims struct {
+	Issuer  string            `json:"iss"`
+	Subject string            `json:"sub"`
+	Exp     int64             `json:"exp"`
+	LPSdes  []json.RawMessage `json:"lp_sdes"`
+}
+
+// codeFlow: the brand's backend gets a code from the issue API; LivePerson redeems it at /token
+// with Basic auth and its redirect_uri, and verifies the id_token with the cached keys.
+func (lp *livePerson) codeFlow(ctx context.Context, sub string) (string, lpClaims, error) {
+	var claims lpClaims
+	body, err := lp.x.post(lp.issueToken, "/api/v1/codes", map[string]any{
+		"client_id": lp.clientID, "sub": sub, "redirect_uri": lpRedirect,
+		"lp_sdes": []any{map[string]any{"type": "ctmrinfo", "info": map[string]any{"customerId": strings.TrimPrefix(sub, "customer-"), "ctype": "gold"}}},
+	})
+	if err != nil {
+		return "", claims, err
+	}
+	var code struct {
+		Code string `json:"code"`
+	}
+	if err := json.Unmarshal(body, &code); err != nil || code.Code == "" {
+		return "", claims, fmt.Errorf("issue API: %s", body)
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code.Code}, "redirect_uri": {lpRedirect}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, lp.tokenURL, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(lp.clientID, lp.clientSecret)
+	resp, err := lp.x.httpClient.Do(req)
+	if err != nil {
+		return "", claims, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
+		return "", claims, fmt.Errorf("/token: %d %s", resp.StatusCode, b)
+	}
+	var tok struct {
+		IDToken string `json:"id_token"`
+	}
+	if err := json.Unmarshal(b, &tok); err != nil {
+		return "", claims, err
+	}
+	idt, err := lp.verifier.Verify(ctx, tok.IDToken)
+	if err != nil {
+		return "", claims, fmt.Errorf("verifying the id_token: %w", err)
+	}
+	if err := idt.Claims(&claims); err != nil {
+		return "", claims, err
+	}
+	jws, err := jose.ParseSigned(tok.IDToken, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return "", claims, err
+	}
+	return jws.Signatures[0].Header.KeyID, claims, nil
+}
+
+func (x *e2e) run(name string, args ...string) []byte {
+	x.t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = testenv.RepoRoot()
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+x.adminKube)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		x.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (x *e2e) kubectl(args ...string) string { return string(x.run("kubectl", args...)) }
+
+func (x *e2e) jsonpath(obj, path string) string {
+	return x.kubectl("get", "-n", e2eNamespace, obj, "-o", "jsonpath="+path)
+}
+
+func (x *e2e) secretValue(name, key string) string {
+	var s struct {
+		Data map[string][]byte `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(x.kubectl("get", "-n", e2eNamespace, "secret", name, "-o", "json")), &s); err != nil {
+		x.t.Fatal(err)
+	}
+	return string(s.Data[key])
+}
+
+// impersonating writes a kubeconfig that acts as user (a ServiceAccount), so a process gets
+// exactly the RBAC that user has.
+func (x *e2e) impersonating(user string) string {
+	var cfg map[string]any
+	data, err := os.ReadFile(x.adminKube)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		x.t.Fatal(err)
+	}
+	for _, u := range cfg["users"].([]any) {
+		u.(map[string]any)["user"].(map[string]any)["as"] = user
+	}
+	out, _ := yaml.Marshal(cfg)
+	path := filepath.Join(x.dir, strings.NewReplacer(":", "_").Replace(user)+".kubeconfig")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		x.t.Fatal(err)
+	}
+	return path
+}
+
+// start runs the binary in the background; its output goes to a log file shown on failure.
+func (x *e2e) start(name, kubeconfig string, args ...string) {
+	logPath := filepath.Join(x.dir, name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	cmd := exec.Command(x.bin, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		x.t.Fatal(err)
+	}
+	x.t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logFile.Close()
+		if x.t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			x.t.Logf("--- %s log ---\n%s", name, tail(b, 4000))
+		}
+	})
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// applySamples applies config/samples with kubectl through an overlay that sets this test's
+// issuer and adds an implicit client that encrypts for LivePerson. It returns LivePerson's
+// private decryption key.
+func (x *e2e) applySamples() *rsa.PrivateKey {
+	lpKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&lpKey.PublicKey)
+	pub := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	overlay := filepath.Join(x.dir, "overlay")
+	samples, _ := filepath.Rel(overlay, filepath.Join(testenv.RepoRoot(), "config", "samples"))
+	files := map[string]string{
+		"kustomization.yaml": fmt.Sprintf(`resources:
+  - %s
+  - implicit.yaml
+secretGenerator:
+  - name: lp-encryption
+    options: {disableNameSuffixHash: true}
+    files:
+      - %s=lp.pem
+patches:
+  - target: {kind: TokenServer, name: brand}
+    patch: |-
+      - op: replace
+        path: /spec/issuer
+        value: %s
+`, samples, lpEncKeyID, x.issuer),
+		"lp.pem": string(pub),
+		"implicit.yaml": `apiVersion: auth.lpauth.dev/v1alpha1
+kind: LivePersonAuthClient
+metadata:
+  name: brand-implicit
+spec:
+  tokenServerRef: {name: brand}
+  accountID: "87654321"
+  flow: Implicit
+  encryption:
+    keysSecretRef: {name: lp-encryption}
+    keyID: ` + lpEncKeyID + `
+`,
+	}
+	if err := os.MkdirAll(overlay, 0o700); err != nil {
+		x.t.Fatal(err)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(overlay, name), []byte(content), 0o600); err != nil {
+			x.t.Fatal(err)
+		}
+	}
+	x.kubectl("create", "namespace", e2eNamespace)
+	x.kubectl("apply", "-n", e2eNamespace, "-k", overlay)
+	return lpKey
+}
+
+func (x *e2e) waitReady() {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := x.httpClient.Get(x.issuer + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	x.t.Fatal("the token server did not become ready within 30 s")
+}
+
+func (x *e2e) fetchKeys(jwksURL string) []crypto.PublicKey {
+	resp, err := x.httpClient.Get(jwksURL)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		x.t.Fatal(err)
+	}
+	var out []crypto.PublicKey
+	for _, k := range set.Keys {
+		out = append(out, k.Key)
+	}
+	if len(out) < 2 {
+		x.t.Fatalf("the JWKS has %d keys; the Next key must be published ahead of its use", len(out))
+	}
+	return out
+}
+
+func (x *e2e) post(bearer, path string, body any) ([]byte, error) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, x.issuer+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	resp, err := x.httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %d %s", path, resp.StatusCode, out)
+	}
+	return out, nil
+}
+
+func (x *e2e) issue(bearer, path string, body any) []byte {
+	out, err := x.post(bearer, path, body)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	return out
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	ax, _ := json.Marshal(x)
+	by, _ := json.Marshal(y)
+	return bytes.Equal(ax, by)
+}
