@@ -1,6 +1,6 @@
+# syntax=docker/dockerfile:1
 # One image for both in-cluster roles: `manager` (the default) and `tokenserver`, which the
 # operator deploys from its own image so the two never drift apart.
-# syntax=docker/dockerfile:1
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
