@@ -108,41 +108,90 @@ func (s *Sealer) Seal(p Payload) (string, error) {
 	if len(plain) > MaxPayload {
 		return "", fmt.Errorf("code payload of %d bytes exceeds %d: send fewer claims", len(plain), MaxPayload)
 	}
+	return s.seal(plain, version)
+}
+
+// seal encrypts plain with the current key; purpose is authenticated with it, so a value sealed
+// for one purpose (a code) never opens as another (a login request, a session cookie).
+func (s *Sealer) seal(plain []byte, purpose string) (string, error) {
 	k := s.ring[0]
 	out := make([]byte, keyIDSize+nonceSize, keyIDSize+nonceSize+len(plain)+tagSize)
 	copy(out, k.id[:])
 	if _, err := rand.Read(out[keyIDSize:]); err != nil {
 		return "", err
 	}
-	out = k.aead.Seal(out, out[keyIDSize:], plain, []byte(version))
+	out = k.aead.Seal(out, out[keyIDSize:], plain, []byte(purpose))
 	return base64.RawURLEncoding.EncodeToString(out), nil
 }
 
-// Open returns the payload of a code sealed by any key of the ring and not expired at now.
-func (s *Sealer) Open(code string, now time.Time) (Payload, error) {
-	if len(code) > MaxCodeLength {
-		return Payload{}, fmt.Errorf("%w: too long", ErrInvalid)
+// open decrypts a value sealed for purpose by any key of the ring.
+func (s *Sealer) open(sealed, purpose string) ([]byte, error) {
+	if len(sealed) > MaxCodeLength {
+		return nil, fmt.Errorf("%w: too long", ErrInvalid)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(code)
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
 	if err != nil || len(raw) < keyIDSize+nonceSize+tagSize {
-		return Payload{}, fmt.Errorf("%w: malformed", ErrInvalid)
+		return nil, fmt.Errorf("%w: malformed", ErrInvalid)
 	}
 	for _, k := range s.ring {
 		if [keyIDSize]byte(raw[:keyIDSize]) != k.id {
 			continue
 		}
-		plain, err := k.aead.Open(nil, raw[keyIDSize:keyIDSize+nonceSize], raw[keyIDSize+nonceSize:], []byte(version))
+		plain, err := k.aead.Open(nil, raw[keyIDSize:keyIDSize+nonceSize], raw[keyIDSize+nonceSize:], []byte(purpose))
 		if err != nil {
-			return Payload{}, fmt.Errorf("%w: does not authenticate", ErrInvalid)
+			return nil, fmt.Errorf("%w: does not authenticate", ErrInvalid)
 		}
-		var p Payload
-		if err := json.Unmarshal(plain, &p); err != nil || p.ID == "" || p.ClientID == "" {
-			return Payload{}, fmt.Errorf("%w: bad payload", ErrInvalid)
-		}
-		if now.Unix() >= p.Expiry {
-			return Payload{}, fmt.Errorf("%w: expired %s ago", ErrInvalid, now.Sub(time.Unix(p.Expiry, 0)).Round(time.Second))
-		}
-		return p, nil
+		return plain, nil
 	}
-	return Payload{}, fmt.Errorf("%w: sealed with an unknown key", ErrInvalid)
+	return nil, fmt.Errorf("%w: sealed with an unknown key", ErrInvalid)
+}
+
+// SealValue seals any JSON-encodable value for a purpose (e.g. "lpauth-login-v1"), with an
+// expiry that OpenValue enforces.
+func (s *Sealer) SealValue(purpose string, v any, expiry time.Time) (string, error) {
+	plain, err := json.Marshal(sealedValue{Expiry: expiry.Unix(), Value: v})
+	if err != nil {
+		return "", err
+	}
+	if len(plain) > MaxPayload {
+		return "", fmt.Errorf("sealed value of %d bytes exceeds %d", len(plain), MaxPayload)
+	}
+	return s.seal(plain, purpose)
+}
+
+// OpenValue opens a value sealed for purpose into v, refusing it at or after its expiry.
+func (s *Sealer) OpenValue(purpose, sealed string, now time.Time, v any) error {
+	plain, err := s.open(sealed, purpose)
+	if err != nil {
+		return err
+	}
+	env := sealedValue{Value: v}
+	if err := json.Unmarshal(plain, &env); err != nil {
+		return fmt.Errorf("%w: bad payload", ErrInvalid)
+	}
+	if now.Unix() >= env.Expiry {
+		return fmt.Errorf("%w: expired %s ago", ErrInvalid, now.Sub(time.Unix(env.Expiry, 0)).Round(time.Second))
+	}
+	return nil
+}
+
+type sealedValue struct {
+	Expiry int64 `json:"exp"`
+	Value  any   `json:"v"`
+}
+
+// Open returns the payload of a code sealed by any key of the ring and not expired at now.
+func (s *Sealer) Open(code string, now time.Time) (Payload, error) {
+	plain, err := s.open(code, version)
+	if err != nil {
+		return Payload{}, err
+	}
+	var p Payload
+	if err := json.Unmarshal(plain, &p); err != nil || p.ID == "" || p.ClientID == "" {
+		return Payload{}, fmt.Errorf("%w: bad payload", ErrInvalid)
+	}
+	if now.Unix() >= p.Expiry {
+		return Payload{}, fmt.Errorf("%w: expired %s ago", ErrInvalid, now.Sub(time.Unix(p.Expiry, 0)).Round(time.Second))
+	}
+	return p, nil
 }

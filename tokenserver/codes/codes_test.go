@@ -105,3 +105,35 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+func TestSealedValuesAreBoundToTheirPurposeAndExpiry(t *testing.T) {
+	t.Parallel()
+	s, err := NewSealer(bytes.Repeat([]byte{3}, KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	type login struct{ Client, State string }
+	sealed, err := s.SealValue("lpauth-login-v1", login{"c", "s"}, now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got login
+	if err := s.OpenValue("lpauth-login-v1", sealed, now, &got); err != nil || got != (login{"c", "s"}) {
+		t.Fatalf("open = %+v, %v", got, err)
+	}
+	if err := s.OpenValue("lpauth-session-v1", sealed, now, &got); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("opened for another purpose: %v", err)
+	}
+	if _, err := s.Open(sealed, now); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a login request opened as a code: %v", err)
+	}
+	if err := s.OpenValue("lpauth-login-v1", sealed, now.Add(time.Minute), &got); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("opened at its expiry: %v", err)
+	}
+	tampered := []byte(sealed)
+	tampered[len(tampered)-2] ^= 1
+	if err := s.OpenValue("lpauth-login-v1", string(tampered), now, &got); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("tampered value opened: %v", err)
+	}
+}
