@@ -287,7 +287,9 @@ func (x *e2e) run(name string, args ...string) []byte {
 	x.t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = testenv.RepoRoot()
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+x.adminKube)
+	// A kubectl cache of its own: the shared one is keyed by host:port, which other suites'
+	// API servers may have used a moment ago without our CRDs.
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+x.adminKube, "KUBECACHEDIR="+filepath.Join(x.dir, "kubectl-cache"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		x.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)

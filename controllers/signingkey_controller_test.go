@@ -144,9 +144,12 @@ var _ = Describe("SigningKey", func() {
 		if err != nil {
 			Skip("kubectl is not on PATH")
 		}
-		kubeconfig, err := testenv.Kubeconfig(env, GinkgoT().TempDir())
+		dir := GinkgoT().TempDir()
+		kubeconfig, err := testenv.Kubeconfig(env, dir)
 		Expect(err).NotTo(HaveOccurred())
-		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "sk", "-n", sk.Namespace).CombinedOutput()
+		// Its own discovery cache: the shared one is keyed by host:port, which another suite's
+		// API server may have used without our CRDs.
+		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "--cache-dir", dir+"/kubectl-cache", "get", "sk", "-n", sk.Namespace).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), string(out))
 		Expect(string(out)).To(MatchRegexp(`keys\s+ES256\s+` + regexp.QuoteMeta(get(sk).Status.ActiveKeyID) + `\s+\S+\s+True\s`))
 	})

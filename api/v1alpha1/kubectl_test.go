@@ -2,7 +2,9 @@ package v1alpha1_test
 
 import (
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -19,13 +21,21 @@ var _ = Describe("kubectl", func() {
 		if err != nil {
 			Skip("kubectl is not on PATH")
 		}
-		kubeconfig, err := testenv.Kubeconfig(env, GinkgoT().TempDir())
+		dir := GinkgoT().TempDir()
+		kubeconfig, err := testenv.Kubeconfig(env, dir)
 		Expect(err).NotTo(HaveOccurred())
+		// A cache of its own: kubectl's shared discovery cache is keyed by host:port, and another
+		// suite's API server may have used this port a moment ago, without our CRDs.
+		base := []string{"--kubeconfig", kubeconfig, "--cache-dir", filepath.Join(dir, "kubectl-cache")}
 		kubectl = func(args ...string) string {
-			out, err := exec.Command(path, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+			out, err := exec.Command(path, append(base, args...)...).CombinedOutput()
 			Expect(err).NotTo(HaveOccurred(), "kubectl %s: %s", strings.Join(args, " "), out)
 			return string(out)
 		}
+		// The API server publishes a new CRD's schema a moment after accepting it.
+		Eventually(func() error {
+			return exec.Command(path, append(base, "explain", "signingkey")...).Run()
+		}).WithTimeout(15 * time.Second).Should(Succeed())
 	})
 
 	DescribeTable("explains every field in words",
