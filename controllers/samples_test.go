@@ -17,9 +17,12 @@ import (
 var _ = Describe("config/samples", func() {
 	It("goes Ready as written, with every console value filled in", func() {
 		ns := newNamespace("samples")
-		files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "auth_*.yaml"))
+		files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
 		for _, f := range files {
+			if filepath.Base(f) == "kustomization.yaml" {
+				continue
+			}
 			data, err := os.ReadFile(f)
 			Expect(err).NotTo(HaveOccurred())
 			u := &unstructured.Unstructured{}
@@ -40,5 +43,9 @@ var _ = Describe("config/samples", func() {
 		}
 		Expect(console.ClientSecretRef).NotTo(BeNil())
 		Expect(console.AuthenticationEndpoint).To(Equal("https://auth.brand.example/authorize"))
+
+		// The TokenServer is complete too: only the Deployment (no kubelet here) is left to run.
+		ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "brand"}}
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
 	})
 })

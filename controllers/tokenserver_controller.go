@@ -105,6 +105,9 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.labelLoginSecret(ctx, ts); err != nil {
+		return ctrl.Result{}, err
+	}
 	if ts.Spec.Image == "" && r.Image == "" {
 		return ctrl.Result{}, notReadyf(v1alpha1.ReasonInvalidSpec, "no image to run: set spec.image, or start the operator with --token-server-image (the manifests set it to the operator's own image)")
 	}
@@ -210,6 +213,35 @@ func (r *TokenServerReconciler) startupConfig(ctx context.Context, ts *v1alpha1.
 	return v, nil
 }
 
+// labelLoginSecret makes the Secret a login connector reads (htpasswd, upstream client secret)
+// visible to the token server, and says when it is missing.
+func (r *TokenServerReconciler) labelLoginSecret(ctx context.Context, ts *v1alpha1.TokenServer) error {
+	ref := loginSecretRef(ts.Spec.Login)
+	if ref == nil {
+		return nil
+	}
+	secret, err := labelledSecret(ctx, r.Client, r.APIReader, ts.Namespace, ref.Name)
+	if err != nil {
+		return err
+	}
+	if len(secret.Data[ref.Key]) == 0 {
+		return notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s has no key %q for spec.login", ref.Name, ref.Key)
+	}
+	return nil
+}
+
+func loginSecretRef(l *v1alpha1.LoginSpec) *v1alpha1.SecretKeyRef {
+	switch {
+	case l == nil:
+		return nil
+	case l.StaticUsers != nil:
+		return &l.StaticUsers.HtpasswdSecretRef
+	case l.UpstreamOIDC != nil:
+		return &l.UpstreamOIDC.ClientSecretRef
+	}
+	return nil
+}
+
 // applyWorkload server-side applies every object the TokenServer needs and deletes the optional
 // ones it no longer needs. Applying what is already there writes nothing.
 func (r *TokenServerReconciler) applyWorkload(ctx context.Context, s *serverScope, p workload.Params) error {
@@ -309,7 +341,7 @@ func serverEndpoints(issuer string) *v1alpha1.TokenServerEndpoints {
 	return &v1alpha1.TokenServerEndpoints{Authorization: u.Authorization, Token: u.Token, JWKS: u.JWKS, Discovery: u.Discovery, IssueAPI: u.IssueAPI}
 }
 
-// serversOfSecret maps a Secret to the TokenServers that read it at start-up (the Redis address).
+// serversOfSecret maps a Secret to the TokenServers that refer to it (Redis address, login).
 func (r *TokenServerReconciler) serversOfSecret(ctx context.Context, obj client.Object) []reconcile.Request {
 	list := &v1alpha1.TokenServerList{}
 	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
@@ -317,7 +349,9 @@ func (r *TokenServerReconciler) serversOfSecret(ctx context.Context, obj client.
 	}
 	var out []reconcile.Request
 	for _, ts := range list.Items {
-		if rs := ts.Spec.ReplayStore; rs != nil && rs.Redis != nil && rs.Redis.AddressSecretRef.Name == obj.GetName() {
+		redis := ts.Spec.ReplayStore != nil && ts.Spec.ReplayStore.Redis != nil && ts.Spec.ReplayStore.Redis.AddressSecretRef.Name == obj.GetName()
+		login := loginSecretRef(ts.Spec.Login)
+		if redis || (login != nil && login.Name == obj.GetName()) {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ts)})
 		}
 	}

@@ -124,9 +124,16 @@ func (s *Sealer) seal(plain []byte, purpose string) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(out), nil
 }
 
+// MaxValue bounds what SealValue seals: a login request carries LivePerson's state (up to the
+// 32 KB the authorization endpoint accepts).
+const MaxValue = 40 << 10
+
+// maxValueLength is the longest sealed value OpenValue looks at.
+var maxValueLength = base64.RawURLEncoding.EncodedLen(keyIDSize + nonceSize + MaxValue + tagSize)
+
 // open decrypts a value sealed for purpose by any key of the ring.
-func (s *Sealer) open(sealed, purpose string) ([]byte, error) {
-	if len(sealed) > MaxCodeLength {
+func (s *Sealer) open(sealed, purpose string, maxLength int) ([]byte, error) {
+	if len(sealed) > maxLength {
 		return nil, fmt.Errorf("%w: too long", ErrInvalid)
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(sealed)
@@ -153,15 +160,15 @@ func (s *Sealer) SealValue(purpose string, v any, expiry time.Time) (string, err
 	if err != nil {
 		return "", err
 	}
-	if len(plain) > MaxPayload {
-		return "", fmt.Errorf("sealed value of %d bytes exceeds %d", len(plain), MaxPayload)
+	if len(plain) > MaxValue {
+		return "", fmt.Errorf("sealed value of %d bytes exceeds %d", len(plain), MaxValue)
 	}
 	return s.seal(plain, purpose)
 }
 
 // OpenValue opens a value sealed for purpose into v, refusing it at or after its expiry.
 func (s *Sealer) OpenValue(purpose, sealed string, now time.Time, v any) error {
-	plain, err := s.open(sealed, purpose)
+	plain, err := s.open(sealed, purpose, maxValueLength)
 	if err != nil {
 		return err
 	}
@@ -182,7 +189,7 @@ type sealedValue struct {
 
 // Open returns the payload of a code sealed by any key of the ring and not expired at now.
 func (s *Sealer) Open(code string, now time.Time) (Payload, error) {
-	plain, err := s.open(code, version)
+	plain, err := s.open(code, version, MaxCodeLength)
 	if err != nil {
 		return Payload{}, err
 	}

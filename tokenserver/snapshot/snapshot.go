@@ -79,7 +79,11 @@ type Snapshot struct {
 	CodeTTL          time.Duration
 	// IssueAPITokens are the bearer credentials of the issue API: current, then previous.
 	IssueAPITokens [][]byte
-	Built          time.Time
+	// Login is how /authorize logs a person in; nil when spec.login is unset or broken
+	// (LoginProblem says why).
+	Login        *Login
+	LoginProblem error
+	Built        time.Time
 }
 
 // Document is pre-rendered JSON with its ETag.
@@ -150,6 +154,11 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 			continue
 		}
 		s.Clients[client.ID] = client
+	}
+	if ts.Spec.Login != nil {
+		if s.Login, s.LoginProblem = buildLogin(ts.Spec.Login, in.Secrets); s.LoginProblem != nil {
+			problems = append(problems, Problem{Object: "TokenServer " + ts.Name + " spec.login", Err: s.LoginProblem})
+		}
 	}
 	sort.Slice(problems, func(i, j int) bool { return problems[i].Object < problems[j].Object })
 	return s, problems, nil
