@@ -92,7 +92,7 @@ func (h *Handler) handle(r *http.Request, what string, res *oauth.Result) (map[s
 	if r.Method != http.MethodPost {
 		return nil, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Reason: "method " + r.Method, Description: "use POST"}
 	}
-	if !authorized(r, snap.IssueAPITokens) {
+	if !Authorized(r, snap.IssueAPITokens) {
 		return nil, &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "missing or wrong bearer credential", Description: "send Authorization: Bearer <issue API credential>"}
 	}
 	req, err := decode(r)
@@ -165,8 +165,8 @@ func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, no
 	return map[string]any{"code": code, "expires_in": int64(snap.CodeTTL.Seconds())}, nil
 }
 
-// authorized compares the bearer credential with each valid one in constant time.
-func authorized(r *http.Request, tokens [][]byte) bool {
+// Authorized compares the bearer credential with each valid one in constant time.
+func Authorized(r *http.Request, tokens [][]byte) bool {
 	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || given == "" {
 		return false

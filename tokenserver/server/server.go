@@ -13,6 +13,7 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/discovery"
 	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
 	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
+	"github.com/lpauth/lpauth-operator/tokenserver/login"
 	"github.com/lpauth/lpauth-operator/tokenserver/metrics"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
@@ -43,6 +44,9 @@ type Config struct {
 	Limiter *oauth.FailureLimiter
 	// Metrics, when set, counts every request (served on its own port by the caller).
 	Metrics *metrics.Metrics
+	// LoginLimiter slows repeated failed logins on the login form, per user name and per
+	// address (nil: the default, 5 failures then one attempt per 12 s).
+	LoginLimiter *oauth.FailureLimiter
 }
 
 // Handler returns the token server's routes.
@@ -60,6 +64,11 @@ func Handler(cfg Config) http.Handler {
 	if u, err := url.Parse(cfg.Issuer); err == nil {
 		prefix = strings.TrimSuffix(u.Path, "/")
 	}
+	if cfg.LoginLimiter == nil {
+		cfg.LoginLimiter = oauth.NewFailureLimiter(5, 12*time.Second)
+	}
+	pop := &login.Handler{Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("authorize"), Observe: cfg.Observe,
+		Prefix: prefix, Secure: strings.HasPrefix(cfg.Issuer, "https://"), Limiter: cfg.LoginLimiter}
 	issue := &issueapi.Handler{Source: cfg.Source, Now: cfg.Now, Log: cfg.Log.WithName("issueapi"), Observe: cfg.Observe}
 	mux := http.NewServeMux()
 	mux.Handle(prefix+endpoints.DiscoveryPath, discovery.Configuration(cfg.Source))
@@ -67,6 +76,9 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle(prefix+endpoints.TokenPath, &oauth.TokenHandler{
 		Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("token"), Observe: cfg.Observe, Limiter: cfg.Limiter,
 	})
+	mux.Handle(prefix+endpoints.AuthorizePath, pop.Authorize())
+	mux.Handle(prefix+login.LoginPath, pop.Login())
+	mux.Handle(prefix+login.AuthorizationsPath, pop.Authorizations())
 	mux.Handle(prefix+endpoints.IssueAPIPath+"/codes", issue.Codes())
 	mux.Handle(prefix+endpoints.IssueAPIPath+"/tokens", issue.Tokens())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
@@ -90,6 +102,7 @@ func endpointName(prefix string) func(*http.Request) string {
 		prefix + endpoints.TokenPath: "token", prefix + endpoints.JWKSPath: "jwks", prefix + endpoints.DiscoveryPath: "discovery",
 		prefix + endpoints.AuthorizePath: "authorize", prefix + endpoints.IssueAPIPath + "/codes": "issue_codes",
 		prefix + endpoints.IssueAPIPath + "/tokens": "issue_tokens", "/healthz": "healthz", "/readyz": "readyz",
+		prefix + login.LoginPath: "authorize_login", prefix + login.AuthorizationsPath: "authorizations",
 	}
 	return func(r *http.Request) string {
 		if n, ok := names[r.URL.Path]; ok {

@@ -1,0 +1,141 @@
+package login
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
+	"github.com/lpauth/lpauth-operator/tokenserver/codes"
+	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
+	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
+	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
+	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+)
+
+// landingState is the login request handed to the brand's landing page, sealed: the page cannot
+// read or change it, only pass it back with the person's identity.
+type landingState struct {
+	ID  string            `json:"id"`
+	Req authorize.Request `json:"r"`
+}
+
+// maxAuthorizationBody bounds POST /api/v1/authorizations: a login request plus claims.
+const maxAuthorizationBody = 96 << 10
+
+// toLandingPage sends the browser to the brand's login page with a sealed login request.
+func (h *Handler) toLandingPage(w http.ResponseWriter, r *http.Request, snap *snapshot.Snapshot, req authorize.Request) {
+	lp := snap.Login.LandingPage
+	id, err := codes.NewID()
+	if err != nil {
+		errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+		return
+	}
+	sealed, err := snap.Codes.SealValue(purposeLanding, landingState{ID: id, Req: req}, h.Now().Add(lp.RequestTTL))
+	if err != nil {
+		errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
+		return
+	}
+	target := *lp.URL
+	q := target.RawQuery
+	if q != "" {
+		q += "&"
+	}
+	target.RawQuery = q + "login_request=" + url.QueryEscape(sealed)
+	redirect(w, target.String())
+}
+
+// authorizationRequest is the body the brand's backend posts once the person is logged in.
+type authorizationRequest struct {
+	LoginRequest string            `json:"login_request"`
+	Subject      string            `json:"sub"`
+	Claims       map[string]string `json:"claims,omitempty"`
+	LPSdes       json.RawMessage   `json:"lp_sdes,omitempty"`
+}
+
+// Authorizations serves POST /api/v1/authorizations: the brand's backend completes a login
+// request for the person its landing page logged in, and gets the exact URL to send the browser
+// to. Each login request completes once.
+func (h *Handler) Authorizations() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res := oauth.Result{Endpoint: "authorizations"}
+		body, err := h.authorization(r, &res)
+		if err != nil {
+			res.Err = err
+			h.Log.Info("Authorization request refused", "error", err.Code, "reason", err.Reason, "clientID", res.ClientID)
+			oauth.WriteError(w, err)
+		} else {
+			oauth.WriteJSON(w, http.StatusOK, body)
+		}
+		if h.Observe != nil {
+			h.Observe(r, res)
+		}
+	})
+}
+
+func bad(reason string) *oauth.Error {
+	return &oauth.Error{Status: http.StatusBadRequest, Code: "invalid_request", Reason: reason, Description: reason}
+}
+
+func (h *Handler) authorization(r *http.Request, res *oauth.Result) (map[string]string, *oauth.Error) {
+	snap := h.Source.Snapshot()
+	switch {
+	case snap == nil:
+		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "no snapshot yet"}
+	case r.Method != http.MethodPost:
+		return nil, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Reason: "method " + r.Method, Description: "use POST"}
+	case !issueapi.Authorized(r, snap.IssueAPITokens):
+		return nil, &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "missing or wrong bearer credential", Description: "send Authorization: Bearer <issue API credential>"}
+	case snap.Login == nil || snap.Login.LandingPage == nil:
+		return nil, bad("this token server does not use a landing page (spec.login.landingPage)")
+	}
+	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
+		return nil, bad("the body must be application/json")
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxAuthorizationBody+1))
+	if err != nil || len(raw) > maxAuthorizationBody {
+		return nil, &oauth.Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Reason: "body over the limit", Description: "the body is too large"}
+	}
+	var body authorizationRequest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || dec.More() {
+		return nil, bad("the body is not a valid authorization request")
+	}
+	var st landingState
+	if err := snap.Codes.OpenValue(purposeLanding, strings.TrimSpace(body.LoginRequest), h.Now(), &st); err != nil {
+		return nil, bad("login_request is invalid or expired: start again from the chat window")
+	}
+	res.ClientID = st.Req.ClientID
+	first, err := h.Replay.Claim(r.Context(), "login:"+st.ID, h.Now().Add(snap.Login.LandingPage.RequestTTL+time.Minute))
+	if err != nil {
+		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "replay store: " + err.Error(), Description: "try again"}
+	}
+	if !first {
+		return nil, bad("login_request was already used: start again from the chat window")
+	}
+	client, aerr := authorize.Check(snap, st.Req)
+	if aerr != nil {
+		if aerr.Page {
+			return nil, bad("the login request no longer matches a client: " + aerr.Description)
+		}
+		return map[string]string{"redirect_to": authorize.ErrorLocation(st.Req, aerr)}, nil
+	}
+	res.Flow = st.Req.ResponseType
+	sdes, perr := lpsdes.Parse(body.LPSdes)
+	if perr != nil {
+		return nil, bad(perr.Error())
+	}
+	id := idtoken.Identity{Subject: body.Subject, Claims: body.Claims, SDEs: sdes}
+	loc, err := authorize.Complete(snap, client, st.Req, id, h.Now())
+	if err != nil {
+		return nil, bad(err.Error())
+	}
+	return map[string]string{"redirect_to": loc}, nil
+}
