@@ -113,13 +113,6 @@ func (h *Handler) authorization(r *http.Request, res *oauth.Result) (map[string]
 		return nil, bad("login_request is invalid or expired: start again from the chat window")
 	}
 	res.ClientID = st.Req.ClientID
-	first, err := h.Replay.Claim(r.Context(), "login:"+st.ID, h.Now().Add(snap.Login.LandingPage.RequestTTL+time.Minute))
-	if err != nil {
-		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "replay store: " + err.Error(), Description: "try again"}
-	}
-	if !first {
-		return nil, bad("login_request was already used: start again from the chat window")
-	}
 	client, aerr := authorize.Check(snap, st.Req)
 	if aerr != nil {
 		if aerr.Page {
@@ -133,6 +126,17 @@ func (h *Handler) authorization(r *http.Request, res *oauth.Result) (map[string]
 		return nil, bad(perr.Error())
 	}
 	id := idtoken.Identity{Subject: body.Subject, Claims: body.Claims, SDEs: sdes}
+	if err := id.Validate(); err != nil {
+		return nil, bad(err.Error())
+	}
+	// Claimed last: a request refused for a fixable mistake (no sub) can be sent again.
+	first, err := h.Replay.Claim(r.Context(), "login:"+st.ID, h.Now().Add(snap.Login.LandingPage.RequestTTL+time.Minute))
+	if err != nil {
+		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "replay store: " + err.Error(), Description: "try again"}
+	}
+	if !first {
+		return nil, bad("login_request was already used: start again from the chat window")
+	}
 	loc, err := authorize.Complete(snap, client, st.Req, id, h.Now())
 	if err != nil {
 		return nil, bad(err.Error())
