@@ -74,6 +74,7 @@ dev: ## The whole system on an embedded control plane: operator, samples, token 
 .PHONY: test
 test: verify-generated vet ## Unit, envtest and end-to-end tests against a real kube-apiserver and Redis.
 	hack/redis.sh >/dev/null
+	hack/chromium.sh >/dev/null
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test $(GO_TEST_FLAGS) ./...
 
 ##@ Build

@@ -50,7 +50,7 @@ type fixture struct {
 
 func (f *fixture) now() time.Time { return time.Now().Add(time.Duration(f.clock.Load()) * time.Second) }
 
-func newFixture(t *testing.T, login *v1alpha1.LoginSpec) *fixture {
+func newFixture(t *testing.T, login *v1alpha1.LoginSpec, redirects ...string) *fixture {
 	t.Helper()
 	keyOnce.Do(func() {
 		k, err := keys.Generate(v1alpha1.RS256, 2048)
@@ -66,7 +66,7 @@ func newFixture(t *testing.T, login *v1alpha1.LoginSpec) *fixture {
 	lpac := func(name, id string, flow v1alpha1.AuthFlow) v1alpha1.LivePersonAuthClient {
 		return v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.LivePersonAuthClientSpec{
 			TokenServerRef: v1alpha1.LocalObjectReference{Name: "ts"}, AccountID: "1", ClientID: id, Flow: flow, PKCE: v1alpha1.PKCEAllowed,
-			RedirectURIs:    []string{window, "prefix:https://lpcdn.lpsnmedia.net/le_unified_window/legacy/"},
+			RedirectURIs:    append([]string{window, "prefix:https://lpcdn.lpsnmedia.net/le_unified_window/legacy/"}, redirects...),
 			ClientSecretRef: &v1alpha1.SecretKeyRef{Name: "client", Key: "secret"},
 			IDToken:         v1alpha1.IDTokenSpec{ClaimsFromIdentity: map[string]string{"email": "email", "preferred_username": "preferred_username"}},
 		}}
@@ -175,7 +175,12 @@ func redeem(t *testing.T, f *fixture, location string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}, "redirect_uri": {window}}
+	redeemAt(t, f, u.Query().Get("code"), window)
+}
+
+func redeemAt(t *testing.T, f *fixture, code, redirectURI string) {
+	t.Helper()
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}}
 	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(clientID, clientSecret)
@@ -440,3 +445,5 @@ func TestNoLoginConfigured(t *testing.T) {
 		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }

@@ -22,17 +22,29 @@ const css = `body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1b1
 	`button{margin-top:1.5rem;width:100%;padding:.7rem;border:0;border-radius:4px;background:#1d4ed8;color:#fff;font-size:1rem;cursor:pointer}` +
 	`button:focus,input:focus{outline:3px solid #f59e0b;outline-offset:1px}.error{color:#b91c1c;font-weight:600}`
 
-var cspHeader = func() string {
+var styleHash = func() string {
 	sum := sha256.Sum256([]byte(css))
-	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; " +
-		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }()
+
+// csp allows nothing but the inline style and the form. Browsers apply form-action to the
+// redirects that follow a post too, so the login form also names the origin of LivePerson's
+// window it will be redirected to (a registered redirect_uri: Check has vetted it).
+func csp(formTarget string) string {
+	action := "'self'"
+	if formTarget != "" {
+		action += " " + formTarget
+	}
+	return "default-src 'none'; style-src " + styleHash + "; form-action " + action + "; frame-ancestors 'none'; base-uri 'none'"
+}
 
 type page struct {
 	Kind, Title, Heading, Message string
 	// Login form only.
 	Action, Request, CSRF string
 	CSS                   template.CSS
+	// FormTarget is the origin the form's post redirects to.
+	FormTarget string
 }
 
 // writePage renders a page with headers that keep it out of caches and frames.
@@ -50,7 +62,7 @@ func writePage(w http.ResponseWriter, status int, p page) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
-	h.Set("Content-Security-Policy", cspHeader)
+	h.Set("Content-Security-Policy", csp(p.FormTarget))
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }

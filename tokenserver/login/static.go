@@ -3,6 +3,7 @@ package login
 import (
 	"net"
 	"net/http"
+	"net/url"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -46,7 +47,7 @@ func (h *Handler) showForm(w http.ResponseWriter, r *http.Request, snap *snapsho
 	}
 	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: h.Prefix + "/authorize", MaxAge: int(formTTL.Seconds()),
 		HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
-	writePage(w, status, page{Kind: "login", Action: h.Prefix + LoginPath, Request: sealed, CSRF: token, Message: message})
+	writePage(w, status, page{Kind: "login", Action: h.Prefix + LoginPath, Request: sealed, CSRF: token, Message: message, FormTarget: origin(req.RedirectURI)})
 }
 
 // Login serves POST /authorize/login, the staticUsers form.
@@ -118,4 +119,13 @@ func remoteHost(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// origin is scheme://host[:port] of a URL, for the CSP.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }

@@ -1,0 +1,177 @@
+package login_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+)
+
+// The pop-out window in a real browser: Debian's chromium, headless, driven over the DevTools
+// protocol. LivePerson's window is played by a local page that records the query it is opened
+// with.
+
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is missing: `make test` installs it with hack/chromium.sh")
+	}
+	t.Skip("chromium is not installed (hack/chromium.sh installs Debian's package)")
+	return ""
+}
+
+func browserContext(t *testing.T) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Flag("headless", true),
+		// Root in a container has no user namespace for the sandbox.
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	return ctx
+}
+
+// lpWindow is LivePerson's unified window; it hands every query it is opened with to the test.
+func lpWindow(t *testing.T) (*httptest.Server, string, <-chan string) {
+	got := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/le_unified_window/index.html" {
+			got <- r.URL.RawQuery
+		}
+		fmt.Fprint(w, "<!doctype html><title>LivePerson window</title><p id=window>window</p>")
+	}))
+	t.Cleanup(srv.Close)
+	return srv, srv.URL + "/le_unified_window/index.html", got
+}
+
+func waitWindow(t *testing.T, got <-chan string) string {
+	select {
+	case q := <-got:
+		return q
+	case <-time.After(30 * time.Second):
+		t.Fatal("LivePerson's window was never opened")
+	}
+	return ""
+}
+
+// windowState is the kind of state LivePerson sends: a JSON document of about 4 KB.
+func windowState() string {
+	return `{"lpUnifiedWindowConfig":{"accountId":"12345678","engConf":"` + strings.Repeat("e", 3900) + `"},"ssoKey":"k&=?/ +%"}`
+}
+
+func checkWindowQuery(t *testing.T, f *fixture, windowURL, rawQuery, state string) {
+	t.Helper()
+	if !strings.HasPrefix(rawQuery, "code=") || !strings.HasSuffix(rawQuery, "&state="+url.QueryEscape(state)) {
+		t.Fatalf("the window got %q…, want code=… and the state byte for byte", rawQuery[:min(len(rawQuery), 120)])
+	}
+	q, _ := url.ParseQuery(rawQuery)
+	if q.Get("state") != state {
+		t.Fatal("state differs")
+	}
+	redeemAt(t, f, q.Get("code"), windowURL)
+}
+
+func TestPopoutInBrowserStaticUsers(t *testing.T) {
+	ctx := browserContext(t)
+	_, windowURL, got := lpWindow(t)
+	f := newFixture(t, staticUsers(), windowURL)
+	state := windowState()
+	authURL := authorizeURL(f, "redirect_uri", windowURL, "state", state)
+
+	// A wrong password first: the form says so, accessibly, and stays.
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(authURL),
+		chromedp.WaitVisible(`#username`),
+		chromedp.SendKeys(`#username`, "demo"),
+		chromedp.SendKeys(`#password`, "wrong"),
+		chromedp.Click(`button[type=submit]`),
+		chromedp.WaitVisible(`#login-error`),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	alert, err := chromedp.Run(ctx, chromedp.Text(`#login-error`))
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(`#username`, "demo"),
+		chromedp.SendKeys(`#password`, "lpauth-demo"),
+		chromedp.Click(`button[type=submit]`),
+		chromedp.WaitVisible(`#window`),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	if !strings.Contains(alert, "Wrong user name or password") {
+		t.Fatalf("alert = %q", alert)
+	}
+	checkWindowQuery(t, f, windowURL, waitWindow(t, got), state)
+}
+
+func TestPopoutInBrowserLandingPage(t *testing.T) {
+	ctx := browserContext(t)
+	_, windowURL, got := lpWindow(t)
+	// The brand's site: its login page keeps the login request, and once the person has logged
+	// in its backend completes it through the issue API and redirects the browser.
+	var tokenServer string
+	brand := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+			fmt.Fprintf(w, `<!doctype html><form method=post action=/login><input type=hidden name=login_request value="%s">`+
+				`<input id=user name=user><button id=go type=submit>Log in</button></form>`, r.URL.Query().Get("login_request"))
+		case http.MethodPost:
+			_ = r.ParseForm()
+			body := fmt.Sprintf(`{"login_request":%q,"sub":"brand-user-%s","claims":{"email":"%s@brand.example"}}`,
+				r.PostForm.Get("login_request"), r.PostForm.Get("user"), r.PostForm.Get("user"))
+			req, _ := http.NewRequest(http.MethodPost, tokenServer+"/api/v1/authorizations", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+issueToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				http.Error(w, "authorization failed", http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			var out struct {
+				RedirectTo string `json:"redirect_to"`
+			}
+			_ = jsonDecode(resp, &out)
+			http.Redirect(w, r, out.RedirectTo, http.StatusFound)
+		}
+	}))
+	t.Cleanup(brand.Close)
+	f := newFixture(t, &v1alpha1.LoginSpec{LandingPage: &v1alpha1.LandingPageLogin{URL: brand.URL + "/login"}}, windowURL)
+	tokenServer = f.srv.URL
+	state := windowState()
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(authorizeURL(f, "redirect_uri", windowURL, "state", state)),
+		chromedp.WaitVisible(`#user`),
+		chromedp.SendKeys(`#user`, "ada"),
+		chromedp.Click(`#go`),
+		chromedp.WaitVisible(`#window`),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	checkWindowQuery(t, f, windowURL, waitWindow(t, got), state)
+}
