@@ -48,6 +48,8 @@ type Handler struct {
 	Secure bool
 	// Limiter slows repeated failed logins per user name and per client address.
 	Limiter *oauth.FailureLimiter
+
+	providers providers
 }
 
 // Authorize serves GET /authorize.
@@ -72,8 +74,8 @@ func (h *Handler) Authorize() http.Handler {
 			h.fromHeaders(w, r, snap, client, req)
 		case login.LandingPage != nil:
 			h.toLandingPage(w, r, snap, req)
-		default:
-			errorPage(w, http.StatusNotImplemented, "Sign-in unavailable", "This sign-in method is not available in this version.")
+		case login.Upstream != nil:
+			h.toUpstream(w, r, snap, req)
 		}
 	})
 }

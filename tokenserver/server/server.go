@@ -78,6 +78,7 @@ func Handler(cfg Config) http.Handler {
 	})
 	mux.Handle(prefix+endpoints.AuthorizePath, pop.Authorize())
 	mux.Handle(prefix+login.LoginPath, pop.Login())
+	mux.Handle(prefix+login.CallbackPath, pop.Callback())
 	mux.Handle(prefix+login.AuthorizationsPath, pop.Authorizations())
 	mux.Handle(prefix+endpoints.IssueAPIPath+"/codes", issue.Codes())
 	mux.Handle(prefix+endpoints.IssueAPIPath+"/tokens", issue.Tokens())
@@ -102,7 +103,7 @@ func endpointName(prefix string) func(*http.Request) string {
 		prefix + endpoints.TokenPath: "token", prefix + endpoints.JWKSPath: "jwks", prefix + endpoints.DiscoveryPath: "discovery",
 		prefix + endpoints.AuthorizePath: "authorize", prefix + endpoints.IssueAPIPath + "/codes": "issue_codes",
 		prefix + endpoints.IssueAPIPath + "/tokens": "issue_tokens", "/healthz": "healthz", "/readyz": "readyz",
-		prefix + login.LoginPath: "authorize_login", prefix + login.AuthorizationsPath: "authorizations",
+		prefix + login.LoginPath: "authorize_login", prefix + login.AuthorizationsPath: "authorizations", prefix + login.CallbackPath: "authorize_callback",
 	}
 	return func(r *http.Request) string {
 		if n, ok := names[r.URL.Path]; ok {

@@ -1,0 +1,217 @@
+package login
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+)
+
+// CallbackPath is where the brand's identity provider sends the browser back.
+const CallbackPath = "/authorize/callback"
+
+const (
+	purposeUpstream      = "lpauth-upstream-v1"
+	purposeUpstreamState = "lpauth-upstream-state-v1"
+	upstreamCookie  = "lpauth_upstream"
+	upstreamTTL     = 10 * time.Minute
+	// upstreamTimeout bounds each call to the identity provider (discovery, token exchange).
+	upstreamTimeout = 10 * time.Second
+)
+
+// upstreamState travels, sealed, in a short-lived cookie from /authorize to the callback: it
+// ties the callback to this browser (ID), the id_token to this login (nonce), and the code to
+// this exchange (PKCE verifier). It stays small: browsers drop cookies over 4 KB.
+type upstreamState struct {
+	ID       string `json:"i"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+}
+
+// upstreamRequest is the upstream state parameter, sealed: LivePerson's request (whose own
+// state alone may exceed a cookie) and the ID that binds it to the cookie.
+type upstreamRequest struct {
+	ID  string            `json:"i"`
+	Req authorize.Request `json:"r"`
+}
+
+// providers caches discovery per upstream issuer: discovery is fetched once, not per login.
+type providers struct {
+	mu     sync.Mutex
+	byName map[string]*oidc.Provider
+}
+
+func (p *providers) get(ctx context.Context, issuer string) (*oidc.Provider, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pr, ok := p.byName[issuer]; ok {
+		return pr, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, upstreamTimeout)
+	defer cancel()
+	pr, err := oidc.NewProvider(oidc.ClientContext(ctx, upstreamHTTP), issuer)
+	if err != nil {
+		return nil, err
+	}
+	if p.byName == nil {
+		p.byName = map[string]*oidc.Provider{}
+	}
+	p.byName[issuer] = pr
+	return pr, nil
+}
+
+var upstreamHTTP = &http.Client{Timeout: upstreamTimeout}
+
+func (h *Handler) oauthConfig(snap *snapshot.Snapshot, pr *oidc.Provider) *oauth2.Config {
+	up := snap.Login.Upstream
+	endpoint := pr.Endpoint()
+	// One method, chosen from discovery: auto-detection would resend the secret another way
+	// after any failure, doubling every failed call.
+	endpoint.AuthStyle = authStyle(pr)
+	return &oauth2.Config{
+		ClientID: up.ClientID, ClientSecret: string(up.ClientSecret), Endpoint: endpoint,
+		RedirectURL: snap.Issuer + CallbackPath, Scopes: up.Scopes,
+	}
+}
+
+// authStyle is client_secret_post when the provider lists it, else client_secret_basic (the
+// OpenID Connect default). Post first because some providers list basic but accept only post.
+func authStyle(pr *oidc.Provider) oauth2.AuthStyle {
+	var meta struct {
+		Methods []string `json:"token_endpoint_auth_methods_supported"`
+	}
+	if pr.Claims(&meta) == nil && slices.Contains(meta.Methods, "client_secret_post") {
+		return oauth2.AuthStyleInParams
+	}
+	return oauth2.AuthStyleInHeader
+}
+
+// toUpstream sends the browser to the brand's identity provider.
+func (h *Handler) toUpstream(w http.ResponseWriter, r *http.Request, snap *snapshot.Snapshot, req authorize.Request) {
+	up := snap.Login.Upstream
+	pr, err := h.providers.get(r.Context(), up.Issuer)
+	if err != nil {
+		h.Log.Info("Upstream identity provider unreachable", "issuer", up.Issuer, "reason", err.Error())
+		errorPage(w, http.StatusBadGateway, "Sign-in unavailable", "The sign-in service cannot be reached right now. Please try again later.")
+		return
+	}
+	st := upstreamState{Verifier: oauth2.GenerateVerifier()}
+	if st.ID, err = randomToken(); err == nil {
+		st.Nonce, err = randomToken()
+	}
+	if err != nil {
+		errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+		return
+	}
+	expiry := h.Now().Add(upstreamTTL)
+	cookie, err := snap.Codes.SealValue(purposeUpstream, st, expiry)
+	if err != nil {
+		errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+		return
+	}
+	state, err := snap.Codes.SealValue(purposeUpstreamState, upstreamRequest{ID: st.ID, Req: req}, expiry)
+	if err != nil {
+		errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: upstreamCookie, Value: cookie, Path: h.Prefix + "/authorize", MaxAge: int(upstreamTTL.Seconds()),
+		HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
+	redirect(w, h.oauthConfig(snap, pr).AuthCodeURL(state, oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)))
+}
+
+// Callback serves GET /authorize/callback: the identity provider's answer.
+func (h *Handler) Callback() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		snap := h.Source.Snapshot()
+		if snap == nil || snap.Login == nil || snap.Login.Upstream == nil {
+			errorPage(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Signing in through the brand's identity provider is not available here.")
+			return
+		}
+		// The cookie is single use: clear it whatever happens next.
+		http.SetCookie(w, &http.Cookie{Name: upstreamCookie, Value: "", Path: h.Prefix + "/authorize", MaxAge: -1, HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
+		var st upstreamState
+		var ur upstreamRequest
+		c, err := r.Cookie(upstreamCookie)
+		q := r.URL.Query()
+		if err != nil || snap.Codes.OpenValue(purposeUpstream, c.Value, h.Now(), &st) != nil ||
+			snap.Codes.OpenValue(purposeUpstreamState, q.Get("state"), h.Now(), &ur) != nil || !equal(ur.ID, st.ID) {
+			h.Log.Info("Upstream callback refused: missing, expired or mismatched state")
+			errorPage(w, http.StatusForbidden, "Sign-in expired", "This sign-in has expired or was started in another browser. Go back to the chat window and open sign-in again.")
+			return
+		}
+		client, aerr := authorize.Check(snap, ur.Req)
+		if aerr != nil {
+			h.refused(w, r, ur.Req, aerr)
+			return
+		}
+		if e := q.Get("error"); e != "" {
+			h.Log.Info("Upstream identity provider refused the login", "clientID", client.ID, "error", truncate(e))
+			redirect(w, authorize.ErrorLocation(ur.Req, &authorize.Error{Code: "access_denied", Description: "the identity provider did not sign the person in"}))
+			return
+		}
+		sub, claims, err := h.exchange(r.Context(), snap, q.Get("code"), st)
+		if err != nil {
+			h.Log.Info("Upstream login failed", "clientID", client.ID, "reason", err.Error())
+			redirect(w, authorize.ErrorLocation(ur.Req, &authorize.Error{Code: "server_error", Description: "the identity provider's answer could not be verified"}))
+			return
+		}
+		h.complete(w, r, snap, client, ur.Req, identity(client, sub, claims))
+	})
+}
+
+// exchange redeems the upstream code and verifies its id_token (signature, issuer, audience,
+// expiry, nonce), returning the subject and the string claims.
+func (h *Handler) exchange(ctx context.Context, snap *snapshot.Snapshot, code string, st upstreamState) (string, map[string]string, error) {
+	up := snap.Login.Upstream
+	pr, err := h.providers.get(ctx, up.Issuer)
+	if err != nil {
+		return "", nil, err
+	}
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, upstreamHTTP), upstreamTimeout)
+	defer cancel()
+	tok, err := h.oauthConfig(snap, pr).Exchange(ctx, code, oauth2.VerifierOption(st.Verifier))
+	if err != nil {
+		return "", nil, fmt.Errorf("exchanging the code: %w", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return "", nil, fmt.Errorf("no id_token in the token response")
+	}
+	idt, err := pr.VerifierContext(ctx, &oidc.Config{ClientID: up.ClientID, Now: h.Now}).Verify(ctx, raw)
+	if err != nil {
+		return "", nil, fmt.Errorf("verifying the id_token: %w", err)
+	}
+	if !equal(idt.Nonce, st.Nonce) {
+		return "", nil, fmt.Errorf("the id_token's nonce does not match this login")
+	}
+	var all map[string]any
+	if err := idt.Claims(&all); err != nil {
+		return "", nil, err
+	}
+	sub, _ := all[up.SubjectClaim].(string)
+	if sub == "" {
+		return "", nil, fmt.Errorf("the id_token has no string claim %q for the subject", up.SubjectClaim)
+	}
+	claims := map[string]string{}
+	for k, v := range all {
+		if s, ok := v.(string); ok {
+			claims[k] = s
+		}
+	}
+	return sub, claims, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64]
+	}
+	return s
+}
