@@ -21,8 +21,8 @@ const CallbackPath = "/authorize/callback"
 const (
 	purposeUpstream      = "lpauth-upstream-v1"
 	purposeUpstreamState = "lpauth-upstream-state-v1"
-	upstreamCookie  = "lpauth_upstream"
-	upstreamTTL     = 10 * time.Minute
+	upstreamCookie       = "lpauth_upstream"
+	upstreamTTL          = 10 * time.Minute
 	// upstreamTimeout bounds each call to the identity provider (discovery, token exchange).
 	upstreamTimeout = 10 * time.Second
 )
