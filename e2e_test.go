@@ -15,13 +15,16 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,6 +163,47 @@ func TestEndToEndAsLivePerson(t *testing.T) {
 		}
 	})
 
+	t.Run("pop-out window", func(t *testing.T) {
+		// LivePerson opens the authorization endpoint in the popped-out window; the sample logs
+		// people in with its demo users (staticUsers); the window gets a code and its state back.
+		const lpWindow = "https://lpcdn.lpsnmedia.net/le_unified_window/index.html"
+		state := `{"lpUnifiedWindowConfig":{"accountId":"12345678"},"pad":"` + strings.Repeat("p", 2048) + `"}`
+		jar, _ := cookiejar.New(nil)
+		browser := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		authURL := x.issuer + "/authorize?" + url.Values{"response_type": {"code"}, "client_id": {clientID}, "scope": {"openid"},
+			"redirect_uri": {lpWindow}, "state": {state}, "parentWindowOrigin": {"https://www.brand.example"}}.Encode()
+		resp, err := browser.Get(authURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		form := url.Values{"username": {"demo"}, "password": {"lpauth-demo"}}
+		for _, m := range regexp.MustCompile(`name="(request|csrf)" value="([^"]*)"`).FindAllSubmatch(page, -1) {
+			form.Set(string(m[1]), html.UnescapeString(string(m[2])))
+		}
+		if resp.StatusCode != http.StatusOK || form.Get("request") == "" {
+			t.Fatalf("login page: %d\n%s", resp.StatusCode, page)
+		}
+		resp, err = browser.PostForm(x.issuer+"/authorize/login", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, lpWindow+"?code=") || !strings.HasSuffix(loc, "&state="+url.QueryEscape(state)) {
+			t.Fatalf("after login: %d %q", resp.StatusCode, loc)
+		}
+		u, _ := url.Parse(loc)
+		claims, err := lp.redeem(ctx, u.Query().Get("code"), lpWindow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if claims.Subject != "demo" || claims.Issuer != x.issuer {
+			t.Fatalf("pop-out id_token claims: %+v", claims)
+		}
+	})
+
 	t.Run("rotation in the middle of a stream of flows", func(t *testing.T) {
 		before := x.jsonpath("sk/brand-keys", "{.status.activeKeyID}")
 		var (
@@ -250,37 +294,61 @@ func (lp *livePerson) codeFlow(ctx context.Context, sub string) (string, lpClaim
 	if err := json.Unmarshal(body, &code); err != nil || code.Code == "" {
 		return "", claims, fmt.Errorf("issue API: %s", body)
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code.Code}, "redirect_uri": {lpRedirect}}
+	idToken, err := lp.exchange(ctx, code.Code, lpRedirect)
+	if err != nil {
+		return "", claims, err
+	}
+	if claims, err = lp.verify(ctx, idToken); err != nil {
+		return "", claims, err
+	}
+	jws, err := jose.ParseSigned(idToken, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return "", claims, err
+	}
+	return jws.Signatures[0].Header.KeyID, claims, nil
+}
+
+// redeem exchanges a code and verifies the id_token, as LivePerson's backend does.
+func (lp *livePerson) redeem(ctx context.Context, code, redirectURI string) (lpClaims, error) {
+	idToken, err := lp.exchange(ctx, code, redirectURI)
+	if err != nil {
+		return lpClaims{}, err
+	}
+	return lp.verify(ctx, idToken)
+}
+
+// exchange posts the code to /token with Basic auth and returns the id_token.
+func (lp *livePerson) exchange(ctx context.Context, code, redirectURI string) (string, error) {
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, lp.tokenURL, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(lp.clientID, lp.clientSecret)
 	resp, err := lp.x.httpClient.Do(req)
 	if err != nil {
-		return "", claims, err
+		return "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
-		return "", claims, fmt.Errorf("/token: %d %s", resp.StatusCode, b)
+		return "", fmt.Errorf("/token: %d %s", resp.StatusCode, b)
 	}
 	var tok struct {
 		IDToken string `json:"id_token"`
 	}
 	if err := json.Unmarshal(b, &tok); err != nil {
-		return "", claims, err
+		return "", err
 	}
-	idt, err := lp.verifier.Verify(ctx, tok.IDToken)
+	return tok.IDToken, nil
+}
+
+// verify checks the id_token against the cached keys and returns its claims.
+func (lp *livePerson) verify(ctx context.Context, idToken string) (lpClaims, error) {
+	var claims lpClaims
+	idt, err := lp.verifier.Verify(ctx, idToken)
 	if err != nil {
-		return "", claims, fmt.Errorf("verifying the id_token: %w", err)
+		return claims, fmt.Errorf("verifying the id_token: %w", err)
 	}
-	if err := idt.Claims(&claims); err != nil {
-		return "", claims, err
-	}
-	jws, err := jose.ParseSigned(tok.IDToken, []jose.SignatureAlgorithm{jose.RS256})
-	if err != nil {
-		return "", claims, err
-	}
-	return jws.Signatures[0].Header.KeyID, claims, nil
+	return claims, idt.Claims(&claims)
 }
 
 func (x *e2e) run(name string, args ...string) []byte {
