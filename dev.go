@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -117,6 +118,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	}
 	go reportReplica(ctx, c, issuer, log)
 	info.Issuer, info.Kubeconfig, info.Namespace = issuer, kubeconfig, devNamespace
+	info.PopoutWindow = "https://lpcdn.lpsnmedia.net/le_unified_window/index.html"
+	info.PopoutURL = info.Endpoints.Authorization + "?" + url.Values{"response_type": {"code"}, "client_id": {info.Console.ClientID},
+		"scope": {"openid"}, "redirect_uri": {info.PopoutWindow}, "state": {`{"demo":true}`}}.Encode()
 	if err := devBanner.Execute(stdout, info); err != nil {
 		return err
 	}
@@ -268,6 +272,7 @@ type demoInfo struct {
 	Console                       v1alpha1.LivePersonConsole
 	ClientSecret, IssueAPIToken   string
 	SigningKey                    string
+	PopoutURL, PopoutWindow       string
 }
 
 type endpointsInfo struct{ Authorization, Token, JWKS, Discovery, IssueAPI string }
@@ -356,6 +361,12 @@ Try it (in another shell):
   # Implicit flow: a signed JWT for the JS method ({{.Console.JSMethodName}}):
   curl -s {{.Endpoints.IssueAPI}}/tokens -H "Authorization: Bearer $ISSUE_API_TOKEN" \
     -H 'Content-Type: application/json' -d '{"client_id":"{{.Console.ClientID}}","sub":"customer-42"}'
+
+  # Pop-out window: open this in a browser and sign in as demo / lpauth-demo. The browser then
+  # goes to LivePerson's window URL (it will not load here); the code is in the address bar.
+  {{.PopoutURL}}
+  curl -s {{.Endpoints.Token}} -u {{shq .Console.ClientID}}:{{shq .ClientSecret}} \
+    -d grant_type=authorization_code -d "code=<code from the address bar>" -d redirect_uri={{.PopoutWindow}}
 
   # Public keys LivePerson verifies with, and a key rotation:
   curl -s {{.Endpoints.JWKS}}
