@@ -55,6 +55,7 @@ type TokenServerReconciler struct {
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
@@ -106,6 +107,9 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	if err := r.labelLoginSecret(ctx, ts); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.labelBranding(ctx, ts); err != nil {
 		return ctrl.Result{}, err
 	}
 	if ts.Spec.Image == "" && r.Image == "" {
@@ -228,6 +232,28 @@ func (r *TokenServerReconciler) labelLoginSecret(ctx context.Context, ts *v1alph
 		return notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s has no key %q for spec.login", ref.Name, ref.Key)
 	}
 	return nil
+}
+
+// labelBranding makes the branding ConfigMap visible to the token server's label-selected cache.
+func (r *TokenServerReconciler) labelBranding(ctx context.Context, ts *v1alpha1.TokenServer) error {
+	if ts.Spec.Login == nil || ts.Spec.Login.BrandingConfigMapRef == nil {
+		return nil
+	}
+	name := ts.Spec.Login.BrandingConfigMapRef.Name
+	cm := &corev1.ConfigMap{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return &notReady{reason: "ConfigMapNotFound", retryAfter: missingSecretRetry,
+				err: fmt.Errorf("branding ConfigMap %q not found in namespace %s", name, ts.Namespace)}
+		}
+		return err
+	}
+	if cm.Labels[v1alpha1.LabelTokenServerReads] == "true" {
+		return nil
+	}
+	patch := client.MergeFrom(cm.DeepCopy())
+	metav1.SetMetaDataLabel(&cm.ObjectMeta, v1alpha1.LabelTokenServerReads, "true")
+	return r.Patch(ctx, cm, patch)
 }
 
 func loginSecretRef(l *v1alpha1.LoginSpec) *v1alpha1.SecretKeyRef {

@@ -119,6 +119,13 @@ type LoginSpec struct {
 	// tests.
 	// +optional
 	StaticUsers *StaticUsersLogin `json:"staticUsers,omitempty"`
+
+	// brandingConfigMapRef names a ConfigMap in the same namespace that brands the login and
+	// error pages. Its keys, all optional: "title" (up to 100 characters), "logoURL" (an https
+	// image URL), "primaryColor" and "backgroundColor" (#rgb or #rrggbb). A value that does not
+	// fit is ignored, with a log line.
+	// +optional
+	BrandingConfigMapRef *LocalObjectReference `json:"brandingConfigMapRef,omitempty"`
 }
 
 // LandingPageLogin hands the person to the brand's own login page.

@@ -100,7 +100,7 @@ func ServiceAccount(ts *v1alpha1.TokenServer) *corev1.ServiceAccount {
 }
 
 // Role grants exactly what the token server reads, in its own namespace only: its TokenServer
-// and clients, and Secrets. RBAC cannot select Secrets by label, so the token server lists every
+// and clients, Secrets, and ConfigMaps (page branding). RBAC cannot select Secrets by label, so the token server lists every
 // Secret of the namespace but caches only those labelled auth.lpauth.dev/token-server-reads; run
 // token servers in a namespace of their own to keep this grant narrow.
 func Role(ts *v1alpha1.TokenServer) *rbacv1.Role {
@@ -109,7 +109,7 @@ func Role(ts *v1alpha1.TokenServer) *rbacv1.Role {
 		ObjectMeta: meta(ts, Name(ts)),
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tokenservers", "livepersonauthclients"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get", "list", "watch"}},
 		},
 	}
 }

@@ -43,14 +43,15 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 		Scheme:            scheme,
 		DefaultNamespaces: map[string]cache.Config{s.Namespace: {}},
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
+			&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
+			&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the cache: %w", err)
 	}
 	s.cache, s.trigger = c, make(chan struct{}, 1)
-	for _, obj := range []client.Object{&v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{}, &corev1.Secret{}} {
+	for _, obj := range []client.Object{&v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{}, &corev1.Secret{}, &corev1.ConfigMap{}} {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", obj, err)
@@ -99,7 +100,7 @@ func (s *Source) rebuild(ctx context.Context) {
 		s.OnBuild(snap, problems, err, took)
 	}
 	for _, p := range problems {
-		s.Log.Info("Client left out of the snapshot", "problem", p.String())
+		s.Log.Info("Left out of the snapshot", "problem", p.String())
 	}
 	if err != nil {
 		// Keep serving the last good snapshot: a broken object never takes the server down.
@@ -127,8 +128,17 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 	if err := s.cache.List(ctx, clients, client.InNamespace(s.Namespace)); err != nil {
 		return nil, nil, err
 	}
+	configMaps := &corev1.ConfigMapList{}
+	if err := s.cache.List(ctx, configMaps, client.InNamespace(s.Namespace)); err != nil {
+		return nil, nil, err
+	}
+	cmByName := make(map[string]*corev1.ConfigMap, len(configMaps.Items))
+	for i := range configMaps.Items {
+		cmByName[configMaps.Items[i].Name] = &configMaps.Items[i]
+	}
 	return snapshot.Build(snapshot.Inputs{
 		TokenServer: ts,
+		ConfigMaps:  cmByName,
 		KeySecret:   byName[keys.SecretName(ts.Spec.SigningKeyRef.Name)],
 		Credentials: byName[snapshot.CredentialsSecretName(ts.Name)],
 		Clients:     clients.Items,

@@ -34,12 +34,12 @@ func (h *Handler) toLandingPage(w http.ResponseWriter, r *http.Request, snap *sn
 	lp := snap.Login.LandingPage
 	id, err := codes.NewID()
 	if err != nil {
-		errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+		h.errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
 		return
 	}
 	sealed, err := snap.Codes.SealValue(purposeLanding, landingState{ID: id, Req: req}, h.Now().Add(lp.RequestTTL))
 	if err != nil {
-		errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
+		h.errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
 		return
 	}
 	target := *lp.URL

@@ -2,6 +2,8 @@ package login_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -82,6 +84,8 @@ func newFixture(t *testing.T, login *v1alpha1.LoginSpec, redirects ...string) *f
 			"users":  {Data: map[string][]byte{"htpasswd": []byte(demoHtpasswd)}},
 			"oidc":   {Data: map[string][]byte{"secret": []byte("upstream-secret")}},
 		},
+		ConfigMaps: map[string]*corev1.ConfigMap{"branding": {Data: map[string]string{
+			"title": "Brand & Co", "logoURL": "https://cdn.brand.example/logo.svg", "primaryColor": "#0a7", "backgroundColor": "#fafafa"}}},
 		Now: time.Now(),
 	})
 	if err != nil || len(problems) > 0 {
@@ -447,3 +451,35 @@ func TestNoLoginConfigured(t *testing.T) {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+func TestPagesAreBrandedAndStrict(t *testing.T) {
+	t.Parallel()
+	login := staticUsers()
+	login.BrandingConfigMapRef = &v1alpha1.LocalObjectReference{Name: "branding"}
+	f := newFixture(t, login)
+	resp, err := browser(t).Get(authorizeURL(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(body)
+	for _, want := range []string{"<title>Sign in · Brand &amp; Co</title>", `<img class="logo" src="https://cdn.brand.example/logo.svg" alt="">`,
+		"background:#fafafa", "background:#0a7", `<label for="username">`, `<label for="password">`, `lang="en"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	policy := resp.Header.Get("Content-Security-Policy")
+	style := page[strings.Index(page, "<style>")+len("<style>") : strings.Index(page, "</style>")]
+	sum := sha256.Sum256([]byte(style))
+	if !strings.Contains(policy, "style-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") {
+		t.Errorf("the CSP does not allow the page's own style: %s", policy)
+	}
+	if !strings.Contains(policy, "img-src https://cdn.brand.example") || strings.Contains(policy, "unsafe") || strings.Contains(policy, "script-src") {
+		t.Errorf("CSP = %s", policy)
+	}
+	if strings.Contains(page, "<script") || strings.Contains(page, "http://") {
+		t.Error("the page loads scripts or plain-http resources")
+	}
+}

@@ -36,35 +36,35 @@ func (h *Handler) showForm(w http.ResponseWriter, r *http.Request, snap *snapsho
 	if token == "" {
 		var err error
 		if token, err = randomToken(); err != nil {
-			errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+			h.errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
 			return
 		}
 	}
 	sealed, err := snap.Codes.SealValue(purposeForm, formState{Req: req, CSRF: digest(token)}, h.Now().Add(formTTL))
 	if err != nil {
-		errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
+		h.errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: h.Prefix + "/authorize", MaxAge: int(formTTL.Seconds()),
 		HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
-	writePage(w, status, page{Kind: "login", Action: h.Prefix + LoginPath, Request: sealed, CSRF: token, Message: message, FormTarget: origin(req.RedirectURI)})
+	h.writePage(w, status, page{Kind: "login", Title: "Sign in", Action: h.Prefix + LoginPath, Request: sealed, CSRF: token, Message: message, FormTarget: origin(req.RedirectURI)})
 }
 
 // Login serves POST /authorize/login, the staticUsers form.
 func (h *Handler) Login() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
-			errorPage(w, http.StatusMethodNotAllowed, "Sign-in link not valid", "Use the sign-in form.")
+			h.errorPage(w, http.StatusMethodNotAllowed, "Sign-in link not valid", "Use the sign-in form.")
 			return
 		}
 		snap := h.Source.Snapshot()
 		if snap == nil || snap.Login == nil || snap.Login.StaticUsers == nil {
-			errorPage(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Signing in with a password is not available here.")
+			h.errorPage(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Signing in with a password is not available here.")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		if err := r.ParseForm(); err != nil {
-			errorPage(w, http.StatusBadRequest, "Sign-in failed", "The form could not be read.")
+			h.errorPage(w, http.StatusBadRequest, "Sign-in failed", "The form could not be read.")
 			return
 		}
 		cookie, err := r.Cookie(csrfCookie)
@@ -73,7 +73,7 @@ func (h *Handler) Login() http.Handler {
 		if err != nil || posted == "" || !equal(cookie.Value, posted) ||
 			snap.Codes.OpenValue(purposeForm, r.PostForm.Get("request"), h.Now(), &st) != nil || !equal(st.CSRF, digest(posted)) {
 			h.Log.Info("Login form refused: missing, expired or forged form")
-			errorPage(w, http.StatusForbidden, "Sign-in expired", "This sign-in form has expired or was not sent by this page. Go back to the chat window and open sign-in again.")
+			h.errorPage(w, http.StatusForbidden, "Sign-in expired", "This sign-in form has expired or was not sent by this page. Go back to the chat window and open sign-in again.")
 			return
 		}
 		// The client may have changed since the form was shown.

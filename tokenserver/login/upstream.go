@@ -100,7 +100,7 @@ func (h *Handler) toUpstream(w http.ResponseWriter, r *http.Request, snap *snaps
 	pr, err := h.providers.get(r.Context(), up.Issuer)
 	if err != nil {
 		h.Log.Info("Upstream identity provider unreachable", "issuer", up.Issuer, "reason", err.Error())
-		errorPage(w, http.StatusBadGateway, "Sign-in unavailable", "The sign-in service cannot be reached right now. Please try again later.")
+		h.errorPage(w, http.StatusBadGateway, "Sign-in unavailable", "The sign-in service cannot be reached right now. Please try again later.")
 		return
 	}
 	st := upstreamState{Verifier: oauth2.GenerateVerifier()}
@@ -108,18 +108,18 @@ func (h *Handler) toUpstream(w http.ResponseWriter, r *http.Request, snap *snaps
 		st.Nonce, err = randomToken()
 	}
 	if err != nil {
-		errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+		h.errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
 		return
 	}
 	expiry := h.Now().Add(upstreamTTL)
 	cookie, err := snap.Codes.SealValue(purposeUpstream, st, expiry)
 	if err != nil {
-		errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+		h.errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
 		return
 	}
 	state, err := snap.Codes.SealValue(purposeUpstreamState, upstreamRequest{ID: st.ID, Req: req}, expiry)
 	if err != nil {
-		errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
+		h.errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: upstreamCookie, Value: cookie, Path: h.Prefix + "/authorize", MaxAge: int(upstreamTTL.Seconds()),
@@ -132,7 +132,7 @@ func (h *Handler) Callback() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		snap := h.Source.Snapshot()
 		if snap == nil || snap.Login == nil || snap.Login.Upstream == nil {
-			errorPage(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Signing in through the brand's identity provider is not available here.")
+			h.errorPage(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Signing in through the brand's identity provider is not available here.")
 			return
 		}
 		// The cookie is single use: clear it whatever happens next.
@@ -144,7 +144,7 @@ func (h *Handler) Callback() http.Handler {
 		if err != nil || snap.Codes.OpenValue(purposeUpstream, c.Value, h.Now(), &st) != nil ||
 			snap.Codes.OpenValue(purposeUpstreamState, q.Get("state"), h.Now(), &ur) != nil || !equal(ur.ID, st.ID) {
 			h.Log.Info("Upstream callback refused: missing, expired or mismatched state")
-			errorPage(w, http.StatusForbidden, "Sign-in expired", "This sign-in has expired or was started in another browser. Go back to the chat window and open sign-in again.")
+			h.errorPage(w, http.StatusForbidden, "Sign-in expired", "This sign-in has expired or was started in another browser. Go back to the chat window and open sign-in again.")
 			return
 		}
 		client, aerr := authorize.Check(snap, ur.Req)

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -147,4 +149,42 @@ func ParseHtpasswd(data []byte) (map[string][]byte, error) {
 		return nil, errors.New("htpasswd has no users")
 	}
 	return out, nil
+}
+
+// Branding is how the login and error pages look; zero values mean the defaults.
+type Branding struct {
+	Title, LogoURL, PrimaryColor, BackgroundColor string
+}
+
+// colour is a CSS hex colour: anything else could escape the style sheet it is written into.
+var colour = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+// buildBranding reads the branding ConfigMap, keeping what is valid and reporting the rest.
+func buildBranding(data map[string]string) (Branding, []error) {
+	var b Branding
+	var errs []error
+	if t := strings.TrimSpace(data["title"]); t != "" {
+		if utf8.RuneCountInString(t) > 100 || !utf8.ValidString(t) {
+			errs = append(errs, errors.New("branding title must be at most 100 characters"))
+		} else {
+			b.Title = t
+		}
+	}
+	if l := strings.TrimSpace(data["logoURL"]); l != "" {
+		if u, err := url.Parse(l); err != nil || u.Scheme != "https" || u.Host == "" || len(l) > 2048 {
+			errs = append(errs, errors.New("branding logoURL must be an https URL"))
+		} else {
+			b.LogoURL = u.String()
+		}
+	}
+	for key, dst := range map[string]*string{"primaryColor": &b.PrimaryColor, "backgroundColor": &b.BackgroundColor} {
+		if v := strings.TrimSpace(data[key]); v != "" {
+			if !colour.MatchString(v) {
+				errs = append(errs, fmt.Errorf("branding %s must be #rgb or #rrggbb", key))
+			} else {
+				*dst = v
+			}
+		}
+	}
+	return b, errs
 }

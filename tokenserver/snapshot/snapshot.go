@@ -83,7 +83,9 @@ type Snapshot struct {
 	// (LoginProblem says why).
 	Login        *Login
 	LoginProblem error
-	Built        time.Time
+	// Branding styles the login and error pages.
+	Branding Branding
+	Built    time.Time
 }
 
 // Document is pre-rendered JSON with its ETag.
@@ -109,7 +111,9 @@ type Inputs struct {
 	Clients                []v1alpha1.LivePersonAuthClient
 	// Secrets are the Secrets clients refer to, by name.
 	Secrets map[string]*corev1.Secret
-	Now     time.Time
+	// ConfigMaps are the labelled ConfigMaps (branding), by name.
+	ConfigMaps map[string]*corev1.ConfigMap
+	Now        time.Time
 }
 
 // Problem is an object left out of the snapshot, and why.
@@ -158,6 +162,18 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 	if ts.Spec.Login != nil {
 		if s.Login, s.LoginProblem = buildLogin(ts.Spec.Login, in.Secrets); s.LoginProblem != nil {
 			problems = append(problems, Problem{Object: "TokenServer " + ts.Name + " spec.login", Err: s.LoginProblem})
+		}
+		if ref := ts.Spec.Login.BrandingConfigMapRef; ref != nil {
+			object := "ConfigMap " + ref.Name + " (branding)"
+			if cm := in.ConfigMaps[ref.Name]; cm == nil {
+				problems = append(problems, Problem{Object: object, Err: errors.New("missing: the pages use the default look")})
+			} else {
+				var errs []error
+				s.Branding, errs = buildBranding(cm.Data)
+				for _, err := range errs {
+					problems = append(problems, Problem{Object: object, Err: err})
+				}
+			}
 		}
 	}
 	sort.Slice(problems, func(i, j int) bool { return problems[i].Object < problems[j].Object })

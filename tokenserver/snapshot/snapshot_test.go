@@ -207,3 +207,48 @@ func TestHolderSwapsWholeSnapshots(t *testing.T) {
 		t.Fatal("holder does not return the last stored snapshot")
 	}
 }
+
+func TestBrandingKeepsOnlySafeValues(t *testing.T) {
+	t.Parallel()
+	in := inputs(t)
+	in.TokenServer.Spec.Login = &v1alpha1.LoginSpec{
+		TrustedHeaders:       &v1alpha1.TrustedHeadersLogin{UserHeader: "X-User", TrustedProxyCIDRs: []string{"10.0.0.0/8"}},
+		BrandingConfigMapRef: &v1alpha1.LocalObjectReference{Name: "look"},
+	}
+	in.ConfigMaps = map[string]*corev1.ConfigMap{"look": {Data: map[string]string{
+		"title": "Brand", "logoURL": "javascript:alert(1)", "primaryColor": "red;}body{background:url(https://evil.example)", "backgroundColor": "#ABCDEF",
+	}}}
+	s, problems, err := snapshot.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Branding != (snapshot.Branding{Title: "Brand", BackgroundColor: "#ABCDEF"}) {
+		t.Fatalf("branding = %+v", s.Branding)
+	}
+	if len(problems) != 2 {
+		t.Fatalf("problems = %v, want the logo and the colour", problems)
+	}
+	if s.Login == nil || s.Login.TrustedHeaders == nil || s.Login.TrustedHeaders.Proxies[0].String() != "10.0.0.0/8" {
+		t.Fatalf("login = %+v", s.Login)
+	}
+	delete(in.ConfigMaps, "look")
+	if _, problems, _ := snapshot.Build(in); len(problems) != 1 || !strings.Contains(problems[0].String(), "missing") {
+		t.Fatalf("a missing branding ConfigMap: %v", problems)
+	}
+}
+
+func TestHtpasswdAcceptsOnlyBcrypt(t *testing.T) {
+	t.Parallel()
+	users, err := snapshot.ParseHtpasswd([]byte("# demo users\nada:$2y$10$abcdefghijklmnopqrstuuKq8Jx9pE0C5J3l8m0V2r7nH6y1Wq3e\n\nbob:$2b$10$abcdefghijklmnopqrstuuKq8Jx9pE0C5J3l8m0V2r7nH6y1Wq3e\n"))
+	if err != nil || len(users) != 2 || !strings.HasPrefix(string(users["ada"]), "$2a$") {
+		t.Fatalf("users = %q, %v", users, err)
+	}
+	for name, data := range map[string]string{
+		"MD5-crypt": "ada:$apr1$abc$def\n", "SHA-1": "ada:{SHA}abc=\n", "plain": "ada:secret\n", "no colon": "ada\n",
+		"duplicate": "ada:$2y$10$x\nada:$2y$10$y\n", "empty": "# nobody\n",
+	} {
+		if _, err := snapshot.ParseHtpasswd([]byte(data)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
