@@ -52,7 +52,7 @@ type fixture struct {
 
 func (f *fixture) now() time.Time { return time.Now().Add(time.Duration(f.clock.Load()) * time.Second) }
 
-func newFixture(t *testing.T, login *v1alpha1.LoginSpec, redirects ...string) *fixture {
+func newFixture(t testing.TB, login *v1alpha1.LoginSpec, redirects ...string) *fixture {
 	t.Helper()
 	keyOnce.Do(func() {
 		k, err := keys.Generate(v1alpha1.RS256, 2048)
