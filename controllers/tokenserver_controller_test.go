@@ -290,6 +290,24 @@ var _ = Describe("TokenServer", func() {
 		userSecret(ns, "redis", map[string][]byte{"url": []byte("redis://r:6379")})
 		serverConditionWithin(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing, secretRetry)
 		Expect(bytes.Contains(credentials(ts).Data[snapshot.IssueAPITokenKey], []byte(":"))).To(BeFalse())
+
+		// The login connector's Secret and the branding ConfigMap: said missing, labelled once
+		// there, so the token server's label-selected caches see them.
+		userSecret(ns, "users", map[string][]byte{"htpasswd": []byte("demo:$2a$10$x")})
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			t.Spec.Login = &v1alpha1.LoginSpec{
+				StaticUsers:          &v1alpha1.StaticUsersLogin{HtpasswdSecretRef: v1alpha1.SecretKeyRef{Name: "users", Key: "htpasswd"}},
+				BrandingConfigMapRef: &v1alpha1.LocalObjectReference{Name: "look"},
+			}
+		})
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, "ConfigMapNotFound")
+		look := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "look", Namespace: ns}, Data: map[string]string{"title": "Brand"}}
+		Expect(k8s.Create(ctx, look)).To(Succeed())
+		serverConditionWithin(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing, secretRetry)
+		for name, obj := range map[string]client.Object{"users": &corev1.Secret{}, "look": &corev1.ConfigMap{}} {
+			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)).To(Succeed())
+			Expect(obj.GetLabels()).To(HaveKeyWithValue(v1alpha1.LabelTokenServerReads, "true"), name)
+		}
 	})
 })
 
