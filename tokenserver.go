@@ -22,6 +22,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/cluster"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/metrics"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
@@ -90,6 +91,7 @@ func startTokenServer(ctx context.Context, cfg *rest.Config, namespace, name str
 	}
 	m := metrics.New()
 	holder := &snapshot.Holder{}
+	log.Info("Starting the token server", "issuer", ts.Spec.Issuer, "rs256Signer", keys.SignerImplementation)
 	src := &cluster.Source{Namespace: namespace, TokenServer: name, Holder: holder, Log: log.WithName("snapshot"), OnBuild: m.OnBuild}
 	if err := src.Start(ctx, cfg, scheme); err != nil {
 		return nil, nil, err

@@ -139,8 +139,28 @@ func Active(set []Key) (Key, bool) {
 	return Key{}, false
 }
 
-// NewSigner returns a JWS signer for k that sets the kid header and typ "JWT".
+// opensslRS256, set in builds with the openssl tag, makes RS256 signers over libcrypto.
+var opensslRS256 func(Key) (jose.OpaqueSigner, error)
+
+// NewSigner returns a JWS signer for k that sets the kid header and typ "JWT". RS256 keys sign
+// through libcrypto in builds with the openssl tag (SignerImplementation says which).
 func NewSigner(k Key) (jose.Signer, error) {
+	if !k.CanSign() {
+		return nil, fmt.Errorf("key %s has no private part", k.ID())
+	}
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if opensslRS256 != nil && k.JWK.Algorithm == string(jose.RS256) {
+		if opaque, err := opensslRS256(k); err == nil {
+			return jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: opaque}, opts)
+		}
+		// A key libcrypto cannot load still signs, with crypto/rsa.
+	}
+	return NewGoSigner(k)
+}
+
+// NewGoSigner is the pure-Go signer (go-jose over crypto/rsa and crypto/ecdsa), whatever the
+// build: benchmarks compare it with NewSigner.
+func NewGoSigner(k Key) (jose.Signer, error) {
 	if !k.CanSign() {
 		return nil, fmt.Errorf("key %s has no private part", k.ID())
 	}

@@ -1,0 +1,117 @@
+package keys_test
+
+import (
+	"crypto/rsa"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+)
+
+// The build's signer (libcrypto with -tags openssl, crypto/rsa otherwise) must be
+// indistinguishable from the pure-Go one: RSASSA-PKCS1-v1_5 is deterministic, so both must
+// produce the very same bytes.
+func TestBuildSignerMatchesGo(t *testing.T) {
+	t.Parallel()
+	t.Logf("RS256 signer in this build: %s", keys.SignerImplementation)
+	for _, bits := range []int{2048, 3072} {
+		jwk, err := keys.Generate(v1alpha1.RS256, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := keys.Key{JWK: jwk, State: v1alpha1.KeyActive, CreatedAt: time.Now()}
+		build, err := keys.NewSigner(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		goSigner, _ := keys.NewGoSigner(k)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				payload := fmt.Appendf(nil, `{"sub":"customer-%d","n":%d}`, i, bits)
+				a, err := build.Sign(payload)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := goSigner.Sign(payload)
+				ca, _ := a.CompactSerialize()
+				cb, _ := b.CompactSerialize()
+				if ca != cb {
+					t.Errorf("%d bits: the build's signer and Go's differ", bits)
+				}
+				parsed, err := jose.ParseSigned(ca, []jose.SignatureAlgorithm{jose.RS256})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if h := parsed.Signatures[0].Protected; h.KeyID != k.ID() || h.ExtraHeaders["typ"] != "JWT" {
+					t.Errorf("header = %+v", h)
+				}
+				if _, err := parsed.Verify(&jwk.Key.(*rsa.PrivateKey).PublicKey); err != nil {
+					t.Errorf("does not verify: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// Other algorithms always sign with go-jose.
+func TestNonRS256KeysSign(t *testing.T) {
+	t.Parallel()
+	for _, alg := range []v1alpha1.SigningAlgorithm{v1alpha1.ES256, v1alpha1.PS256} {
+		jwk, err := keys.Generate(alg, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := keys.NewSigner(keys.Key{JWK: jwk, State: v1alpha1.KeyActive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jws, err := s.Sign([]byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := jws.Verify(jwk.Public().Key); err != nil {
+			t.Fatalf("%s: %v", alg, err)
+		}
+	}
+}
+
+// BenchmarkSign compares the pure-Go signer with the build's at LivePerson's key sizes, on all
+// cores (`go test -bench Sign -tags openssl ./tokenserver/keys/`).
+func BenchmarkSign(b *testing.B) {
+	for _, bits := range []int{2048, 3072, 4096} {
+		jwk, err := keys.Generate(v1alpha1.RS256, bits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		k := keys.Key{JWK: jwk, State: v1alpha1.KeyActive}
+		goSigner, _ := keys.NewGoSigner(k)
+		build, _ := keys.NewSigner(k)
+		signers := map[string]jose.Signer{"go": goSigner}
+		if keys.SignerImplementation != "go" {
+			signers[keys.SignerImplementation] = build
+		}
+		for name, s := range signers {
+			b.Run(fmt.Sprintf("RS%d/%s", bits, name), func(b *testing.B) {
+				payload := []byte(`{"iss":"https://auth.brand.example","sub":"customer-8271","aud":"lp","exp":1800000000}`)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := s.Sign(payload); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signs/s")
+			})
+		}
+	}
+}
