@@ -73,7 +73,9 @@ func newOpenSSLSigner(k Key) (jose.OpaqueSigner, error) {
 
 func (s *opensslSigner) Public() *jose.JSONWebKey { return &s.public }
 
-func (s *opensslSigner) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{jose.RS256} }
+func (s *opensslSigner) Algs() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.RS256}
+}
 
 func (s *opensslSigner) SignPayload(payload []byte, alg jose.SignatureAlgorithm) ([]byte, error) {
 	if alg != jose.RS256 {
