@@ -81,6 +81,11 @@ test: verify-generated vet ## Unit, envtest, browser and end-to-end tests; the s
 	  echo "go test -tags $$tags ./tokenserver/keys/ ./tokenserver/server/"; \
 	  go test $(GO_TEST_FLAGS) -tags "$$tags" ./tokenserver/keys/ ./tokenserver/server/; fi
 
+.PHONY: bench
+bench: build ## Benchmarks: raw RSA limits, HTTP load on a real token server, control plane at scale (bench/results-*.txt).
+	@mkdir -p bench
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run -tags "$$(hack/openssl.sh)" ./hack/bench -bin bin/lpauth-operator -out bench $(BENCH_FLAGS)
+
 ##@ Build
 
 .PHONY: build

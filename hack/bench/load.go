@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+)
+
+// result of one load step.
+type result struct {
+	rps            float64
+	p50, p99, p999 time.Duration
+	errors, n      int64
+	firstErr       string
+}
+
+// load runs do on concurrency workers for d (or until do says stop) and measures latency.
+func load(concurrency int, d time.Duration, limit float64, do func(c *http.Client, i int64) (bool, error)) result {
+	tr := &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency, DisableCompression: true}
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	defer tr.CloseIdleConnections()
+	var (
+		next     atomic.Int64
+		errs     atomic.Int64
+		mu       sync.Mutex
+		lat      = make([]time.Duration, 0, 1<<16)
+		firstErr string
+	)
+	var interval time.Duration
+	if limit > 0 {
+		interval = time.Duration(float64(time.Second) * float64(concurrency) / limit)
+	}
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Go(func() {
+			local := make([]time.Duration, 0, 4096)
+			tick := time.Now()
+			for time.Now().Before(deadline) {
+				if interval > 0 {
+					tick = tick.Add(interval)
+					time.Sleep(time.Until(tick))
+				}
+				i := next.Add(1)
+				t0 := time.Now()
+				more, err := do(c, i)
+				if !more {
+					break
+				}
+				if err != nil {
+					if errs.Add(1) == 1 {
+						mu.Lock()
+						firstErr = err.Error()
+						mu.Unlock()
+					}
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	q := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	return result{rps: float64(len(lat)) / elapsed.Seconds(), p50: q(.5), p99: q(.99), p999: q(.999), errors: errs.Load(), n: int64(len(lat)), firstErr: firstErr}
+}
+
+func post(c *http.Client, u, bearer, contentType string, body []byte, basic [2]string) ([]byte, error) {
+	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if basic[0] != "" {
+		req.SetBasicAuth(basic[0], basic[1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %d %s", u, resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+func get(c *http.Client, u string) error {
+	resp, err := c.Get(u)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %d", u, resp.StatusCode)
+	}
+	return nil
+}
+
+// codePool holds codes issued ahead of the /token steps: each redemption needs a fresh one.
+type codePool struct {
+	mu    sync.Mutex
+	codes []string
+}
+
+func (p *codePool) put(c string) { p.mu.Lock(); p.codes = append(p.codes, c); p.mu.Unlock() }
+func (p *codePool) take() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.codes) == 0 {
+		return "", false
+	}
+	c := p.codes[len(p.codes)-1]
+	p.codes = p.codes[:len(p.codes)-1]
+	return c, true
+}
+
+const lpRedirect = "https://liveperson.net"
+
+func codeBody(clientID string, i int64) []byte {
+	return fmt.Appendf(nil, `{"client_id":%q,"sub":"customer-%d","claims":{"given_name":"Ada","email":"ada%d@brand.example"},"lp_sdes":[{"type":"ctmrinfo","info":{"customerId":"%d","ctype":"gold"}}],"redirect_uri":%q}`,
+		clientID, i, i, i, lpRedirect)
+}
+
+func httpLoad(o options, r *report, s *system, l limits) error {
+	jweID, jweSecret, err := s.jweClient()
+	if err != nil {
+		return err
+	}
+	r.line("HTTP load on loopback: `dev` token server process (memory replay store); load generator in this process, same cores")
+	r.line("  %-26s %5s %10s %9s %9s %9s %7s %10s", "endpoint", "conc", "req/s", "p50", "p99", "p99.9", "errors", "÷ limit")
+	row := func(name string, conc int, res result, limit float64) {
+		ratio := ""
+		if limit > 0 {
+			ratio = fmt.Sprintf("%.2f", res.rps/limit)
+		}
+		r.line("  %-26s %5d %10.0f %9s %9s %9s %7d %10s", name, conc, res.rps, ms(res.p50), ms(res.p99), ms(res.p999), res.errors, ratio)
+		if res.firstErr != "" {
+			r.line("    first error: %.200s", res.firstErr)
+		}
+	}
+	pools := map[string]*codePool{s.clientID: {}, jweID: {}}
+	issue := func(clientID string) func(c *http.Client, i int64) (bool, error) {
+		return func(c *http.Client, i int64) (bool, error) {
+			b, err := post(c, s.issuer+"/api/v1/codes", s.issueToken, "application/json", codeBody(clientID, i), [2]string{})
+			if err != nil {
+				return true, err
+			}
+			var out struct {
+				Code string `json:"code"`
+			}
+			_ = json.Unmarshal(b, &out)
+			pools[clientID].put(out.Code)
+			return true, nil
+		}
+	}
+	redeem := func(clientID, secret string) func(c *http.Client, i int64) (bool, error) {
+		return func(c *http.Client, i int64) (bool, error) {
+			code, ok := pools[clientID].take()
+			if !ok {
+				return false, nil
+			}
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {lpRedirect}}
+			_, err := post(c, s.issuer+"/token", "", "application/x-www-form-urlencoded", []byte(form.Encode()), [2]string{clientID, secret})
+			return true, err
+		}
+	}
+	tokens := func(c *http.Client, i int64) (bool, error) {
+		_, err := post(c, s.issuer+"/api/v1/tokens", s.issueToken, "application/json", fmt.Appendf(nil, `{"client_id":%q,"sub":"customer-%d"}`, s.clientID, i), [2]string{})
+		return true, err
+	}
+	for _, conc := range o.concurrency {
+		row("POST /api/v1/codes", conc, load(conc, o.step, 0, issue(s.clientID)), 0)
+	}
+	// Enough codes for every /token step: the /token rate is bounded by signing.
+	need := int(l.rs2048*o.step.Seconds()*1.3) + 1000
+	for len(pools[s.clientID].codes) < need*len(o.concurrency)+need {
+		load(16, time.Second, 0, issue(s.clientID))
+	}
+	var peak result
+	for _, conc := range o.concurrency {
+		res := load(conc, o.step, 0, redeem(s.clientID, s.secret))
+		row("POST /token", conc, res, l.rs2048)
+		if res.rps > peak.rps {
+			peak = res
+		}
+	}
+	half := load(16, o.step, peak.rps/2, redeem(s.clientID, s.secret))
+	row("POST /token at ½ peak", 16, half, l.rs2048)
+	for len(pools[jweID].codes) < need {
+		load(16, time.Second, 0, issue(jweID))
+	}
+	row("POST /token (JWE)", 16, load(16, o.step, 0, redeem(jweID, jweSecret)), 1/(1/l.rs2048+1/l.oaep))
+	for _, conc := range o.concurrency {
+		row("POST /api/v1/tokens", conc, load(conc, o.step, 0, tokens), l.rs2048)
+	}
+	for _, ep := range []struct{ name, path string }{{"GET JWKS", "/.well-known/jwks.json"}, {"GET discovery", "/.well-known/openid-configuration"}} {
+		for _, conc := range o.concurrency {
+			row(ep.name, conc, load(conc, o.step, 0, func(c *http.Client, _ int64) (bool, error) { return true, get(c, s.issuer+ep.path) }), 0)
+		}
+	}
+	r.line("  ÷ limit: /token and /api/v1/tokens ÷ the server's RS256-2048 signs/s above; JWE ÷ the rate of one signature plus one RSA-OAEP encryption")
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+// jweClient creates a code-flow client whose tokens are encrypted for a LivePerson key.
+func (s *system) jweClient() (string, string, error) {
+	ctx := context.Background()
+	lpKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", "", err
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&lpKey.PublicKey)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bench-lp-encryption", Namespace: devNamespace},
+		Data: map[string][]byte{"lp-enc": pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})}}
+	if err := s.k8s.Create(ctx, secret); err != nil {
+		return "", "", err
+	}
+	c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "bench-jwe", Namespace: devNamespace}, Spec: v1alpha1.LivePersonAuthClientSpec{
+		TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, AccountID: "1", Flow: v1alpha1.FlowCode,
+		RedirectURIs: []string{lpRedirect}, Encryption: &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: secret.Name}},
+	}}
+	if err := s.k8s.Create(ctx, c); err != nil {
+		return "", "", err
+	}
+	for range 300 {
+		if err := s.k8s.Get(ctx, client.ObjectKeyFromObject(c), c); err == nil && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady) {
+			cs := &corev1.Secret{}
+			if err := s.k8s.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: c.Status.ClientSecretRef.Name}, cs); err != nil {
+				return "", "", err
+			}
+			// The token server sees the new client through its informers.
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				if _, err := post(http.DefaultClient, s.issuer+"/api/v1/codes", s.issueToken, "application/json", codeBody(c.Status.ClientID, 0), [2]string{}); err == nil {
+					return c.Status.ClientID, string(cs.Data[c.Status.ClientSecretRef.Key]), nil
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", "", fmt.Errorf("the JWE client did not become ready")
+}
+
+// ---- control plane ----
+
+func controlPlane(o options, r *report, s *system) error {
+	ctx := context.Background()
+	r.line("Control plane (embedded kube-apiserver and etcd on the same cores)")
+	if err := rotations(ctx, o, r, s); err != nil {
+		return err
+	}
+	for _, n := range o.scale {
+		if err := scaleClients(ctx, o, r, s, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rotations times `rotate` annotation → a token signed by the new key, o.rotations times.
+func rotations(ctx context.Context, o options, r *report, s *system) error {
+	var took []time.Duration
+	c := &http.Client{Timeout: 5 * time.Second}
+	for i := range o.rotations {
+		sk := &v1alpha1.SigningKey{}
+		if err := s.k8s.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: "brand-keys"}, sk); err != nil {
+			return err
+		}
+		next := ""
+		for _, k := range sk.Status.Keys {
+			if k.State == v1alpha1.KeyNext {
+				next = k.KeyID
+			}
+		}
+		if next == "" {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		patch := client.MergeFrom(sk.DeepCopy())
+		metav1.SetMetaDataAnnotation(&sk.ObjectMeta, v1alpha1.AnnotationRotate, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i))
+		start := time.Now()
+		if err := s.k8s.Patch(ctx, sk, patch); err != nil {
+			return err
+		}
+		for time.Since(start) < 10*time.Second {
+			b, err := post(c, s.issuer+"/api/v1/tokens", s.issueToken, "application/json", fmt.Appendf(nil, `{"client_id":%q,"sub":"rotation"}`, s.clientID), [2]string{})
+			if err == nil {
+				var out struct {
+					Token string `json:"token"`
+				}
+				_ = json.Unmarshal(b, &out)
+				if jws, err := jose.ParseSigned(out.Token, []jose.SignatureAlgorithm{jose.RS256}); err == nil && jws.Signatures[0].Protected.KeyID == next {
+					took = append(took, time.Since(start))
+					break
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	slices.Sort(took)
+	if len(took) == 0 {
+		return fmt.Errorf("no rotation became visible")
+	}
+	r.line("  %-52s p50 %s, p99 %s, max %s (%d of %d)", "rotate annotation → token signed by the new key", ms(took[len(took)/2]),
+		ms(took[min(len(took)-1, len(took)*99/100)]), ms(took[len(took)-1]), len(took), o.rotations)
+	return nil
+}
+
+// scaleClients creates n clients, times them to Ready, then starts a second token server and
+// measures its cold start, snapshot rebuild and memory with all of them.
+func scaleClients(ctx context.Context, o options, r *report, s *system, n int) error {
+	prefix := fmt.Sprintf("scale-%d-", n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	var createErr atomic.Value
+	work := make(chan int)
+	for range 32 {
+		wg.Go(func() {
+			for i := range work {
+				c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s%05d", prefix, i), Namespace: devNamespace},
+					Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, AccountID: "1", RedirectURIs: []string{lpRedirect}}}
+				if err := s.k8s.Create(ctx, c); err != nil {
+					createErr.Store(err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err, _ := createErr.Load().(error); err != nil {
+		return err
+	}
+	created := time.Since(start)
+	ready := 0
+	for time.Since(start) < 10*time.Minute {
+		list := &v1alpha1.LivePersonAuthClientList{}
+		if err := s.k8s.List(ctx, list, client.InNamespace(devNamespace)); err != nil {
+			return err
+		}
+		ready = 0
+		for _, c := range list.Items {
+			if strings.HasPrefix(c.Name, prefix) && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady) {
+				ready++
+			}
+		}
+		if ready == n {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	r.line("  %-52s %s (created in %s; %d of %d Ready)", fmt.Sprintf("%d LivePersonAuthClients created → all Ready", n), time.Since(start).Round(100*time.Millisecond), created.Round(100*time.Millisecond), ready, n)
+
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t0 := time.Now()
+	cmd, base, metricsURL, err := s.tokenServerProcess(pctx, o.bin)
+	if err != nil {
+		return err
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	if err := waitReady(base, 60*time.Second); err != nil {
+		return err
+	}
+	cold := time.Since(t0)
+	time.Sleep(2 * time.Second) // let the informers settle after the first snapshot
+	rebuild := metricValue(metricsURL, "lpauth_snapshot_rebuild_duration_seconds")
+	clients := metricValue(metricsURL, "lpauth_snapshot_clients")
+	runtime := rssMiB(cmd.Process.Pid)
+	r.line("  %-52s cold start %s, snapshot rebuild %s (mean), RSS %.0f MiB, %0.f clients served", fmt.Sprintf("token server with %d+ clients", n), ms(cold), ms(time.Duration(rebuild*float64(time.Second))), runtime, clients)
+	return nil
+}
+
+// metricValue reads a gauge, or a histogram's mean, from a Prometheus text endpoint.
+func metricValue(base, name string) float64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum, count, gauge float64
+	for _, line := range strings.Split(string(b), "\n") {
+		var v float64
+		switch {
+		case strings.HasPrefix(line, name+"_sum "):
+			fmt.Sscanf(strings.TrimPrefix(line, name+"_sum "), "%g", &sum)
+		case strings.HasPrefix(line, name+"_count "):
+			fmt.Sscanf(strings.TrimPrefix(line, name+"_count "), "%g", &count)
+		case strings.HasPrefix(line, name+" "):
+			fmt.Sscanf(strings.TrimPrefix(line, name+" "), "%g", &v)
+			gauge = v
+		}
+	}
+	if count > 0 {
+		return sum / count
+	}
+	return gauge
+}

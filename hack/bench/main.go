@@ -1,0 +1,197 @@
+// Command bench measures the token server against the physical limit of its signing key, and the
+// control plane at scale, in one run on this machine; `make bench` runs it. Every figure is also
+// given as a ratio to a limit measured in the same run, so results from different machines
+// compare. Results are printed and written to bench/results-<time>.txt (never committed).
+package main
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+)
+
+type options struct {
+	bin         string
+	out         string
+	step        time.Duration
+	concurrency []int
+	scale       []int
+	rotations   int
+}
+
+func main() {
+	var o options
+	var conc, scale string
+	flag.StringVar(&o.bin, "bin", "bin/lpauth-operator", "the lpauth-operator binary (built with the same signer tags as this program)")
+	flag.StringVar(&o.out, "out", "bench", "folder for the results file")
+	flag.DurationVar(&o.step, "step", 4*time.Second, "duration of each load step")
+	flag.StringVar(&conc, "concurrency", "4,16,64", "concurrency levels of the HTTP load")
+	flag.StringVar(&scale, "scale", "1000,10000", "numbers of LivePersonAuthClients for the control-plane steps")
+	flag.IntVar(&o.rotations, "rotations", 50, "key rotations timed from annotation to served token")
+	flag.Parse()
+	o.concurrency, o.scale = ints(conc), ints(scale)
+	r := &report{start: time.Now()}
+	if err := run(o, r); err != nil {
+		r.line("FAILED: %v", err)
+		r.write(o.out)
+		os.Exit(1)
+	}
+	r.write(o.out)
+}
+
+func ints(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// report collects the lines of the results table.
+type report struct {
+	mu    sync.Mutex
+	start time.Time
+	lines []string
+}
+
+func (r *report) line(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	fmt.Println(s)
+	r.mu.Lock()
+	r.lines = append(r.lines, s)
+	r.mu.Unlock()
+}
+
+func (r *report) write(dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	path := filepath.Join(dir, "results-"+r.start.UTC().Format("20060102-150405")+".txt")
+	_ = os.WriteFile(path, []byte(strings.Join(r.lines, "\n")+"\n"), 0o644)
+	fmt.Println("\nwritten to", path)
+}
+
+func run(o options, r *report) error {
+	r.line("lpauth-operator benchmarks — %s", r.start.UTC().Format(time.RFC3339))
+	r.line("machine: %s, %d cores (GOMAXPROCS %d), %s, RS256 signer: %s", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), keys.SignerImplementation)
+	r.line("")
+	limits := rawLimits(r)
+	r.line("")
+
+	sys, err := startSystem(o)
+	if err != nil {
+		return err
+	}
+	defer sys.stop()
+	if err := httpLoad(o, r, sys, limits); err != nil {
+		return err
+	}
+	r.line("")
+	return controlPlane(o, r, sys)
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+		}
+	}
+	return runtime.GOARCH
+}
+
+// ---- raw limits ----
+
+type limits struct{ rs2048, oaep float64 }
+
+// rate runs f on every core for d and returns calls per second.
+func rate(d time.Duration, f func() error) float64 {
+	var n atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				if f() != nil {
+					return
+				}
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+func rawLimits(r *report) limits {
+	r.line("Raw limits (all cores, same run)")
+	r.line("  %-34s %12s %12s %12s", "", "RS256-2048", "RS256-3072", "RS256-4096")
+	openssl := opensslSpeed()
+	var l limits
+	payload := []byte(`{"iss":"https://auth.brand.example","sub":"customer-8271","aud":"lp-client","exp":1800000000,"iat":1799996400}`)
+	row := map[string][]string{}
+	for _, bits := range []int{2048, 3072, 4096} {
+		jwk, _ := keys.Generate(v1alpha1.RS256, bits)
+		k := keys.Key{JWK: jwk, State: v1alpha1.KeyActive}
+		build, _ := keys.NewSigner(k)
+		goSigner, _ := keys.NewGoSigner(k)
+		b := rate(2*time.Second, func() error { _, err := build.Sign(payload); return err })
+		g := rate(2*time.Second, func() error { _, err := goSigner.Sign(payload); return err })
+		if bits == 2048 {
+			l.rs2048 = b
+		}
+		row["server's signer ("+keys.SignerImplementation+"), signs/s"] = append(row["server's signer ("+keys.SignerImplementation+"), signs/s"], fmt.Sprintf("%.0f", b))
+		row["crypto/rsa via go-jose, signs/s"] = append(row["crypto/rsa via go-jose, signs/s"], fmt.Sprintf("%.0f", g))
+		if o := openssl[bits]; o > 0 {
+			row["openssl speed, signs/s"] = append(row["openssl speed, signs/s"], fmt.Sprintf("%.0f", o))
+			row["server's signer ÷ openssl"] = append(row["server's signer ÷ openssl"], fmt.Sprintf("%.2f", b/o))
+		}
+	}
+	for _, name := range []string{"server's signer (" + keys.SignerImplementation + "), signs/s", "crypto/rsa via go-jose, signs/s", "openssl speed, signs/s", "server's signer ÷ openssl"} {
+		if v := row[name]; len(v) == 3 {
+			r.line("  %-34s %12s %12s %12s", name, v[0], v[1], v[2])
+		}
+	}
+	lpKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	l.oaep = rate(2*time.Second, func() error {
+		_, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, &lpKey.PublicKey, make([]byte, 32), nil)
+		return err
+	})
+	r.line("  %-34s %12.0f", "RSA-OAEP-256 encryptions/s (JWE)", l.oaep)
+	return l
+}
+
+// opensslSpeed runs `openssl speed` for the RSA sizes on all cores; zero when unavailable.
+func opensslSpeed() map[int]float64 {
+	out := map[int]float64{}
+	cmd := exec.Command("openssl", "speed", "-seconds", "2", "-multi", strconv.Itoa(runtime.GOMAXPROCS(0)), "rsa2048", "rsa3072", "rsa4096")
+	b, err := cmd.Output()
+	if err != nil {
+		return out
+	}
+	re := regexp.MustCompile(`(?m)^rsa\s+(\d+) bits\s+\S+s\s+\S+s\s+([\d.]+)`)
+	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+		bits, _ := strconv.Atoi(m[1])
+		v, _ := strconv.ParseFloat(m[2], 64)
+		out[bits] = v
+	}
+	return out
+}
