@@ -10,6 +10,7 @@ package keys
 /*
 #cgo LDFLAGS: -lcrypto
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 static EVP_PKEY *lpauth_load_key(const unsigned char *der, long len) {
@@ -17,28 +18,39 @@ static EVP_PKEY *lpauth_load_key(const unsigned char *der, long len) {
 	return d2i_AutoPrivateKey(NULL, &p, len);
 }
 
-// lpauth_sign_rs256 signs msg with RSASSA-PKCS1-v1_5 and SHA-256. A context per call: an
-// EVP_PKEY may be shared by threads, a context may not.
-static int lpauth_sign_rs256(EVP_PKEY *pkey, const unsigned char *msg, size_t msglen, unsigned char *sig, size_t *siglen) {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (ctx == NULL) return 0;
-	int ok = EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, pkey) == 1 &&
-	         EVP_DigestSign(ctx, sig, siglen, msg, msglen) == 1;
-	EVP_MD_CTX_free(ctx);
-	return ok;
+// lpauth_new_ctx prepares a context that signs SHA-256 digests with RSASSA-PKCS1-v1_5. Contexts
+// are kept and reused, each serving one thread at a time, and each over its own EVP_PKEY: threads
+// sharing one RSA key contend on its blinding lock.
+static EVP_PKEY_CTX *lpauth_new_ctx(EVP_PKEY *pkey) {
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pkey, NULL);
+	if (ctx == NULL) return NULL;
+	if (EVP_PKEY_sign_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1) {
+		EVP_PKEY_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static int lpauth_sign_digest(EVP_PKEY_CTX *ctx, const unsigned char *digest, unsigned char *sig, size_t *siglen) {
+	return EVP_PKEY_sign(ctx, sig, siglen, digest, 32) == 1;
 }
 
 static int lpauth_key_size(EVP_PKEY *pkey) { return EVP_PKEY_get_size(pkey); }
 static void lpauth_free_key(EVP_PKEY *pkey) { EVP_PKEY_free(pkey); }
+static void lpauth_free_ctx(EVP_PKEY_CTX *ctx) { EVP_PKEY_CTX_free(ctx); }
 */
 import "C"
 
 import (
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"unsafe"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -50,9 +62,32 @@ func init() { opensslRS256 = newOpenSSLSigner }
 const SignerImplementation = "openssl"
 
 type opensslSigner struct {
-	pkey   *C.EVP_PKEY
+	der    []byte // PKCS #1, to load a key per context
 	size   int
 	public jose.JSONWebKey
+	// ctxs holds prepared signing contexts; each is used by one goroutine at a time.
+	ctxs sync.Pool
+}
+
+// signCtx owns a key and a context over it, freed when the pool drops it.
+type signCtx struct {
+	pkey *C.EVP_PKEY
+	ctx  *C.EVP_PKEY_CTX
+}
+
+func (s *opensslSigner) newCtx() *signCtx {
+	pkey := C.lpauth_load_key((*C.uchar)(unsafe.Pointer(&s.der[0])), C.long(len(s.der)))
+	if pkey == nil {
+		return nil
+	}
+	ctx := C.lpauth_new_ctx(pkey)
+	if ctx == nil {
+		C.lpauth_free_key(pkey)
+		return nil
+	}
+	sc := &signCtx{pkey: pkey, ctx: ctx}
+	runtime.AddCleanup(sc, func(c signCtx) { C.lpauth_free_ctx(c.ctx); C.lpauth_free_key(c.pkey) }, *sc)
+	return sc
 }
 
 func newOpenSSLSigner(k Key) (jose.OpaqueSigner, error) {
@@ -60,14 +95,19 @@ func newOpenSSLSigner(k Key) (jose.OpaqueSigner, error) {
 	if !ok {
 		return nil, fmt.Errorf("key %s is not an RSA private key", k.ID())
 	}
-	der := x509.MarshalPKCS1PrivateKey(priv)
-	pkey := C.lpauth_load_key((*C.uchar)(unsafe.Pointer(&der[0])), C.long(len(der)))
-	clear(der)
-	if pkey == nil {
+	s := &opensslSigner{der: x509.MarshalPKCS1PrivateKey(priv), public: k.JWK.Public()}
+	first := s.newCtx()
+	if first == nil {
 		return nil, errors.New("libcrypto could not load the RSA key")
 	}
-	s := &opensslSigner{pkey: pkey, size: int(C.lpauth_key_size(pkey)), public: k.JWK.Public()}
-	runtime.AddCleanup(s, func(p *C.EVP_PKEY) { C.lpauth_free_key(p) }, pkey)
+	s.size = int(C.lpauth_key_size(first.pkey))
+	s.ctxs.New = func() any {
+		if sc := s.newCtx(); sc != nil {
+			return sc
+		}
+		return nil
+	}
+	s.ctxs.Put(first)
 	return s, nil
 }
 
@@ -81,13 +121,15 @@ func (s *opensslSigner) SignPayload(payload []byte, alg jose.SignatureAlgorithm)
 	if alg != jose.RS256 {
 		return nil, jose.ErrUnsupportedAlgorithm
 	}
+	sc, _ := s.ctxs.Get().(*signCtx)
+	if sc == nil {
+		return nil, errors.New("libcrypto could not prepare an RS256 signing context")
+	}
+	digest := sha256.Sum256(payload)
 	sig := make([]byte, s.size)
 	n := C.size_t(len(sig))
-	var msg *C.uchar
-	if len(payload) > 0 {
-		msg = (*C.uchar)(unsafe.Pointer(&payload[0]))
-	}
-	ok := C.lpauth_sign_rs256(s.pkey, msg, C.size_t(len(payload)), (*C.uchar)(unsafe.Pointer(&sig[0])), &n)
+	ok := C.lpauth_sign_digest(sc.ctx, (*C.uchar)(unsafe.Pointer(&digest[0])), (*C.uchar)(unsafe.Pointer(&sig[0])), &n)
+	s.ctxs.Put(sc)
 	runtime.KeepAlive(s)
 	if ok != 1 {
 		return nil, errors.New("libcrypto failed to sign")
