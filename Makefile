@@ -55,8 +55,9 @@ fmt: ## gofmt the code.
 	gofmt -l -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## go vet, and fail on unformatted files.
+vet: ## go vet (both signer builds), and fail on unformatted files.
 	go vet ./...
+	@tags=$$(hack/openssl.sh); if [ -n "$$tags" ]; then go vet -tags "$$tags" ./tokenserver/keys/; fi
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: envtest

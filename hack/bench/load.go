@@ -298,7 +298,8 @@ func controlPlane(o options, r *report, s *system) error {
 func rotations(ctx context.Context, o options, r *report, s *system) error {
 	var took []time.Duration
 	c := &http.Client{Timeout: 5 * time.Second}
-	for i := range o.rotations {
+	deadline := time.Now().Add(time.Duration(o.rotations) * 5 * time.Second)
+	for i := 0; len(took) < o.rotations && time.Now().Before(deadline); i++ {
 		sk := &v1alpha1.SigningKey{}
 		if err := s.k8s.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: "brand-keys"}, sk); err != nil {
 			return err
@@ -310,7 +311,8 @@ func rotations(ctx context.Context, o options, r *report, s *system) error {
 			}
 		}
 		if next == "" {
-			time.Sleep(50 * time.Millisecond)
+			// The operator makes the new Next key a moment after a rotation.
+			time.Sleep(20 * time.Millisecond)
 			continue
 		}
 		patch := client.MergeFrom(sk.DeepCopy())
