@@ -356,7 +356,9 @@ func (r *LivePersonAuthClientReconciler) SetupWithManager(mgr ctrl.Manager) erro
 		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfServer)).
 		Watches(&v1alpha1.SigningKey{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfKey)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfSecret)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		// Each reconcile waits on a few API writes: more workers keep the API server busy when
+		// thousands of clients arrive at once.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 16}).
 		Named("livepersonauthclient").
 		Complete(r)
 }

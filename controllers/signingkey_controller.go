@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -344,9 +345,24 @@ func (r *SigningKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.keyOfServer), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.LivePersonAuthClient{}, handler.EnqueueRequestsFromMapFunc(r.keyOfClient),
-			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			builder.WithPredicates(pemClients, predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Named("signingkey").
 		Complete(r)
+}
+
+// pemClients passes events of clients in PEM mode (before or after the change): only they can
+// hold a rotation. JWKS-mode clients, the many, never wake the key's reconciler, which would
+// otherwise re-read every client of the namespace for each of thousands of new ones.
+var pemClients = predicate.Funcs{
+	CreateFunc:  func(e event.CreateEvent) bool { return isPEM(e.Object) },
+	DeleteFunc:  func(e event.DeleteEvent) bool { return isPEM(e.Object) },
+	UpdateFunc:  func(e event.UpdateEvent) bool { return isPEM(e.ObjectOld) || isPEM(e.ObjectNew) },
+	GenericFunc: func(e event.GenericEvent) bool { return isPEM(e.Object) },
+}
+
+func isPEM(o client.Object) bool {
+	c, ok := o.(*v1alpha1.LivePersonAuthClient)
+	return ok && c.Spec.PublicKeyMode == v1alpha1.PublicKeyPEM
 }
 
 func formatTime(t time.Time) string {
