@@ -32,6 +32,7 @@ type options struct {
 	concurrency []int
 	scale       []int
 	rotations   int
+	http        bool
 }
 
 func main() {
@@ -43,6 +44,7 @@ func main() {
 	flag.StringVar(&conc, "concurrency", "4,16,64", "concurrency levels of the HTTP load")
 	flag.StringVar(&scale, "scale", "1000,10000", "numbers of LivePersonAuthClients for the control-plane steps")
 	flag.IntVar(&o.rotations, "rotations", 50, "key rotations timed from annotation to served token")
+	flag.BoolVar(&o.http, "http", true, "run the raw-limit and HTTP load steps (false: control plane only)")
 	flag.Parse()
 	o.concurrency, o.scale = ints(conc), ints(scale)
 	r := &report{start: time.Now()}
@@ -92,18 +94,22 @@ func run(o options, r *report) error {
 	r.line("lpauth-operator benchmarks — %s", r.start.UTC().Format(time.RFC3339))
 	r.line("machine: %s, %d cores (GOMAXPROCS %d), %s, RS256 signer: %s", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), keys.SignerImplementation)
 	r.line("")
-	limits := rawLimits(r)
-	r.line("")
-
+	var l limits
+	if o.http {
+		l = rawLimits(r)
+		r.line("")
+	}
 	sys, err := startSystem(o)
 	if err != nil {
 		return err
 	}
 	defer sys.stop()
-	if err := httpLoad(o, r, sys, limits); err != nil {
-		return err
+	if o.http {
+		if err := httpLoad(o, r, sys, l); err != nil {
+			return err
+		}
+		r.line("")
 	}
-	r.line("")
 	return controlPlane(o, r, sys)
 }
 
