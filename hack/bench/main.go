@@ -109,6 +109,10 @@ func run(o options, r *report) error {
 			return err
 		}
 		r.line("")
+		if err := wrkLoad(o, r, sys, l); err != nil {
+			return err
+		}
+		r.line("")
 	}
 	return controlPlane(o, r, sys)
 }
