@@ -94,7 +94,8 @@ func newFixture(t testing.TB, store replay.Store) *fixture {
 	holder := &snapshot.Holder{}
 	holder.Store(f.snap)
 	if store == nil {
-		store = replay.NewMemory(10000, nil)
+		// As large as the server's own: a long benchmark redeems more than 10,000 codes.
+		store = replay.NewMemory(1_000_000, nil)
 	}
 	log := funcr.New(func(prefix, args string) { f.logs.add(prefix + " " + args) }, funcr.Options{Verbosity: 10})
 	f.metrics = metrics.New()
