@@ -85,6 +85,7 @@ test: verify-generated vet ## Unit, envtest, browser and end-to-end tests; the s
 .PHONY: bench
 bench: build ## Benchmarks: raw RSA limits, HTTP load on a real token server, control plane at scale (bench/results-*.txt).
 	@mkdir -p bench
+	@hack/wrk.sh
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run -tags "$$(hack/openssl.sh)" ./hack/bench -bin bin/lpauth-operator -out bench $(BENCH_FLAGS)
 
 ##@ Build
