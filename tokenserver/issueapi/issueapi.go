@@ -68,49 +68,67 @@ func (h *Handler) Tokens() http.Handler {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, what string) {
 	res := oauth.Result{Endpoint: "issue_" + what}
 	body, err := h.handle(r, what, &res)
+	Respond(w, r, h.Log, h.Observe, res, body, err)
+}
+
+// Respond answers an issue-API call: the JSON body, or the error (logged without secrets); then
+// the result is counted.
+func Respond(w http.ResponseWriter, r *http.Request, log logr.Logger, observe oauth.Observer, res oauth.Result, body any, err *oauth.Error) {
 	if err != nil {
 		res.Err = err
-		h.Log.Info("Issue API request refused", "endpoint", what, "error", err.Code, "reason", err.Reason, "clientID", res.ClientID)
+		log.Info("Issue API request refused", "endpoint", res.Endpoint, "error", err.Code, "reason", err.Reason, "clientID", res.ClientID)
 		oauth.WriteError(w, err)
 	} else {
 		oauth.WriteJSON(w, http.StatusOK, body)
 	}
-	if h.Observe != nil {
-		h.Observe(r, res)
+	if observe != nil {
+		observe(r, res)
 	}
 }
 
-func bad(reason string) *oauth.Error {
+// Bad is an invalid_request whose reason is safe to show the caller.
+func Bad(reason string) *oauth.Error {
 	return &oauth.Error{Status: http.StatusBadRequest, Code: "invalid_request", Reason: reason, Description: reason}
+}
+
+// Check refuses a call before its body is read: no snapshot yet, not a POST, or a missing or
+// wrong bearer credential.
+func Check(r *http.Request, snap *snapshot.Snapshot) *oauth.Error {
+	switch {
+	case snap == nil:
+		return &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "no snapshot yet"}
+	case r.Method != http.MethodPost:
+		return &oauth.Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Reason: "method " + r.Method, Description: "use POST"}
+	case !Authorized(r, snap.IssueAPITokens):
+		return &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "missing or wrong bearer credential", Description: "send Authorization: Bearer <issue API credential>"}
+	}
+	return nil
 }
 
 func (h *Handler) handle(r *http.Request, what string, res *oauth.Result) (map[string]any, *oauth.Error) {
 	snap := h.Source.Snapshot()
-	if snap == nil {
-		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "no snapshot yet"}
-	}
-	if r.Method != http.MethodPost {
-		return nil, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Reason: "method " + r.Method, Description: "use POST"}
-	}
-	if !Authorized(r, snap.IssueAPITokens) {
-		return nil, &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "missing or wrong bearer credential", Description: "send Authorization: Bearer <issue API credential>"}
-	}
-	req, err := decode(r)
-	if err != nil {
+	if err := Check(r, snap); err != nil {
 		return nil, err
+	}
+	var req Request
+	if err := DecodeJSON(r, MaxBodyBytes, &req); err != nil {
+		return nil, err
+	}
+	if req.ClientID == "" {
+		return nil, Bad("client_id is required")
 	}
 	client := snap.Clients[req.ClientID]
 	if client == nil {
-		return nil, bad("unknown client_id")
+		return nil, Bad("unknown client_id")
 	}
 	res.ClientID, res.Flow = client.ID, string(client.Flow)
 	id := idtoken.Identity{Subject: req.Subject, Claims: req.Claims}
 	if verr := id.Validate(); verr != nil {
-		return nil, bad(verr.Error())
+		return nil, Bad(verr.Error())
 	}
 	sdes, perr := lpsdes.Parse(req.LPSdes)
 	if perr != nil {
-		return nil, bad(perr.Error())
+		return nil, Bad(perr.Error())
 	}
 	id.SDEs = sdes
 	now := h.Now()
@@ -126,10 +144,10 @@ func (h *Handler) handle(r *http.Request, what string, res *oauth.Result) (map[s
 
 func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, now time.Time) (map[string]any, *oauth.Error) {
 	if client.Flow != v1alpha1.FlowCode {
-		return nil, bad("client " + client.ID + " uses the implicit flow: call /api/v1/tokens")
+		return nil, Bad("client " + client.ID + " uses the implicit flow: call /api/v1/tokens")
 	}
 	if req.RedirectURI != "" && !client.Redirects.Allowed(req.RedirectURI) {
-		return nil, bad("redirect_uri is not registered for this client")
+		return nil, Bad("redirect_uri is not registered for this client")
 	}
 	p := codes.Payload{ClientID: client.ID, Subject: req.Subject, Expiry: now.Add(snap.CodeTTL).Unix(), RedirectURI: req.RedirectURI}
 	if client.PKCE != v1alpha1.PKCEDisabled && req.CodeChallenge != "" {
@@ -138,15 +156,15 @@ func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, no
 			method = "plain" // RFC 7636 4.3
 		}
 		if method != "S256" && method != "plain" {
-			return nil, bad("code_challenge_method must be S256 or plain")
+			return nil, Bad("code_challenge_method must be S256 or plain")
 		}
 		if n := len(req.CodeChallenge); n < 43 || n > 128 {
-			return nil, bad("code_challenge must be 43 to 128 characters")
+			return nil, Bad("code_challenge must be 43 to 128 characters")
 		}
 		p.CodeChallenge, p.CodeChallengeMethod = req.CodeChallenge, method
 	}
 	if client.PKCE == v1alpha1.PKCERequired && p.CodeChallenge == "" {
-		return nil, bad("this client requires PKCE: send code_challenge")
+		return nil, Bad("this client requires PKCE: send code_challenge")
 	}
 	if len(req.Claims) > 0 {
 		p.Claims, _ = json.Marshal(req.Claims)
@@ -160,7 +178,7 @@ func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, no
 	}
 	code, err := snap.Codes.Seal(p)
 	if err != nil {
-		return nil, bad(err.Error())
+		return nil, Bad(err.Error())
 	}
 	return map[string]any{"code": code, "expires_in": int64(snap.CodeTTL.Seconds())}, nil
 }
@@ -180,29 +198,27 @@ func Authorized(r *http.Request, tokens [][]byte) bool {
 	return match == 1
 }
 
-func decode(r *http.Request) (Request, *oauth.Error) {
-	var req Request
+// DecodeJSON reads an application/json body of at most max bytes into v, strictly: unknown
+// fields and trailing values are refused.
+func DecodeJSON(r *http.Request, max int, v any) *oauth.Error {
 	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
-		return req, bad("the body must be application/json")
+		return Bad("the body must be application/json")
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
 	if err != nil {
-		return req, bad("reading the body: " + err.Error())
+		return Bad("reading the body: " + err.Error())
 	}
-	if len(body) > MaxBodyBytes {
-		return req, &oauth.Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Reason: "body over the limit",
-			Description: fmt.Sprintf("the body must be at most %d bytes", MaxBodyBytes)}
+	if len(body) > max {
+		return &oauth.Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Reason: "body over the limit",
+			Description: fmt.Sprintf("the body must be at most %d bytes", max)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, bad("the body is not a valid request: " + err.Error())
+	if err := dec.Decode(v); err != nil {
+		return Bad("the body is not a valid request: " + err.Error())
 	}
 	if dec.More() {
-		return req, bad("the body holds more than one JSON value")
+		return Bad("the body holds more than one JSON value")
 	}
-	if req.ClientID == "" {
-		return req, bad("client_id is required")
-	}
-	return req, nil
+	return nil
 }

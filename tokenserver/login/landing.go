@@ -1,10 +1,7 @@
 package login
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -66,47 +63,23 @@ func (h *Handler) Authorizations() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res := oauth.Result{Endpoint: "authorizations"}
 		body, err := h.authorization(r, &res)
-		if err != nil {
-			res.Err = err
-			h.Log.Info("Authorization request refused", "error", err.Code, "reason", err.Reason, "clientID", res.ClientID)
-			oauth.WriteError(w, err)
-		} else {
-			oauth.WriteJSON(w, http.StatusOK, body)
-		}
-		if h.Observe != nil {
-			h.Observe(r, res)
-		}
+		issueapi.Respond(w, r, h.Log, h.Observe, res, body, err)
 	})
 }
 
-func bad(reason string) *oauth.Error {
-	return &oauth.Error{Status: http.StatusBadRequest, Code: "invalid_request", Reason: reason, Description: reason}
-}
+var bad = issueapi.Bad
 
 func (h *Handler) authorization(r *http.Request, res *oauth.Result) (map[string]string, *oauth.Error) {
 	snap := h.Source.Snapshot()
-	switch {
-	case snap == nil:
-		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "no snapshot yet"}
-	case r.Method != http.MethodPost:
-		return nil, &oauth.Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Reason: "method " + r.Method, Description: "use POST"}
-	case !issueapi.Authorized(r, snap.IssueAPITokens):
-		return nil, &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "missing or wrong bearer credential", Description: "send Authorization: Bearer <issue API credential>"}
-	case snap.Login == nil || snap.Login.LandingPage == nil:
+	if err := issueapi.Check(r, snap); err != nil {
+		return nil, err
+	}
+	if snap.Login == nil || snap.Login.LandingPage == nil {
 		return nil, bad("this token server does not use a landing page (spec.login.landingPage)")
 	}
-	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
-		return nil, bad("the body must be application/json")
-	}
-	raw, err := io.ReadAll(io.LimitReader(r.Body, maxAuthorizationBody+1))
-	if err != nil || len(raw) > maxAuthorizationBody {
-		return nil, &oauth.Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Reason: "body over the limit", Description: "the body is too large"}
-	}
 	var body authorizationRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil || dec.More() {
-		return nil, bad("the body is not a valid authorization request")
+	if err := issueapi.DecodeJSON(r, maxAuthorizationBody, &body); err != nil {
+		return nil, err
 	}
 	var st landingState
 	if err := snap.Codes.OpenValue(purposeLanding, strings.TrimSpace(body.LoginRequest), h.Now(), &st); err != nil {
