@@ -54,17 +54,22 @@ func load(concurrency int, d time.Duration, limit float64, do func(c *http.Clien
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range concurrency {
+	for k := range concurrency {
 		wg.Go(func() {
 			local := make([]time.Duration, 0, 4096)
-			tick := time.Now()
+			// Paced workers start a fraction of the interval apart, so that together they
+			// send at an even rate rather than in bursts of concurrency requests.
+			tick := start.Add(interval * time.Duration(k) / time.Duration(concurrency))
 			for time.Now().Before(deadline) {
+				t0 := time.Now()
 				if interval > 0 {
 					tick = tick.Add(interval)
 					time.Sleep(time.Until(tick))
+					// Latency counts from the scheduled send time: a request sent late because
+					// the previous one was slow waited too (no coordinated omission).
+					t0 = tick
 				}
 				i := next.Add(1)
-				t0 := time.Now()
 				more, err := do(c, i)
 				if !more {
 					break
@@ -137,6 +142,7 @@ type codePool struct {
 }
 
 func (p *codePool) put(c string) { p.mu.Lock(); p.codes = append(p.codes, c); p.mu.Unlock() }
+func (p *codePool) len() int     { p.mu.Lock(); defer p.mu.Unlock(); return len(p.codes) }
 func (p *codePool) take() (string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -153,6 +159,41 @@ const lpRedirect = "https://liveperson.net"
 func codeBody(clientID string, i int64) []byte {
 	return fmt.Appendf(nil, `{"client_id":%q,"sub":"customer-%d","claims":{"given_name":"Ada","email":"ada%d@brand.example"},"lp_sdes":[{"type":"ctmrinfo","info":{"customerId":"%d","ctype":"gold"}}],"redirect_uri":%q}`,
 		clientID, i, i, i, lpRedirect)
+}
+
+// codeIssuer returns a load step that issues codes for clientID through the dev server's issue
+// API and keeps them in pool.
+func (s *system) codeIssuer(clientID string, pool *codePool) func(c *http.Client, i int64) (bool, error) {
+	return func(c *http.Client, i int64) (bool, error) {
+		b, err := post(c, s.issuer+"/api/v1/codes", s.issueToken, "application/json", codeBody(clientID, i), [2]string{})
+		if err != nil {
+			return true, err
+		}
+		pool.put(codeFrom(b))
+		return true, nil
+	}
+}
+
+// fillCodes issues codes for clientID until pool holds n.
+func (s *system) fillCodes(clientID string, pool *codePool, n int) {
+	issue := s.codeIssuer(clientID, pool)
+	for pool.len() < n {
+		load(16, time.Second, 0, issue)
+	}
+}
+
+// redeemer returns a load step that redeems the pool's codes at base/token; it stops the step
+// when the pool runs dry.
+func redeemer(base, clientID, secret string, pool *codePool) func(c *http.Client, i int64) (bool, error) {
+	return func(c *http.Client, i int64) (bool, error) {
+		code, ok := pool.take()
+		if !ok {
+			return false, nil
+		}
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {lpRedirect}}
+		_, err := post(c, base+"/token", "", "application/x-www-form-urlencoded", []byte(form.Encode()), [2]string{clientID, secret})
+		return true, err
+	}
 }
 
 func httpLoad(o options, r *report, s *system, l limits) error {
@@ -173,43 +214,19 @@ func httpLoad(o options, r *report, s *system, l limits) error {
 		}
 	}
 	pools := map[string]*codePool{s.clientID: {}, jweID: {}}
-	issue := func(clientID string) func(c *http.Client, i int64) (bool, error) {
-		return func(c *http.Client, i int64) (bool, error) {
-			b, err := post(c, s.issuer+"/api/v1/codes", s.issueToken, "application/json", codeBody(clientID, i), [2]string{})
-			if err != nil {
-				return true, err
-			}
-			var out struct {
-				Code string `json:"code"`
-			}
-			_ = json.Unmarshal(b, &out)
-			pools[clientID].put(out.Code)
-			return true, nil
-		}
-	}
 	redeem := func(clientID, secret string) func(c *http.Client, i int64) (bool, error) {
-		return func(c *http.Client, i int64) (bool, error) {
-			code, ok := pools[clientID].take()
-			if !ok {
-				return false, nil
-			}
-			form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {lpRedirect}}
-			_, err := post(c, s.issuer+"/token", "", "application/x-www-form-urlencoded", []byte(form.Encode()), [2]string{clientID, secret})
-			return true, err
-		}
+		return redeemer(s.issuer, clientID, secret, pools[clientID])
 	}
 	tokens := func(c *http.Client, i int64) (bool, error) {
 		_, err := post(c, s.issuer+"/api/v1/tokens", s.issueToken, "application/json", fmt.Appendf(nil, `{"client_id":%q,"sub":"customer-%d"}`, s.clientID, i), [2]string{})
 		return true, err
 	}
 	for _, conc := range o.concurrency {
-		row("POST /api/v1/codes", conc, load(conc, o.step, 0, issue(s.clientID)), 0)
+		row("POST /api/v1/codes", conc, load(conc, o.step, 0, s.codeIssuer(s.clientID, pools[s.clientID])), 0)
 	}
 	// Enough codes for every /token step: the /token rate is bounded by signing.
 	need := int(l.rs2048*o.step.Seconds()*1.3) + 1000
-	for len(pools[s.clientID].codes) < need*len(o.concurrency)+need {
-		load(16, time.Second, 0, issue(s.clientID))
-	}
+	s.fillCodes(s.clientID, pools[s.clientID], need*len(o.concurrency)+need)
 	var peak result
 	for _, conc := range o.concurrency {
 		res := load(conc, o.step, 0, redeem(s.clientID, s.secret))
@@ -220,9 +237,7 @@ func httpLoad(o options, r *report, s *system, l limits) error {
 	}
 	half := load(16, o.step, peak.rps/2, redeem(s.clientID, s.secret))
 	row("POST /token at ½ peak", 16, half, l.rs2048)
-	for len(pools[jweID].codes) < need {
-		load(16, time.Second, 0, issue(jweID))
-	}
+	s.fillCodes(jweID, pools[jweID], need)
 	row("POST /token (JWE)", 16, load(16, o.step, 0, redeem(jweID, jweSecret)), 1/(1/l.rs2048+1/l.oaep))
 	for _, conc := range o.concurrency {
 		row("POST /api/v1/tokens", conc, load(conc, o.step, 0, tokens), l.rs2048)
@@ -238,8 +253,19 @@ func httpLoad(o options, r *report, s *system, l limits) error {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
 
-// jweClient creates a code-flow client whose tokens are encrypted for a LivePerson key.
+// jweClient creates, once, a code-flow client whose tokens are encrypted for a LivePerson key.
 func (s *system) jweClient() (string, string, error) {
+	if s.jwe[0] != "" {
+		return s.jwe[0], s.jwe[1], nil
+	}
+	id, secret, err := s.createJWEClient()
+	if err == nil {
+		s.jwe = [2]string{id, secret}
+	}
+	return id, secret, err
+}
+
+func (s *system) createJWEClient() (string, string, error) {
 	ctx := context.Background()
 	lpKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

@@ -44,13 +44,18 @@ func main() {
 	flag.StringVar(&conc, "concurrency", "4,16,64", "concurrency levels of the HTTP load")
 	flag.StringVar(&scale, "scale", "1000,10000", "numbers of LivePersonAuthClients for the control-plane steps")
 	flag.IntVar(&o.rotations, "rotations", 50, "key rotations timed from annotation to served token")
-	parts := flag.String("parts", "raw,http,control", "which parts to run: raw (RSA limits), http (load on a token server), control (control plane at scale)")
+	parts := flag.String("parts", "raw,http,pinned,control", "which parts to run: raw (RSA limits), http (load on a token server sharing the cores), pinned (load on a token server with a core to itself), control (control plane at scale)")
+	oneCore := flag.Bool("one-core-raw", false, "internal: print the signer's rate on the core this process is pinned to")
 	flag.Parse()
+	if *oneCore {
+		measureOneCoreRaw()
+		return
+	}
 	o.concurrency, o.scale = ints(conc), ints(scale)
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(*parts, ",") {
-		if p != "raw" && p != "http" && p != "control" {
-			fmt.Fprintf(os.Stderr, "-parts: unknown part %q (raw, http, control)\n", p)
+		if p != "raw" && p != "http" && p != "pinned" && p != "control" {
+			fmt.Fprintf(os.Stderr, "-parts: unknown part %q (raw, http, pinned, control)\n", p)
 			os.Exit(2)
 		}
 		o.parts[p] = true
@@ -108,7 +113,7 @@ func run(o options, r *report) error {
 		l = rawLimits(r)
 		r.line("")
 	}
-	if !o.parts["http"] && !o.parts["control"] {
+	if !o.parts["http"] && !o.parts["pinned"] && !o.parts["control"] {
 		return nil
 	}
 	sys, err := startSystem(o)
@@ -122,6 +127,12 @@ func run(o options, r *report) error {
 		}
 		r.line("")
 		if err := wrkLoad(o, r, sys, l); err != nil {
+			return err
+		}
+		r.line("")
+	}
+	if o.parts["pinned"] {
+		if err := pinnedLoad(o, r, sys); err != nil {
 			return err
 		}
 		r.line("")
@@ -181,7 +192,7 @@ func rawLimits(r *report) limits {
 		// ±20% over minutes. The libcrypto signer runs on its own threads, one per core, and
 		// is given four callers per core, as under HTTP load, so that each thread always has
 		// the next digest queued.
-		o := opensslSpeed(bits)
+		o := opensslSpeed(bits, "")
 		b := rate(2*time.Second, 4*runtime.GOMAXPROCS(0), func() error { _, err := build.Sign(payload); return err })
 		g := rate(2*time.Second, runtime.GOMAXPROCS(0), func() error { _, err := goSigner.Sign(payload); return err })
 		if bits == 2048 {
@@ -208,10 +219,13 @@ func rawLimits(r *report) limits {
 	return l
 }
 
-// opensslSpeed runs `openssl speed` for one RSA size on all cores: signatures/s, zero when
-// openssl is unavailable.
-func opensslSpeed(bits int) float64 {
+// opensslSpeed runs `openssl speed` for one RSA size, on all cores or, with cpu set, on that
+// one core: signatures/s, zero when openssl is unavailable.
+func opensslSpeed(bits int, cpu string) float64 {
 	cmd := exec.Command("openssl", "speed", "-seconds", "2", "-multi", strconv.Itoa(runtime.GOMAXPROCS(0)), "rsa"+strconv.Itoa(bits))
+	if cpu != "" {
+		cmd = exec.Command("taskset", "-c", cpu, "openssl", "speed", "-seconds", "2", "rsa"+strconv.Itoa(bits))
+	}
 	b, err := cmd.Output()
 	if err != nil {
 		return 0

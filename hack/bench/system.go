@@ -34,6 +34,7 @@ type system struct {
 	issuer, clientID, secret, issueToken string
 	kubeconfig                           string
 	k8s                                  client.Client
+	jwe                                  [2]string // the JWE client's ID and secret, once made
 }
 
 const devNamespace = "lpauth-demo"
@@ -138,7 +139,8 @@ func (s *system) stop() {
 
 // tokenServerProcess starts a second token server for the same TokenServer (cold start and
 // memory are measured on it, apart from the dev process that also runs the control plane).
-func (s *system) tokenServerProcess(ctx context.Context, bin string) (*exec.Cmd, string, string, error) {
+// command is the binary, after any wrapper such as taskset.
+func (s *system) tokenServerProcess(ctx context.Context, command ...string) (*exec.Cmd, string, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", "", err
@@ -147,7 +149,8 @@ func (s *system) tokenServerProcess(ctx context.Context, bin string) (*exec.Cmd,
 	if err != nil {
 		return nil, "", "", err
 	}
-	cmd := exec.CommandContext(ctx, bin, "tokenserver", "--namespace", devNamespace, "--token-server", "brand", "--listen", addr, "--metrics-listen", maddr)
+	args := append(command[1:], "tokenserver", "--namespace", devNamespace, "--token-server", "brand", "--listen", addr, "--metrics-listen", maddr)
+	cmd := exec.CommandContext(ctx, command[0], args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig)
 	logPath := filepath.Join(s.dir, "tokenserver.log")
 	log, _ := os.Create(logPath)

@@ -5,6 +5,7 @@ package replay
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"sync"
 	"time"
@@ -21,12 +22,29 @@ type Store interface {
 var ErrFull = errors.New("replay store full")
 
 // Memory is a bounded, expiring in-process Store.
+//
+// It is built for the garbage collector as much as for lookups: at a few thousand redemptions a
+// second and a two-minute code lifetime it holds hundreds of thousands of IDs, so entries hold no
+// pointers (a 128-bit digest of the ID and a Unix-nanosecond expiry) and the GC never scans
+// them, and expired IDs leave from the front of an insertion-ordered queue instead of by walking
+// the whole map.
 type Memory struct {
 	max     int
 	now     func() time.Time
 	mu      sync.Mutex
-	expires map[string]time.Time
-	inserts int
+	expires map[digest]int64
+	// order lists claims oldest first, from head on. Codes are redeemed roughly in the order
+	// they expire; an entry that expires later than those behind it only delays their removal
+	// (they still count as expired when looked up).
+	order []claim
+	head  int
+}
+
+type digest [16]byte
+
+type claim struct {
+	id  digest
+	exp int64
 }
 
 // NewMemory holds at most max unexpired IDs; now is the clock (time.Now when nil).
@@ -34,31 +52,66 @@ func NewMemory(max int, now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{max: max, now: now, expires: make(map[string]time.Time)}
+	return &Memory{max: max, now: now, expires: make(map[digest]int64)}
+}
+
+// digestOf names an ID by 128 bits of its SHA-256: IDs are attacker-chosen strings, and two of
+// them colliding would only refuse the second code, never accept one twice.
+func digestOf(id string) (d digest) {
+	sum := sha256.Sum256([]byte(id))
+	copy(d[:], sum[:])
+	return d
 }
 
 // Claim implements Store.
 func (m *Memory) Claim(_ context.Context, id string, expiry time.Time) (bool, error) {
-	now := m.now()
+	key, now, exp := digestOf(id), m.now().UnixNano(), expiry.UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if exp, ok := m.expires[id]; ok && now.Before(exp) {
+	if e, ok := m.expires[key]; ok && now < e {
 		return false, nil
 	}
-	m.inserts++
-	// Sweep now and then, and whenever full, so memory follows the live codes only.
-	if len(m.expires) >= m.max || m.inserts%1024 == 0 {
-		for k, exp := range m.expires {
-			if !now.Before(exp) {
-				delete(m.expires, k)
-			}
+	m.dropExpired(now)
+	if len(m.expires) >= m.max {
+		m.sweep(now)
+		if len(m.expires) >= m.max {
+			return false, ErrFull
 		}
 	}
-	if len(m.expires) >= m.max {
-		return false, ErrFull
-	}
-	m.expires[id] = expiry
+	m.expires[key] = exp
+	m.order = append(m.order, claim{key, exp})
 	return true, nil
+}
+
+// dropExpired removes expired claims from the front of the queue.
+func (m *Memory) dropExpired(now int64) {
+	for m.head < len(m.order) && m.order[m.head].exp <= now {
+		c := m.order[m.head]
+		// The map may hold a later claim of the same ID (claimed again after expiring).
+		if e, ok := m.expires[c.id]; ok && e <= now {
+			delete(m.expires, c.id)
+		}
+		m.head++
+	}
+	// Reuse the queue's space once most of it is behind the head.
+	if m.head > 1024 && m.head*2 > len(m.order) {
+		m.order = append(m.order[:0], m.order[m.head:]...)
+		m.head = 0
+	}
+}
+
+// sweep removes every expired ID, wherever it is in the queue: the store is full, and the front
+// of the queue may be held up by a long-lived claim.
+func (m *Memory) sweep(now int64) {
+	kept := m.order[:0]
+	for _, c := range m.order[m.head:] {
+		if c.exp > now {
+			kept = append(kept, c)
+		} else if e, ok := m.expires[c.id]; ok && e <= now {
+			delete(m.expires, c.id)
+		}
+	}
+	m.order, m.head = kept, 0
 }
 
 // Len is the number of IDs held (for metrics and tests).

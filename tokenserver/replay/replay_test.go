@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,81 @@ func TestMemoryForgetsExpiredAndIsBounded(t *testing.T) {
 	}
 	if ok, _ := m.Claim(ctx, "b", now.Add(time.Minute)); ok {
 		t.Error("b was claimed twice")
+	}
+}
+
+// Expired IDs leave as time passes, not only when the store fills, and an ID may be claimed
+// again once its first claim expired (its code can no longer be opened by then anyway).
+func TestMemoryFollowsLiveCodes(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m := NewMemory(1_000_000, func() time.Time { return now })
+	ctx := context.Background()
+	for i := range 5000 {
+		now = now.Add(time.Millisecond)
+		if ok, err := m.Claim(ctx, fmt.Sprint("code-", i), now.Add(time.Second)); !ok || err != nil {
+			t.Fatalf("claim %d = %v, %v", i, ok, err)
+		}
+	}
+	// Claims live one second; the last 5,000 ms made 5,000, so about 1,000 are live.
+	if n := m.Len(); n > 1001 {
+		t.Errorf("Len = %d after 5 s of 1 s codes, want at most 1,001", n)
+	}
+	if ok, _ := m.Claim(ctx, "code-4999", now.Add(time.Second)); ok {
+		t.Error("a live code was claimed twice")
+	}
+	if ok, _ := m.Claim(ctx, "code-0", now.Add(time.Second)); !ok {
+		t.Error("an ID whose claim expired could not be claimed again")
+	}
+	now = now.Add(2 * time.Second)
+	if ok, _ := m.Claim(ctx, "code-0", now.Add(time.Second)); !ok {
+		t.Error("the re-claimed ID could not be claimed after its second claim expired")
+	}
+}
+
+// A long-lived claim at the front of the queue must not keep expired claims behind it from
+// making room when the store is full.
+func TestMemoryFullSweepsBehindALongClaim(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m := NewMemory(3, func() time.Time { return now })
+	ctx := context.Background()
+	m.Claim(ctx, "long", now.Add(10*time.Minute))
+	m.Claim(ctx, "b", now.Add(time.Minute))
+	m.Claim(ctx, "c", now.Add(time.Minute))
+	now = now.Add(2 * time.Minute)
+	for _, id := range []string{"d", "e"} {
+		if ok, err := m.Claim(ctx, id, now.Add(time.Minute)); !ok || err != nil {
+			t.Fatalf("claim %s = %v, %v; want room from the expired b and c", id, ok, err)
+		}
+	}
+	if _, err := m.Claim(ctx, "f", now.Add(time.Minute)); !errors.Is(err, ErrFull) {
+		t.Errorf("claim with three live IDs in a store of three = %v, want ErrFull", err)
+	}
+	if ok, _ := m.Claim(ctx, "long", now.Add(time.Minute)); ok {
+		t.Error("the long-lived ID was claimed twice")
+	}
+}
+
+// BenchmarkMemoryClaim claims fresh IDs into a store holding about 360,000 live ones (two
+// minutes of codes at 3,000/s).
+func BenchmarkMemoryClaim(b *testing.B) {
+	now := time.Unix(1000, 0)
+	m := NewMemory(1_000_000, func() time.Time { return now })
+	ctx := context.Background()
+	ids := make([]string, 0, b.N+360_000)
+	for i := range b.N + 360_000 {
+		ids = append(ids, fmt.Sprintf("code-id-%016d", i))
+	}
+	for _, id := range ids[:360_000] {
+		now = now.Add(333 * time.Microsecond)
+		m.Claim(ctx, id, now.Add(2*time.Minute))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, id := range ids[360_000:] {
+		now = now.Add(333 * time.Microsecond)
+		if ok, err := m.Claim(ctx, id, now.Add(2*time.Minute)); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
 	}
 }
 

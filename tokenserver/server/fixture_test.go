@@ -75,6 +75,7 @@ func (s *syncBuffer) String() string  { s.mu.Lock(); defer s.mu.Unlock(); return
 
 type fixture struct {
 	srv     *httptest.Server
+	handler http.Handler // the server's handler, for benchmarks that skip the network
 	issuer  string
 	metrics *metrics.Metrics
 	snap    *snapshot.Snapshot
@@ -100,6 +101,7 @@ func newFixture(t testing.TB, store replay.Store) *fixture {
 	log := funcr.New(func(prefix, args string) { f.logs.add(prefix + " " + args) }, funcr.Options{Verbosity: 10})
 	f.metrics = metrics.New()
 	h = server.Handler(server.Config{Issuer: f.issuer, Source: holder, Replay: store, Log: log, Metrics: f.metrics})
+	f.handler = h
 	return f
 }
 

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+)
+
+// On a shared machine the load generator's own CPU is taken from the server it measures, so
+// a /token rate below the signer's can mean either. This part gives the token server core 0 to
+// itself (taskset) and moves everything else — this process and its load generator, the dev
+// process with its API server and etcd, Redis — to the other cores, then compares /token with
+// the signer measured on that same core.
+
+// oneCoreRaw is what -one-core-raw prints: the build's RS256-2048 signer and RSA-OAEP-256 on
+// the one core the process is pinned to.
+type oneCoreRaw struct {
+	Sign2048 float64 `json:"sign2048"`
+	OAEP     float64 `json:"oaep"`
+}
+
+// measureOneCoreRaw runs in the pinned child: GOMAXPROCS follows the affinity mask, so the
+// signer starts one thread, on that core.
+func measureOneCoreRaw() {
+	jwk, _ := keys.Generate(v1alpha1.RS256, 2048)
+	signer, err := keys.NewSigner(keys.Key{JWK: jwk, State: v1alpha1.KeyActive})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	payload := []byte(`{"iss":"https://auth.brand.example","sub":"customer-8271","aud":"lp-client","exp":1800000000,"iat":1799996400}`)
+	lpKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	out := oneCoreRaw{
+		Sign2048: rate(2*time.Second, 4, func() error { _, err := signer.Sign(payload); return err }),
+		OAEP: rate(2*time.Second, 1, func() error {
+			_, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, &lpKey.PublicKey, make([]byte, 32), nil)
+			return err
+		}),
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(out)
+}
+
+func cpuList(from, to int) string { return fmt.Sprintf("%d-%d", from, to) }
+
+// setAffinity moves every thread of pid (and of its descendants) to cpus.
+func setAffinity(pid int, cpus string) error {
+	for _, p := range append([]int{pid}, descendants(pid)...) {
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(p)).CombinedOutput(); err != nil {
+			return fmt.Errorf("taskset %d: %v: %s", p, err, out)
+		}
+	}
+	return nil
+}
+
+// descendants lists the processes below pid, from /proc/*/stat.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command name (field 2) may hold spaces; the parent pid follows its ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 {
+			ppid, _ := strconv.Atoi(f[1])
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		for _, c := range children[queue[0]] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+		queue = queue[1:]
+	}
+	return out
+}
+
+// cpuSeconds is the user+system CPU time pid has used (all its threads).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ is 100 on Linux
+}
+
+func pinnedLoad(o options, r *report, s *system) error {
+	r.line("Token server alone on core 0 (taskset); load generator, dev control plane and Redis on the other cores")
+	if runtime.NumCPU() < 2 {
+		r.line("  (skipped: needs 2 cores)")
+		return nil
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		r.line("  (skipped: taskset, from util-linux, is not installed)")
+		return nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command("taskset", "-c", "0", self, "-one-core-raw").Output()
+	if err != nil {
+		return fmt.Errorf("measuring the signer on one core: %w", err)
+	}
+	var raw oneCoreRaw
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return fmt.Errorf("measuring the signer on one core: %w", err)
+	}
+	openssl := opensslSpeed(2048, "0")
+	r.line("  server's RS256-2048 signer on core 0: %.0f signs/s; openssl speed on core 0: %.0f (÷ %.2f); RSA-OAEP-256: %.0f/s",
+		raw.Sign2048, openssl, raw.Sign2048/max(openssl, 1), raw.OAEP)
+
+	others := cpuList(1, runtime.NumCPU()-1)
+	all := cpuList(0, runtime.NumCPU()-1)
+	if err := setAffinity(os.Getpid(), others); err != nil {
+		return err
+	}
+	defer func() { _ = setAffinity(os.Getpid(), all) }()
+	if err := setAffinity(s.cmd.Process.Pid, others); err != nil {
+		return err
+	}
+	defer func() { _ = setAffinity(s.cmd.Process.Pid, all) }()
+
+	jweID, jweSecret, err := s.jweClient()
+	if err != nil {
+		return err
+	}
+	r.line("  %-26s %5s %10s %9s %9s %9s %7s %10s %12s", "endpoint", "conc", "req/s", "p50", "p99", "p99.9", "errors", "÷ signer", "server CPU")
+	row := func(name string, conc int, res result, limit float64, cpuPerReq time.Duration) {
+		cpu := ""
+		if cpuPerReq > 0 {
+			cpu = fmt.Sprintf("%dµs/req", cpuPerReq.Microseconds())
+		}
+		r.line("  %-26s %5d %10.0f %9s %9s %9s %7d %10.2f %12s", name, conc, res.rps, ms(res.p50), ms(res.p99), ms(res.p999), res.errors, res.rps/limit, cpu)
+		if res.firstErr != "" {
+			r.line("    first error: %.200s", res.firstErr)
+		}
+	}
+	need := int(raw.Sign2048*o.step.Seconds()*1.3) + 500
+	measure := func(pid int, conc int, rateLimit float64, do func(*http.Client, int64) (bool, error)) (result, time.Duration) {
+		before := cpuSeconds(pid)
+		res := load(conc, o.step, rateLimit, do)
+		used := cpuSeconds(pid) - before
+		if res.n == 0 {
+			return res, 0
+		}
+		return res, time.Duration(used / float64(res.n) * float64(time.Second))
+	}
+
+	// Memory replay store.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ts, err := s.pinnedTokenServer(ctx, o.bin, "0")
+	if err != nil {
+		return err
+	}
+	pool := &codePool{}
+	s.fillCodes(s.clientID, pool, need*(len(o.concurrency)+1))
+	var peak result
+	for _, conc := range o.concurrency {
+		res, cpu := measure(ts.pid, conc, 0, redeemer(ts.base, s.clientID, s.secret, pool))
+		row("POST /token", conc, res, raw.Sign2048, cpu)
+		if res.rps > peak.rps {
+			peak = res
+		}
+	}
+	res, cpu := measure(ts.pid, 16, peak.rps/2, redeemer(ts.base, s.clientID, s.secret, pool))
+	row("POST /token at ½ peak", 16, res, raw.Sign2048, cpu)
+	jwePool := &codePool{}
+	s.fillCodes(jweID, jwePool, need)
+	res, cpu = measure(ts.pid, 16, 0, redeemer(ts.base, jweID, jweSecret, jwePool))
+	row("POST /token (JWE)", 16, res, 1/(1/raw.Sign2048+1/raw.OAEP), cpu)
+	res, cpu = measure(ts.pid, 16, 0, func(c *http.Client, i int64) (bool, error) {
+		_, err := post(c, ts.base+"/api/v1/tokens", s.issueToken, "application/json", fmt.Appendf(nil, `{"client_id":%q,"sub":"customer-%d"}`, s.clientID, i), [2]string{})
+		return true, err
+	})
+	row("POST /api/v1/tokens", 16, res, raw.Sign2048, cpu)
+	ts.stop()
+
+	// Redis replay store: Redis on the other cores, as it would be on another machine.
+	redisBin, err := exec.LookPath("redis-server")
+	if err != nil {
+		r.line("  (Redis rows skipped: redis-server is not installed; hack/redis.sh installs it)")
+	} else if err := s.withRedis(ctx, redisBin, others, func(redisAddr string) error {
+		ts, err := s.pinnedTokenServer(ctx, o.bin, "0")
+		if err != nil {
+			return err
+		}
+		defer ts.stop()
+		pool := &codePool{}
+		s.fillCodes(s.clientID, pool, need*2)
+		for _, conc := range []int{16, 64} {
+			res, cpu := measure(ts.pid, conc, 0, redeemer(ts.base, s.clientID, s.secret, pool))
+			row("POST /token (Redis)", conc, res, raw.Sign2048, cpu)
+		}
+		n, err := redisDBSize(redisAddr)
+		r.line("    codes recorded in Redis: %d (%v)", n, errOrOK(err))
+		return nil
+	}); err != nil {
+		return err
+	}
+	r.line("  ÷ signer: ÷ the RS256-2048 signer on core 0 (JWE: ÷ one signature plus one RSA-OAEP encryption there);")
+	r.line("  server CPU: the token server process's CPU time (all threads, signing included) per request")
+	return nil
+}
+
+func errOrOK(err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return "ok"
+}
+
+type pinnedServer struct {
+	pid  int
+	base string
+	stop func()
+}
+
+// pinnedTokenServer starts a token server for the dev TokenServer on cpus and waits for it.
+func (s *system) pinnedTokenServer(ctx context.Context, bin, cpus string) (*pinnedServer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	cmd, base, _, err := s.tokenServerProcess(ctx, "taskset", "-c", cpus, bin)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	stop := func() { cancel(); _ = cmd.Wait() }
+	if err := waitReady(base, 60*time.Second); err != nil {
+		stop()
+		return nil, err
+	}
+	// taskset execs the token server, so the pid is the server's.
+	return &pinnedServer{pid: cmd.Process.Pid, base: base, stop: stop}, nil
+}
+
+// withRedis runs a throwaway redis-server on cpus, points the dev TokenServer's replay store at
+// it for the length of f, and puts the memory store back after.
+func (s *system) withRedis(ctx context.Context, bin, cpus string, f func(addr string) error) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, "taskset", "-c", cpus, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := redisDBSize(addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("redis-server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bench-redis", Namespace: devNamespace}, StringData: map[string]string{"url": "redis://" + addr}}
+	if err := s.k8s.Create(ctx, secret); err != nil {
+		return err
+	}
+	defer func() { _ = s.k8s.Delete(context.Background(), secret) }()
+	if err := s.setReplayStore(ctx, &v1alpha1.ReplayStoreSpec{Type: v1alpha1.ReplayStoreRedis,
+		Redis: &v1alpha1.RedisReplayStore{AddressSecretRef: v1alpha1.SecretKeyRef{Name: secret.Name, Key: "url"}}}); err != nil {
+		return err
+	}
+	defer func() { _ = s.setReplayStore(context.Background(), nil) }()
+	return f(addr)
+}
+
+func (s *system) setReplayStore(ctx context.Context, rs *v1alpha1.ReplayStoreSpec) error {
+	ts := &v1alpha1.TokenServer{}
+	if err := s.k8s.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: "brand"}, ts); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(ts.DeepCopy())
+	ts.Spec.ReplayStore = rs
+	return s.k8s.Patch(ctx, ts, patch)
+}
+
+// redisDBSize asks Redis how many keys it holds (RESP over a plain connection).
+func redisDBSize(addr string) (int, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write([]byte("DBSIZE\r\n")); err != nil {
+		return 0, err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	if !strings.HasPrefix(line, ":") {
+		return 0, fmt.Errorf("redis: %q", strings.TrimSpace(line))
+	}
+	return strconv.Atoi(strings.TrimSpace(line[1:]))
+}
