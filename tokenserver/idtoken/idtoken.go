@@ -80,13 +80,9 @@ func Mint(s *snapshot.Snapshot, c *snapshot.Client, id Identity, now time.Time) 
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	jws, err := s.Signer.Sign(payload)
+	token, err := s.Signer.SignCompact(payload)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("signing: %w", err)
-	}
-	token, err := jws.CompactSerialize()
-	if err != nil {
-		return "", time.Time{}, err
 	}
 	if c.Encrypter == nil {
 		return token, exp, nil

@@ -142,31 +142,43 @@ func Active(set []Key) (Key, bool) {
 // opensslRS256, set in builds with the openssl tag, makes RS256 signers over libcrypto.
 var opensslRS256 func(Key) (jose.OpaqueSigner, error)
 
-// NewSigner returns a JWS signer for k that sets the kid header and typ "JWT". RS256 keys sign
+// NewSigner returns a JWT signer for k that sets the kid header and typ "JWT". RS256 keys sign
 // through libcrypto in builds with the openssl tag (SignerImplementation says which).
-func NewSigner(k Key) (jose.Signer, error) {
+func NewSigner(k Key) (JWTSigner, error) {
 	if !k.CanSign() {
 		return nil, fmt.Errorf("key %s has no private part", k.ID())
 	}
 	opts := (&jose.SignerOptions{}).WithType("JWT")
 	if opensslRS256 != nil && k.JWK.Algorithm == string(jose.RS256) {
 		if opaque, err := opensslRS256(k); err == nil {
-			return jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: opaque}, opts)
+			if js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: opaque}, opts); err == nil {
+				if d, ok := opaque.(digestSigner); ok {
+					return newJWTSigner(js, d.signDigest)
+				}
+			}
 		}
 		// A key libcrypto cannot load still signs, with crypto/rsa.
 	}
 	return NewGoSigner(k)
 }
 
-// NewGoSigner is the pure-Go signer (go-jose over crypto/rsa and crypto/ecdsa), whatever the
-// build: benchmarks compare it with NewSigner.
-func NewGoSigner(k Key) (jose.Signer, error) {
+// NewGoSigner is the pure-Go signer (crypto/rsa and crypto/ecdsa), whatever the build:
+// benchmarks compare it with NewSigner.
+func NewGoSigner(k Key) (JWTSigner, error) {
 	if !k.CanSign() {
 		return nil, fmt.Errorf("key %s has no private part", k.ID())
 	}
 	jwk := k.JWK // the signer keeps a pointer; give it its own copy
 	opts := (&jose.SignerOptions{}).WithType("JWT")
-	return jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(jwk.Algorithm), Key: &jwk}, opts)
+	js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(jwk.Algorithm), Key: &jwk}, opts)
+	if err != nil {
+		return nil, err
+	}
+	var rs256 func([32]byte) ([]byte, error)
+	if priv, ok := jwk.Key.(*rsa.PrivateKey); ok && jwk.Algorithm == string(jose.RS256) {
+		rs256 = func(digest [32]byte) ([]byte, error) { return rsa.SignPKCS1v15(nil, priv, crypto.SHA256, digest[:]) }
+	}
+	return newJWTSigner(js, rs256)
 }
 
 // entry is how one key is stored in the Secret.

@@ -203,11 +203,16 @@ func (s *opensslSigner) SignPayload(payload []byte, alg jose.SignatureAlgorithm)
 	if alg != jose.RS256 {
 		return nil, jose.ErrUnsupportedAlgorithm
 	}
+	return s.signDigest(sha256.Sum256(payload))
+}
+
+// signDigest signs a SHA-256 digest (the JWT signer's fast path hashes the signing input
+// itself).
+func (s *opensslSigner) signDigest(digest [32]byte) ([]byte, error) {
 	sc, _ := s.ctxs.Get().(*signCtx)
 	if sc == nil {
 		return nil, errors.New("libcrypto could not prepare an RS256 signing context")
 	}
-	digest := sha256.Sum256(payload)
 	sig, err := sign(sc, digest)
 	s.ctxs.Put(sc)
 	return sig, err

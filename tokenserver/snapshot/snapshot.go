@@ -70,7 +70,7 @@ type Snapshot struct {
 	Endpoints endpoints.URLs
 	Clients   map[string]*Client
 	// Signer signs with the Active key; SigningKeyID and SigningAlgorithm describe it.
-	Signer           jose.Signer
+	Signer           keys.JWTSigner
 	SigningKeyID     string
 	SigningAlgorithm jose.SignatureAlgorithm
 	ActiveKeyAge     time.Duration
