@@ -104,6 +104,8 @@ func newDocument(v any) (Document, error) {
 }
 
 // Inputs are the cluster objects of one token server.
+//
+// Build only reads its inputs: they are the token server's informer caches, shared, not copies.
 type Inputs struct {
 	TokenServer *v1alpha1.TokenServer
 	// KeySecret is the SigningKey's Secret; Credentials the TokenServer's own Secret.
