@@ -86,6 +86,7 @@ test: verify-generated vet ## Unit, envtest, browser and end-to-end tests; the s
 bench: build ## Benchmarks: raw RSA limits, HTTP load on a real token server, control plane at scale (bench/results-*.txt).
 	@mkdir -p bench
 	@hack/wrk.sh
+	@hack/redis.sh >/dev/null
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run -tags "$$(hack/openssl.sh)" ./hack/bench -bin bin/lpauth-operator -out bench $(BENCH_FLAGS)
 
 ##@ Build

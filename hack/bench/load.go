@@ -21,6 +21,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/watch"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -408,22 +409,9 @@ func scaleClients(ctx context.Context, o options, r *report, s *system, n int) e
 		return err
 	}
 	created := time.Since(start)
-	ready := 0
-	for time.Since(start) < 10*time.Minute {
-		list := &v1alpha1.LivePersonAuthClientList{}
-		if err := s.k8s.List(ctx, list, client.InNamespace(devNamespace)); err != nil {
-			return err
-		}
-		ready = 0
-		for _, c := range list.Items {
-			if strings.HasPrefix(c.Name, prefix) && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady) {
-				ready++
-			}
-		}
-		if ready == n {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
+	ready, err := waitClientsReady(ctx, s, prefix, n, start.Add(10*time.Minute))
+	if err != nil {
+		return err
 	}
 	r.line("  %-52s %s (created in %s; %d of %d Ready)", fmt.Sprintf("%d LivePersonAuthClients created → all Ready", n), time.Since(start).Round(100*time.Millisecond), created.Round(100*time.Millisecond), ready, n)
 
@@ -442,9 +430,46 @@ func scaleClients(ctx context.Context, o options, r *report, s *system, n int) e
 	time.Sleep(2 * time.Second) // let the informers settle after the first snapshot
 	rebuild := metricValue(metricsURL, "lpauth_snapshot_rebuild_duration_seconds")
 	clients := metricValue(metricsURL, "lpauth_snapshot_clients")
-	runtime := rssMiB(cmd.Process.Pid)
-	r.line("  %-52s cold start %s, snapshot rebuild %s (mean), RSS %.0f MiB, %0.f clients served", fmt.Sprintf("token server with %d+ clients", n), ms(cold), ms(time.Duration(rebuild*float64(time.Second))), runtime, clients)
+	rss, peak := rssMiB(cmd.Process.Pid)
+	r.line("  %-52s cold start %s, snapshot rebuild %s (mean), RSS %.0f MiB (peak %.0f), %0.f clients served", fmt.Sprintf("token server with %d+ clients", n), ms(cold), ms(time.Duration(rebuild*float64(time.Second))), rss, peak, clients)
 	return nil
+}
+
+// waitClientsReady counts the clients named prefix* that are Ready, from a watch (listing
+// 10,000 clients every half second would load the API server it is measuring), until all n
+// are or the deadline passes.
+func waitClientsReady(ctx context.Context, s *system, prefix string, n int, deadline time.Time) (int, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	w, err := s.watch.Watch(ctx, &v1alpha1.LivePersonAuthClientList{}, client.InNamespace(devNamespace))
+	if err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	ready := map[string]bool{}
+	for ev := range w.ResultChan() {
+		c, ok := ev.Object.(*v1alpha1.LivePersonAuthClient)
+		if !ok || !strings.HasPrefix(c.Name, prefix) {
+			continue
+		}
+		ready[c.Name] = ev.Type != watch.Deleted && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady)
+		if len(ready) == n && count(ready) == n {
+			return n, nil
+		}
+	}
+	if ctx.Err() == nil {
+		return count(ready), fmt.Errorf("the watch of clients ended early")
+	}
+	return count(ready), nil
+}
+
+func count(m map[string]bool) (n int) {
+	for _, v := range m {
+		if v {
+			n++
+		}
+	}
+	return n
 }
 
 // metricValue reads a gauge, or a histogram's mean, from a Prometheus text endpoint.

@@ -34,6 +34,7 @@ type system struct {
 	issuer, clientID, secret, issueToken string
 	kubeconfig                           string
 	k8s                                  client.Client
+	watch                                client.WithWatch
 	jwe                                  [2]string // the JWE client's ID and secret, once made
 }
 
@@ -102,10 +103,11 @@ func startSystem(o options) (*system, error) {
 	scheme := k8sruntime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	if s.k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+	if s.watch, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme}); err != nil {
 		s.stop()
 		return nil, err
 	}
+	s.k8s = s.watch
 	return s, waitReady(s.issuer, 30*time.Second)
 }
 
@@ -158,15 +160,18 @@ func (s *system) tokenServerProcess(ctx context.Context, command ...string) (*ex
 	return cmd, "http://" + addr, "http://" + maddr, cmd.Start()
 }
 
-// rssMiB reads a process's resident memory.
-func rssMiB(pid int) float64 {
+// rssMiB reads a process's resident memory now and at its peak.
+func rssMiB(pid int) (now, peak float64) {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			var kb float64
-			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:")), "%f", &kb)
-			return kb / 1024
+		var kb float64
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			now = kb / 1024
+		} else if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			peak = kb / 1024
 		}
 	}
-	return 0
+	return now, peak
 }
