@@ -437,28 +437,33 @@ func scaleClients(ctx context.Context, o options, r *report, s *system, n int) e
 
 // waitClientsReady counts the clients named prefix* that are Ready, from a watch (listing
 // 10,000 clients every half second would load the API server it is measuring), until all n
-// are or the deadline passes.
+// are or the deadline passes. The API server ends watches now and then; a new one starts with
+// the current state of every client, so the count picks up where it was.
 func waitClientsReady(ctx context.Context, s *system, prefix string, n int, deadline time.Time) (int, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	w, err := s.watch.Watch(ctx, &v1alpha1.LivePersonAuthClientList{}, client.InNamespace(devNamespace))
-	if err != nil {
-		return 0, err
-	}
-	defer w.Stop()
 	ready := map[string]bool{}
-	for ev := range w.ResultChan() {
-		c, ok := ev.Object.(*v1alpha1.LivePersonAuthClient)
-		if !ok || !strings.HasPrefix(c.Name, prefix) {
+	for ctx.Err() == nil {
+		w, err := s.watch.Watch(ctx, &v1alpha1.LivePersonAuthClientList{}, client.InNamespace(devNamespace))
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		ready[c.Name] = ev.Type != watch.Deleted && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady)
-		if len(ready) == n && count(ready) == n {
-			return n, nil
+		for ev := range w.ResultChan() {
+			c, ok := ev.Object.(*v1alpha1.LivePersonAuthClient)
+			if !ok || !strings.HasPrefix(c.Name, prefix) {
+				continue
+			}
+			ready[c.Name] = ev.Type != watch.Deleted && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady)
+			if len(ready) == n && count(ready) == n {
+				w.Stop()
+				return n, nil
+			}
 		}
-	}
-	if ctx.Err() == nil {
-		return count(ready), fmt.Errorf("the watch of clients ended early")
+		w.Stop()
 	}
 	return count(ready), nil
 }
