@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,11 +45,37 @@ type LivePersonAuthClientReconciler struct {
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
 	Recorder  recorder.EventRecorder
+
+	// written remembers, per client, the last status this reconciler wrote and the
+	// resourceVersion it computed it from. Reconciles triggered by its own writes often run
+	// before the cache shows them: the cache's status is then not what the API server holds,
+	// and the last written one is.
+	written sync.Map // types.NamespacedName → statusWrite; forgotten when the client is gone
 }
 
-// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients,verbs=get;list;watch;patch;update
-// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients/status,verbs=get;patch;update
-// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers,verbs=get;list;watch
+type statusWrite struct {
+	from   string // resourceVersion the status was computed from
+	status *v1alpha1.LivePersonAuthClientStatus
+}
+
+// statusNeedsWrite decides whether c's freshly computed status must be written, base being the
+// object as the cache showed it. A status last written from this very resourceVersion is
+// already on the server, even though the cache does not show it yet: writing it again would
+// cost an API call per client when thousands arrive at once. And a status that differs from the
+// last one written must be written even when the (stale) cache already shows it: otherwise an
+// error status written a moment ago would stay, with no event left to correct it (status-only
+// changes do not trigger reconciles).
+func (r *LivePersonAuthClientReconciler) statusNeedsWrite(base, c *v1alpha1.LivePersonAuthClient) bool {
+	v, ok := r.written.Load(client.ObjectKeyFromObject(c))
+	if !ok {
+		return !equality.Semantic.DeepEqual(base.Status, c.Status)
+	}
+	w := v.(statusWrite)
+	if !equality.Semantic.DeepEqual(*w.status, c.Status) {
+		return true
+	}
+	return w.from != c.ResourceVersion && !equality.Semantic.DeepEqual(base.Status, c.Status)
+}
 
 // clientScope is what the phases of one client reconcile share.
 type clientScope struct {
@@ -87,6 +114,9 @@ const missingSecretRetry = 10 * time.Second
 func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, reterr error) {
 	c := &v1alpha1.LivePersonAuthClient{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := c.DeepCopy()
@@ -103,8 +133,11 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		setClientReady(c, reason, err)
 		setConsoleUpdateCondition(c, s.sk)
 		c.Status.ObservedGeneration = c.Generation
-		if !equality.Semantic.DeepEqual(base.Status, c.Status) {
-			if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+		if r.statusNeedsWrite(base, c) {
+			w := statusWrite{from: c.ResourceVersion, status: c.Status.DeepCopy()}
+			if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); err == nil {
+				r.written.Store(req.NamespacedName, w)
+			} else if !apierrors.IsNotFound(err) {
 				reterr = errors.Join(reterr, fmt.Errorf("writing status: %w", err))
 			}
 		}
@@ -154,7 +187,9 @@ func (r *LivePersonAuthClientReconciler) ensureClientID(ctx context.Context, s *
 		return err
 	}
 	id = "lp-" + id
-	patch := client.MergeFrom(s.c.DeepCopy())
+	// Optimistic lock: a reconcile working from a cache that has not yet seen an id generated
+	// moments ago must fail and retry, not replace that id with another.
+	patch := client.MergeFromWithOptions(s.c.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	metav1.SetMetaDataAnnotation(&s.c.ObjectMeta, v1alpha1.AnnotationGeneratedClientID, id)
 	if err := r.Patch(ctx, s.c, patch); err != nil {
 		return fmt.Errorf("storing the generated client id: %w", err)
@@ -297,6 +332,15 @@ func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Conte
 	}
 	if want.ResourceVersion == "" {
 		err = r.Create(ctx, want)
+		if apierrors.IsAlreadyExists(err) {
+			// The cache has not yet seen the Secret an earlier reconcile created moments ago.
+			// Take the live one if it is that Secret; otherwise retry once the cache shows it.
+			live := &corev1.Secret{}
+			if r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), live) == nil && metav1.IsControlledBy(live, s.c) &&
+				checkClientSecret(live.Data[ClientSecretKey]) == nil && string(live.Data[ClientIDKey]) == s.clientID {
+				return nil
+			}
+		}
 	} else {
 		err = r.Update(ctx, want)
 	}
