@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -385,6 +386,7 @@ func rotations(ctx context.Context, o options, r *report, s *system) error {
 // measures its cold start, snapshot rebuild and memory with all of them.
 func scaleClients(ctx context.Context, o options, r *report, s *system, n int) error {
 	prefix := fmt.Sprintf("scale-%d-", n)
+	cpu := s.cpuByProcess()
 	start := time.Now()
 	var wg sync.WaitGroup
 	var createErr atomic.Value
@@ -413,7 +415,14 @@ func scaleClients(ctx context.Context, o options, r *report, s *system, n int) e
 	if err != nil {
 		return err
 	}
-	r.line("  %-52s %s (created in %s; %d of %d Ready)", fmt.Sprintf("%d LivePersonAuthClients created → all Ready", n), time.Since(start).Round(100*time.Millisecond), created.Round(100*time.Millisecond), ready, n)
+	took := time.Since(start)
+	r.line("  %-52s %s (created in %s; %d of %d Ready)", fmt.Sprintf("%d LivePersonAuthClients created → all Ready", n), took.Round(100*time.Millisecond), created.Round(100*time.Millisecond), ready, n)
+	var used []string
+	for name, secs := range s.cpuByProcess() {
+		used = append(used, fmt.Sprintf("%s %.0f s", name, secs-cpu[name]))
+	}
+	slices.Sort(used)
+	r.line("    CPU meanwhile (%d cores × %.0f s = %.0f s): %s", runtime.NumCPU(), took.Seconds(), float64(runtime.NumCPU())*took.Seconds(), strings.Join(used, ", "))
 
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()

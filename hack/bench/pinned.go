@@ -334,3 +334,16 @@ func redisDBSize(addr string) (int, error) {
 	}
 	return strconv.Atoi(strings.TrimSpace(line[1:]))
 }
+
+// cpuByProcess is the CPU time used so far by the dev process (operator and token server), each
+// process under it (kube-apiserver, etcd) and this one (the load generator), by name.
+func (s *system) cpuByProcess() map[string]float64 {
+	out := map[string]float64{"operator+token server": cpuSeconds(s.cmd.Process.Pid), "bench": cpuSeconds(os.Getpid())}
+	for _, pid := range descendants(s.cmd.Process.Pid) {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil {
+			out[strings.TrimSpace(string(comm))] += cpuSeconds(pid)
+		}
+	}
+	return out
+}
