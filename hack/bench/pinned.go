@@ -60,6 +60,23 @@ func measureOneCoreRaw() {
 	_ = json.NewEncoder(os.Stdout).Encode(out)
 }
 
+// measureCore0 runs this program pinned to core 0 to measure the signer there.
+func measureCore0() (oneCoreRaw, error) {
+	var raw oneCoreRaw
+	self, err := os.Executable()
+	if err != nil {
+		return raw, err
+	}
+	out, err := exec.Command("taskset", "-c", "0", self, "-one-core-raw").Output()
+	if err == nil {
+		err = json.Unmarshal(out, &raw)
+	}
+	if err != nil {
+		return raw, fmt.Errorf("measuring the signer on core 0: %w", err)
+	}
+	return raw, nil
+}
+
 func cpuList(from, to int) string { return fmt.Sprintf("%d-%d", from, to) }
 
 // setAffinity moves every thread of pid (and of its descendants) to cpus.
@@ -126,21 +143,33 @@ func pinnedLoad(o options, r *report, s *system) error {
 		r.line("  (skipped: taskset, from util-linux, is not installed)")
 		return nil
 	}
-	self, err := os.Executable()
+	// This VM's speed drifts by 10–20% over minutes: the signer on core 0 is measured before
+	// and after the load steps, and the ratios use the mean. Rows are printed at the end.
+	before, err := measureCore0()
 	if err != nil {
 		return err
 	}
-	out, err := exec.Command("taskset", "-c", "0", self, "-one-core-raw").Output()
-	if err != nil {
-		return fmt.Errorf("measuring the signer on one core: %w", err)
-	}
-	var raw oneCoreRaw
-	if err := json.Unmarshal(out, &raw); err != nil {
-		return fmt.Errorf("measuring the signer on one core: %w", err)
-	}
 	openssl := opensslSpeed(2048, "0")
-	r.line("  server's RS256-2048 signer on core 0: %.0f signs/s; openssl speed on core 0: %.0f (÷ %.2f); RSA-OAEP-256: %.0f/s",
-		raw.Sign2048, openssl, raw.Sign2048/max(openssl, 1), raw.OAEP)
+	raw := before // for sizing the steps; the rows use the mean
+	var pending []func(limit oneCoreRaw)
+	out := func(format string, args ...any) {
+		pending = append(pending, func(oneCoreRaw) { r.line(format, args...) })
+	}
+	defer func() {
+		after, err := measureCore0()
+		if err != nil {
+			after = before
+		}
+		mean := oneCoreRaw{Sign2048: (before.Sign2048 + after.Sign2048) / 2, OAEP: (before.OAEP + after.OAEP) / 2}
+		r.line("  server's RS256-2048 signer on core 0: %.0f signs/s (%.0f before the steps, %.0f after); openssl speed on core 0: %.0f (÷ %.2f); RSA-OAEP-256: %.0f/s",
+			mean.Sign2048, before.Sign2048, after.Sign2048, openssl, mean.Sign2048/max(openssl, 1), mean.OAEP)
+		r.line("  %-26s %5s %10s %9s %9s %9s %7s %10s %12s", "endpoint", "conc", "req/s", "p50", "p99", "p99.9", "errors", "÷ signer", "server CPU")
+		for _, p := range pending {
+			p(mean)
+		}
+		r.line("  ÷ signer: ÷ the RS256-2048 signer on core 0 (JWE: ÷ one signature plus one RSA-OAEP encryption there);")
+		r.line("  server CPU: the token server process's CPU time (all threads, signing included) per request; the signature alone is 1 ÷ the signer's rate")
+	}()
 
 	others := cpuList(1, runtime.NumCPU()-1)
 	all := cpuList(0, runtime.NumCPU()-1)
@@ -157,17 +186,19 @@ func pinnedLoad(o options, r *report, s *system) error {
 	if err != nil {
 		return err
 	}
-	r.line("  %-26s %5s %10s %9s %9s %9s %7s %10s %12s", "endpoint", "conc", "req/s", "p50", "p99", "p99.9", "errors", "÷ signer", "server CPU")
-	row := func(name string, conc int, res result, limit float64, cpuPerReq time.Duration) {
-		cpu := ""
-		if cpuPerReq > 0 {
-			cpu = fmt.Sprintf("%dµs/req", cpuPerReq.Microseconds())
-		}
-		r.line("  %-26s %5d %10.0f %9s %9s %9s %7d %10.2f %12s", name, conc, res.rps, ms(res.p50), ms(res.p99), ms(res.p999), res.errors, res.rps/limit, cpu)
-		if res.firstErr != "" {
-			r.line("    first error: %.200s", res.firstErr)
-		}
+	row := func(name string, conc int, res result, limit func(oneCoreRaw) float64, cpuPerReq time.Duration) {
+		pending = append(pending, func(raw oneCoreRaw) {
+			cpu := ""
+			if cpuPerReq > 0 {
+				cpu = fmt.Sprintf("%dµs/req", cpuPerReq.Microseconds())
+			}
+			r.line("  %-26s %5d %10.0f %9s %9s %9s %7d %10.2f %12s", name, conc, res.rps, ms(res.p50), ms(res.p99), ms(res.p999), res.errors, res.rps/limit(raw), cpu)
+			if res.firstErr != "" {
+				r.line("    first error: %.200s", res.firstErr)
+			}
+		})
 	}
+	signer := func(raw oneCoreRaw) float64 { return raw.Sign2048 }
 	need := int(raw.Sign2048*o.step.Seconds()*1.3) + 500
 	measure := func(pid int, conc int, rateLimit float64, do func(*http.Client, int64) (bool, error)) (result, time.Duration) {
 		before := cpuSeconds(pid)
@@ -191,34 +222,34 @@ func pinnedLoad(o options, r *report, s *system) error {
 	var peak result
 	for _, conc := range o.concurrency {
 		res, cpu := measure(ts.pid, conc, 0, redeemer(ts.base, s.clientID, s.secret, pool))
-		row("POST /token", conc, res, raw.Sign2048, cpu)
+		row("POST /token", conc, res, signer, cpu)
 		if res.rps > peak.rps {
 			peak = res
 		}
 	}
 	under5, total := tokenLatencyBuckets(ts.metrics)
 	res, cpu := measure(ts.pid, 16, peak.rps/2, redeemer(ts.base, s.clientID, s.secret, pool))
-	row("POST /token at ½ peak", 16, res, raw.Sign2048, cpu)
+	row("POST /token at ½ peak", 16, res, signer, cpu)
 	// The client's latency includes its own scheduling on a core it shares with the control
 	// plane; the server's histogram tells what the server itself took.
 	if u, t := tokenLatencyBuckets(ts.metrics); t > total {
-		r.line("    server's own histogram for that step: %.2f%% of /token requests under 5 ms", 100*(u-under5)/(t-total))
+		out("    server's own histogram for that step: %.2f%% of /token requests under 5 ms", 100*(u-under5)/(t-total))
 	}
 	jwePool := &codePool{}
 	s.fillCodes(jweID, jwePool, need)
 	res, cpu = measure(ts.pid, 16, 0, redeemer(ts.base, jweID, jweSecret, jwePool))
-	row("POST /token (JWE)", 16, res, 1/(1/raw.Sign2048+1/raw.OAEP), cpu)
+	row("POST /token (JWE)", 16, res, func(raw oneCoreRaw) float64 { return 1 / (1/raw.Sign2048 + 1/raw.OAEP) }, cpu)
 	res, cpu = measure(ts.pid, 16, 0, func(c *http.Client, i int64) (bool, error) {
 		_, err := post(c, ts.base+"/api/v1/tokens", s.issueToken, "application/json", fmt.Appendf(nil, `{"client_id":%q,"sub":"customer-%d"}`, s.clientID, i), [2]string{})
 		return true, err
 	})
-	row("POST /api/v1/tokens", 16, res, raw.Sign2048, cpu)
+	row("POST /api/v1/tokens", 16, res, signer, cpu)
 	ts.stop()
 
 	// Redis replay store: Redis on the other cores, as it would be on another machine.
 	redisBin, err := exec.LookPath("redis-server")
 	if err != nil {
-		r.line("  (Redis rows skipped: redis-server is not installed; hack/redis.sh installs it)")
+		out("  (Redis rows skipped: redis-server is not installed; hack/redis.sh installs it)")
 	} else if err := s.withRedis(ctx, redisBin, others, func(redisAddr string) error {
 		ts, err := s.pinnedTokenServer(ctx, o.bin, "0")
 		if err != nil {
@@ -229,16 +260,14 @@ func pinnedLoad(o options, r *report, s *system) error {
 		s.fillCodes(s.clientID, pool, need*2)
 		for _, conc := range []int{16, 64} {
 			res, cpu := measure(ts.pid, conc, 0, redeemer(ts.base, s.clientID, s.secret, pool))
-			row("POST /token (Redis)", conc, res, raw.Sign2048, cpu)
+			row("POST /token (Redis)", conc, res, signer, cpu)
 		}
 		n, err := redisDBSize(redisAddr)
-		r.line("    codes recorded in Redis: %d (%v)", n, errOrOK(err))
+		out("    codes recorded in Redis: %d (%v)", n, errOrOK(err))
 		return nil
 	}); err != nil {
 		return err
 	}
-	r.line("  ÷ signer: ÷ the RS256-2048 signer on core 0 (JWE: ÷ one signature plus one RSA-OAEP encryption there);")
-	r.line("  server CPU: the token server process's CPU time (all threads, signing included) per request")
 	return nil
 }
 
