@@ -49,7 +49,7 @@ type LivePersonAuthClientReconciler struct {
 	// written remembers, per client, the last status this reconciler wrote and the
 	// resourceVersion it computed it from. Reconciles triggered by its own writes often run
 	// before the cache shows them: the cache's status is then not what the API server holds,
-	// and the last written one is.
+	// and the last written one is (see catchUp and statusNeedsWrite).
 	written sync.Map // types.NamespacedName → statusWrite; forgotten when the client is gone
 }
 
@@ -58,23 +58,27 @@ type statusWrite struct {
 	status *v1alpha1.LivePersonAuthClientStatus
 }
 
-// statusNeedsWrite decides whether c's freshly computed status must be written, base being the
-// object as the cache showed it. A status last written from this very resourceVersion is
-// already on the server, even though the cache does not show it yet: writing it again would
-// cost an API call per client when thousands arrive at once. And a status that differs from the
-// last one written must be written even when the (stale) cache already shows it: otherwise an
-// error status written a moment ago would stay, with no event left to correct it (status-only
-// changes do not trigger reconciles).
-func (r *LivePersonAuthClientReconciler) statusNeedsWrite(base, c *v1alpha1.LivePersonAuthClient) bool {
-	v, ok := r.written.Load(client.ObjectKeyFromObject(c))
-	if !ok {
-		return !equality.Semantic.DeepEqual(base.Status, c.Status)
+// catchUp replaces the status of c, read from the cache, with the status this reconciler
+// last wrote when it wrote it over this very resourceVersion: the cache has not caught up
+// with that write yet, and the API server holds it. Building on it keeps the conditions'
+// transition times, so the same outcome is not written again (a wasted API call per client
+// when thousands arrive at once).
+func (r *LivePersonAuthClientReconciler) catchUp(c *v1alpha1.LivePersonAuthClient) {
+	if v, ok := r.written.Load(client.ObjectKeyFromObject(c)); ok && v.(statusWrite).from == c.ResourceVersion {
+		c.Status = *v.(statusWrite).status.DeepCopy()
 	}
-	w := v.(statusWrite)
-	if !equality.Semantic.DeepEqual(*w.status, c.Status) {
+}
+
+// statusNeedsWrite decides whether c's freshly computed status must be written, base being the
+// object as reconciling began. A status that differs from the last one written must be
+// written even when a stale cache already shows it: otherwise an error status written a moment
+// ago would stay, with no event left to correct it (status-only changes do not trigger
+// reconciles).
+func (r *LivePersonAuthClientReconciler) statusNeedsWrite(base, c *v1alpha1.LivePersonAuthClient) bool {
+	if v, ok := r.written.Load(client.ObjectKeyFromObject(c)); ok && !equality.Semantic.DeepEqual(*v.(statusWrite).status, c.Status) {
 		return true
 	}
-	return w.from != c.ResourceVersion && !equality.Semantic.DeepEqual(base.Status, c.Status)
+	return !equality.Semantic.DeepEqual(base.Status, c.Status)
 }
 
 // clientScope is what the phases of one client reconcile share.
@@ -119,6 +123,7 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	r.catchUp(c)
 	base := c.DeepCopy()
 	s := &clientScope{c: c}
 
