@@ -139,9 +139,10 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		setConsoleUpdateCondition(c, s.sk)
 		c.Status.ObservedGeneration = c.Generation
 		if r.statusNeedsWrite(base, c) {
-			w := statusWrite{from: c.ResourceVersion, status: c.Status.DeepCopy()}
+			from := c.ResourceVersion
 			if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); err == nil {
-				r.written.Store(req.NamespacedName, w)
+				// As the API server stored it (times to the second), not as computed.
+				r.written.Store(req.NamespacedName, statusWrite{from: from, status: c.Status.DeepCopy()})
 			} else if !apierrors.IsNotFound(err) {
 				reterr = errors.Join(reterr, fmt.Errorf("writing status: %w", err))
 			}
