@@ -81,6 +81,10 @@ func (r *LivePersonAuthClientReconciler) statusNeedsWrite(base, c *v1alpha1.Live
 	return !equality.Semantic.DeepEqual(base.Status, c.Status)
 }
 
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers,verbs=get;list;watch
+
 // clientScope is what the phases of one client reconcile share.
 type clientScope struct {
 	c        *v1alpha1.LivePersonAuthClient
