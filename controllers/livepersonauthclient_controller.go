@@ -49,7 +49,7 @@ type LivePersonAuthClientReconciler struct {
 	// written remembers, per client, the last status this reconciler wrote and the
 	// resourceVersion it computed it from. Reconciles triggered by its own writes often run
 	// before the cache shows them: the cache's status is then not what the API server holds,
-	// and the last written one is (see catchUp and statusNeedsWrite).
+	// and the last written one is (see catchUp and statusPatchBase).
 	written sync.Map // types.NamespacedName → statusWrite; forgotten when the client is gone
 }
 
@@ -69,16 +69,23 @@ func (r *LivePersonAuthClientReconciler) catchUp(c *v1alpha1.LivePersonAuthClien
 	}
 }
 
-// statusNeedsWrite decides whether c's freshly computed status must be written, base being the
-// object as reconciling began. A status that differs from the last one written must be
-// written even when a stale cache already shows it: otherwise an error status written a moment
-// ago would stay, with no event left to correct it (status-only changes do not trigger
-// reconciles).
-func (r *LivePersonAuthClientReconciler) statusNeedsWrite(base, c *v1alpha1.LivePersonAuthClient) bool {
-	if v, ok := r.written.Load(client.ObjectKeyFromObject(c)); ok && !equality.Semantic.DeepEqual(*v.(statusWrite).status, c.Status) {
-		return true
+// statusPatchBase decides whether c's freshly computed status must be written, base being the
+// object as reconciling began, and returns what to compute the merge patch from (nil: nothing
+// to write). A status that differs from the last one written must be written even when a stale
+// cache already shows it: otherwise an error status written a moment ago would stay, with no
+// event left to correct it (status-only changes do not trigger reconciles). The patch is then
+// computed from that last written status, which is what the API server holds: from the stale
+// base it would leave out the very fields to correct.
+func (r *LivePersonAuthClientReconciler) statusPatchBase(base, c *v1alpha1.LivePersonAuthClient) *v1alpha1.LivePersonAuthClient {
+	if !equality.Semantic.DeepEqual(base.Status, c.Status) {
+		return base
 	}
-	return !equality.Semantic.DeepEqual(base.Status, c.Status)
+	if v, ok := r.written.Load(client.ObjectKeyFromObject(c)); ok && !equality.Semantic.DeepEqual(*v.(statusWrite).status, c.Status) {
+		last := base.DeepCopy()
+		last.Status = *v.(statusWrite).status.DeepCopy()
+		return last
+	}
+	return nil
 }
 
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients,verbs=get;list;watch;patch;update
@@ -142,11 +149,11 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		setClientReady(c, reason, err)
 		setConsoleUpdateCondition(c, s.sk)
 		c.Status.ObservedGeneration = c.Generation
-		if r.statusNeedsWrite(base, c) {
-			from := c.ResourceVersion
-			if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); err == nil {
+		if from := r.statusPatchBase(base, c); from != nil {
+			rv := c.ResourceVersion
+			if err := r.Status().Patch(ctx, c, client.MergeFrom(from)); err == nil {
 				// As the API server stored it (times to the second), not as computed.
-				r.written.Store(req.NamespacedName, statusWrite{from: from, status: c.Status.DeepCopy()})
+				r.written.Store(req.NamespacedName, statusWrite{from: rv, status: c.Status.DeepCopy()})
 			} else if !apierrors.IsNotFound(err) {
 				reterr = errors.Join(reterr, fmt.Errorf("writing status: %w", err))
 			}

@@ -3,13 +3,14 @@ package controllers
 import (
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
 
-func TestStatusNeedsWrite(t *testing.T) {
+func TestStatusPatchBase(t *testing.T) {
 	ready := v1alpha1.LivePersonAuthClientStatus{ClientID: "lp-1", ObservedGeneration: 1}
 	failed := v1alpha1.LivePersonAuthClientStatus{ObservedGeneration: 1, Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonReconcileError}}}
 	obj := func(rv string, st v1alpha1.LivePersonAuthClientStatus) *v1alpha1.LivePersonAuthClient {
@@ -20,20 +21,28 @@ func TestStatusNeedsWrite(t *testing.T) {
 		name          string
 		last          *statusWrite
 		base, current *v1alpha1.LivePersonAuthClient
-		want          bool
+		want          *v1alpha1.LivePersonAuthClientStatus // the status to patch from; nil: no write
 	}{
-		{"nothing written, cache differs", nil, obj("5", failed), obj("5", ready), true},
-		{"nothing written, cache agrees", nil, obj("5", ready), obj("5", ready), false},
-		{"an error written last, stale cache shows the wanted status", &statusWrite{from: "5", status: &failed}, obj("6", ready), obj("6", ready), true},
-		{"changed since by someone else", &statusWrite{from: "5", status: &ready}, obj("7", failed), obj("7", ready), true},
-		{"written earlier, cache agrees", &statusWrite{from: "5", status: &ready}, obj("7", ready), obj("7", ready), false},
+		{"nothing written, cache differs", nil, obj("5", failed), obj("5", ready), &failed},
+		{"nothing written, cache agrees", nil, obj("5", ready), obj("5", ready), nil},
+		// The API server holds the error: the patch must be computed from it, or it would not
+		// carry the conditions the stale cache already shows.
+		{"an error written last, stale cache shows the wanted status", &statusWrite{from: "5", status: &failed}, obj("6", ready), obj("6", ready), &failed},
+		{"changed since by someone else", &statusWrite{from: "5", status: &ready}, obj("7", failed), obj("7", ready), &failed},
+		{"written earlier, cache agrees", &statusWrite{from: "5", status: &ready}, obj("7", ready), obj("7", ready), nil},
 	} {
 		r := &LivePersonAuthClientReconciler{}
 		if tc.last != nil {
 			r.written.Store(key, *tc.last)
 		}
-		if got := r.statusNeedsWrite(tc.base, tc.current); got != tc.want {
-			t.Errorf("%s: statusNeedsWrite = %v, want %v", tc.name, got, tc.want)
+		got := r.statusPatchBase(tc.base, tc.current)
+		switch {
+		case tc.want == nil && got != nil:
+			t.Errorf("%s: writes from %+v, want no write", tc.name, got.Status)
+		case tc.want != nil && (got == nil || !equality.Semantic.DeepEqual(got.Status, *tc.want)):
+			t.Errorf("%s: patch base = %+v, want status %+v", tc.name, got, *tc.want)
+		case got != nil && got.ResourceVersion != tc.base.ResourceVersion:
+			t.Errorf("%s: patch base lost the object's metadata", tc.name)
 		}
 	}
 }

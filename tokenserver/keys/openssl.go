@@ -11,8 +11,8 @@ package keys
 // from goroutines. A goroutine blocked for 200 µs in a cgo call holds its P; when every P is so
 // blocked the Go scheduler hands a P to a fresh spinning thread on each call, which finds no work
 // and burns the CPU the signatures need (about a quarter of the machine at GOMAXPROCS 2). Here a
-// goroutine posts the digest to an idle worker and parks in the netpoller on the worker's
-// eventfd, so its P stays free for HTTP work while the signature runs.
+// goroutine queues its digest for the workers and parks in the netpoller on its job's eventfd,
+// so its P stays free for HTTP work while the signature runs.
 
 /*
 #cgo LDFLAGS: -lcrypto -lpthread
