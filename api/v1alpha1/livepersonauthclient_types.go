@@ -107,6 +107,12 @@ type LivePersonAuthClientSpec struct {
 	// +optional
 	PKCE PKCEMode `json:"pkce,omitempty"`
 
+	// allowPlainPKCE accepts code_challenge_method=plain. Off by default: plain sends the
+	// verifier itself as the challenge, so it protects nothing once the authorization request
+	// is seen (RFC 9700 2.1.1). A request without a method means S256.
+	// +optional
+	AllowPlainPKCE bool `json:"allowPlainPKCE,omitempty"`
+
 	// idToken shapes the tokens issued to this client.
 	// +kubebuilder:default={}
 	// +optional
@@ -287,4 +293,23 @@ type LivePersonAuthClientList struct {
 
 func init() {
 	SchemeBuilder.Register(&LivePersonAuthClient{}, &LivePersonAuthClientList{})
+}
+
+// EffectiveClientID is the client id LivePerson sends: spec.clientID, or the one the operator
+// generated (empty until then).
+func (c *LivePersonAuthClient) EffectiveClientID() string {
+	if c.Spec.ClientID != "" {
+		return c.Spec.ClientID
+	}
+	return c.Annotations[AnnotationGeneratedClientID]
+}
+
+// ClaimsBefore orders two clients that claim the same client id: the older one (creation time,
+// then name) owns it. The operator and the token server both use it, so the client the token
+// server serves is always the one the operator reports Ready.
+func ClaimsBefore(a, b *LivePersonAuthClient) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
 }

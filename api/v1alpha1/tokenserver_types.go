@@ -29,6 +29,9 @@ type TokenServerSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1'])",message="issuer must use https (http is accepted only for localhost, 127.0.0.1 and ::1)"
 	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="issuer must not have a query or a fragment"
 	// +kubebuilder:validation:XValidation:rule="!self.endsWith('/')",message="issuer must not end with '/': it is the exact iss claim and endpoint paths are appended to it"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getEscapedPath().matches('^[A-Za-z0-9/._~-]*$')",message="issuer path may contain only letters, digits and / . _ ~ - (no percent-encoding, braces, dollar signs or spaces: the path prefixes every endpoint and is routed literally)"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || !url(self).getEscapedPath().split('/').exists(s, s == '.' || s == '..')",message="issuer path must not contain '.' or '..' segments"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || !url(self).getEscapedPath().contains('//')",message="issuer path must not contain empty segments ('//')"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="issuer is immutable: LivePerson's console and every issued token carry it; create a new TokenServer for a new issuer"
 	Issuer string `json:"issuer"`
 
@@ -68,6 +71,19 @@ type TokenServerSpec struct {
 	// replayStore records redeemed codes so each redeems once. Memory when unset.
 	// +optional
 	ReplayStore *ReplayStoreSpec `json:"replayStore,omitempty"`
+
+	// trustedProxyCIDRs are the addresses of the proxies in front of the token server (the
+	// ingress controller, a load balancer). Only a request whose peer is in one of them has its
+	// client address taken from X-Forwarded-For (the rightmost address not itself trusted); any
+	// other request is limited by its peer address. Without it the peer address is always used,
+	// so behind an ingress every failed attempt counts against the ingress's address: set it, or
+	// the per-address limits of /token and the login form apply to all callers at once.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="trustedProxyCIDRs must be CIDRs such as 10.0.0.0/8 or fd00::/8"
+	// +listType=set
+	// +optional
+	TrustedProxyCIDRs []string `json:"trustedProxyCIDRs,omitempty"`
 
 	// codeTTL is how long an authorization code can be redeemed (Go duration, 10s to 10m).
 	// +kubebuilder:default="120s"

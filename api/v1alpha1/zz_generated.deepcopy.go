@@ -636,6 +636,11 @@ func (in *TokenServerSpec) DeepCopyInto(out *TokenServerSpec) {
 		*out = new(ReplayStoreSpec)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.TrustedProxyCIDRs != nil {
+		in, out := &in.TrustedProxyCIDRs, &out.TrustedProxyCIDRs
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	out.CodeTTL = in.CodeTTL
 }
 

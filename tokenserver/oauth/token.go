@@ -187,7 +187,7 @@ func (h *TokenHandler) authenticate(r *http.Request, form url.Values, snap *snap
 	if h.Limiter != nil && !h.Limiter.Allow(id) {
 		return client, errorf(http.StatusTooManyRequests, "invalid_client", "too many failed authentications", "too many failed attempts; wait a minute")
 	}
-	if client.Flow != v1alpha1.FlowCode || !equalSecrets(secret, client.Secret) {
+	if client.Flow != v1alpha1.FlowCode || !equalSecrets(secret, client) {
 		if h.Limiter != nil {
 			h.Limiter.Fail(id)
 		}
@@ -204,12 +204,12 @@ func formDecode(s string) string {
 }
 
 // equalSecrets compares in constant time; hashing first makes the time independent of length too.
-func equalSecrets(got string, want []byte) bool {
-	if len(want) == 0 {
+func equalSecrets(got string, client *snapshot.Client) bool {
+	if !client.HasSecret {
 		return false
 	}
-	a, b := sha256.Sum256([]byte(got)), sha256.Sum256(want)
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	a := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(a[:], client.SecretHash[:]) == 1
 }
 
 // checkCode ties the code to this client, redirect_uri and PKCE verifier.

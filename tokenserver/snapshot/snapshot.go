@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -49,13 +50,18 @@ func CredentialsSecretName(tokenServer string) string { return tokenServer + "-c
 
 // Client is one LivePersonAuthClient, ready to serve.
 type Client struct {
-	ID                 string
-	Name               string // the LivePersonAuthClient's name, for logs and metrics
-	AccountID          string
-	Flow               v1alpha1.AuthFlow
-	Secret             []byte // nil for the implicit flow
+	ID        string
+	Name      string // the LivePersonAuthClient's name, for logs and metrics
+	AccountID string
+	Flow      v1alpha1.AuthFlow
+	// SecretHash is the SHA-256 digest of the client secret; the zero value (implicit flow, or
+	// no secret) matches nothing. Only digests reach the token server: a snapshot dump or a
+	// memory read never gives away a secret LivePerson holds.
+	SecretHash         [32]byte
+	HasSecret          bool
 	Redirects          redirect.Allowlist
 	PKCE               v1alpha1.PKCEMode
+	AllowPlainPKCE     bool
 	Lifetime           time.Duration
 	Audience           string
 	StaticClaims       map[string]string
@@ -85,7 +91,9 @@ type Snapshot struct {
 	LoginProblem error
 	// Branding styles the login and error pages.
 	Branding Branding
-	Built    time.Time
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (spec.trustedProxyCIDRs).
+	TrustedProxies []netip.Prefix
+	Built          time.Time
 }
 
 // Document is pre-rendered JSON with its ETag.
@@ -138,6 +146,13 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 	if s.CodeTTL == 0 {
 		s.CodeTTL = 120 * time.Second
 	}
+	for _, c := range ts.Spec.TrustedProxyCIDRs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, nil, fmt.Errorf("spec.trustedProxyCIDRs: %w", err)
+		}
+		s.TrustedProxies = append(s.TrustedProxies, p.Masked())
+	}
 	if err := s.buildKeys(in); err != nil {
 		return nil, nil, err
 	}
@@ -145,11 +160,7 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 		return nil, nil, err
 	}
 	var problems []Problem
-	for i := range in.Clients {
-		c := &in.Clients[i]
-		if c.Spec.TokenServerRef.Name != ts.Name {
-			continue
-		}
+	for _, c := range clientsInClaimOrder(in.Clients, ts.Name) {
 		client, err := buildClient(c, in.Secrets)
 		if err != nil {
 			problems = append(problems, Problem{Object: "LivePersonAuthClient " + c.Name, Err: err})
@@ -180,6 +191,20 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 	}
 	sort.Slice(problems, func(i, j int) bool { return problems[i].Object < problems[j].Object })
 	return s, problems, nil
+}
+
+// clientsInClaimOrder returns the clients of the TokenServer oldest first (creation time, then
+// name), so when two claim one client id the older one is served, whatever order the cache
+// lists them in. The operator marks the younger one not Ready with the same rule.
+func clientsInClaimOrder(all []v1alpha1.LivePersonAuthClient, tokenServer string) []*v1alpha1.LivePersonAuthClient {
+	out := make([]*v1alpha1.LivePersonAuthClient, 0, len(all))
+	for i := range all {
+		if all[i].Spec.TokenServerRef.Name == tokenServer {
+			out = append(out, &all[i])
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return v1alpha1.ClaimsBefore(out[i], out[j]) })
+	return out
 }
 
 func (s *Snapshot) buildKeys(in Inputs) error {
@@ -280,7 +305,7 @@ func buildClient(c *v1alpha1.LivePersonAuthClient, secrets map[string]*corev1.Se
 		return nil, err
 	}
 	cl := &Client{
-		ID: id, Name: c.Name, AccountID: c.Spec.AccountID, Flow: c.Spec.Flow, Redirects: allow, PKCE: c.Spec.PKCE,
+		ID: id, Name: c.Name, AccountID: c.Spec.AccountID, Flow: c.Spec.Flow, Redirects: allow, PKCE: c.Spec.PKCE, AllowPlainPKCE: c.Spec.AllowPlainPKCE,
 		Lifetime: c.Spec.IDToken.Lifetime.Duration, Audience: c.Spec.IDToken.Audience,
 		StaticClaims: c.Spec.IDToken.StaticClaims, ClaimsFromIdentity: c.Spec.IDToken.ClaimsFromIdentity,
 	}
@@ -304,9 +329,11 @@ func buildClient(c *v1alpha1.LivePersonAuthClient, secrets map[string]*corev1.Se
 		}
 	}
 	if cl.Flow == v1alpha1.FlowCode {
-		if cl.Secret, err = clientSecret(c, secrets); err != nil {
+		secret, err := clientSecret(c, secrets)
+		if err != nil {
 			return nil, err
 		}
+		cl.SecretHash, cl.HasSecret = sha256.Sum256(secret), true
 	}
 	if enc := c.Spec.Encryption; enc != nil {
 		if cl.Encrypter, err = encrypter(enc, secrets); err != nil {

@@ -2,6 +2,7 @@ package snapshot_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -79,6 +80,8 @@ func TestBuildServesGoodClientsAndReportsBrokenOnes(t *testing.T) {
 			c.Spec.Encryption = &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "missing"}}
 		}),
 		client("duplicate", func(c *v1alpha1.LivePersonAuthClient) {
+			// Younger than "good" (created later), so it loses the id although its name sorts first.
+			c.CreationTimestamp = metav1.NewTime(time.Unix(2000, 0))
 			c.Spec.ClientID = "id-good"
 			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "good-client", Key: snapshot.ClientSecretKey}
 		}),
@@ -93,10 +96,10 @@ func TestBuildServesGoodClientsAndReportsBrokenOnes(t *testing.T) {
 		t.Fatalf("served %d clients, want 2 (good, implicit): %v", got, s.Clients)
 	}
 	good := s.Clients["id-good"]
-	if good == nil || string(good.Secret) != "s3cret" || good.Lifetime != time.Hour || good.Audience != "id-good" || good.Flow != v1alpha1.FlowCode {
+	if good == nil || good.SecretHash != sha256.Sum256([]byte("s3cret")) || good.Lifetime != time.Hour || good.Audience != "id-good" || good.Flow != v1alpha1.FlowCode {
 		t.Fatalf("good client = %+v", good)
 	}
-	if imp := s.Clients["id-implicit"]; imp == nil || imp.Secret != nil {
+	if imp := s.Clients["id-implicit"]; imp == nil || imp.HasSecret {
 		t.Fatalf("implicit client = %+v, want no secret", imp)
 	}
 	var got []string
