@@ -4,10 +4,11 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -60,6 +61,9 @@ func NewSigningKeyReconciler(c client.Client, apiReader client.Reader, scheme *r
 // SecretName is the name of a SigningKey's key Secret.
 func SecretName(sk *v1alpha1.SigningKey) string { return keys.SecretName(sk.Name) }
 
+// RecordSecretName is the name of a SigningKey's key record Secret.
+func RecordSecretName(sk *v1alpha1.SigningKey) string { return keys.RecordSecretName(sk.Name) }
+
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys,verbs=get;list;watch
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys/status,verbs=get;patch;update
@@ -74,6 +78,15 @@ type skScope struct {
 	set     []keys.Key     // the keys read from the Secret, then the keys stored
 	repairs []string       // what was wrong with the Secret
 	handled struct{ rotate, revoke string }
+	// record is the operator's own record Secret (nil when it does not exist yet) and recorded
+	// the keys it lists, public parts only.
+	record   *corev1.Secret
+	recorded []keys.Key
+	// revoked is the deny-list: every kid ever revoked, from the key Secret's annotation and the
+	// record, so losing either keeps it. No key on it is ever published again.
+	revoked []string
+	// revoke are the kids the revoke annotation asks for that are not revoked yet.
+	revoke []string
 	// pemClients counts the PEM-mode clients signing with this key; acknowledged is set when all
 	// of them acknowledged the Next key as pasted into LivePerson's console.
 	pemClients   int
@@ -113,7 +126,11 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.readKeys(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.recoverFromStatus(s)
+	if err := r.readRecord(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	s.denyRevoked()
+	s.recoverFromRecord()
 	if err := r.readConsoleClients(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -124,7 +141,12 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	r.emitEvents(s)
-	if err := setKeyStatus(sk, s.set, SecretName(sk), s.result.NextRotation, s.handled.rotate, s.handled.revoke); err != nil {
+	// After the keys: a crash in between leaves a record that misses the newest change, which
+	// the next reconcile writes; the deny-list is in the key Secret already.
+	if err := r.storeRecord(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := setKeyStatus(sk, s.set, SecretName(sk), s.result.NextRotation, s.handled.rotate, s.handled.revoke, s.revoked); err != nil {
 		return ctrl.Result{}, err
 	}
 	setRotatingCondition(sk, s.set, s.earlyUntil, s.result.HeldDue, s.now)
@@ -160,41 +182,89 @@ func (r *SigningKeyReconciler) readKeys(ctx context.Context, s *skScope) error {
 	s.set, s.repairs = keys.Decode(secret.Data)
 	s.handled.rotate = secret.Annotations[v1alpha1.AnnotationHandledRotate]
 	s.handled.revoke = secret.Annotations[v1alpha1.AnnotationHandledRevoke]
+	// Before the deny-list existed, the last handled revoke was all that was kept.
+	s.revoked = keys.AddRevoked(keys.ParseKIDs(secret.Annotations[v1alpha1.AnnotationRevokedKeys]), keys.ParseKIDs(s.handled.revoke)...)
 	s.earlyUntil, _ = time.Parse(time.RFC3339, secret.Annotations[v1alpha1.AnnotationEarlyUntil])
 	s.lastRepair = parseRepair(secret.Annotations[v1alpha1.AnnotationLastRepair])
 	return nil
 }
 
-// recoverFromStatus puts back, public part only, every key status still lists as published
-// (Active or Retired, not yet due for removal) that the Secret lost. Such a key never signs
-// again, but tokens it signed keep verifying until they expire. A lost Next key never signed
-// and is simply replaced.
-func (r *SigningKeyReconciler) recoverFromStatus(s *skScope) {
+// readRecord reads the operator's record Secret uncached. A record that is not ours (no
+// controller reference to this SigningKey) is never trusted: it could publish anyone's key.
+func (r *SigningKeyReconciler) readRecord(ctx context.Context, s *skScope) error {
+	secret := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.sk.Namespace, Name: RecordSecretName(s.sk)}, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the key record Secret: %w", err)
+	}
+	if !metav1.IsControlledBy(secret, s.sk) {
+		return fmt.Errorf("secret %s exists and is not owned by this SigningKey; delete or rename it", secret.Name)
+	}
+	s.record = secret
+	set, revoked, problems := keys.DecodeRecord(secret.Data[keys.RecordDataKey])
+	s.recorded = set
+	s.revoked = keys.AddRevoked(s.revoked, revoked...)
+	for _, p := range problems {
+		s.repairs = append(s.repairs, "key record: "+p)
+	}
+	return nil
+}
+
+// denyRevoked drops from the key set every key on the deny-list (a Secret restored from a backup
+// taken before a revoke, or edited by hand), and queues the kids the revoke annotation asks for.
+func (s *skScope) denyRevoked() {
+	kept := s.set[:0:0]
+	for _, k := range s.set {
+		if slices.Contains(s.revoked, k.ID()) {
+			s.repairs = append(s.repairs, fmt.Sprintf("key %s was revoked and is not published again", k.ID()))
+			continue
+		}
+		kept = append(kept, k)
+	}
+	s.set = kept
+	if v := s.sk.Annotations[v1alpha1.AnnotationRevoke]; v != "" {
+		for _, kid := range keys.ParseKIDs(v) {
+			if !slices.Contains(s.revoked, kid) {
+				s.revoke = append(s.revoke, kid)
+			}
+		}
+	}
+}
+
+// recoverFromRecord puts back, public part only, every key the record lists as published
+// (Active or Retired) that the key Secret lost. Such a key never signs again, but tokens it
+// signed keep verifying until they expire, and never longer than RetainAfterRetire from now.
+// A lost Next key never signed and is simply replaced. SigningKey status is never read for
+// keys: whoever may patch signingkeys/status could otherwise publish a key of their own.
+func (s *skScope) recoverFromRecord() {
 	have := map[string]bool{}
 	for _, k := range s.set {
 		have[k.ID()] = true
 	}
-	retain := s.sk.Spec.Rotation.RetainAfterRetire.Duration
-	for _, ks := range s.sk.Status.Keys {
-		if have[ks.KeyID] || ks.State == v1alpha1.KeyNext || ks.KeyID == s.handled.revoke || ks.PublicJWK == "" {
+	limit := s.now.Add(s.sk.Spec.Rotation.RetainAfterRetire.Duration)
+	for _, rk := range s.recorded {
+		if have[rk.ID()] || rk.State == v1alpha1.KeyNext || slices.Contains(s.revoked, rk.ID()) {
 			continue
 		}
-		k := keys.Key{State: v1alpha1.KeyRetired, CreatedAt: ks.CreatedAt.Time, RetiresAt: s.now, RemoveAt: s.now.Add(retain)}
-		if ks.ActivatesAt != nil {
-			k.ActivatesAt = ks.ActivatesAt.Time
+		k := rk
+		k.JWK = keys.PublicJWK(rk)
+		if k.State != v1alpha1.KeyRetired || k.RemoveAt.IsZero() {
+			k.RetiresAt, k.RemoveAt = s.now, limit
 		}
-		if ks.State == v1alpha1.KeyRetired && ks.RetiresAt != nil && ks.RemoveAt != nil {
-			k.RetiresAt, k.RemoveAt = ks.RetiresAt.Time, ks.RemoveAt.Time
+		k.State = v1alpha1.KeyRetired
+		if k.RemoveAt.After(limit) {
+			k.RemoveAt = limit
 		}
 		if !s.now.Before(k.RemoveAt) {
 			continue
 		}
-		if err := json.Unmarshal([]byte(ks.PublicJWK), &k.JWK); err != nil || k.JWK.KeyID != ks.KeyID || !k.JWK.IsPublic() {
-			continue
-		}
 		s.set = append(s.set, k)
-		s.repairs = append(s.repairs, fmt.Sprintf("key %s restored from status without its private part", ks.KeyID))
+		s.repairs = append(s.repairs, fmt.Sprintf("key %s restored from the key record without its private part", k.ID()))
 	}
+	sort.SliceStable(s.set, func(i, j int) bool { return s.set[i].CreatedAt.Before(s.set[j].CreatedAt) })
 }
 
 // readConsoleClients finds the PEM-mode clients of this key (through their TokenServers) and
@@ -234,8 +304,10 @@ func (r *SigningKeyReconciler) advance(s *skScope) error {
 	if v := s.sk.Annotations[v1alpha1.AnnotationRotate]; v != "" && v != s.handled.rotate {
 		req.Rotate, s.handled.rotate = true, v
 	}
-	if v := s.sk.Annotations[v1alpha1.AnnotationRevoke]; v != "" && v != s.handled.revoke {
-		req.Revoke, s.handled.revoke = v, v
+	if len(s.revoke) > 0 {
+		req.Revoke = s.revoke
+		s.revoked = keys.AddRevoked(s.revoked, s.revoke...)
+		s.handled.revoke = s.sk.Annotations[v1alpha1.AnnotationRevoke]
 	}
 	if s.pemClients > 0 && s.acknowledged {
 		// The console already holds the Next key: sign with it now, or LivePerson fails every
@@ -284,7 +356,8 @@ func (r *SigningKeyReconciler) storeKeys(ctx context.Context, s *skScope) error 
 		v1alpha1.LabelTokenServerReads: "true",
 	})
 	want.Annotations = mergeMaps(want.Annotations, map[string]string{
-		v1alpha1.AnnotationHandledRotate: s.handled.rotate, v1alpha1.AnnotationHandledRevoke: s.handled.revoke,
+		v1alpha1.AnnotationHandledRotate: s.handled.rotate, v1alpha1.AnnotationHandledRevoke: truncateAnnotation(s.handled.revoke),
+		v1alpha1.AnnotationRevokedKeys: strings.Join(s.revoked, ","),
 		v1alpha1.AnnotationEarlyUntil: formatTime(s.earlyUntil), v1alpha1.AnnotationLastRepair: s.lastRepair.String(),
 	})
 	want.Data = data
@@ -303,6 +376,44 @@ func (r *SigningKeyReconciler) storeKeys(ctx context.Context, s *skScope) error 
 	r.pool.stored(s.sk.UID, s.result.Keys)
 	s.set = s.result.Keys
 	return nil
+}
+
+// storeRecord writes the record Secret when it would change: the public part and times of every
+// published key, and the deny-list.
+func (r *SigningKeyReconciler) storeRecord(ctx context.Context, s *skScope) error {
+	data, err := keys.EncodeRecord(s.set, s.revoked)
+	if err != nil {
+		return err
+	}
+	want := &corev1.Secret{}
+	if s.record != nil {
+		want = s.record.DeepCopy()
+	}
+	want.Name, want.Namespace = RecordSecretName(s.sk), s.sk.Namespace
+	want.Type = v1alpha1.SecretTypeKeyRecord
+	want.Labels = mergeMaps(want.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelSigningKey: s.sk.Name})
+	want.Data = map[string][]byte{keys.RecordDataKey: data}
+	if err := controllerutil.SetControllerReference(s.sk, want, r.Scheme); err != nil {
+		return err
+	}
+	switch {
+	case s.record == nil:
+		err = r.Create(ctx, want)
+	case !equality.Semantic.DeepEqual(s.record, want):
+		err = r.Update(ctx, want)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the key record Secret: %w", err)
+	}
+	return nil
+}
+
+// truncateAnnotation keeps a user-written value short enough to store beside the keys.
+func truncateAnnotation(v string) string {
+	if len(v) > 256 {
+		return v[:256]
+	}
+	return v
 }
 
 func mergeMaps(dst, src map[string]string) map[string]string {

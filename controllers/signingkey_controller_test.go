@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"os/exec"
 	"regexp"
 	"time"
@@ -256,5 +257,104 @@ var _ = Describe("SigningKey", func() {
 		Expect(conflictsInjected.Load() - conflicts).To(Equal(int64(1)))
 		Expect(keysGenerated.Load()-before).To(Equal(int64(2)), "one Active and one Next key, each generated once")
 		Expect(storedKeys(sk)).To(HaveLen(2))
+	})
+
+	// Regression: status was a source of key material (recoverFromStatus). Whoever could patch
+	// signingkeys/status could publish a key of their own and forge tokens for any sub.
+	It("never publishes a key written into status (KeyMaterialNeverComesFromStatus)", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.ES256))
+		forged, err := keys.Generate(v1alpha1.ES256, 0)
+		Expect(err).NotTo(HaveOccurred())
+		pub, err := json.Marshal(forged.Public())
+		Expect(err).NotTo(HaveOccurred())
+		cur := get(sk)
+		base := cur.DeepCopy()
+		far := metav1.NewTime(clock.Now().Add(10 * 365 * 24 * time.Hour))
+		cur.Status.Keys = append(cur.Status.Keys, v1alpha1.KeyStatus{
+			KeyID: forged.KeyID, Algorithm: v1alpha1.ES256, State: v1alpha1.KeyRetired,
+			CreatedAt: metav1.NewTime(clock.Now()), RetiresAt: &far, RemoveAt: &far, PublicJWK: string(pub),
+		})
+		Expect(k8s.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+
+		poke(sk) // a reconcile that reads the forged status
+		Expect(k8s.Delete(ctx, secretOf(sk))).To(Succeed()) // and one that recovers a lost Secret
+		Eventually(func(g Gomega) {
+			s := &corev1.Secret{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: controllers.SecretName(sk)}, s)).To(Succeed())
+			set, _ := keys.Decode(s.Data)
+			g.Expect(set).NotTo(BeEmpty())
+		}).Should(Succeed())
+		Consistently(func() map[string]keys.Key { return storedKeys(sk) }, "1s").ShouldNot(HaveKey(forged.KeyID))
+		Eventually(func() []string {
+			var kids []string
+			for _, k := range get(sk).Status.Keys {
+				kids = append(kids, k.KeyID)
+			}
+			return kids
+		}).ShouldNot(ContainElement(forged.KeyID))
+	})
+
+	It("restores a lost key from its own record for at most retainAfterRetire (RestoredKeyRemovalIsCapped)", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.ES256))
+		active := keyIn(sk, v1alpha1.KeyActive).KeyID
+		record := &corev1.Secret{}
+		Eventually(func() error {
+			return k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: controllers.RecordSecretName(sk)}, record)
+		}).Should(Succeed())
+		Expect(metav1.IsControlledBy(record, sk)).To(BeTrue())
+		Expect(string(record.Data[keys.RecordDataKey])).NotTo(ContainSubstring(`"d":`), "the record holds public parts only")
+		// A record edited to keep the key published for ten years.
+		set, revoked, problems := keys.DecodeRecord(record.Data[keys.RecordDataKey])
+		Expect(problems).To(BeEmpty())
+		for i := range set {
+			set[i].State, set[i].RemoveAt = v1alpha1.KeyRetired, clock.Now().Add(10*365*24*time.Hour)
+		}
+		data, err := keys.EncodeRecord(set, revoked)
+		Expect(err).NotTo(HaveOccurred())
+		record.Data[keys.RecordDataKey] = data
+		Expect(k8s.Update(ctx, record)).To(Succeed())
+
+		Expect(k8s.Delete(ctx, secretOf(sk))).To(Succeed())
+		Eventually(func() map[string]keys.Key { return storedKeys(sk) }).Should(HaveKey(active))
+		restored := storedKeys(sk)[active]
+		Expect(restored.CanSign()).To(BeFalse())
+		Expect(restored.State).To(Equal(v1alpha1.KeyRetired))
+		Expect(restored.RemoveAt).To(BeTemporally("<=", clock.Now().Add(retain).Add(time.Second)))
+	})
+
+	// Regression: the revoke annotation held one kid; a second revoke written before the first
+	// was handled lost the first, which kept signing.
+	It("revokes every kid of a comma-separated list, one event each, and never publishes them again (RevocationIsASet)", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.ES256))
+		active, next := keyIn(sk, v1alpha1.KeyActive).KeyID, keyIn(sk, v1alpha1.KeyNext).KeyID
+		activeEntry := secretOf(sk).Data[keys.DataKey(active)]
+		annotate(sk, v1alpha1.AnnotationRevoke, active+", "+next)
+		Eventually(func(g Gomega) {
+			stored := storedKeys(sk)
+			g.Expect(stored).NotTo(HaveKey(active))
+			g.Expect(stored).NotTo(HaveKey(next))
+			g.Expect(stored).To(HaveLen(2))
+		}).Should(Succeed())
+		Eventually(func() []string { return get(sk).Status.RevokedKeyIDs }).Should(ConsistOf(active, next))
+		Eventually(func(g Gomega) {
+			evs := &eventsv1.EventList{}
+			g.Expect(k8s.List(ctx, evs, client.InNamespace(sk.Namespace))).To(Succeed())
+			n := 0
+			for _, e := range evs.Items {
+				if e.Reason == v1alpha1.ReasonKeyRevoked {
+					n++
+				}
+			}
+			g.Expect(n).To(Equal(2))
+		}).Should(Succeed())
+
+		// A backup restored over the Secret brings the revoked Active key back: it is dropped.
+		s := secretOf(sk)
+		s.Data[keys.DataKey(active)] = activeEntry
+		Expect(k8s.Update(ctx, s)).To(Succeed())
+		Eventually(func() map[string]keys.Key { return storedKeys(sk) }).ShouldNot(HaveKey(active))
+		Consistently(func() map[string]keys.Key { return storedKeys(sk) }, "1s").ShouldNot(HaveKey(active))
+		// And a second revoke of the same kids does nothing more.
+		Expect(ready(sk).Status.ActiveKeyID).NotTo(BeElementOf(active, next))
 	})
 })

@@ -43,7 +43,7 @@ func optionalTime(t time.Time) *metav1.Time {
 }
 
 // setKeyStatus writes everything status says about the stored set.
-func setKeyStatus(sk *v1alpha1.SigningKey, set []keys.Key, secretName string, nextRotation time.Time, handledRotate, handledRevoke string) error {
+func setKeyStatus(sk *v1alpha1.SigningKey, set []keys.Key, secretName string, nextRotation time.Time, handledRotate, handledRevoke string, revoked []string) error {
 	statuses, err := keyStatuses(set)
 	if err != nil {
 		return err
@@ -52,7 +52,8 @@ func setKeyStatus(sk *v1alpha1.SigningKey, set []keys.Key, secretName string, ne
 	sk.Status.SecretName = secretName
 	sk.Status.NextRotationTime = optionalTime(nextRotation)
 	sk.Status.LastRotateRequest = handledRotate
-	sk.Status.LastRevokeRequest = handledRevoke
+	sk.Status.LastRevokeRequest = truncateAnnotation(handledRevoke)
+	sk.Status.RevokedKeyIDs = revoked
 	sk.Status.ActiveKeyID, sk.Status.ActivePublicKey, sk.Status.NextPublicKey = "", "", ""
 	for _, k := range set {
 		if k.State == v1alpha1.KeyNext {

@@ -131,7 +131,8 @@ func (r *TokenServerReconciler) event(ts *v1alpha1.TokenServer, kind, reason, ac
 }
 
 // ensureCredentials creates the credentials Secret once, never replaces a valid value, acts on a
-// rotate-credentials request once, and removes the previous values after one code TTL.
+// rotate-credentials request once, and removes the previous values once nothing sealed with the
+// previous code key can still be valid.
 func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *serverScope) error {
 	ts := s.ts
 	secret := &corev1.Secret{}
@@ -151,7 +152,10 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 		return err
 	}
 	now := r.Clock.Now()
-	rotated, err := workload.RotateCredentials(secret, ts.Annotations[v1alpha1.AnnotationRotateCredentials], now, workload.CodeTTL(ts), rand.Reader)
+	// The previous code key must open everything it sealed: codes, but also login forms,
+	// landing-page requests and upstream login state, which live longer.
+	keep := ts.LongestSealedLifetime()
+	rotated, err := workload.RotateCredentials(secret, ts.Annotations[v1alpha1.AnnotationRotateCredentials], now, keep, rand.Reader)
 	if err != nil {
 		return err
 	}
@@ -159,7 +163,7 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 	if !rotated {
 		expired, wait = workload.ExpirePrevious(secret, now)
 	} else {
-		wait = workload.CodeTTL(ts) + time.Second
+		wait = keep + time.Second
 	}
 	s.requeue = wait
 	if equality.Semantic.DeepEqual(before, secret) {
@@ -174,7 +178,7 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 			fmt.Sprintf("Secret %s had no usable %s: generated new ones (codes sealed with an old key no longer redeem; brand backends need the new issue-API credential)", secret.Name, strings.Join(replaced, ", ")))
 	case rotated:
 		r.event(ts, corev1.EventTypeNormal, "CredentialsRotated", "Rotate",
-			fmt.Sprintf("New code key and issue-API credential in Secret %s; the previous ones are accepted for %s", secret.Name, workload.CodeTTL(ts)))
+			fmt.Sprintf("New code key and issue-API credential in Secret %s; the previous ones are accepted for %s", secret.Name, keep))
 	case expired:
 		r.event(ts, corev1.EventTypeNormal, "PreviousCredentialsRemoved", "Rotate", "The previous code key and issue-API credential are no longer accepted")
 	}

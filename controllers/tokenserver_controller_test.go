@@ -139,7 +139,7 @@ var _ = Describe("TokenServer", func() {
 		Eventually(func() []byte { return credentials(ts).Data[snapshot.IssueAPITokenKey] }).ShouldNot(Equal(s.Data[snapshot.IssueAPITokenKey]))
 	})
 
-	It("rotates the credentials on request, keeping the previous ones for one code TTL", func() {
+	It("rotates the credentials on request, keeping the previous code key as long as anything it sealed lives (PreviousCodeKeyOutlivesEverythingItSealed)", func() {
 		ns := newNamespace("ts")
 		ts := newServer(ns, "brand")
 		before := credentials(ts)
@@ -156,9 +156,14 @@ var _ = Describe("TokenServer", func() {
 		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "x") })
 		Consistently(func() []byte { return credentials(ts).Data[snapshot.CodeKeyKey] }, "1s").Should(Equal(after.Data[snapshot.CodeKeyKey]))
 
-		// One code TTL (120 s by default) later the previous values go.
+		// One code TTL (120 s by default) later a login form shown before the rotation (sealed
+		// for 10 minutes) must still open: the previous code key stays.
 		clock.Step(121 * time.Second)
 		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "y") })
+		Consistently(func() map[string][]byte { return credentials(ts).Data }, "1s").Should(HaveKey(snapshot.PreviousCodeKeyKey))
+		// Once the longest of them (10 minutes) is over, the previous values go.
+		clock.Step(v1alpha1.LoginFormTTL)
+		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "z") })
 		Eventually(func() map[string][]byte { return credentials(ts).Data }).ShouldNot(HaveKey(snapshot.PreviousCodeKeyKey))
 		Expect(credentials(ts).Data).NotTo(HaveKey(snapshot.PreviousIssueAPITokenKey))
 		Expect(credentials(ts).Data[snapshot.CodeKeyKey]).To(Equal(after.Data[snapshot.CodeKeyKey]))

@@ -77,8 +77,9 @@ const (
 const (
 	// AnnotationRotate on a SigningKey promotes the Next key to Active now.
 	AnnotationRotate = "auth.lpauth.dev/rotate"
-	// AnnotationRevoke on a SigningKey removes the key with this kid from the Secret and the JWKS
-	// at once, activating a fresh key if it was the Active one.
+	// AnnotationRevoke on a SigningKey removes the keys with these kids (comma-separated) from the
+	// Secret and the JWKS at once, activating a fresh key if one was the Active one. Append to the
+	// list rather than replace it: every kid listed is revoked once and stays on the deny-list.
 	AnnotationRevoke = "auth.lpauth.dev/revoke"
 	// AnnotationConsoleUpdated on a LivePersonAuthClient in PEM mode acknowledges that the key
 	// with this kid was pasted into LivePerson's console.
@@ -106,6 +107,9 @@ const (
 	// between writing the keys and writing status can never act on one request twice.
 	AnnotationHandledRotate = "auth.lpauth.dev/handled-rotate"
 	AnnotationHandledRevoke = "auth.lpauth.dev/handled-revoke"
+	// AnnotationRevokedKeys on a key Secret is the deny-list: every kid ever revoked, comma
+	// separated. The record Secret keeps it too; a key on it is never published again.
+	AnnotationRevokedKeys = "auth.lpauth.dev/revoked-keys"
 	// AnnotationEarlyUntil on a key Secret is when an early rotation stops mattering: the time
 	// the Active key will have been published for publishAhead.
 	AnnotationEarlyUntil = "auth.lpauth.dev/early-until"
@@ -118,4 +122,7 @@ const (
 
 	// SecretTypeSigningKeys is the type of a SigningKey's private key Secret.
 	SecretTypeSigningKeys = "auth.lpauth.dev/signing-keys"
+	// SecretTypeKeyRecord is the type of a SigningKey's key record: the public part and times of
+	// every key it published and its revoked kids, what a lost key Secret is restored from.
+	SecretTypeKeyRecord = "auth.lpauth.dev/signing-key-record"
 )

@@ -144,10 +144,19 @@ type SigningKeyStatus struct {
 	// +optional
 	LastRotateRequest string `json:"lastRotateRequest,omitempty"`
 
-	// lastRevokeRequest is the value of the auth.lpauth.dev/revoke annotation handled last.
+	// lastRevokeRequest is the value of the auth.lpauth.dev/revoke annotation handled last (a
+	// comma-separated list of kids; the first 256 characters).
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	LastRevokeRequest string `json:"lastRevokeRequest,omitempty"`
+
+	// revokedKeyIDs is the deny-list: every kid ever revoked (the newest 256). A key on it is
+	// never published again, whatever a Secret or a backup holds.
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=128
+	// +listType=atomic
+	// +optional
+	RevokedKeyIDs []string `json:"revokedKeyIDs,omitempty"`
 }
 
 // KeyStatus is the public record of one key.

@@ -40,8 +40,8 @@ type Policy struct {
 type Requests struct {
 	// Rotate promotes the Next key to Active now.
 	Rotate bool
-	// Revoke is the kid of a key to remove at once.
-	Revoke string
+	// Revoke are the kids of keys to remove at once, each acted on (and reported) on its own.
+	Revoke []string
 }
 
 // Generator makes a fresh private key for the policy's algorithm and size.
@@ -76,7 +76,13 @@ type Result struct {
 // Advance applies one step of the lifecycle.
 func Advance(set []keys.Key, now time.Time, p Policy, r Requests, gen Generator) (Result, error) {
 	s := &step{now: now, p: p, gen: gen, keys: append([]keys.Key(nil), set...)}
-	revokedActive := s.revoke(r.Revoke)
+	revokedActive := false
+	for _, kid := range r.Revoke {
+		revokedActive = s.revoke(kid) || revokedActive
+	}
+	s.oneActive()
+	s.oneNext()
+	s.forgetRetiredPrivateParts()
 	s.removeExpired()
 	s.dropUnusableNext()
 	if err := s.ensureActive(revokedActive); err != nil {
@@ -147,6 +153,50 @@ func (s *step) revoke(kid string) bool {
 	}
 	s.event(true, "RevokeIgnored", "No key %s to revoke (kids are listed in status.keys)", kid)
 	return false
+}
+
+// oneActive repairs a set with more than one Active key (a hand-edited Secret): the first in
+// creation order keeps signing, because it is the one token servers already sign with
+// (keys.Active); the others are retired at once and stay published for RetainAfterRetire, since
+// tokens they signed may be in flight.
+func (s *step) oneActive() {
+	first := s.find(v1alpha1.KeyActive)
+	if first < 0 {
+		return
+	}
+	for i := first + 1; i < len(s.keys); i++ {
+		if k := &s.keys[i]; k.State == v1alpha1.KeyActive {
+			k.State, k.RetiresAt, k.RemoveAt = v1alpha1.KeyRetired, s.now, s.now.Add(s.p.RetainAfterRetire)
+			k.JWK = keys.PublicJWK(*k)
+			s.event(true, "ActiveKeysRepaired", "More than one key was Active: key %s keeps signing, key %s is retired and stays published until %s",
+				s.keys[first].ID(), k.ID(), k.RemoveAt.UTC().Format(time.RFC3339))
+		}
+	}
+}
+
+// oneNext drops every Next key after the first: none of them ever signed.
+func (s *step) oneNext() {
+	first := s.find(v1alpha1.KeyNext)
+	if first < 0 {
+		return
+	}
+	for i := first + 1; i < len(s.keys); i++ {
+		if k := s.keys[i]; k.State == v1alpha1.KeyNext {
+			s.remove(i)
+			i--
+			s.event(true, "NextKeysRepaired", "More than one key was Next: dropped key %s, which never signed", k.ID())
+		}
+	}
+}
+
+// forgetRetiredPrivateParts keeps only the public part of Retired keys: they never sign again,
+// so their private part at rest would only be something to steal.
+func (s *step) forgetRetiredPrivateParts() {
+	for i := range s.keys {
+		if k := &s.keys[i]; k.State == v1alpha1.KeyRetired && k.CanSign() {
+			k.JWK = keys.PublicJWK(*k)
+		}
+	}
 }
 
 func (s *step) removeExpired() {
@@ -254,6 +304,7 @@ func (s *step) rotate(requested bool) (bool, error) {
 	a, n := &s.keys[s.find(v1alpha1.KeyActive)], &s.keys[s.find(v1alpha1.KeyNext)]
 	early := s.now.Before(n.CreatedAt.Add(s.p.PublishAhead))
 	a.State, a.RetiresAt, a.RemoveAt = v1alpha1.KeyRetired, s.now, s.now.Add(s.p.RetainAfterRetire)
+	a.JWK = keys.PublicJWK(*a)
 	n.State, n.ActivatesAt, n.RetiresAt = v1alpha1.KeyActive, s.now, time.Time{}
 	if early {
 		s.early = true

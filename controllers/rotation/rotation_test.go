@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,7 +122,7 @@ func TestAdvance(t *testing.T) {
 		wantEvents: "KeyRemoved",
 	}, {
 		name: "an unknown kid is not revoked, and says so",
-		set:  start, now: t0.Add(day), p: policy, r: Requests{Revoke: "no-such-kid"},
+		set:  start, now: t0.Add(day), p: policy, r: Requests{Revoke: []string{"no-such-kid"}},
 		wantStates: "Active,Next", wantDue: t0.Add(30 * day), wantRot: t0.Add(30 * day),
 		wantEvents: "RevokeIgnored",
 	}, {
@@ -158,7 +159,7 @@ func TestAdvance(t *testing.T) {
 func TestRevokeActiveActivatesAFreshKeyAndKeepsNext(t *testing.T) {
 	set := mustAdvance(t, nil, t0, policy, Requests{}).Keys
 	active, next := set[0], set[1]
-	res := mustAdvance(t, set, t0.Add(48*time.Hour), policy, Requests{Revoke: active.ID()})
+	res := mustAdvance(t, set, t0.Add(48*time.Hour), policy, Requests{Revoke: []string{active.ID()}})
 	if got := states(res.Keys); got != "Next,Active" {
 		t.Fatalf("states = %s, want Next,Active", got)
 	}
@@ -270,7 +271,10 @@ func TestPropertyTokensStayVerifiable(t *testing.T) {
 				case op == 0:
 					r.Rotate = true
 				case op == 1 && len(set) > 0:
-					r.Revoke = set[rng.IntN(len(set))].ID()
+					r.Revoke = []string{set[rng.IntN(len(set))].ID()}
+					if rng.IntN(3) == 0 {
+						r.Revoke = append(r.Revoke, set[rng.IntN(len(set))].ID())
+					}
 				}
 				wasEmpty := len(set) == 0 // the first key of a set signs at once: nobody cached anything yet
 				res, err := Advance(set, now, p, r, gen(t))
@@ -283,7 +287,7 @@ func TestPropertyTokensStayVerifiable(t *testing.T) {
 				set = res.Keys
 				checkInvariants(t, set, p)
 				for i := range tokens {
-					if tokens[i].kid == r.Revoke {
+					if slices.Contains(r.Revoke, tokens[i].kid) {
 						tokens[i].revoked = true
 					}
 				}
@@ -338,6 +342,77 @@ func verifyAll(t *testing.T, set []keys.Key, tokens []token, now time.Time) {
 		pub := keys.PublicJWK(k)
 		if _, err := obj.Verify(&pub); err != nil {
 			t.Fatalf("token signed by %s does not verify with the published key: %v", tok.kid, err)
+		}
+	}
+}
+
+// Revocation is a set: every kid asked for is removed in one step, each with its own event.
+func TestRevokeIsASetNotALastValue(t *testing.T) {
+	set := mustAdvance(t, nil, t0, policy, Requests{}).Keys
+	set = mustAdvance(t, set, t0.Add(48*time.Hour), policy, Requests{Rotate: true}).Keys // Retired, Active, Next
+	if got := states(set); got != "Retired,Active,Next" {
+		t.Fatalf("setup: states = %s", got)
+	}
+	retired, active := set[0], set[1]
+	res := mustAdvance(t, set, t0.Add(49*time.Hour), policy, Requests{Revoke: []string{retired.ID(), active.ID()}})
+	for _, k := range res.Keys {
+		if k.ID() == retired.ID() || k.ID() == active.ID() {
+			t.Errorf("revoked key %s (%s) is still in the set", k.ID(), k.State)
+		}
+	}
+	if got, want := reasons(res.Events), "KeyRevoked,KeyRevoked,ActiveKeyReplaced"; got != want {
+		t.Errorf("events = %s, want %s (one per revoked kid)", got, want)
+	}
+}
+
+// A hand-edited Secret with two Active keys is repaired: the first keeps signing, the other is
+// retired (published, public part only), with a warning.
+func TestTwoActiveKeysAreRepairedToOne(t *testing.T) {
+	set := mustAdvance(t, nil, t0, policy, Requests{}).Keys
+	set[1].State, set[1].ActivatesAt = v1alpha1.KeyActive, t0
+	res := mustAdvance(t, set, t0.Add(time.Hour), policy, Requests{})
+	var active []string
+	for _, k := range res.Keys {
+		if k.State == v1alpha1.KeyActive {
+			active = append(active, k.ID())
+		}
+	}
+	if len(active) != 1 || active[0] != set[0].ID() {
+		t.Fatalf("active keys = %v, want only %s", active, set[0].ID())
+	}
+	var demoted *keys.Key
+	for i := range res.Keys {
+		if res.Keys[i].ID() == set[1].ID() {
+			demoted = &res.Keys[i]
+		}
+	}
+	if demoted == nil || demoted.State != v1alpha1.KeyRetired || demoted.CanSign() || !demoted.RemoveAt.Equal(t0.Add(time.Hour).Add(policy.RetainAfterRetire)) {
+		t.Fatalf("second active key = %+v, want Retired without private part until now+retain", demoted)
+	}
+	if !strings.Contains(reasons(res.Events), "ActiveKeysRepaired") || !res.Events[0].Warning {
+		t.Errorf("events = %s, want a warning ActiveKeysRepaired", reasons(res.Events))
+	}
+}
+
+// Retired keys never sign again, so their private part is not kept at rest.
+func TestRetiredKeysKeepNoPrivatePart(t *testing.T) {
+	set := mustAdvance(t, nil, t0, policy, Requests{}).Keys
+	res := mustAdvance(t, set, t0.Add(48*time.Hour), policy, Requests{Rotate: true})
+	for _, k := range res.Keys {
+		if k.State == v1alpha1.KeyRetired && k.CanSign() {
+			t.Errorf("retired key %s kept its private part", k.ID())
+		}
+	}
+	// A set stored by an older operator, with a private Retired key, is cleaned too.
+	old := res.Keys
+	for i := range old {
+		if old[i].State == v1alpha1.KeyRetired {
+			old[i].JWK = set[0].JWK // the private key it had
+		}
+	}
+	for _, k := range mustAdvance(t, old, t0.Add(49*time.Hour), policy, Requests{}).Keys {
+		if k.State == v1alpha1.KeyRetired && k.CanSign() {
+			t.Errorf("retired key %s read with its private part kept it", k.ID())
 		}
 	}
 }

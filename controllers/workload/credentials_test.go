@@ -107,3 +107,16 @@ func TestNoCredentialsWithoutRandomness(t *testing.T) {
 		t.Fatal("credentials made without randomness")
 	}
 }
+
+func TestLongestSealedLifetimeCoversEverythingTheCodeKeySeals(t *testing.T) {
+	ts := &v1alpha1.TokenServer{}
+	if got, want := ts.LongestSealedLifetime(), v1alpha1.LoginFormTTL; got != want {
+		t.Errorf("default: got %v, want the login form's %v", got, want)
+	}
+	ts.Spec.CodeTTL.Duration = 9 * time.Minute
+	ts.Spec.Login = &v1alpha1.LoginSpec{LandingPage: &v1alpha1.LandingPageLogin{URL: "https://brand.example/login"}}
+	ts.Spec.Login.LandingPage.RequestTTL.Duration = 45 * time.Minute
+	if got, want := ts.LongestSealedLifetime(), 45*time.Minute; got != want {
+		t.Errorf("landing page: got %v, want %v", got, want)
+	}
+}

@@ -83,6 +83,13 @@ func meta(ts *v1alpha1.TokenServer, name string) metav1.ObjectMeta {
 	}
 }
 
+// SharedReplayStore reports whether pods share one replay store (Redis), so two of them may
+// serve at once.
+func SharedReplayStore(ts *v1alpha1.TokenServer) bool {
+	rs := ts.Spec.ReplayStore
+	return rs != nil && rs.Type == v1alpha1.ReplayStoreRedis
+}
+
 // Replicas is spec.replicas with its default.
 func Replicas(ts *v1alpha1.TokenServer) int32 {
 	if ts.Spec.Replicas == nil {
@@ -261,15 +268,22 @@ func Deployment(ts *v1alpha1.TokenServer, p Params) *appsv1.Deployment {
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
+	// A new pod is ready before an old one stops: LivePerson never finds no server. Not with the
+	// memory replay store: each pod remembers only the codes it redeemed, so an old and a new pod
+	// serving side by side would each redeem the same code once. Recreate stops the old pod
+	// first, at the price of a short gap in service during a rollout; run Redis to avoid it.
+	strategy := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+		MaxUnavailable: ptr.To(intstr.FromInt32(0)), MaxSurge: ptr.To(intstr.FromInt32(1))}}
+	if !SharedReplayStore(ts) {
+		strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	}
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: meta(ts, Name(ts)),
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(Replicas(ts)),
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
-			// A new pod is ready before an old one stops: LivePerson never finds no server.
-			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
-				MaxUnavailable: ptr.To(intstr.FromInt32(0)), MaxSurge: ptr.To(intstr.FromInt32(1))}},
+			Strategy: strategy,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: Labels(ts), Annotations: map[string]string{AnnotationConfigHash: ConfigHash(ts, p)}},
 				Spec: corev1.PodSpec{

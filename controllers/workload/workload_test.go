@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -207,5 +208,19 @@ func TestRoleGrantsOnlyReads(t *testing.T) {
 		if strings.Contains(strings.Join(rule.Resources, ","), "*") {
 			t.Fatalf("wildcard resources: %v", rule.Resources)
 		}
+	}
+}
+
+// With the memory replay store two pods must never serve at once: each would accept a code the
+// other already redeemed.
+func TestMemoryReplayStoreNeverRunsTwoPods(t *testing.T) {
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: "ns"}, Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example"}}
+	if got := workload.Deployment(ts, workload.Params{Image: "img"}).Spec.Strategy.Type; got != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("memory store: strategy = %s, want Recreate", got)
+	}
+	ts.Spec.ReplayStore = &v1alpha1.ReplayStoreSpec{Type: v1alpha1.ReplayStoreRedis, Redis: &v1alpha1.RedisReplayStore{}}
+	d := workload.Deployment(ts, workload.Params{Image: "img"})
+	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("redis store: strategy = %+v, want a rolling update that never drops below the replica count", d.Spec.Strategy)
 	}
 }

@@ -1,0 +1,35 @@
+package v1alpha1
+
+import "time"
+
+// Lifetimes of what a token server seals with its code key, shared by the token server (which
+// seals) and the operator (which keeps a replaced code key until everything it sealed expired).
+const (
+	// DefaultCodeTTL is spec.codeTTL when unset.
+	DefaultCodeTTL = 120 * time.Second
+	// LoginFormTTL is how long a login form (staticUsers) stays valid once shown.
+	LoginFormTTL = 10 * time.Minute
+	// DefaultLandingRequestTTL is spec.login.landingPage.requestTTL when unset.
+	DefaultLandingRequestTTL = 10 * time.Minute
+	// UpstreamLoginTTL is how long a visitor may take at the brand's upstream OpenID provider: the
+	// sealed state cookie lives that long.
+	UpstreamLoginTTL = 10 * time.Minute
+)
+
+// LongestSealedLifetime is the longest anything the TokenServer seals with its code key stays
+// valid: codes, login forms, landing-page requests, upstream login state. A replaced code key
+// must be accepted that long, or a person half-way through signing in fails.
+func (ts *TokenServer) LongestSealedLifetime() time.Duration {
+	longest := max(DefaultCodeTTL, LoginFormTTL, UpstreamLoginTTL)
+	if ts.Spec.CodeTTL.Duration > 0 {
+		longest = max(longest, ts.Spec.CodeTTL.Duration)
+	}
+	if l := ts.Spec.Login; l != nil && l.LandingPage != nil {
+		ttl := l.LandingPage.RequestTTL.Duration
+		if ttl == 0 {
+			ttl = DefaultLandingRequestTTL
+		}
+		longest = max(longest, ttl)
+	}
+	return longest
+}
