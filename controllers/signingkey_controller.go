@@ -358,7 +358,7 @@ func (r *SigningKeyReconciler) storeKeys(ctx context.Context, s *skScope) error 
 	want.Annotations = mergeMaps(want.Annotations, map[string]string{
 		v1alpha1.AnnotationHandledRotate: s.handled.rotate, v1alpha1.AnnotationHandledRevoke: truncateAnnotation(s.handled.revoke),
 		v1alpha1.AnnotationRevokedKeys: strings.Join(s.revoked, ","),
-		v1alpha1.AnnotationEarlyUntil: formatTime(s.earlyUntil), v1alpha1.AnnotationLastRepair: s.lastRepair.String(),
+		v1alpha1.AnnotationEarlyUntil:  formatTime(s.earlyUntil), v1alpha1.AnnotationLastRepair: s.lastRepair.String(),
 	})
 	want.Data = data
 	if err := controllerutil.SetControllerReference(s.sk, want, r.Scheme); err != nil {

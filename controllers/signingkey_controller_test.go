@@ -276,7 +276,7 @@ var _ = Describe("SigningKey", func() {
 		})
 		Expect(k8s.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
 
-		poke(sk) // a reconcile that reads the forged status
+		poke(sk)                                            // a reconcile that reads the forged status
 		Expect(k8s.Delete(ctx, secretOf(sk))).To(Succeed()) // and one that recovers a lost Secret
 		Eventually(func(g Gomega) {
 			s := &corev1.Secret{}
