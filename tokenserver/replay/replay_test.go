@@ -1,10 +1,12 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,5 +158,147 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	ok, err := r.Claim(context.Background(), "code", time.Now().Add(time.Minute))
 	if ok || err == nil {
 		t.Errorf("Claim with Redis down = %v, %v; want false and an error", ok, err)
+	}
+}
+
+// delayingProxy forwards TCP connections to a Redis server and holds back the first SET: its
+// reply (delayReply) or the command itself (delayRequest) by delay, longer than RedisTimeout.
+// Later SETs, and every other command, pass at once.
+type delayingProxy struct {
+	target       string
+	delay        time.Duration
+	delayRequest bool
+	sets         atomic.Int64 // SET commands seen
+}
+
+func startDelayingProxy(t *testing.T, redisURL string, delay time.Duration, delayRequest bool) string {
+	t.Helper()
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &delayingProxy{target: u.Host, delay: delay, delayRequest: delayRequest}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { p.serve(c) })
+		}
+	})
+	return "redis://" + l.Addr().String() + "/0"
+}
+
+func (p *delayingProxy) serve(client net.Conn) {
+	defer client.Close()
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer server.Close()
+	var replyDelay atomic.Int64 // nanoseconds to hold the next reply
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := server.Read(buf)
+			if err != nil {
+				client.Close()
+				return
+			}
+			time.Sleep(time.Duration(replyDelay.Swap(0)))
+			if _, err := client.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := client.Read(buf)
+		if err != nil {
+			server.Close()
+			break
+		}
+		// go-redis writes one command per write here (no pipelining), as an array of bulk
+		// strings: "*5\r\n$3\r\nset\r\n…".
+		if bytes.Contains(bytes.ToLower(buf[:n]), []byte("\r\n$3\r\nset\r\n")) && p.sets.Add(1) == 1 {
+			if p.delayRequest {
+				// The command reaches Redis late, on a connection the client has given up on.
+				cmd := bytes.Clone(buf[:n])
+				go func() {
+					time.Sleep(p.delay)
+					server.Write(cmd)
+				}()
+				continue
+			}
+			replyDelay.Store(int64(p.delay)) // before Redis can answer
+		}
+		if _, err := server.Write(buf[:n]); err != nil {
+			break
+		}
+	}
+	<-done
+}
+
+// TestSlowRedisReplyNeverRefusesFirstRedemption: Redis applies the first SET NX of a code but
+// its reply comes after the read timeout. The first and only redemption must not be reported as
+// a replay (a blind retry of the SET would find the key and say "already redeemed"), and a
+// second redemption still must be.
+func TestSlowRedisReplyNeverRefusesFirstRedemption(t *testing.T) {
+	direct := replaytest.StartRedis(t)
+	r, err := NewRedis(startDelayingProxy(t, direct, 2*RedisTimeout, false), "slow:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	expiry := time.Now().Add(time.Minute)
+	start := time.Now()
+	fresh, err := r.Claim(ctx, "code-1", expiry)
+	if took := time.Since(start); took > ClaimTimeout+RedisTimeout {
+		t.Errorf("claim took %v, want at most ClaimTimeout (%v)", took, ClaimTimeout)
+	}
+	if err != nil || !fresh {
+		t.Fatalf("first redemption with a slow reply = %v, %v; want fresh (true, nil)", fresh, err)
+	}
+	if fresh, err := r.Claim(ctx, "code-1", expiry); fresh || err != nil {
+		t.Errorf("second redemption = %v, %v; want a replay (false, nil)", fresh, err)
+	}
+	// Redis itself holds exactly one claim of the code.
+	other, err := NewRedis(direct, "slow:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if fresh, err := other.Claim(ctx, "code-1", expiry); fresh || err != nil {
+		t.Errorf("redemption through another replica = %v, %v; want a replay (false, nil)", fresh, err)
+	}
+}
+
+// A first SET that reaches Redis only after the client gave up on it, after the claim was made
+// again, is recognised as the same claim: the redemption is fresh, and later ones are replays.
+func TestLateRedisSetIsTheSameClaim(t *testing.T) {
+	direct := replaytest.StartRedis(t)
+	r, err := NewRedis(startDelayingProxy(t, direct, RedisTimeout+RedisTimeout/2, true), "late:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	expiry := time.Now().Add(time.Minute)
+	if fresh, err := r.Claim(ctx, "code-1", expiry); err != nil || !fresh {
+		t.Fatalf("first redemption with a late SET = %v, %v; want fresh (true, nil)", fresh, err)
+	}
+	time.Sleep(RedisTimeout) // the late SET lands now
+	if fresh, err := r.Claim(ctx, "code-1", expiry); fresh || err != nil {
+		t.Errorf("second redemption = %v, %v; want a replay (false, nil)", fresh, err)
 	}
 }
