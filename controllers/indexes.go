@@ -17,7 +17,19 @@ const (
 	indexClientByTokenServer = "spec.tokenServerRef.name"
 	indexClientBySecret      = "spec.secretRefs"
 	indexServerBySigningKey  = "spec.signingKeyRef.name"
+	// indexClientByClientID is "<TokenServer>/<client id>": the effective client id (spec or
+	// generated) is unique per TokenServer, the issuer LivePerson knows it by.
+	indexClientByClientID = "clientID"
 )
+
+// clientIDKey is the indexClientByClientID value of a client; empty before it has an id.
+func clientIDKey(c *v1alpha1.LivePersonAuthClient) string {
+	id := c.EffectiveClientID()
+	if id == "" {
+		return ""
+	}
+	return c.Spec.TokenServerRef.Name + "/" + id
+}
 
 func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	fi := mgr.GetFieldIndexer()
@@ -28,6 +40,14 @@ func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	}
 	if err := fi.IndexField(ctx, &v1alpha1.LivePersonAuthClient{}, indexClientBySecret, func(o client.Object) []string {
 		return referencedSecrets(o.(*v1alpha1.LivePersonAuthClient))
+	}); err != nil {
+		return err
+	}
+	if err := fi.IndexField(ctx, &v1alpha1.LivePersonAuthClient{}, indexClientByClientID, func(o client.Object) []string {
+		if k := clientIDKey(o.(*v1alpha1.LivePersonAuthClient)); k != "" {
+			return []string{k}
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -102,6 +122,26 @@ func (r *LivePersonAuthClientReconciler) clientsOfSecret(ctx context.Context, o 
 	out := make([]reconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return out
+}
+
+// sameClientID maps a client to the other clients that claim its client id: when it goes away
+// or changes its id, the one it kept from being Ready may now be.
+func (r *LivePersonAuthClientReconciler) sameClientID(ctx context.Context, o client.Object) []reconcile.Request {
+	c, ok := o.(*v1alpha1.LivePersonAuthClient)
+	if !ok || clientIDKey(c) == "" {
+		return nil
+	}
+	list := &v1alpha1.LivePersonAuthClientList{}
+	if err := r.List(ctx, list, client.InNamespace(c.Namespace), client.MatchingFields{indexClientByClientID: clientIDKey(c)}); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].Name != c.Name {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -34,8 +35,10 @@ const (
 	ClientSecretKey = snapshot.ClientSecretKey
 )
 
-// Bounds on a client secret the brand brings.
-const minClientSecretBytes, maxClientSecretBytes = 16, 512
+// Bounds on a client secret the brand brings. The token endpoint compares a presented secret
+// before counting failures (so a correct secret is never refused), which is safe only for
+// secrets nobody can guess: at least 32 characters carrying an estimated 128 bits.
+const minClientSecretBytes, maxClientSecretBytes, minClientSecretBits = 32, 512, 128
 
 // LivePersonAuthClientReconciler gives each LivePerson account a client id and secret, checks
 // what it refers to, and writes every value LivePerson's console needs into status.
@@ -166,6 +169,9 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 	if err := r.ensureClientID(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.checkClientIDClaim(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.resolveServer(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -212,6 +218,26 @@ func (r *LivePersonAuthClientReconciler) ensureClientID(ctx context.Context, s *
 		return fmt.Errorf("storing the generated client id: %w", err)
 	}
 	s.clientID = id
+	return nil
+}
+
+// checkClientIDClaim makes sure no older client of the same TokenServer claims this client id.
+// Two clients with one id would let whoever creates the second (with its own redirect URIs and
+// secret) receive tokens with the first one's audience; the token server serves only the older,
+// by the same rule (v1alpha1.ClaimsBefore).
+func (r *LivePersonAuthClientReconciler) checkClientIDClaim(ctx context.Context, s *clientScope) error {
+	list := &v1alpha1.LivePersonAuthClientList{}
+	if err := r.List(ctx, list, client.InNamespace(s.c.Namespace), client.MatchingFields{indexClientByClientID: clientIDKey(s.c)}); err != nil {
+		return fmt.Errorf("looking for other clients with client id %q: %w", s.clientID, err)
+	}
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.Name != s.c.Name && other.DeletionTimestamp.IsZero() && v1alpha1.ClaimsBefore(other, s.c) {
+			return notReadyf(v1alpha1.ReasonClientIDConflict,
+				"client id %q is already used by LivePersonAuthClient %s of TokenServer %s, created earlier: this client is not served; set another spec.clientID",
+				s.clientID, other.Name, s.c.Spec.TokenServerRef.Name)
+		}
+	}
 	return nil
 }
 
@@ -280,7 +306,42 @@ func checkClientSecret(v []byte) error {
 			return errors.New("a client secret must be printable ASCII without spaces")
 		}
 	}
+	if bits := secretBits(v); bits < minClientSecretBits {
+		return fmt.Errorf("a client secret must be random: this one carries about %d bits, at least %d are needed (e.g. openssl rand -base64 32)", bits, minClientSecretBits)
+	}
 	return nil
+}
+
+// secretBits estimates the entropy of a secret from the character classes it uses, and caps it
+// by how varied it is, so "aaaa…" or "abab…" of any length is refused. It is an upper bound for
+// human-chosen strings, which is why the threshold is high; random secrets pass with room.
+func secretBits(v []byte) int {
+	var lower, upper, digit, other bool
+	distinct := map[byte]bool{}
+	for _, b := range v {
+		distinct[b] = true
+		switch {
+		case b >= 'a' && b <= 'z':
+			lower = true
+		case b >= 'A' && b <= 'Z':
+			upper = true
+		case b >= '0' && b <= '9':
+			digit = true
+		default:
+			other = true
+		}
+	}
+	alphabet := 0
+	for _, c := range []struct {
+		used bool
+		size int
+	}{{lower, 26}, {upper, 26}, {digit, 10}, {other, 32}} {
+		if c.used {
+			alphabet += c.size
+		}
+	}
+	alphabet = min(alphabet, 4*len(distinct)) // a few characters repeated are not a big alphabet
+	return int(float64(len(v)) * math.Log2(float64(max(alphabet, 1))))
 }
 
 // readUserSecret reads one of the brand's Secrets uncached and labels it so the token server
@@ -417,6 +478,8 @@ func (r *LivePersonAuthClientReconciler) SetupWithManager(mgr ctrl.Manager) erro
 		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfServer)).
 		Watches(&v1alpha1.SigningKey{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfKey)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfSecret)).
+		Watches(&v1alpha1.LivePersonAuthClient{}, handler.EnqueueRequestsFromMapFunc(r.sameClientID),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		// Each reconcile waits on a few API writes: more workers keep the API server busy when
 		// thousands of clients arrive at once.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 16}).

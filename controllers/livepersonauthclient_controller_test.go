@@ -175,7 +175,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 	It("follows the brand's own Secret: changed, deleted and restored", func() {
 		ns := newNamespace("lpac")
 		newServer(ns, "brand")
-		s := userSecret(ns, "lp-secret", map[string][]byte{"secret": []byte("a-long-enough-client-secret")})
+		s := userSecret(ns, "lp-secret", map[string][]byte{"secret": []byte("k7Qw-9xZr2mLp4Vt8sN1bYc6Hj3Fd5Ge")})
 		c := newClient(ns, "lp", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
 			s.ClientID = "brand-liveperson"
 			s.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "lp-secret", Key: "secret"}
@@ -189,14 +189,14 @@ var _ = Describe("LivePersonAuthClient", func() {
 		cur.Data["secret"] = []byte("short")
 		Expect(k8s.Update(ctx, cur)).To(Succeed())
 		c = clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonInvalidSecret)
-		Expect(readyMessage(c)).To(ContainSubstring("must be 16 to 512 bytes, got 5"))
+		Expect(readyMessage(c)).To(ContainSubstring("must be 32 to 512 bytes, got 5"))
 
 		Expect(k8s.Delete(ctx, cur)).To(Succeed())
 		c = clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound)
 		Expect(readyMessage(c)).To(ContainSubstring(`Secret "lp-secret" not found`))
 
 		// Re-created by hand, without our label: found by the 10s re-check of a missing Secret.
-		userSecret(ns, "lp-secret", map[string][]byte{"secret": []byte("another-long-enough-secret")})
+		userSecret(ns, "lp-secret", map[string][]byte{"secret": []byte("Zt4Hq8Lw2Nc6Vb9Xk1Pm5Rj3Sd7Gf0Ay")})
 		Eventually(func() bool {
 			return meta.IsStatusConditionTrue(getClient(c).Status.Conditions, v1alpha1.ConditionReady)
 		}, "15s", "100ms").Should(BeTrue())
@@ -315,6 +315,29 @@ var _ = Describe("LivePersonAuthClient", func() {
 			g.Expect(got.Status.LivePersonConsole.JWTPublicKey).To(Equal(get(sk).Status.ActivePublicKey))
 			g.Expect(meta.IsStatusConditionFalse(got.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)).To(BeTrue())
 		}).Should(Succeed())
+	})
+
+	// Regression: two clients with one spec.clientID were both Ready, and the token server served
+	// whichever its cache listed first.
+	It("keeps a client id for the older client: the younger is not Ready until the older goes (ClientIDBelongsToOneClient)", func() {
+		ns := newNamespace("lpac")
+		newServer(ns, "brand")
+		first := clientCondition(newClient(ns, "real", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) { s.ClientID = "shared-id" }),
+			metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		time.Sleep(1100 * time.Millisecond) // creation times are kept to the second
+		second := newClient(ns, "attacker", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
+			s.ClientID = "shared-id"
+			s.RedirectURIs = []string{"https://evil.example/callback"}
+		})
+		second = clientCondition(second, metav1.ConditionFalse, v1alpha1.ReasonClientIDConflict)
+		Expect(readyMessage(second)).To(ContainSubstring(`client id "shared-id" is already used by LivePersonAuthClient real`))
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonClientIDConflict))
+		Consistently(func() metav1.ConditionStatus {
+			return meta.FindStatusCondition(getClient(first).Status.Conditions, v1alpha1.ConditionReady).Status
+		}, "1s").Should(Equal(metav1.ConditionTrue), "the older client keeps its id")
+
+		Expect(k8s.Delete(ctx, first)).To(Succeed())
+		clientCondition(second, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 	})
 })
 

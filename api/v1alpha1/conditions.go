@@ -54,6 +54,9 @@ const (
 	ReasonSigningKeyNotFound = "SigningKeyNotFound"
 	// ReasonSecretNotFound: a referenced Secret or a key in it is missing.
 	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonClientIDConflict: an older client of the same TokenServer has this client id; this
+	// one is not served.
+	ReasonClientIDConflict = "ClientIDConflict"
 	// ReasonInvalidSecret: a referenced Secret holds data that cannot be used.
 	ReasonInvalidSecret = "InvalidSecret"
 	// ReasonClientSecretRegenerated: the generated client secret's Secret was deleted and a new

@@ -255,3 +255,34 @@ func TestHtpasswdAcceptsOnlyBcrypt(t *testing.T) {
 		}
 	}
 }
+
+// Regression: with two clients claiming one client id, the served one depended on the order the
+// cache listed them in, which changes from one rebuild to the next.
+func TestClientIDIsServedForTheOlderClientWhateverTheOrder(t *testing.T) {
+	t.Parallel()
+	in := inputs(t)
+	older := client("real", func(c *v1alpha1.LivePersonAuthClient) {
+		c.CreationTimestamp = metav1.NewTime(time.Unix(1000, 0))
+		c.Spec.ClientID = "shared"
+		c.Spec.Flow = v1alpha1.FlowImplicit
+	})
+	younger := client("attacker", func(c *v1alpha1.LivePersonAuthClient) {
+		c.CreationTimestamp = metav1.NewTime(time.Unix(2000, 0))
+		c.Spec.ClientID = "shared"
+		c.Spec.Flow = v1alpha1.FlowImplicit
+		c.Spec.RedirectURIs = []string{"https://evil.example/steal"}
+	})
+	for i := range 40 {
+		in.Clients = []v1alpha1.LivePersonAuthClient{older, younger}
+		if i%2 == 1 {
+			in.Clients = []v1alpha1.LivePersonAuthClient{younger, older}
+		}
+		s, _, err := snapshot.Build(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Clients["shared"]; got == nil || got.Name != "real" || got.Redirects.Allowed("https://evil.example/steal") {
+			t.Fatalf("build %d: client id served for %+v, want the older client real", i, got)
+		}
+	}
+}
