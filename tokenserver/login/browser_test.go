@@ -179,3 +179,62 @@ func TestPopoutInBrowserLandingPage(t *testing.T) {
 	}
 	checkWindowQuery(t, f, windowURL, waitWindow(t, got), state)
 }
+
+// TestPopoutInBrowserNeverLeavesThePrefix: a redirect_uri under a prefix entry that climbs out of
+// its directory with "%2e%2e" (a browser resolves it to another path of the same host) gets the
+// error page: the browser stays on the token server, and the host is never opened, let alone
+// with a code.
+func TestPopoutInBrowserNeverLeavesThePrefix(t *testing.T) {
+	ctx := browserContext(t)
+	opened := make(chan string, 8)
+	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case opened <- r.URL.Path:
+		default:
+		}
+		fmt.Fprint(w, "<!doctype html><title>LivePerson's host</title><p id=window>window</p>")
+	}))
+	t.Cleanup(host.Close)
+	f := newFixture(t, staticUsers(), "prefix:"+host.URL+"/le_unified_window/")
+	escape := host.URL + "/le_unified_window/%2e%2e/evil/steal.html"
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(authorizeURL(f, "redirect_uri", escape, "state", windowState())),
+		// A CSS selector: a plain string is a search, and "h1" would also match the style sheet's text.
+		chromedp.WaitVisible(chromedp.CSS(`h1`)),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	heading, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`h1`)))
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	if heading == "Sign in" {
+		// The redirect_uri was taken: sign in as the person would, to show where the code goes.
+		err = chromedp.Do(ctx,
+			chromedp.SendKeys(`#username`, "demo"),
+			chromedp.SendKeys(`#password`, "lpauth-demo"),
+			chromedp.Click(`button[type=submit]`),
+			chromedp.WaitVisible(`#window`),
+		)
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		u, _ := url.Parse(loc)
+		t.Fatalf("redirect_uri %q got the login form; after signing in the browser landed on %s (code in query: %v, %v)",
+			escape, u.Path, u.Query().Has("code"), err)
+	}
+	if heading != "Sign-in link not valid" {
+		t.Fatalf("heading %q, want the error page's \"Sign-in link not valid\"", heading)
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	if !strings.HasPrefix(loc, f.srv.URL+"/authorize?") {
+		t.Fatalf("the browser is on %s, want the token server's error page", loc)
+	}
+	select {
+	case p := <-opened:
+		t.Fatalf("the browser opened %s on the redirect_uri's host", p)
+	default:
+	}
+}
