@@ -23,8 +23,21 @@ const (
 	purposeUpstreamState = "lpauth-upstream-state-v1"
 	upstreamCookie       = "lpauth_upstream"
 	upstreamTTL          = 10 * time.Minute
-	// upstreamTimeout bounds each call to the identity provider (discovery, token exchange).
+	// upstreamTimeout bounds each call to the identity provider: a token exchange, a JWKS fetch.
 	upstreamTimeout = 10 * time.Second
+)
+
+// Discovery of the identity provider, shared by every visitor (see providers).
+const (
+	// discoveryTimeout bounds one fetch of the discovery document. Providers answer in well
+	// under a second; visitors wait no longer than this (or until they leave).
+	discoveryTimeout = 5 * time.Second
+	// discoveryTTL is how long a document is used without asking again. Endpoints rarely change;
+	// an older document is still used while a newer one is fetched.
+	discoveryTTL = time.Hour
+	// discoveryRetryAfter is how long a failed fetch is not repeated: a down provider costs one
+	// request per window, not one per visitor.
+	discoveryRetryAfter = 10 * time.Second
 )
 
 // upstreamState travels, sealed, in a short-lived cookie from /authorize to the callback: it
@@ -43,29 +56,104 @@ type upstreamRequest struct {
 	Req authorize.Request `json:"r"`
 }
 
-// providers caches discovery per upstream issuer: discovery is fetched once, not per login.
+// providers caches discovery per upstream issuer, so /authorize does not wait on the identity
+// provider once it is known, and waits at most one shared fetch when it is not:
+//   - one fetch per issuer at a time, whatever the number of visitors waiting for it;
+//   - the fetch runs on a context of its own (discoveryTimeout), so a visitor who gives up
+//     stops waiting at once without cancelling the fetch the others wait for;
+//   - a failure is remembered for discoveryRetryAfter: visitors meanwhile get it at once;
+//   - a document older than discoveryTTL is still answered while its successor is fetched in
+//     the background (and after that fetch fails: the last good endpoints are the best guess).
+//
+// The provider's JWKS is cached by its *oidc.Provider (Provider.Verifier's shared key set:
+// one fetch in flight on a context of its own, waiters bounded by theirs).
+//
+// The zero value is ready to use.
 type providers struct {
 	mu     sync.Mutex
-	byName map[string]*oidc.Provider
+	byName map[string]*discovery
 }
 
-func (p *providers) get(ctx context.Context, issuer string) (*oidc.Provider, error) {
+// discovery is what is known of one issuer. Guarded by providers.mu.
+type discovery struct {
+	pr       *oidc.Provider // the last good document, nil until one arrived
+	staleAt  time.Time      // when pr is to be fetched again
+	err      error          // why the last fetch failed, nil after a success
+	retryAt  time.Time      // no new fetch before then after a failure
+	inFlight *fetch         // the fetch under way, nil when none is
+}
+
+// fetch is one discovery request; pr and err are set before done is closed.
+type fetch struct {
+	done chan struct{}
+	pr   *oidc.Provider
+	err  error
+}
+
+// get returns issuer's provider, fetching its discovery document if need be; now is the clock
+// of the cache's windows.
+func (p *providers) get(ctx context.Context, issuer string, now func() time.Time) (*oidc.Provider, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if pr, ok := p.byName[issuer]; ok {
+	if p.byName == nil {
+		p.byName = map[string]*discovery{}
+	}
+	d := p.byName[issuer]
+	if d == nil {
+		d = &discovery{}
+		p.byName[issuer] = d
+	}
+	t := now()
+	if d.pr != nil {
+		if !t.Before(d.staleAt) && d.inFlight == nil && !t.Before(d.retryAt) {
+			p.start(issuer, d, now)
+		}
+		pr := d.pr
+		p.mu.Unlock()
 		return pr, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, upstreamTimeout)
-	defer cancel()
-	pr, err := oidc.NewProvider(oidc.ClientContext(ctx, upstreamHTTP), issuer)
-	if err != nil {
+	if d.err != nil && t.Before(d.retryAt) {
+		err := d.err
+		p.mu.Unlock()
 		return nil, err
 	}
-	if p.byName == nil {
-		p.byName = map[string]*oidc.Provider{}
+	f := d.inFlight
+	if f == nil {
+		f = p.start(issuer, d, now)
 	}
-	p.byName[issuer] = pr
-	return pr, nil
+	p.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.pr, f.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the identity provider's discovery document: %w", ctx.Err())
+	}
+}
+
+// start fetches issuer's discovery document in the background. p.mu must be held.
+func (p *providers) start(issuer string, d *discovery, now func() time.Time) *fetch {
+	f := &fetch{done: make(chan struct{})}
+	d.inFlight = f
+	go func() {
+		// Not any visitor's context: the fetch is shared, and outlives whoever started it.
+		ctx, cancel := context.WithTimeout(context.Background(), discoveryTimeout)
+		defer cancel()
+		pr, err := oidc.NewProvider(oidc.ClientContext(ctx, upstreamHTTP), issuer)
+		if err != nil {
+			err = fmt.Errorf("fetching the discovery document: %w", err)
+		}
+		p.mu.Lock()
+		t := now()
+		if err == nil {
+			d.pr, d.staleAt, d.err = pr, t.Add(discoveryTTL), nil
+		} else {
+			d.err, d.retryAt = err, t.Add(discoveryRetryAfter)
+		}
+		d.inFlight = nil
+		f.pr, f.err = pr, err
+		p.mu.Unlock()
+		close(f.done)
+	}()
+	return f
 }
 
 var upstreamHTTP = &http.Client{Timeout: upstreamTimeout}
@@ -97,7 +185,7 @@ func authStyle(pr *oidc.Provider) oauth2.AuthStyle {
 // toUpstream sends the browser to the brand's identity provider.
 func (h *Handler) toUpstream(w http.ResponseWriter, r *http.Request, snap *snapshot.Snapshot, req authorize.Request) {
 	up := snap.Login.Upstream
-	pr, err := h.providers.get(r.Context(), up.Issuer)
+	pr, err := h.providers.get(r.Context(), up.Issuer, h.Now)
 	if err != nil {
 		h.Log.Info("Upstream identity provider unreachable", "issuer", up.Issuer, "reason", err.Error())
 		h.errorPage(w, http.StatusBadGateway, "Sign-in unavailable", "The sign-in service cannot be reached right now. Please try again later.")
@@ -171,7 +259,7 @@ func (h *Handler) Callback() http.Handler {
 // expiry, nonce), returning the subject and the string claims.
 func (h *Handler) exchange(ctx context.Context, snap *snapshot.Snapshot, code string, st upstreamState) (string, map[string]string, error) {
 	up := snap.Login.Upstream
-	pr, err := h.providers.get(ctx, up.Issuer)
+	pr, err := h.providers.get(ctx, up.Issuer, h.Now)
 	if err != nil {
 		return "", nil, err
 	}
@@ -185,7 +273,9 @@ func (h *Handler) exchange(ctx context.Context, snap *snapshot.Snapshot, code st
 	if raw == "" {
 		return "", nil, fmt.Errorf("no id_token in the token response")
 	}
-	idt, err := pr.VerifierContext(ctx, &oidc.Config{ClientID: up.ClientID, Now: h.Now}).Verify(ctx, raw)
+	// Verifier, not VerifierContext: its key set is the provider's, cached across logins, where
+	// VerifierContext would fetch the JWKS again for every login.
+	idt, err := pr.Verifier(&oidc.Config{ClientID: up.ClientID, Now: h.Now}).Verify(ctx, raw)
 	if err != nil {
 		return "", nil, fmt.Errorf("verifying the id_token: %w", err)
 	}
