@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -85,6 +86,7 @@ func runManager(args []string, stderr io.Writer) error {
 	qps := fs.Float64("kube-api-qps", 200, "requests per second to the API server (thousands of clients need more than client-go's default)")
 	burst := fs.Int("kube-api-burst", 400, "burst of requests to the API server")
 	image := fs.String("token-server-image", os.Getenv("TOKEN_SERVER_IMAGE"), "image of token servers whose spec.image is empty: the operator's own (default $TOKEN_SERVER_IMAGE)")
+	allowedImages := fs.String("allowed-token-server-images", os.Getenv("ALLOWED_TOKEN_SERVER_IMAGES"), "comma-separated image prefixes (ending in '/', ':' or '@', or whole images) a TokenServer's spec.image may use; empty: only --token-server-image")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -110,7 +112,7 @@ func runManager(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(context.Background(), mgr, controllers.Options{TokenServerImage: *image}); err != nil {
+	if err := controllers.Setup(context.Background(), mgr, controllers.Options{TokenServerImage: *image, AllowedTokenServerImages: splitList(*allowedImages)}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -121,4 +123,15 @@ func runManager(args []string, stderr io.Writer) error {
 	}
 	ctrl.Log.WithName("setup").Info("Starting manager")
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// splitList reads a comma-separated flag value, dropping empty entries.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

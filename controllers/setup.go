@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -46,6 +47,11 @@ type Options struct {
 	Client client.Client
 	// TokenServerImage runs token servers whose spec.image is empty: the operator's own image.
 	TokenServerImage string
+	// AllowedTokenServerImages are the image prefixes a TokenServer's spec.image may start with
+	// (e.g. "registry.brand.example/lpauth/"). Empty: only the operator's own image. The token
+	// server runs with a ServiceAccount that reads signing keys; whoever may create a
+	// TokenServer must not be able to run any image with it.
+	AllowedTokenServerImages []string
 }
 
 // Setup registers every reconciler with the manager.
@@ -70,6 +76,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		clk = clock.RealClock{}
 	}
 	ts := &TokenServerReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("tokenserver-controller"), Clock: clk, Image: opts.TokenServerImage}
-	return ts.SetupWithManager(mgr)
+		Recorder: mgr.GetEventRecorder("tokenserver-controller"), Clock: clk, Image: opts.TokenServerImage, AllowedImages: opts.AllowedTokenServerImages}
+	if err := ts.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	set := &SecretSetReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("tokenserver-secrets-controller"), MinInterval: time.Second}
+	return set.SetupWithManager(mgr)
 }

@@ -49,6 +49,8 @@ type TokenServerReconciler struct {
 	Clock     clock.PassiveClock
 	// Image runs the token server when spec.image is empty (the operator's own image).
 	Image string
+	// AllowedImages are the prefixes spec.image may start with; empty allows only Image.
+	AllowedImages []string
 }
 
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers,verbs=get;list;watch
@@ -117,11 +119,33 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if ts.Spec.Image == "" && r.Image == "" {
 		return ctrl.Result{}, notReadyf(v1alpha1.ReasonInvalidSpec, "no image to run: set spec.image, or start the operator with --token-server-image (the manifests set it to the operator's own image)")
 	}
+	if !imageAllowed(ts.Spec.Image, r.Image, r.AllowedImages) {
+		return ctrl.Result{}, notReadyf(v1alpha1.ReasonImageNotAllowed,
+			"spec.image %q is not allowed: the token server's ServiceAccount reads signing keys, so only the operator's own image or images under the prefixes given to the operator with --allowed-token-server-images run; remove spec.image or ask the operator's administrator", ts.Spec.Image)
+	}
 	if err := r.applyWorkload(ctx, s, workload.Params{Image: r.Image, StartupConfig: startup}); err != nil {
 		return ctrl.Result{}, err
 	}
 	s.keyReady = r.signingKeyReady(ctx, ts)
 	return ctrl.Result{}, nil
+}
+
+// imageAllowed: the operator's own image always; another only under an allowed prefix. A prefix
+// that names a registry or repository must end with '/' or ':' so "registry.example/lpauth" does
+// not also allow "registry.example/lpauth-evil".
+func imageAllowed(image, own string, prefixes []string) bool {
+	if image == "" || image == own {
+		return true
+	}
+	for _, p := range prefixes {
+		if p != "" && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, ":") || strings.HasSuffix(p, "@")) && strings.HasPrefix(image, p) {
+			return true
+		}
+		if p != "" && image == p {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *TokenServerReconciler) event(ts *v1alpha1.TokenServer, kind, reason, action, note string) {

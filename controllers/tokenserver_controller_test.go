@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"bytes"
+	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -313,6 +314,42 @@ var _ = Describe("TokenServer", func() {
 			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)).To(Succeed())
 			Expect(obj.GetLabels()).To(HaveKeyWithValue(v1alpha1.LabelTokenServerReads, "true"), name)
 		}
+	})
+
+	// Regression: spec.image ran whatever image the TokenServer's author chose, with a
+	// ServiceAccount that reads the signing keys.
+	It("refuses an image it was not allowed to run, and runs nothing (TokenServerImageIsNotTheAuthorsChoice)", func() {
+		ns := newNamespace("ts")
+		newSigningKeyNamed(ns, "keys", v1alpha1.ES256)
+		ts := &v1alpha1.TokenServer{
+			ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: ns},
+			Spec: v1alpha1.TokenServerSpec{Issuer: issuer, SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"},
+				Image: "docker.io/attacker/steal-keys:latest"},
+		}
+		Expect(k8s.Create(ctx, ts)).To(Succeed())
+		ts = serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonImageNotAllowed)
+		Consistently(func() error {
+			return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.Name(ts)}, &appsv1.Deployment{})
+		}, "1s").Should(MatchError(ContainSubstring("not found")))
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonImageNotAllowed))
+
+		patchServer(ts, func(t *v1alpha1.TokenServer) { t.Spec.Image = "" })
+		d := owned(ts, &appsv1.Deployment{}).(*appsv1.Deployment)
+		Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
+	})
+
+	It("lets its token server read exactly three Secrets, by name (TokenServerReadsOnlyItsSecrets)", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+		role := owned(ts, &rbacv1.Role{}).(*rbacv1.Role)
+		var secretRules []rbacv1.PolicyRule
+		for _, r := range role.Rules {
+			if slices.Contains(r.Resources, "secrets") {
+				secretRules = append(secretRules, r)
+			}
+		}
+		Expect(secretRules).To(HaveLen(1))
+		Expect(secretRules[0].ResourceNames).To(ConsistOf(workload.ReadSecrets(ts)))
 	})
 })
 

@@ -28,6 +28,9 @@ const (
 	ReasonReconciled = "Reconciled"
 	// ReasonInvalidSpec: the spec asks for something the operator cannot do; the message says what.
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonImageNotAllowed: spec.image is neither the operator's own image nor under a prefix
+	// the operator was started with (--allowed-token-server-images).
+	ReasonImageNotAllowed = "ImageNotAllowed"
 	// ReasonReconcileError: a transient error (API server, conflict); the operator retries.
 	ReasonReconcileError = "ReconcileError"
 

@@ -47,7 +47,9 @@ type TokenServerSpec struct {
 	Replicas *int32 `json:"replicas,omitempty"`
 
 	// image runs the token server. Empty means the operator's own image, so the operator and the
-	// token server never drift apart.
+	// token server never drift apart. Another image runs only when the operator was started with
+	// a prefix that allows it (--allowed-token-server-images): the token server's ServiceAccount
+	// reads the signing keys, so whoever can create a TokenServer must not choose what runs.
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`

@@ -33,3 +33,15 @@ func (ts *TokenServer) LongestSealedLifetime() time.Duration {
 	}
 	return longest
 }
+
+// The Secret the operator generates for a LivePersonAuthClient's secret (flow Code, no
+// spec.clientSecretRef), and its data keys.
+const (
+	// ClientIDKey holds the client id, beside the secret, for whoever reads the Secret.
+	ClientIDKey = "clientID"
+	// ClientSecretKey holds the client secret.
+	ClientSecretKey = "clientSecret"
+)
+
+// ClientSecretName is the name of the Secret the operator generates for client's secret.
+func ClientSecretName(client string) string { return client + "-client" }

@@ -24,6 +24,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 )
 
 // Ports of the token-server container.
@@ -107,18 +109,26 @@ func ServiceAccount(ts *v1alpha1.TokenServer) *corev1.ServiceAccount {
 }
 
 // Role grants exactly what the token server reads, in its own namespace only: its TokenServer
-// and clients, Secrets, and ConfigMaps (page branding). RBAC cannot select Secrets by label, so the token server lists every
-// Secret of the namespace but caches only those labelled auth.lpauth.dev/token-server-reads; run
-// token servers in a namespace of their own to keep this grant narrow.
+// and clients, ConfigMaps (page branding, nothing secret), and three Secrets by name — its
+// SigningKey's keys, its credentials and its secret set (package secretset), which carries
+// every other secret value it needs. list and watch with resourceNames are allowed for requests
+// that select that one name (fieldSelector metadata.name), which is how the token server
+// watches each of them.
 func Role(ts *v1alpha1.TokenServer) *rbacv1.Role {
 	return &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: meta(ts, Name(ts)),
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tokenservers", "livepersonauthclients"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}, ResourceNames: ReadSecrets(ts)},
 		},
 	}
+}
+
+// ReadSecrets are the names of the Secrets a token server reads.
+func ReadSecrets(ts *v1alpha1.TokenServer) []string {
+	return []string{keys.SecretName(ts.Spec.SigningKeyRef.Name), CredentialsName(ts), secretset.Name(ts.Name)}
 }
 
 // RoleBinding binds the Role to the ServiceAccount.
@@ -213,10 +223,12 @@ func DefaultResources() corev1.ResourceRequirements {
 
 // ConfigHash is the value of AnnotationConfigHash.
 func ConfigHash(ts *v1alpha1.TokenServer, p Params) string {
+	// The token server watches its Secrets by name, so a new SigningKey means new pods.
 	b, _ := json.Marshal(struct {
 		ReplayStore *v1alpha1.ReplayStoreSpec `json:"replayStore"`
 		Startup     []byte                    `json:"startup"`
-	}{ts.Spec.ReplayStore, p.StartupConfig})
+		SigningKey  string                    `json:"signingKey,omitempty"`
+	}{ts.Spec.ReplayStore, p.StartupConfig, ts.Spec.SigningKeyRef.Name})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }

@@ -1,0 +1,125 @@
+// Package secretset is the one Secret per TokenServer through which the token server gets every
+// secret value the brand keeps in Secrets of its own: the operator compiles it (Compile), the
+// token server reads it (the accessors). The token server's Role can then name the exact
+// Secrets it reads (its key Secret, its credentials, this one) instead of reading every Secret
+// of its namespace, and client secrets reach it only as SHA-256 digests.
+//
+// Data keys:
+//
+//	client.<name>.secret  SHA-256 digest (32 bytes) of the client secret of LivePersonAuthClient <name>
+//	client.<name>.jwe     LivePerson's encryption keys of <name>: the keys Secret's data, as JSON
+//	login                 the Secret value spec.login reads (htpasswd lines, upstream client secret)
+//	redisURL              the Redis replay store's URL
+package secretset
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+)
+
+// Name is the name of the TokenServer's secret set.
+func Name(tokenServer string) string { return tokenServer + "-token-server-secrets" }
+
+// SecretType is the type of a secret set Secret.
+const SecretType = "auth.lpauth.dev/token-server-secrets"
+
+const (
+	loginKey = "login"
+	redisKey = "redisURL"
+)
+
+func secretKey(client string) string { return "client." + client + ".secret" }
+func jweKey(client string) string    { return "client." + client + ".jwe" }
+
+// Getter returns the Secret of this name in the TokenServer's namespace, or nil.
+type Getter func(name string) *corev1.Secret
+
+// Compile builds the secret set's data for ts and its clients from the Secrets get finds. A
+// value that is missing is left out; the client's (or TokenServer's) own status says why, and
+// the token server leaves out what it cannot serve. Compile never fails: one broken client
+// must not stop the others from being served.
+func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient, get Getter) map[string][]byte {
+	data := map[string][]byte{}
+	for _, c := range clients {
+		if c.Spec.TokenServerRef.Name != ts.Name || !c.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if c.Spec.Flow == v1alpha1.FlowCode || c.Spec.Flow == "" {
+			name, key := v1alpha1.ClientSecretName(c.Name), v1alpha1.ClientSecretKey
+			if ref := c.Spec.ClientSecretRef; ref != nil {
+				name, key = ref.Name, ref.Key
+			}
+			if s := get(name); s != nil && len(s.Data[key]) > 0 {
+				sum := sha256.Sum256(s.Data[key])
+				data[secretKey(c.Name)] = sum[:]
+			}
+		}
+		if enc := c.Spec.Encryption; enc != nil {
+			if s := get(enc.KeysSecretRef.Name); s != nil && len(s.Data) > 0 {
+				if b, err := json.Marshal(s.Data); err == nil {
+					data[jweKey(c.Name)] = b
+				}
+			}
+		}
+	}
+	if ref := LoginSecretRef(ts.Spec.Login); ref != nil {
+		if s := get(ref.Name); s != nil && len(s.Data[ref.Key]) > 0 {
+			data[loginKey] = s.Data[ref.Key]
+		}
+	}
+	if rs := ts.Spec.ReplayStore; rs != nil && rs.Type == v1alpha1.ReplayStoreRedis && rs.Redis != nil {
+		ref := rs.Redis.AddressSecretRef
+		if s := get(ref.Name); s != nil && len(s.Data[ref.Key]) > 0 {
+			data[redisKey] = s.Data[ref.Key]
+		}
+	}
+	return data
+}
+
+// LoginSecretRef is the Secret key spec.login reads, if any.
+func LoginSecretRef(l *v1alpha1.LoginSpec) *v1alpha1.SecretKeyRef {
+	switch {
+	case l == nil:
+		return nil
+	case l.StaticUsers != nil:
+		return &l.StaticUsers.HtpasswdSecretRef
+	case l.UpstreamOIDC != nil:
+		return &l.UpstreamOIDC.ClientSecretRef
+	}
+	return nil
+}
+
+// ClientSecretDigest is the SHA-256 digest of client's secret.
+func ClientSecretDigest(data map[string][]byte, client string) ([32]byte, error) {
+	var d [32]byte
+	v := data[secretKey(client)]
+	if len(v) != len(d) {
+		return d, fmt.Errorf("no client secret yet (the operator copies its digest into the token server's Secret set)")
+	}
+	copy(d[:], v)
+	return d, nil
+}
+
+// EncryptionKeys is the data of client's encryption keys Secret.
+func EncryptionKeys(data map[string][]byte, client string) (map[string][]byte, error) {
+	v, ok := data[jweKey(client)]
+	if !ok {
+		return nil, fmt.Errorf("no encryption keys yet (the operator copies them into the token server's Secret set)")
+	}
+	var out map[string][]byte
+	if err := json.Unmarshal(v, &out); err != nil {
+		return nil, fmt.Errorf("encryption keys unreadable: %w", err)
+	}
+	return out, nil
+}
+
+// Login is the value spec.login reads, or nil.
+func Login(data map[string][]byte) []byte { return data[loginKey] }
+
+// RedisURL is the Redis replay store's URL, or "".
+func RedisURL(data map[string][]byte) string { return string(data[redisKey]) }
