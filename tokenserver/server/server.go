@@ -1,10 +1,13 @@
 // Package server puts the token server's handlers behind one http.Handler, under the issuer's
-// path, with the limits and timeouts a public endpoint needs.
+// path, with the limits and timeouts a public endpoint needs. Routes are a fixed table matched
+// by this package: the issuer's path is never made into an http.ServeMux pattern, where "{x}"
+// or "{$}" would be wildcards and a malformed one a panic at every start.
 package server
 
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,9 +63,14 @@ func Handler(cfg Config) http.Handler {
 	if cfg.Metrics != nil && cfg.Observe == nil {
 		cfg.Observe = cfg.Metrics.Observe
 	}
-	prefix := ""
+	// prefix is the issuer's path, decoded, for the login pages' form actions and cookies; under
+	// is the same path in the segments the router matches.
+	prefix, under := "", []string(nil)
 	if u, err := url.Parse(cfg.Issuer); err == nil {
 		prefix = strings.TrimSuffix(u.Path, "/")
+		under, _ = segments(strings.TrimSuffix(u.EscapedPath(), "/"))
+	} else {
+		cfg.Log.Info("Issuer is not a URL: only /healthz and /readyz are served", "issuer", cfg.Issuer)
 	}
 	if cfg.LoginLimiter == nil {
 		cfg.LoginLimiter = oauth.NewFailureLimiter(5, 12*time.Second)
@@ -70,44 +78,111 @@ func Handler(cfg Config) http.Handler {
 	pop := &login.Handler{Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("authorize"), Observe: cfg.Observe,
 		Prefix: prefix, Secure: strings.HasPrefix(cfg.Issuer, "https://"), Limiter: cfg.LoginLimiter}
 	issue := &issueapi.Handler{Source: cfg.Source, Now: cfg.Now, Log: cfg.Log.WithName("issueapi"), Observe: cfg.Observe}
-	mux := http.NewServeMux()
-	mux.Handle(prefix+endpoints.DiscoveryPath, discovery.Configuration(cfg.Source))
-	mux.Handle(prefix+endpoints.JWKSPath, discovery.JWKS(cfg.Source))
-	mux.Handle(prefix+endpoints.TokenPath, &oauth.TokenHandler{
-		Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("token"), Observe: cfg.Observe, Limiter: cfg.Limiter,
-	})
-	mux.Handle(prefix+endpoints.AuthorizePath, pop.Authorize())
-	mux.Handle(prefix+login.LoginPath, pop.Login())
-	mux.Handle(prefix+login.CallbackPath, pop.Callback())
-	mux.Handle(prefix+login.AuthorizationsPath, pop.Authorizations())
-	mux.Handle(prefix+endpoints.IssueAPIPath+"/codes", issue.Codes())
-	mux.Handle(prefix+endpoints.IssueAPIPath+"/tokens", issue.Tokens())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if cfg.Source.Snapshot() == nil {
-			http.Error(w, "no snapshot yet", http.StatusServiceUnavailable)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})
-	var h http.Handler = mux
+	rt := &router{under: under, routes: map[string]route{
+		endpoints.DiscoveryPath: {"discovery", discovery.Configuration(cfg.Source)},
+		endpoints.JWKSPath:      {"jwks", discovery.JWKS(cfg.Source)},
+		endpoints.TokenPath: {"token", &oauth.TokenHandler{
+			Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("token"), Observe: cfg.Observe, Limiter: cfg.Limiter,
+		}},
+		endpoints.AuthorizePath:            {"authorize", pop.Authorize()},
+		login.LoginPath:                    {"authorize_login", pop.Login()},
+		login.CallbackPath:                 {"authorize_callback", pop.Callback()},
+		login.AuthorizationsPath:           {"authorizations", pop.Authorizations()},
+		endpoints.IssueAPIPath + "/codes":  {"issue_codes", issue.Codes()},
+		endpoints.IssueAPIPath + "/tokens": {"issue_tokens", issue.Tokens()},
+	}, root: map[string]route{
+		"/healthz": {"healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })},
+		"/readyz": {"readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if cfg.Source.Snapshot() == nil {
+				http.Error(w, "no snapshot yet", http.StatusServiceUnavailable)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		})},
+	}}
+	var h http.Handler = rt
 	if cfg.Metrics != nil {
-		h = cfg.Metrics.Instrument(endpointName(prefix), mux)
+		h = cfg.Metrics.Instrument(endpointName(rt), rt)
 	}
 	return securityHeaders(h)
 }
 
-// endpointName maps a request to a bounded metric label.
-func endpointName(prefix string) func(*http.Request) string {
-	names := map[string]string{
-		prefix + endpoints.TokenPath: "token", prefix + endpoints.JWKSPath: "jwks", prefix + endpoints.DiscoveryPath: "discovery",
-		prefix + endpoints.AuthorizePath: "authorize", prefix + endpoints.IssueAPIPath + "/codes": "issue_codes",
-		prefix + endpoints.IssueAPIPath + "/tokens": "issue_tokens", "/healthz": "healthz", "/readyz": "readyz",
-		prefix + login.LoginPath: "authorize_login", prefix + login.AuthorizationsPath: "authorizations", prefix + login.CallbackPath: "authorize_callback",
+// route is one endpoint: its handler and its metric label.
+type route struct {
+	name string
+	h    http.Handler
+}
+
+// router serves fixed paths: routes under the issuer's path, root at the server's root (the
+// probes). Paths are compared segment by segment with each segment decoded, as ServeMux does, so
+// "%7B" and "{" are the same character and a client may escape more or less than the issuer is
+// written, but "%2F" never ends a segment. Anything else, unclean paths included, is a 404:
+// nothing is redirected.
+type router struct {
+	under  []string // the issuer's path in segments, "" first; nil when the issuer is no URL
+	routes map[string]route
+	root   map[string]route
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e, ok := rt.match(r); ok {
+		e.h.ServeHTTP(w, r)
+		return
 	}
+	http.NotFound(w, r)
+}
+
+func (rt *router) match(r *http.Request) (route, bool) {
+	// The path as the client sent it: RawPath keeps "%2F" even when it holds characters that
+	// EscapedPath would re-encode from Path, losing it.
+	escaped := r.URL.RawPath
+	if p, err := url.PathUnescape(escaped); escaped == "" || err != nil || p != r.URL.Path {
+		escaped = r.URL.EscapedPath()
+	}
+	segs, ok := segments(escaped)
+	if !ok || segs[0] != "" {
+		return route{}, false
+	}
+	if e, ok := rt.root[fixedPath(segs[1:])]; ok {
+		return e, true
+	}
+	if rt.under == nil || len(segs) < len(rt.under) || !slices.Equal(segs[:len(rt.under)], rt.under) {
+		return route{}, false
+	}
+	e, ok := rt.routes[fixedPath(segs[len(rt.under):])]
+	return e, ok
+}
+
+// segments splits an escaped path at '/' and decodes each segment: "/a/%7Bb%7D" is
+// ["", "a", "{b}"].
+func segments(escaped string) ([]string, bool) {
+	segs := strings.Split(escaped, "/")
+	for i, s := range segs {
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, false
+		}
+		segs[i] = d
+	}
+	return segs, true
+}
+
+// fixedPath joins decoded segments into a path of the route table, or returns "" (no route)
+// when a segment holds a decoded '/', which would forge a segment boundary.
+func fixedPath(segs []string) string {
+	for _, s := range segs {
+		if strings.Contains(s, "/") {
+			return ""
+		}
+	}
+	return "/" + strings.Join(segs, "/")
+}
+
+// endpointName maps a request to a bounded metric label: its route's name, or "other".
+func endpointName(rt *router) func(*http.Request) string {
 	return func(r *http.Request) string {
-		if n, ok := names[r.URL.Path]; ok {
-			return n
+		if e, ok := rt.match(r); ok {
+			return e.name
 		}
 		return "other"
 	}
