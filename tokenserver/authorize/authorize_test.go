@@ -143,6 +143,7 @@ func TestCheckTable(t *testing.T) {
 			"redirect_uri", "https://lpcdn.lpsnmedia.net/le_unified_window/legacy/index.html?lpUnifiedWindowConfig=abc"), false, ""},
 		{"good PKCE", query("client_id", pkceID, "response_type", "code", "redirect_uri", window, "code_challenge", challenge, "code_challenge_method", "S256"), false, ""},
 		{"no scope is fine", query("client_id", codeID, "response_type", "code", "redirect_uri", window), false, ""},
+		{"challenge without a method (S256)", query("client_id", codeID, "response_type", "code", "redirect_uri", window, "code_challenge", challenge), false, ""},
 
 		{"missing client_id", query("response_type", "code", "redirect_uri", window), true, "invalid_request"},
 		{"unknown client_id", query("client_id", "nope", "response_type", "code", "redirect_uri", window), true, "invalid_request"},
@@ -164,6 +165,7 @@ func TestCheckTable(t *testing.T) {
 		{"bad challenge characters", query("client_id", codeID, "response_type", "code", "redirect_uri", window, "code_challenge", strings.Repeat("+", 43)), false, "invalid_request"},
 		{"unknown challenge method", query("client_id", codeID, "response_type", "code", "redirect_uri", window, "code_challenge", challenge, "code_challenge_method", "S512"), false, "invalid_request"},
 		{"method without challenge", query("client_id", codeID, "response_type", "code", "redirect_uri", window, "code_challenge_method", "S256"), false, "invalid_request"},
+		{"plain for a client without allowPlainPKCE", query("client_id", codeID, "response_type", "code", "redirect_uri", window, "code_challenge", challenge, "code_challenge_method", "plain"), false, "invalid_request"},
 	}
 	for _, tc := range cases {
 		req, err := authorize.Parse(tc.query)

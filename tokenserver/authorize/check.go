@@ -2,6 +2,7 @@ package authorize
 
 import (
 	"encoding/json"
+	"errors"
 	"net/url"
 	"regexp"
 	"slices"
@@ -86,13 +87,33 @@ func checkPKCE(client *snapshot.Client, req Request) *Error {
 		}
 		return nil
 	}
-	if req.CodeChallengeMethod != "" && req.CodeChallengeMethod != "S256" && req.CodeChallengeMethod != "plain" {
-		return redirectError("invalid_request", "code_challenge_method must be S256 or plain")
-	}
-	if !pkceChallenge.MatchString(req.CodeChallenge) {
-		return redirectError("invalid_request", "code_challenge must be 43 to 128 characters of [A-Za-z0-9._~-]")
+	if _, err := ChallengeMethod(client, req.CodeChallenge, req.CodeChallengeMethod); err != nil {
+		return redirectError("invalid_request", err.Error())
 	}
 	return nil
+}
+
+// ChallengeMethod judges a PKCE challenge and method for client and returns the method the
+// code will carry. No method means S256, not RFC 7636 4.3's plain: plain sends the verifier
+// itself as the challenge, so it protects nothing once the request is seen (RFC 9700 2.1.1),
+// and it is accepted only from a client that allows it (spec.allowPlainPKCE). The issue API
+// judges its challenges here too, so both ways of getting a code follow one rule.
+func ChallengeMethod(client *snapshot.Client, challenge, method string) (string, error) {
+	switch {
+	case method == "" || method == "S256":
+		method = "S256"
+	case method == "plain" && client.AllowPlainPKCE:
+	case method == "plain":
+		return "", errors.New("code_challenge_method plain is not allowed for this client: use S256")
+	case client.AllowPlainPKCE:
+		return "", errors.New("code_challenge_method must be S256 or plain")
+	default:
+		return "", errors.New("code_challenge_method must be S256")
+	}
+	if !pkceChallenge.MatchString(challenge) {
+		return "", errors.New("code_challenge must be 43 to 128 characters of [A-Za-z0-9._~-]")
+	}
+	return method, nil
 }
 
 // ErrorLocation is where a redirected error sends the browser: redirect_uri with error,
@@ -118,10 +139,13 @@ func Complete(snap *snapshot.Snapshot, client *snapshot.Client, req Request, id 
 	}
 	p := codes.Payload{ClientID: client.ID, Subject: id.Subject, Expiry: now.Add(snap.CodeTTL).Unix(), RedirectURI: req.RedirectURI}
 	if req.CodeChallenge != "" && client.PKCE != v1alpha1.PKCEDisabled {
-		p.CodeChallenge, p.CodeChallengeMethod = req.CodeChallenge, req.CodeChallengeMethod
-		if p.CodeChallengeMethod == "" {
-			p.CodeChallengeMethod = "plain" // RFC 7636 4.3
+		// Check judged the request already; the client may have changed since (a login form
+		// is posted minutes later), so the method is judged again.
+		method, err := ChallengeMethod(client, req.CodeChallenge, req.CodeChallengeMethod)
+		if err != nil {
+			return "", err
 		}
+		p.CodeChallenge, p.CodeChallengeMethod = req.CodeChallenge, method
 	}
 	if err := encodeIdentity(&p, id); err != nil {
 		return "", err

@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
 	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
@@ -151,15 +152,11 @@ func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, no
 	}
 	p := codes.Payload{ClientID: client.ID, Subject: req.Subject, Expiry: now.Add(snap.CodeTTL).Unix(), RedirectURI: req.RedirectURI}
 	if client.PKCE != v1alpha1.PKCEDisabled && req.CodeChallenge != "" {
-		method := req.CodeChallengeMethod
-		if method == "" {
-			method = "plain" // RFC 7636 4.3
-		}
-		if method != "S256" && method != "plain" {
-			return nil, Bad("code_challenge_method must be S256 or plain")
-		}
-		if n := len(req.CodeChallenge); n < 43 || n > 128 {
-			return nil, Bad("code_challenge must be 43 to 128 characters")
+		// The authorization endpoint's rule: S256 when no method is given, plain only where
+		// the client allows it.
+		method, err := authorize.ChallengeMethod(client, req.CodeChallenge, req.CodeChallengeMethod)
+		if err != nil {
+			return nil, Bad(err.Error())
 		}
 		p.CodeChallenge, p.CodeChallengeMethod = req.CodeChallenge, method
 	}

@@ -46,7 +46,8 @@ type Handler struct {
 	// Prefix is the issuer's path; Secure marks cookies Secure (an https issuer).
 	Prefix string
 	Secure bool
-	// Limiter slows repeated failed logins per user name and per client address.
+	// Limiter counts failed logins on the login form per user name and client address, per
+	// client address, and loosely per user name (loginLimits).
 	Limiter *oauth.FailureLimiter
 
 	providers providers

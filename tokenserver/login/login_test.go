@@ -23,6 +23,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
@@ -48,11 +49,24 @@ type fixture struct {
 	srv   *httptest.Server
 	snap  *snapshot.Snapshot
 	clock atomic.Int64 // Unix seconds added to the real time
+	start time.Time
 }
 
 func (f *fixture) now() time.Time { return time.Now().Add(time.Duration(f.clock.Load()) * time.Second) }
 
+// limiterNow is the login limiter's clock: it moves only with f.clock, so failures drain only
+// when a test says so, however long bcrypt takes on a busy machine.
+func (f *fixture) limiterNow() time.Time {
+	return f.start.Add(time.Duration(f.clock.Load()) * time.Second)
+}
+
 func newFixture(t testing.TB, login *v1alpha1.LoginSpec, redirects ...string) *fixture {
+	t.Helper()
+	return newFixtureBehind(t, nil, login, redirects...)
+}
+
+// newFixtureBehind is newFixture behind proxies (the TokenServer's spec.trustedProxyCIDRs).
+func newFixtureBehind(t testing.TB, proxies []string, login *v1alpha1.LoginSpec, redirects ...string) *fixture {
 	t.Helper()
 	keyOnce.Do(func() {
 		k, err := keys.Generate(v1alpha1.RS256, 2048)
@@ -62,7 +76,7 @@ func newFixture(t testing.TB, login *v1alpha1.LoginSpec, redirects ...string) *f
 		n := time.Now()
 		keyData, _ = keys.Encode([]keys.Key{{JWK: k, State: v1alpha1.KeyActive, CreatedAt: n, ActivatesAt: n.Add(-time.Minute)}})
 	})
-	f := &fixture{}
+	f := &fixture{start: time.Now()}
 	f.srv = httptest.NewUnstartedServer(nil)
 	issuer := "http://" + f.srv.Listener.Addr().String()
 	lpac := func(name, id string, flow v1alpha1.AuthFlow) v1alpha1.LivePersonAuthClient {
@@ -74,7 +88,7 @@ func newFixture(t testing.TB, login *v1alpha1.LoginSpec, redirects ...string) *f
 		}}
 	}
 	snap, problems, err := snapshot.Build(snapshot.Inputs{
-		TokenServer: &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "ts"}, Spec: v1alpha1.TokenServerSpec{Issuer: issuer, Login: login}},
+		TokenServer: &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "ts"}, Spec: v1alpha1.TokenServerSpec{Issuer: issuer, Login: login, TrustedProxyCIDRs: proxies}},
 		KeySecret:   &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys"}, Data: keyData},
 		Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{
 			snapshot.CodeKeyKey: bytes.Repeat([]byte{5}, 32), snapshot.IssueAPITokenKey: []byte(issueToken)}},
@@ -94,8 +108,10 @@ func newFixture(t testing.TB, login *v1alpha1.LoginSpec, redirects ...string) *f
 	f.snap = snap
 	holder := &snapshot.Holder{}
 	holder.Store(snap)
+	limiter := oauth.NewFailureLimiter(5, 12*time.Second) // the server's default
+	limiter.Now = f.limiterNow
 	f.srv.Config = server.NewHTTPServer("", server.Handler(server.Config{
-		Issuer: issuer, Source: holder, Replay: replay.NewMemory(1000, nil), Log: logr.Discard(), Now: f.now,
+		Issuer: issuer, Source: holder, Replay: replay.NewMemory(1000, nil), Log: logr.Discard(), Now: f.now, LoginLimiter: limiter,
 	}))
 	f.srv.Start()
 	t.Cleanup(f.srv.Close)
@@ -412,7 +428,8 @@ func TestLandingPage(t *testing.T) {
 	if status, _ := complete("wrong", user); status != http.StatusUnauthorized {
 		t.Errorf("wrong bearer: %d", status)
 	}
-	tampered := map[string]any{"login_request": loginRequest[:30] + "B" + loginRequest[31:], "sub": "x"}
+	flipped := map[bool]string{true: "A", false: "B"}[loginRequest[30] == 'B'] // a different character, whatever was there
+	tampered := map[string]any{"login_request": loginRequest[:30] + flipped + loginRequest[31:], "sub": "x"}
 	if status, out := complete(issueToken, tampered); status != http.StatusBadRequest {
 		t.Errorf("tampered login request: %d %v", status, out)
 	}

@@ -1,13 +1,15 @@
 package login
 
 import (
-	"net"
 	"net/http"
 	"net/url"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
+	"github.com/lpauth/lpauth-operator/tokenserver/clientaddr"
+	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -83,19 +85,16 @@ func (h *Handler) Login() http.Handler {
 			return
 		}
 		user, password := r.PostForm.Get("username"), r.PostForm.Get("password")
-		keys := []string{"user:" + user, "addr:" + remoteHost(r)}
-		for _, k := range keys {
-			if !h.Limiter.Allow(k) {
-				h.Log.Info("Login refused: too many failed attempts", "clientID", client.ID)
-				h.showForm(w, r, snap, st.Req, "Too many failed attempts. Wait a minute and try again.", http.StatusTooManyRequests)
-				return
-			}
+		limits := newLoginLimits(h.Limiter, user, password, oauth.Network(clientaddr.Of(r, snap.TrustedProxies)))
+		if ok, wait := limits.allow(); !ok {
+			h.Log.Info("Login refused: too many failed attempts", "clientID", client.ID)
+			w.Header().Set("Retry-After", oauth.RetryAfterSeconds(wait))
+			h.showForm(w, r, snap, st.Req, "Too many failed attempts. Wait a minute and try again.", http.StatusTooManyRequests)
+			return
 		}
-		if !checkPassword(snap.Login.StaticUsers, user, password) {
-			for _, k := range keys {
-				h.Limiter.Fail(k)
-			}
-			h.Log.Info("Login refused: wrong user name or password", "clientID", client.ID)
+		if limits.tooLong || !checkPassword(snap.Login.StaticUsers, user, password) {
+			limits.fail()
+			h.Log.Info("Login refused: wrong user name or password", "clientID", client.ID, "tooLong", limits.tooLong)
 			h.showForm(w, r, snap, st.Req, "Wrong user name or password.", http.StatusUnauthorized)
 			return
 		}
@@ -103,22 +102,79 @@ func (h *Handler) Login() http.Handler {
 	})
 }
 
+// Bounds checked before any other work. No account has a longer name worth a hash and a bcrypt
+// per attempt, and bcrypt reads at most 72 bytes of a password.
+const (
+	maxUserName = 256
+	maxPassword = 72
+)
+
+// compareHashAndPassword is bcrypt's, replaced by tests that count the calls.
+var compareHashAndPassword = bcrypt.CompareHashAndPassword
+
 // checkPassword compares in constant time for known and unknown users alike.
 func checkPassword(users *snapshot.StaticUsers, user, password string) bool {
 	hash, ok := users.Hashes[user]
-	if !ok || len(password) > 72 {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+	if !ok {
+		_ = compareHashAndPassword(dummyHash, []byte(password))
 		return false
 	}
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	return compareHashAndPassword(hash, []byte(password)) == nil
 }
 
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// loginLimits are the counters of one login attempt, all in the handler's FailureLimiter (one
+// memory bound), with rules derived from its Rule (by default 5 failures, then one per 12 s):
+//
+//   - per user name and address, the Rule: one place guessing one person's password;
+//   - per address, four times the burst at the same pace: one place spraying many names, looser
+//     because the people behind one NAT share it;
+//   - per user name from everywhere, twenty times the burst draining ten times faster: many
+//     places guessing one password. Over it, only addresses that already failed for that name are
+//     refused, so a person signing in from their own address is never locked out by others'
+//     failures, while each attacking address gets one guess per drained failure.
+//
+// Addresses are the client's (clientaddr: forwarded-for believed only from trusted proxies), so
+// behind an ingress one attacker holds up only their own address. An over-long user name or
+// password counts against the address alone: it names no account, and is never hashed.
+type loginLimits struct {
+	l                      *oauth.FailureLimiter
+	tooLong                bool
+	userAddr, addr, user   oauth.Key
+	base, perAddr, perUser oauth.Rule
+}
+
+func newLoginLimits(l *oauth.FailureLimiter, user, password, addr string) loginLimits {
+	b := l.Rule
+	k := loginLimits{l: l, tooLong: len(user) > maxUserName || len(password) > maxPassword, addr: oauth.KeyOf("login-addr", addr),
+		base: b, perAddr: oauth.Rule{Burst: 4 * b.Burst, Interval: b.Interval}, perUser: oauth.Rule{Burst: 20 * b.Burst, Interval: b.Interval / 10}}
+	if !k.tooLong {
+		k.userAddr, k.user = oauth.KeyOf("login-user-addr", user, addr), oauth.KeyOf("login-user", user)
 	}
-	return host
+	return k
+}
+
+// allow reports whether the attempt may be checked, and if not, how long to wait.
+func (k loginLimits) allow() (bool, time.Duration) {
+	ok, wait := k.l.Allow(k.addr, k.perAddr)
+	if !ok || k.tooLong {
+		return ok, wait
+	}
+	if ok, wait := k.l.Allow(k.userAddr, k.base); !ok {
+		return false, wait
+	}
+	if k.l.Failing(k.userAddr) {
+		return k.l.Allow(k.user, k.perUser)
+	}
+	return true, 0
+}
+
+// fail counts a failed attempt.
+func (k loginLimits) fail() {
+	k.l.Fail(k.addr, k.perAddr)
+	if !k.tooLong {
+		k.l.Fail(k.userAddr, k.base)
+		k.l.Fail(k.user, k.perUser)
+	}
 }
 
 // origin is scheme://host[:port] of a URL, for the CSP.

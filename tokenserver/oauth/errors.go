@@ -5,6 +5,8 @@ package oauth
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Error is an RFC 6749 error response, written in one place (WriteError) so every endpoint
@@ -16,6 +18,8 @@ type Error struct {
 	// Reason is the precise cause, for our logs and metrics only: LivePerson shows every failure
 	// to the consumer as "Failed to validate user", so the brand's operators need the detail.
 	Reason string `json:"-"`
+	// RetryAfter, when set, is sent as Retry-After (a 429).
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Reason }
@@ -46,8 +50,17 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	if e.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="token", error="invalid_client"`)
 	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", RetryAfterSeconds(e.RetryAfter))
+	}
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(e)
+}
+
+// RetryAfterSeconds is d as a Retry-After value: whole seconds, rounded up, so a client that
+// waits that long is not refused again.
+func RetryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }
 
 // WriteJSON writes a successful JSON response that must never be cached (it carries tokens).

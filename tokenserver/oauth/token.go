@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/clientaddr"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
 	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
@@ -49,7 +50,8 @@ type TokenHandler struct {
 	Now     func() time.Time
 	Log     logr.Logger
 	Observe Observer
-	// Limiter slows repeated failed client authentications per client id (nil: none).
+	// Limiter counts failed client authentications per client id and client address (nil:
+	// none). It never refuses a correct secret.
 	Limiter *FailureLimiter
 }
 
@@ -158,42 +160,62 @@ func parseForm(r *http.Request) (url.Values, *Error) {
 
 // authenticate accepts client_secret_basic or client_secret_post, never both. It returns the
 // client it names (for logging) even when authentication fails.
+//
+// The secret is compared before the failure limiter is asked, so a correct secret is never
+// refused. Were the limiter asked first, anyone who saw the client id (it is not a secret: it
+// travels in LivePerson's authorize URLs) could keep LivePerson at 429 with one bad request now
+// and then. Comparing first gives a guesser nothing: generated secrets are 256-bit, and the
+// operator refuses brand-chosen ones under 32 characters or an estimated 128 bits, so no rate
+// of online guessing finds one. The limiter, per client id and client address, tells a guesser
+// 429 and makes the abuse show in logs and metrics; the secret's entropy is what protects it.
 func (h *TokenHandler) authenticate(r *http.Request, form url.Values, snap *snapshot.Snapshot) (*snapshot.Client, *Error) {
 	basicID, basicSecret, hasBasic := r.BasicAuth()
 	if r.Header.Get("Authorization") != "" && !hasBasic {
 		return nil, invalidClient("an Authorization header that is not Basic")
 	}
 	postID, postSecret := form.Get("client_id"), form.Get("client_secret")
-	var id, secret string
+	// Each credential in its two possible spellings: as sent, then form-decoded.
+	var ids, secrets [2]string
 	switch {
 	case hasBasic && postSecret != "":
 		return nil, invalidRequest("both client_secret_basic and client_secret_post", "use one client authentication method")
 	case hasBasic:
-		// RFC 6749 2.3.1 form-encodes id and secret in the header; ours are URL-safe, so decoding
-		// only matters for a secret the brand chose.
-		id, secret = formDecode(basicID), formDecode(basicSecret)
-		if postID != "" && postID != id {
+		// RFC 6749 2.3.1 form-encodes id and secret before base64; LivePerson's docs show them
+		// sent as they are. Generated values read the same both ways, but a brand-chosen secret
+		// with '+', '%' or '/' does not, and we cannot tell which spelling a client used.
+		ids = [2]string{basicID, formDecode(basicID)}
+		secrets = [2]string{basicSecret, formDecode(basicSecret)}
+		if postID != "" && postID != ids[0] && postID != ids[1] {
 			return nil, invalidRequest("client_id differs from the Basic credentials", "client_id does not match the Authorization header")
 		}
 	case postID != "":
-		id, secret = postID, postSecret
+		// The body was form-decoded by ParseForm: there is one spelling.
+		ids, secrets = [2]string{postID, postID}, [2]string{postSecret, postSecret}
 	default:
 		return nil, invalidClient("no client credentials")
 	}
-	client := snap.Clients[id]
+	client := snap.Clients[ids[0]]
 	if client == nil {
-		return nil, invalidClient("unknown client id " + truncate(id))
+		client = snap.Clients[ids[1]]
 	}
-	if h.Limiter != nil && !h.Limiter.Allow(id) {
-		return client, errorf(http.StatusTooManyRequests, "invalid_client", "too many failed authentications", "too many failed attempts; wait a minute")
+	if client == nil {
+		return nil, invalidClient("unknown client id " + truncate(ids[0]))
 	}
-	if client.Flow != v1alpha1.FlowCode || !equalSecrets(secret, client) {
-		if h.Limiter != nil {
-			h.Limiter.Fail(id)
+	if client.Flow == v1alpha1.FlowCode && secretMatches(client, secrets) {
+		return client, nil
+	}
+	if h.Limiter != nil {
+		// Counted per address too, so one address's failures never slow another's.
+		key := KeyOf("token", client.ID, Network(clientaddr.Of(r, snap.TrustedProxies)))
+		if ok, wait := h.Limiter.Allow(key, h.Limiter.Rule); !ok {
+			e := errorf(http.StatusTooManyRequests, "invalid_client", "wrong client secret; too many failed authentications from this address",
+				"client authentication failed; too many failed attempts, retry later")
+			e.RetryAfter = wait
+			return client, e
 		}
-		return client, invalidClient("wrong client secret")
+		h.Limiter.Fail(key, h.Limiter.Rule)
 	}
-	return client, nil
+	return client, invalidClient("wrong client secret")
 }
 
 func formDecode(s string) string {
@@ -203,13 +225,16 @@ func formDecode(s string) string {
 	return s
 }
 
-// equalSecrets compares in constant time; hashing first makes the time independent of length too.
-func equalSecrets(got string, client *snapshot.Client) bool {
-	if !client.HasSecret {
-		return false
+// secretMatches compares every spelling with the client's digest in constant time, always all
+// of them, so the time tells neither whether nor which one matched; comparing digests makes it
+// independent of the length too.
+func secretMatches(client *snapshot.Client, spellings [2]string) bool {
+	match := 0
+	for _, s := range spellings {
+		sum := sha256.Sum256([]byte(s))
+		match |= subtle.ConstantTimeCompare(sum[:], client.SecretHash[:])
 	}
-	a := sha256.Sum256([]byte(got))
-	return subtle.ConstantTimeCompare(a[:], client.SecretHash[:]) == 1
+	return client.HasSecret && match == 1
 }
 
 // checkCode ties the code to this client, redirect_uri and PKCE verifier.
@@ -226,22 +251,30 @@ func checkCode(code codes.Payload, client *snapshot.Client, form url.Values) *Er
 	}
 	verifier := form.Get("code_verifier")
 	switch {
-	case code.CodeChallenge != "":
-		if verifier == "" {
-			return invalidGrant("no code_verifier for a PKCE code", "code_verifier is required")
-		}
-		if !verifyPKCE(code.CodeChallenge, code.CodeChallengeMethod, verifier) {
-			return invalidGrant("code_verifier does not match", "code_verifier does not match the code challenge")
-		}
-	case client.PKCE == v1alpha1.PKCERequired:
+	case code.CodeChallenge == "" && verifier != "":
+		// RFC 9700 4.8.2: a verifier for a code issued without a challenge means the code was
+		// not the one this client's flow asked for (an injected code). Ignoring the verifier
+		// would let an attacker downgrade PKCE away.
+		return invalidGrant("code_verifier sent for a code issued without a code_challenge", "the code was issued without a code_challenge")
+	case code.CodeChallenge == "" && client.PKCE == v1alpha1.PKCERequired:
 		return invalidGrant("PKCE required but the code has no challenge", "this client requires PKCE")
+	case code.CodeChallenge == "":
+		return nil
+	case verifier == "":
+		return invalidGrant("no code_verifier for a PKCE code", "code_verifier is required")
+	case code.CodeChallengeMethod == "plain" && !client.AllowPlainPKCE:
+		// Codes are sealed, so only a code issued before allowPlainPKCE was turned off gets here.
+		return invalidGrant("plain PKCE is not allowed for this client", "code_challenge_method plain is not allowed")
+	case !verifyPKCE(code.CodeChallenge, code.CodeChallengeMethod, verifier):
+		return invalidGrant("code_verifier does not match", "code_verifier does not match the code challenge")
 	}
 	return nil
 }
 
-// verifyPKCE checks a verifier against its challenge (RFC 7636).
+// verifyPKCE checks a verifier against its challenge (RFC 7636 4.6); a method other than plain
+// is S256.
 func verifyPKCE(challenge, method, verifier string) bool {
-	if len(verifier) < 43 || len(verifier) > 128 {
+	if !validVerifier(verifier) {
 		return false
 	}
 	computed := verifier
@@ -250,6 +283,21 @@ func verifyPKCE(challenge, method, verifier string) bool {
 		computed = base64.RawURLEncoding.EncodeToString(sum[:])
 	}
 	return subtle.ConstantTimeCompare([]byte(computed), []byte(challenge)) == 1
+}
+
+// validVerifier is RFC 7636 4.1: 43 to 128 characters of [A-Za-z0-9-._~].
+func validVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func identityFromCode(code codes.Payload) (idtoken.Identity, *Error) {

@@ -42,13 +42,15 @@ type Config struct {
 	Now     func() time.Time
 	Log     logr.Logger
 	Observe oauth.Observer
-	// Limiter slows repeated failed client authentications (nil: the default, 10 failures then
-	// one attempt per 6 s per client id).
+	// Limiter counts failed client authentications at /token per client id and client address
+	// (nil: the default, 429 after 10 failures, then one more per 6 s). A correct secret is never
+	// refused, so others' failures cannot lock LivePerson out.
 	Limiter *oauth.FailureLimiter
 	// Metrics, when set, counts every request (served on its own port by the caller).
 	Metrics *metrics.Metrics
-	// LoginLimiter slows repeated failed logins on the login form, per user name and per
-	// address (nil: the default, 5 failures then one attempt per 12 s).
+	// LoginLimiter slows failed logins on the login form per user name and client address (nil:
+	// the default, 5 failures then one attempt per 12 s), per client address (4 times the
+	// burst) and loosely per user name (see login's loginLimits).
 	LoginLimiter *oauth.FailureLimiter
 }
 
@@ -59,6 +61,7 @@ func Handler(cfg Config) http.Handler {
 	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = oauth.NewFailureLimiter(10, 6*time.Second)
+		cfg.Limiter.Now = cfg.Now
 	}
 	if cfg.Metrics != nil && cfg.Observe == nil {
 		cfg.Observe = cfg.Metrics.Observe
@@ -74,6 +77,7 @@ func Handler(cfg Config) http.Handler {
 	}
 	if cfg.LoginLimiter == nil {
 		cfg.LoginLimiter = oauth.NewFailureLimiter(5, 12*time.Second)
+		cfg.LoginLimiter.Now = cfg.Now
 	}
 	pop := &login.Handler{Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("authorize"), Observe: cfg.Observe,
 		Prefix: prefix, Secure: strings.HasPrefix(cfg.Issuer, "https://"), Limiter: cfg.LoginLimiter}

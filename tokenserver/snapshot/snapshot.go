@@ -259,7 +259,7 @@ func discovery(issuer string, urls endpoints.URLs, algs []string) map[string]any
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": algs,
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"code_challenge_methods_supported":      []string{"S256", "plain"},
+		"code_challenge_methods_supported":      []string{"S256"},
 		"scopes_supported":                      []string{"openid"},
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "given_name", "family_name", "email",
 			"gender", "preferred_username", "phone_number", "lp_sdes"},
