@@ -117,6 +117,20 @@ var _ = Describe("CRD validation", func() {
 			`{issuer: "https://auth.brand.example/?tenant=1"}`, "issuer must not have a query or a fragment"),
 		Entry("an issuer with a trailing slash", "TokenServer", validTokenServer,
 			`{issuer: "https://auth.brand.example/"}`, "issuer must not end with '/'"),
+		// Regression (IssuerPathIsNeverAPattern): these passed the URL rule and made the token
+		// server's ServeMux panic at start, a crash loop on an immutable field.
+		Entry("an issuer path with a wildcard", "TokenServer", validTokenServer,
+			`{issuer: "https://x.example/{tenant}"}`, "issuer path segments may contain only"),
+		Entry("an issuer path with an end anchor", "TokenServer", validTokenServer,
+			`{issuer: "https://x.example/a/{$}"}`, "issuer path segments may contain only"),
+		Entry("an issuer path with percent-encoding", "TokenServer", validTokenServer,
+			`{issuer: "https://x.example/%7Bt%7D"}`, "issuer path segments may contain only"),
+		Entry("an issuer path with a space", "TokenServer", validTokenServer,
+			`{issuer: "https://x.example/a b"}`, "issuer path segments may contain only"),
+		Entry("an issuer path with an empty segment", "TokenServer", validTokenServer,
+			`{issuer: "https://x.example/a//b"}`, "issuer path segments may contain only"),
+		Entry("an issuer path with a dot-dot segment", "TokenServer", validTokenServer,
+			`{issuer: "https://x.example/a/../b"}`, "issuer path must not contain '.' or '..' segments"),
 		Entry("an issuer longer than 2048 characters", "TokenServer", validTokenServer,
 			`{issuer: "https://auth.brand.example/`+strings.Repeat("a", 2048)+`"}`, "spec.issuer: Too long"),
 		Entry("no signing key", "TokenServer", validTokenServer,
@@ -201,6 +215,13 @@ var _ = Describe("CRD validation", func() {
 		Entry("an unknown public key mode", "LivePersonAuthClient", validClient,
 			`{publicKeyMode: X509}`, `spec.publicKeyMode: Unsupported value: "X509"`),
 	)
+
+	It("accepts issuers with literal paths, ports and loopback addresses", func() {
+		for _, issuer := range []string{"https://auth.brand.example/lp/v1", "https://auth.brand.example:8443/a-b_c.d~e",
+			"http://127.0.0.1:8080", "http://[::1]:8080/dev", "http://localhost:8181"} {
+			Expect(create(object("TokenServer", ns, merge(validTokenServer, `{issuer: "`+issuer+`"}`)))).To(Succeed(), issuer)
+		}
+	})
 
 	It("keeps the issuer immutable", func() {
 		ts := object("TokenServer", ns, validTokenServer)

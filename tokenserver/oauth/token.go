@@ -250,6 +250,12 @@ func checkCode(code codes.Payload, client *snapshot.Client, form url.Values) *Er
 		return invalidGrant("redirect_uri not allowed: "+truncate(ru), "redirect_uri is not registered for this client")
 	}
 	verifier := form.Get("code_verifier")
+	if client.PKCE == v1alpha1.PKCEDisabled && code.CodeChallenge == "" {
+		// The client asked for no PKCE: /authorize ignored any challenge, so a verifier is
+		// ignored too, or LivePerson with PKCE turned on in its console would fail every login.
+		// There is no PKCE to downgrade here; Allowed (the default) and Required are protected.
+		verifier = ""
+	}
 	switch {
 	case code.CodeChallenge == "" && verifier != "":
 		// RFC 9700 4.8.2: a verifier for a code issued without a challenge means the code was

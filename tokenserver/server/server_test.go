@@ -249,8 +249,9 @@ func TestBadTokenRequests(t *testing.T) {
 		{"redirect_uri on a look-alike host", "", form(codeFor(), "https://liveperson.net.evil.example"), auth, "", 400, "invalid_grant"},
 		{"PKCE code without verifier", "", form(fresh(map[string]any{"client_id": codeClientID, "sub": "u", "code_challenge": s256(verifier), "code_challenge_method": "S256"}), lpRedirect), auth, "", 400, "invalid_grant"},
 		{"PKCE wrong verifier", "", form(fresh(map[string]any{"client_id": codeClientID, "sub": "u", "code_challenge": s256(verifier), "code_challenge_method": "S256"}), lpRedirect) + "&code_verifier=" + strings.Repeat("w", 43), auth, "", 400, "invalid_grant"},
-		{"PKCE verifier too short", "", form(fresh(map[string]any{"client_id": codeClientID, "sub": "u", "code_challenge": strings.Repeat("v", 43), "code_challenge_method": "plain"}), lpRedirect) + "&code_verifier=vvv", auth, "", 400, "invalid_grant"},
-		{"plain PKCE wrong verifier", "", form(fresh(map[string]any{"client_id": codeClientID, "sub": "u", "code_challenge": strings.Repeat("v", 43), "code_challenge_method": "plain"}), lpRedirect) + "&code_verifier=" + strings.Repeat("x", 43), auth, "", 400, "invalid_grant"},
+		{"PKCE verifier too short", "", form(fresh(map[string]any{"client_id": codeClientID, "sub": "u", "code_challenge": s256("vvv"), "code_challenge_method": "S256"}), lpRedirect) + "&code_verifier=vvv", auth, "", 400, "invalid_grant"},
+		{"plain PKCE code, client without allowPlainPKCE", "", form(seal(codes.Payload{ClientID: codeClientID, Subject: "u", Expiry: time.Now().Add(time.Minute).Unix(), CodeChallenge: verifier, CodeChallengeMethod: "plain"}), lpRedirect) + "&code_verifier=" + verifier, auth, "", 400, "invalid_grant"},
+		{"code_verifier for a code without a challenge", "", form(codeFor(), lpRedirect) + "&code_verifier=" + verifier, auth, "", 400, "invalid_grant"},
 		{"PKCE-required client, code without challenge", "", form(seal(codes.Payload{ClientID: pkceClientID, Subject: "u", Expiry: time.Now().Add(time.Minute).Unix()}), lpRedirect), basic(pkceClientID, pkceSecret), "", 400, "invalid_grant"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -377,9 +378,14 @@ func TestRepeatedFailedAuthenticationIsSlowed(t *testing.T) {
 			t.Fatalf("attempt %d: %d, want 401", i, resp.StatusCode)
 		}
 	}
-	resp, body := f.postToken(t, form(f.code(t, map[string]any{"client_id": codeClientID, "sub": "u"}), lpRedirect), basic(codeClientID, codeSecret))
-	if resp.StatusCode != http.StatusTooManyRequests || body["error"] != "invalid_client" {
-		t.Errorf("after 10 failures: %d %v, want 429 invalid_client", resp.StatusCode, body["error"])
+	resp, body := f.postToken(t, form("x", lpRedirect), basic(codeClientID, "wrong-secret-000000"))
+	if resp.StatusCode != http.StatusTooManyRequests || body["error"] != "invalid_client" || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("the 11th failure: %d %v (Retry-After %q), want 429 invalid_client with Retry-After", resp.StatusCode, body["error"], resp.Header.Get("Retry-After"))
+	}
+	// A correct secret is never refused (oauth's TestCorrectSecretIsNeverLockedOutByOthers).
+	resp, body = f.postToken(t, form(f.code(t, map[string]any{"client_id": codeClientID, "sub": "u"}), lpRedirect), basic(codeClientID, codeSecret))
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the correct secret after 10 failures: %d %v, want 200", resp.StatusCode, body["error"])
 	}
 	if resp, _ := f.postToken(t, form("x", lpRedirect), basic(pkceClientID, "wrong-secret-000000")); resp.StatusCode != 401 {
 		t.Errorf("another client was slowed too: %d", resp.StatusCode)
