@@ -25,6 +25,7 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/metrics"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
+	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
@@ -115,20 +116,22 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	return srv.Shutdown(shutdownCtx)
 }
 
-// replayStore picks the store the TokenServer asks for: Redis (address from its Secret) or memory.
+// replayStore picks the store the TokenServer asks for: Redis (its URL from the secret set the
+// operator keeps; the token server cannot read the brand's Secret itself) or memory.
 func replayStore(ctx context.Context, c client.Client, ts *v1alpha1.TokenServer) (replay.Store, error) {
 	rs := ts.Spec.ReplayStore
 	if rs == nil || rs.Type != v1alpha1.ReplayStoreRedis || rs.Redis == nil {
 		return replay.NewMemory(1_000_000, nil), nil
 	}
-	secret := &corev1.Secret{}
-	ref := rs.Redis.AddressSecretRef
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: ref.Name}, secret); err != nil {
-		return nil, fmt.Errorf("reading the Redis address Secret %s: %w", ref.Name, err)
+	set := &corev1.Secret{}
+	name := secretset.Name(ts.Name)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, set); err != nil {
+		return nil, fmt.Errorf("reading Secret %s for the Redis URL: %w", name, err)
 	}
-	url := string(secret.Data[ref.Key])
+	url := secretset.RedisURL(set.Data)
 	if url == "" {
-		return nil, fmt.Errorf("the Redis address Secret %s has no key %q", ref.Name, ref.Key)
+		ref := rs.Redis.AddressSecretRef
+		return nil, fmt.Errorf("no Redis URL yet: the operator copies it from Secret %s key %q (check the TokenServer's status)", ref.Name, ref.Key)
 	}
 	return replay.NewRedis(url, "lpauth:"+ts.Namespace+":"+ts.Name+":")
 }

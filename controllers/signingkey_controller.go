@@ -445,7 +445,11 @@ func (r *SigningKeyReconciler) emitEvents(s *skScope) {
 		if e.Warning {
 			kind = corev1.EventTypeWarning
 		}
-		r.Recorder.Eventf(s.sk, nil, kind, e.Reason, "Rotate", "%s", e.Message)
+		action := "Rotate"
+		if e.Subject != "" {
+			action = "Rotate " + e.Subject
+		}
+		r.Recorder.Eventf(s.sk, nil, kind, e.Reason, action, "%s", e.Message)
 	}
 }
 

@@ -315,7 +315,12 @@ var _ = Describe("SigningKey", func() {
 		Expect(k8s.Update(ctx, record)).To(Succeed())
 
 		Expect(k8s.Delete(ctx, secretOf(sk))).To(Succeed())
-		Eventually(func() map[string]keys.Key { return storedKeys(sk) }).Should(HaveKey(active))
+		Eventually(func(g Gomega) {
+			s := &corev1.Secret{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: controllers.SecretName(sk)}, s)).To(Succeed())
+			set, _ := keys.Decode(s.Data)
+			g.Expect(set).To(ContainElement(WithTransform(keys.Key.ID, Equal(active))))
+		}).Should(Succeed())
 		restored := storedKeys(sk)[active]
 		Expect(restored.CanSign()).To(BeFalse())
 		Expect(restored.State).To(Equal(v1alpha1.KeyRetired))

@@ -52,6 +52,9 @@ type Event struct {
 	Warning bool
 	Reason  string
 	Message string
+	// Subject, when set, is the kid the event is about. Events of one reason on one object are
+	// merged into a series unless their action differs, so per-key events name their key there.
+	Subject string
 }
 
 // Result is the outcome of Advance.
@@ -148,10 +151,12 @@ func (s *step) revoke(kid string) bool {
 		if k.ID() == kid {
 			s.remove(i)
 			s.event(true, v1alpha1.ReasonKeyRevoked, "Revoked %s key %s: it is no longer published and no longer signs", k.State, kid)
+			s.events[len(s.events)-1].Subject = kid
 			return k.State == v1alpha1.KeyActive
 		}
 	}
-	s.event(true, "RevokeIgnored", "No key %s to revoke (kids are listed in status.keys)", kid)
+	s.event(true, "RevokeIgnored", "No key %s to revoke (kids are listed in status.keys); it stays on the deny-list", kid)
+	s.events[len(s.events)-1].Subject = kid
 	return false
 }
 

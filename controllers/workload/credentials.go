@@ -27,7 +27,7 @@ func CredentialsName(ts *v1alpha1.TokenServer) string { return snapshot.Credenti
 // CodeTTL is spec.codeTTL with its default.
 func CodeTTL(ts *v1alpha1.TokenServer) time.Duration {
 	if ts.Spec.CodeTTL.Duration == 0 {
-		return 120 * time.Second
+		return v1alpha1.DefaultCodeTTL
 	}
 	return ts.Spec.CodeTTL.Duration
 }

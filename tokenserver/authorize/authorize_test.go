@@ -60,8 +60,8 @@ func testSnapshot(t testing.TB) *snapshot.Snapshot {
 				client("implicit", implID, v1alpha1.FlowImplicit, ""),
 				client("pkce", pkceID, v1alpha1.FlowCode, v1alpha1.PKCERequired),
 			},
-			Secrets: map[string]*corev1.Secret{"secret": {Data: map[string][]byte{"s": []byte("client-secret-0123456789")}}},
-			Now:     now,
+			BrandSecrets: map[string]*corev1.Secret{"secret": {Data: map[string][]byte{"s": []byte("client-secret-0123456789")}}},
+			Now:          now,
 		})
 		if err != nil || len(problems) > 0 {
 			t.Fatalf("snapshot: %v %v", err, problems)

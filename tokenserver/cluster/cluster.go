@@ -1,7 +1,8 @@
 // Package cluster feeds a token server's snapshot from the Kubernetes API: informers limited to
-// its namespace (and, for Secrets, to those labelled for token servers) trigger a rebuild on any
-// change, and the new snapshot replaces the old one atomically. Requests never reach the API
-// server.
+// its namespace trigger a rebuild on any change, and the new snapshot replaces the old one
+// atomically. Requests never reach the API server. Secrets are watched one by one, by name (its
+// SigningKey's keys, its credentials, its secret set): the token server's Role allows exactly
+// those three, so it cannot read any other Secret of its namespace.
 package cluster
 
 import (
@@ -12,8 +13,11 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -21,6 +25,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -35,11 +40,23 @@ type Source struct {
 
 	cache   cache.Cache
 	trigger chan struct{}
+	// secrets are the informers of the Secrets read by name; keySecret is the key Secret's name.
+	secrets   map[string]toolscache.SharedIndexInformer
+	keySecret string
 }
 
 // Start runs the informers and the rebuild loop until ctx ends. It returns once the caches have
 // synced and the first rebuild ran (successfully or not: /readyz tells).
 func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) error {
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	ts := &v1alpha1.TokenServer{}
+	if err := direct.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.TokenServer}, ts); err != nil {
+		return fmt.Errorf("reading TokenServer %s: %w", s.TokenServer, err)
+	}
+	s.keySecret = keys.SecretName(ts.Spec.SigningKeyRef.Name)
 	c, err := cache.New(cfg, cache.Options{
 		Scheme:            scheme,
 		DefaultTransform:  cache.TransformStripManagedFields(),
@@ -48,7 +65,6 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 			// A client's status (conditions and the console values, a third of the object) is
 			// for people; with 10,000 clients not caching it saves tens of MiB.
 			&v1alpha1.LivePersonAuthClient{}: {Transform: stripClientStatus},
-			&corev1.Secret{}:                 {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
 			&corev1.ConfigMap{}:              {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
 		},
 	})
@@ -56,21 +72,37 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 		return fmt.Errorf("creating the cache: %w", err)
 	}
 	s.cache, s.trigger = c, make(chan struct{}, 1)
-	for _, obj := range []client.Object{&v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{}, &corev1.Secret{}, &corev1.ConfigMap{}} {
+	handlers := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.poke() },
+		UpdateFunc: func(any, any) { s.poke() },
+		DeleteFunc: func(any) { s.poke() },
+	}
+	for _, obj := range []client.Object{&v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{}, &corev1.ConfigMap{}} {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", obj, err)
 		}
-		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { s.poke() },
-			UpdateFunc: func(any, any) { s.poke() },
-			DeleteFunc: func(any) { s.poke() },
-		}); err != nil {
+		if _, err := inf.AddEventHandler(handlers); err != nil {
 			return err
 		}
 	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	s.secrets = map[string]toolscache.SharedIndexInformer{}
+	synced := []toolscache.InformerSynced{}
+	for _, name := range []string{s.keySecret, snapshot.CredentialsSecretName(s.TokenServer), secretset.Name(s.TokenServer)} {
+		inf := namedSecretInformer(cs, s.Namespace, name)
+		if _, err := inf.AddEventHandler(handlers); err != nil {
+			return err
+		}
+		s.secrets[name] = inf
+		synced = append(synced, inf.HasSynced)
+		go inf.Run(ctx.Done())
+	}
 	go func() { _ = c.Start(ctx) }()
-	if !c.WaitForCacheSync(ctx) {
+	if !c.WaitForCacheSync(ctx) || !toolscache.WaitForCacheSync(ctx.Done(), synced...) {
 		return fmt.Errorf("the caches did not sync")
 	}
 	s.rebuild(ctx)
@@ -80,6 +112,29 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 	// back to the OS only minutes later. Return it now, off the path to ready.
 	go debug.FreeOSMemory()
 	return nil
+}
+
+// namedSecretInformer watches one Secret by name: a list and watch with the field selector
+// metadata.name, which RBAC authorizes against the Role's resourceNames.
+func namedSecretInformer(cs kubernetes.Interface, namespace, name string) toolscache.SharedIndexInformer {
+	lw := toolscache.NewFilteredListWatchFromClient(cs.CoreV1().RESTClient(), "secrets", namespace, func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+	})
+	return toolscache.NewSharedIndexInformer(lw, &corev1.Secret{}, 0, toolscache.Indexers{})
+}
+
+// secret is the watched Secret of this name, or nil.
+func (s *Source) secret(name string) *corev1.Secret {
+	inf := s.secrets[name]
+	if inf == nil {
+		return nil
+	}
+	obj, ok, err := inf.GetStore().GetByKey(s.Namespace + "/" + name)
+	if err != nil || !ok {
+		return nil
+	}
+	sec, _ := obj.(*corev1.Secret)
+	return sec
 }
 
 // stripClientStatus keeps what the snapshot reads of a client: metadata (less managedFields)
@@ -145,17 +200,13 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 	if err := s.cache.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.TokenServer}, ts); err != nil {
 		return nil, nil, fmt.Errorf("reading TokenServer %s: %w", s.TokenServer, err)
 	}
-	// The lists share the cache's objects instead of copying 10,000 clients and Secrets on
-	// every rebuild: snapshot.Build only reads its inputs.
+	if keys.SecretName(ts.Spec.SigningKeyRef.Name) != s.keySecret {
+		// The Role and the Secret informers are fixed at start; the operator rolls the pods.
+		return nil, nil, fmt.Errorf("spec.signingKeyRef changed to %q: waiting for the new pods", ts.Spec.SigningKeyRef.Name)
+	}
+	// The lists share the cache's objects instead of copying 10,000 clients on every rebuild:
+	// snapshot.Build only reads its inputs.
 	shared := client.UnsafeDisableDeepCopy
-	secrets := &corev1.SecretList{}
-	if err := s.cache.List(ctx, secrets, client.InNamespace(s.Namespace), shared); err != nil {
-		return nil, nil, err
-	}
-	byName := make(map[string]*corev1.Secret, len(secrets.Items))
-	for i := range secrets.Items {
-		byName[secrets.Items[i].Name] = &secrets.Items[i]
-	}
 	clients := &v1alpha1.LivePersonAuthClientList{}
 	if err := s.cache.List(ctx, clients, client.InNamespace(s.Namespace), shared); err != nil {
 		return nil, nil, err
@@ -171,10 +222,10 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 	return snapshot.Build(snapshot.Inputs{
 		TokenServer: ts,
 		ConfigMaps:  cmByName,
-		KeySecret:   byName[keys.SecretName(ts.Spec.SigningKeyRef.Name)],
-		Credentials: byName[snapshot.CredentialsSecretName(ts.Name)],
+		KeySecret:   s.secret(s.keySecret),
+		Credentials: s.secret(snapshot.CredentialsSecretName(ts.Name)),
+		SecretSet:   s.secret(secretset.Name(ts.Name)),
 		Clients:     clients.Items,
-		Secrets:     byName,
 		Now:         time.Now(),
 	})
 }

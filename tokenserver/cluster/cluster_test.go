@@ -11,12 +11,15 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
@@ -68,11 +71,32 @@ func TestServesFromTheCluster(t *testing.T) {
 	})
 	issueToken = string(creds.Data[snapshot.IssueAPITokenKey])
 
+	// The token server runs as its own ServiceAccount, with the Role the operator made for it:
+	// the test reads the cluster through that identity, so a Secret it may not read fails here.
+	eventually(t, 10*time.Second, "the token server's RoleBinding", func() bool {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "brand-token-server"}, &rbacv1.RoleBinding{}) == nil
+	})
+	sa, err := env.AddUser(envtest.User{Name: "system:serviceaccount:" + ns + ":brand-token-server", Groups: []string{"system:serviceaccounts"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saCfg := sa.Config()
+	asServer, _ := client.New(saCfg, client.Options{Scheme: scheme})
+	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "brand-database", Namespace: ns,
+		Labels: map[string]string{v1alpha1.LabelTokenServerReads: "true"}}, StringData: map[string]string{"password": "hunter2"}}))
+	// Regression (TokenServerReadsOnlyItsSecrets): its Role read every Secret of the namespace.
+	if err := asServer.Get(ctx, client.ObjectKey{Namespace: ns, Name: "brand-database"}, &corev1.Secret{}); !apierrors.IsForbidden(err) {
+		t.Errorf("the token server read another Secret of its namespace: %v, want Forbidden", err)
+	}
+	if err := asServer.List(ctx, &corev1.SecretList{}, client.InNamespace(ns)); !apierrors.IsForbidden(err) {
+		t.Errorf("the token server listed the Secrets of its namespace: %v, want Forbidden", err)
+	}
+
 	holder := &snapshot.Holder{}
 	src := &cluster.Source{Namespace: ns, TokenServer: "brand", Holder: holder, Log: ctrl.Log.WithName("snapshot")}
 	// The signing key Secret may not exist yet: Start returns after the first attempt either way,
 	// and rebuilds when it appears.
-	must(t, src.Start(ctx, cfg, scheme))
+	must(t, src.Start(ctx, saCfg, scheme))
 	srv := httptest.NewServer(server.Handler(server.Config{Issuer: "https://auth.brand.example", Source: holder, Replay: replay.NewMemory(1000, nil)}))
 	t.Cleanup(srv.Close)
 	eventually(t, 30*time.Second, "a snapshot with the signing key", func() bool { return holder.Snapshot() != nil })

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
@@ -34,7 +35,7 @@ const (
 )
 
 // formTTL is how long a login form stays usable.
-const formTTL = 10 * time.Minute
+const formTTL = v1alpha1.LoginFormTTL
 
 // Handler serves /authorize and the connectors' own routes.
 type Handler struct {

@@ -93,7 +93,7 @@ func newFixtureBehind(t testing.TB, proxies []string, login *v1alpha1.LoginSpec,
 		Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{
 			snapshot.CodeKeyKey: bytes.Repeat([]byte{5}, 32), snapshot.IssueAPITokenKey: []byte(issueToken)}},
 		Clients: []v1alpha1.LivePersonAuthClient{lpac("popout", clientID, v1alpha1.FlowCode), lpac("implicit", implicitID, v1alpha1.FlowImplicit)},
-		Secrets: map[string]*corev1.Secret{
+		BrandSecrets: map[string]*corev1.Secret{
 			"client": {Data: map[string][]byte{"secret": []byte(clientSecret)}},
 			"users":  {Data: map[string][]byte{"htpasswd": []byte(demoHtpasswd)}},
 			"oidc":   {Data: map[string][]byte{"secret": []byte("upstream-secret")}},

@@ -11,6 +11,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
@@ -22,7 +23,7 @@ const (
 	purposeUpstream      = "lpauth-upstream-v1"
 	purposeUpstreamState = "lpauth-upstream-state-v1"
 	upstreamCookie       = "lpauth_upstream"
-	upstreamTTL          = 10 * time.Minute
+	upstreamTTL          = v1alpha1.UpstreamLoginTTL
 	// upstreamTimeout bounds each call to the identity provider: a token exchange, a JWKS fetch.
 	upstreamTimeout = 10 * time.Second
 )

@@ -90,7 +90,7 @@ func newFixture(t testing.TB, trusted ...string) *fixture {
 			client("brand", brandID, "brand", nil),
 			client("plain", plainOKID, "plain", func(s *v1alpha1.LivePersonAuthClientSpec) { s.AllowPlainPKCE = true }),
 		},
-		Secrets: map[string]*corev1.Secret{"secrets": {Data: map[string][]byte{
+		BrandSecrets: map[string]*corev1.Secret{"secrets": {Data: map[string][]byte{
 			"code": []byte(codeSecret), "brand": []byte(brandSecret), "plain": []byte(plainOKSecret)}}},
 		Now: time.Now(),
 	})

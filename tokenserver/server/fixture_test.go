@@ -141,7 +141,7 @@ func buildSnapshot(t testing.TB, issuer string) *snapshot.Snapshot {
 			}),
 			client("plain", plainID, func(s *v1alpha1.LivePersonAuthClientSpec) { s.Flow = v1alpha1.FlowImplicit }),
 		},
-		Secrets: map[string]*corev1.Secret{
+		BrandSecrets: map[string]*corev1.Secret{
 			"code-secret": {Data: map[string][]byte{"secret": []byte(codeSecret)}},
 			"pkce-secret": {Data: map[string][]byte{"secret": []byte(pkceSecret)}},
 			"lp-jwe":      {Data: map[string][]byte{lpKeyID: lpPEM}},

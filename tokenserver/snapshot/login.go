@@ -12,9 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 )
 
 // Login is the compiled spec.login: exactly one field is set.
@@ -53,7 +52,7 @@ type StaticUsers struct {
 // MaxStaticUsers bounds an htpasswd Secret: it is a demo and test connector.
 const MaxStaticUsers = 1000
 
-func buildLogin(spec *v1alpha1.LoginSpec, secrets map[string]*corev1.Secret) (*Login, error) {
+func buildLogin(spec *v1alpha1.LoginSpec, set map[string][]byte) (*Login, error) {
 	switch {
 	case spec.LandingPage != nil:
 		u, err := url.Parse(spec.LandingPage.URL)
@@ -62,12 +61,12 @@ func buildLogin(spec *v1alpha1.LoginSpec, secrets map[string]*corev1.Secret) (*L
 		}
 		ttl := spec.LandingPage.RequestTTL.Duration
 		if ttl == 0 {
-			ttl = 10 * time.Minute
+			ttl = v1alpha1.DefaultLandingRequestTTL
 		}
 		return &Login{LandingPage: &LandingPage{URL: u, RequestTTL: ttl}}, nil
 	case spec.UpstreamOIDC != nil:
 		up := spec.UpstreamOIDC
-		secret, err := secretValue(secrets, up.ClientSecretRef)
+		secret, err := loginSecret(set, up.ClientSecretRef)
 		if err != nil {
 			return nil, fmt.Errorf("upstreamOIDC: %w", err)
 		}
@@ -91,7 +90,7 @@ func buildLogin(spec *v1alpha1.LoginSpec, secrets map[string]*corev1.Secret) (*L
 		}
 		return &Login{TrustedHeaders: th}, nil
 	case spec.StaticUsers != nil:
-		data, err := secretValue(secrets, spec.StaticUsers.HtpasswdSecretRef)
+		data, err := loginSecret(set, spec.StaticUsers.HtpasswdSecretRef)
 		if err != nil {
 			return nil, fmt.Errorf("staticUsers: %w", err)
 		}
@@ -104,12 +103,13 @@ func buildLogin(spec *v1alpha1.LoginSpec, secrets map[string]*corev1.Secret) (*L
 	return nil, errors.New("login sets none of landingPage, upstreamOIDC, trustedHeaders, staticUsers")
 }
 
-func secretValue(secrets map[string]*corev1.Secret, ref v1alpha1.SecretKeyRef) ([]byte, error) {
-	s := secrets[ref.Name]
-	if s == nil || len(s.Data[ref.Key]) == 0 {
+// loginSecret is the value of ref, as the operator copied it into the secret set.
+func loginSecret(set map[string][]byte, ref v1alpha1.SecretKeyRef) ([]byte, error) {
+	v := secretset.Login(set)
+	if len(v) == 0 {
 		return nil, fmt.Errorf("Secret %s has no key %q (or is missing)", ref.Name, ref.Key)
 	}
-	return s.Data[ref.Key], nil
+	return v, nil
 }
 
 // ParseHtpasswd reads "user:hash" lines; only bcrypt hashes ($2a$, $2b$, $2y$: htpasswd -B) are

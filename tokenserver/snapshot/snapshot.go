@@ -26,6 +26,7 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
 	"github.com/lpauth/lpauth-operator/tokenserver/redirect"
+	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 )
 
 // Keys of a TokenServer's credentials Secret, written by the operator.
@@ -38,12 +39,12 @@ const (
 
 // Keys of a client Secret the operator generates.
 const (
-	ClientIDKey     = "clientID"
-	ClientSecretKey = "clientSecret"
+	ClientIDKey     = v1alpha1.ClientIDKey
+	ClientSecretKey = v1alpha1.ClientSecretKey
 )
 
 // ClientSecretName is the name of the Secret the operator generates for a client's secret.
-func ClientSecretName(client string) string { return client + "-client" }
+func ClientSecretName(client string) string { return v1alpha1.ClientSecretName(client) }
 
 // CredentialsSecretName is the name of a TokenServer's credentials Secret.
 func CredentialsSecretName(tokenServer string) string { return tokenServer + "-credentials" }
@@ -119,8 +120,13 @@ type Inputs struct {
 	// KeySecret is the SigningKey's Secret; Credentials the TokenServer's own Secret.
 	KeySecret, Credentials *corev1.Secret
 	Clients                []v1alpha1.LivePersonAuthClient
-	// Secrets are the Secrets clients refer to, by name.
-	Secrets map[string]*corev1.Secret
+	// SecretSet is the TokenServer's secret set (package secretset): client-secret digests,
+	// encryption keys, the login secret, compiled by the operator from the brand's Secrets.
+	SecretSet *corev1.Secret
+	// BrandSecrets, when SecretSet is nil, are the brand's Secrets by name, compiled into a
+	// secret set here exactly as the operator does (secretset.Compile): for tests and tools that
+	// run without the operator. The token server never reads the brand's Secrets.
+	BrandSecrets map[string]*corev1.Secret
 	// ConfigMaps are the labelled ConfigMaps (branding), by name.
 	ConfigMaps map[string]*corev1.ConfigMap
 	Now        time.Time
@@ -144,7 +150,7 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 	s := &Snapshot{Issuer: ts.Spec.Issuer, Endpoints: endpoints.For(ts.Spec.Issuer), Clients: map[string]*Client{}, Built: in.Now}
 	s.CodeTTL = ts.Spec.CodeTTL.Duration
 	if s.CodeTTL == 0 {
-		s.CodeTTL = 120 * time.Second
+		s.CodeTTL = v1alpha1.DefaultCodeTTL
 	}
 	for _, c := range ts.Spec.TrustedProxyCIDRs {
 		p, err := netip.ParsePrefix(c)
@@ -159,9 +165,10 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 	if err := s.buildCredentials(in.Credentials); err != nil {
 		return nil, nil, err
 	}
+	set := secretSetData(in)
 	var problems []Problem
 	for _, c := range clientsInClaimOrder(in.Clients, ts.Name) {
-		client, err := buildClient(c, in.Secrets)
+		client, err := buildClient(c, set)
 		if err != nil {
 			problems = append(problems, Problem{Object: "LivePersonAuthClient " + c.Name, Err: err})
 			continue
@@ -173,7 +180,7 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 		s.Clients[client.ID] = client
 	}
 	if ts.Spec.Login != nil {
-		if s.Login, s.LoginProblem = buildLogin(ts.Spec.Login, in.Secrets); s.LoginProblem != nil {
+		if s.Login, s.LoginProblem = buildLogin(ts.Spec.Login, set); s.LoginProblem != nil {
 			problems = append(problems, Problem{Object: "TokenServer " + ts.Name + " spec.login", Err: s.LoginProblem})
 		}
 		if ref := ts.Spec.Login.BrandingConfigMapRef; ref != nil {
@@ -191,6 +198,18 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 	}
 	sort.Slice(problems, func(i, j int) bool { return problems[i].Object < problems[j].Object })
 	return s, problems, nil
+}
+
+// secretSetData is the secret set's data, compiled from BrandSecrets when no set is given.
+func secretSetData(in Inputs) map[string][]byte {
+	if in.SecretSet != nil {
+		return in.SecretSet.Data
+	}
+	clients := make([]*v1alpha1.LivePersonAuthClient, 0, len(in.Clients))
+	for i := range in.Clients {
+		clients = append(clients, &in.Clients[i])
+	}
+	return secretset.Compile(in.TokenServer, clients, func(name string) *corev1.Secret { return in.BrandSecrets[name] })
 }
 
 // clientsInClaimOrder returns the clients of the TokenServer oldest first (creation time, then
@@ -292,7 +311,7 @@ func (s *Snapshot) buildCredentials(secret *corev1.Secret) error {
 	return nil
 }
 
-func buildClient(c *v1alpha1.LivePersonAuthClient, secrets map[string]*corev1.Secret) (*Client, error) {
+func buildClient(c *v1alpha1.LivePersonAuthClient, set map[string][]byte) (*Client, error) {
 	id := c.Spec.ClientID
 	if id == "" {
 		id = c.Annotations[v1alpha1.AnnotationGeneratedClientID]
@@ -329,38 +348,25 @@ func buildClient(c *v1alpha1.LivePersonAuthClient, secrets map[string]*corev1.Se
 		}
 	}
 	if cl.Flow == v1alpha1.FlowCode {
-		secret, err := clientSecret(c, secrets)
-		if err != nil {
+		if cl.SecretHash, err = secretset.ClientSecretDigest(set, c.Name); err != nil {
 			return nil, err
 		}
-		cl.SecretHash, cl.HasSecret = sha256.Sum256(secret), true
+		cl.HasSecret = true
 	}
 	if enc := c.Spec.Encryption; enc != nil {
-		if cl.Encrypter, err = encrypter(enc, secrets); err != nil {
+		if cl.Encrypter, err = encrypter(enc, set, c.Name); err != nil {
 			return nil, err
 		}
 	}
 	return cl, nil
 }
 
-func clientSecret(c *v1alpha1.LivePersonAuthClient, secrets map[string]*corev1.Secret) ([]byte, error) {
-	name, key := ClientSecretName(c.Name), ClientSecretKey
-	if ref := c.Spec.ClientSecretRef; ref != nil {
-		name, key = ref.Name, ref.Key
+func encrypter(enc *v1alpha1.EncryptionSpec, set map[string][]byte, client string) (jose.Encrypter, error) {
+	data, err := secretset.EncryptionKeys(set, client)
+	if err != nil {
+		return nil, fmt.Errorf("encryption keys Secret %s: %w", enc.KeysSecretRef.Name, err)
 	}
-	s := secrets[name]
-	if s == nil || len(s.Data[key]) == 0 {
-		return nil, fmt.Errorf("client secret %s/%s is missing", name, key)
-	}
-	return s.Data[key], nil
-}
-
-func encrypter(enc *v1alpha1.EncryptionSpec, secrets map[string]*corev1.Secret) (jose.Encrypter, error) {
-	s := secrets[enc.KeysSecretRef.Name]
-	if s == nil {
-		return nil, fmt.Errorf("encryption keys Secret %s is missing", enc.KeysSecretRef.Name)
-	}
-	ks, err := jwe.ParseKeys(s.Data)
+	ks, err := jwe.ParseKeys(data)
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ func inputs(t *testing.T) snapshot.Inputs {
 		KeySecret:   keySecret(t, v1alpha1.KeyNext, v1alpha1.KeyActive, v1alpha1.KeyRetired),
 		Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ts-credentials"}, Data: map[string][]byte{
 			snapshot.CodeKeyKey: bytes.Repeat([]byte{1}, 32), snapshot.IssueAPITokenKey: []byte("issue-token\n")}},
-		Secrets: map[string]*corev1.Secret{
+		BrandSecrets: map[string]*corev1.Secret{
 			"good-client": {Data: map[string][]byte{snapshot.ClientSecretKey: []byte("s3cret")}},
 		},
 		Now: now,

@@ -1,0 +1,78 @@
+package secretset_test
+
+import (
+	"crypto/sha256"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
+)
+
+func TestCompileCarriesDigestsNeverSecrets(t *testing.T) {
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}, Spec: v1alpha1.TokenServerSpec{
+		Login:       &v1alpha1.LoginSpec{StaticUsers: &v1alpha1.StaticUsersLogin{HtpasswdSecretRef: v1alpha1.SecretKeyRef{Name: "users", Key: "htpasswd"}}},
+		ReplayStore: &v1alpha1.ReplayStoreSpec{Type: v1alpha1.ReplayStoreRedis, Redis: &v1alpha1.RedisReplayStore{AddressSecretRef: v1alpha1.SecretKeyRef{Name: "redis", Key: "url"}}},
+	}}
+	client := func(name string, mutate func(*v1alpha1.LivePersonAuthClient)) *v1alpha1.LivePersonAuthClient {
+		c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowCode}}
+		if mutate != nil {
+			mutate(c)
+		}
+		return c
+	}
+	now := metav1.Now()
+	clients := []*v1alpha1.LivePersonAuthClient{
+		client("generated", nil),
+		client("brand-chosen", func(c *v1alpha1.LivePersonAuthClient) {
+			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "lp", Key: "secret"}
+			c.Spec.Encryption = &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "lp-keys"}}
+		}),
+		client("missing", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "nope", Key: "x"} }),
+		client("elsewhere", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.TokenServerRef.Name = "other" }),
+		client("leaving", func(c *v1alpha1.LivePersonAuthClient) { c.DeletionTimestamp = &now }),
+		client("implicit", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.Flow = v1alpha1.FlowImplicit }),
+	}
+	secrets := map[string]*corev1.Secret{
+		"generated-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("generated-secret")}},
+		"elsewhere-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
+		"leaving-client":   {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
+		"implicit-client":  {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
+		"lp":               {Data: map[string][]byte{"secret": []byte("brand-secret")}},
+		"lp-keys":          {Data: map[string][]byte{"kid-1": []byte("MIIB...")}},
+		"users":            {Data: map[string][]byte{"htpasswd": []byte("ada:$2y$...")}},
+		"redis":            {Data: map[string][]byte{"url": []byte("redis://r:6379/0")}},
+	}
+	data := secretset.Compile(ts, clients, func(n string) *corev1.Secret { return secrets[n] })
+
+	for name, secret := range map[string]string{"generated": "generated-secret", "brand-chosen": "brand-secret"} {
+		got, err := secretset.ClientSecretDigest(data, name)
+		if err != nil || got != sha256.Sum256([]byte(secret)) {
+			t.Errorf("%s: digest %x, %v; want the SHA-256 of its secret", name, got, err)
+		}
+	}
+	for _, name := range []string{"missing", "elsewhere", "leaving", "implicit"} {
+		if _, err := secretset.ClientSecretDigest(data, name); err == nil {
+			t.Errorf("%s: has a digest, want none", name)
+		}
+	}
+	for k, v := range data {
+		for _, secret := range []string{"generated-secret", "brand-secret"} {
+			if string(v) == secret {
+				t.Errorf("data[%s] holds a client secret in the clear", k)
+			}
+		}
+	}
+	if keys, err := secretset.EncryptionKeys(data, "brand-chosen"); err != nil || string(keys["kid-1"]) != "MIIB..." {
+		t.Errorf("encryption keys = %v, %v", keys, err)
+	}
+	if got := string(secretset.Login(data)); got != "ada:$2y$..." {
+		t.Errorf("login = %q", got)
+	}
+	if got := secretset.RedisURL(data); got != "redis://r:6379/0" {
+		t.Errorf("redis URL = %q", got)
+	}
+}
