@@ -31,7 +31,9 @@ func TestCompileCarriesDigestsNeverSecrets(t *testing.T) {
 			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "lp", Key: "secret"}
 			c.Spec.Encryption = &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "lp-keys"}}
 		}),
-		client("missing", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "nope", Key: "x"} }),
+		client("missing", func(c *v1alpha1.LivePersonAuthClient) {
+			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "nope", Key: "x"}
+		}),
 		client("elsewhere", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.TokenServerRef.Name = "other" }),
 		client("leaving", func(c *v1alpha1.LivePersonAuthClient) { c.DeletionTimestamp = &now }),
 		client("implicit", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.Flow = v1alpha1.FlowImplicit }),
