@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/clientsecret"
 	"github.com/lpauth/lpauth-operator/tokenserver/jwe"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
@@ -35,10 +35,6 @@ const (
 	ClientSecretKey = snapshot.ClientSecretKey
 )
 
-// Bounds on a client secret the brand brings. The token endpoint compares a presented secret
-// before counting failures (so a correct secret is never refused), which is safe only for
-// secrets nobody can guess: at least 32 characters carrying an estimated 128 bits.
-const minClientSecretBytes, maxClientSecretBytes, minClientSecretBits = 32, 512, 128
 
 // LivePersonAuthClientReconciler gives each LivePerson account a client id and secret, checks
 // what it refers to, and writes every value LivePerson's console needs into status.
@@ -202,8 +198,9 @@ func (r *LivePersonAuthClientReconciler) ensureClientID(ctx context.Context, s *
 	if s.clientID = s.c.Spec.ClientID; s.clientID != "" {
 		return nil
 	}
-	if s.clientID = s.c.Annotations[v1alpha1.AnnotationGeneratedClientID]; s.clientID != "" {
-		return nil
+	s.clientID = s.c.Annotations[v1alpha1.AnnotationGeneratedClientID]
+	if err := r.keepGeneratedClientID(ctx, s); err != nil || s.clientID != "" {
+		return err
 	}
 	id, err := randomToken(16)
 	if err != nil {
@@ -218,6 +215,34 @@ func (r *LivePersonAuthClientReconciler) ensureClientID(ctx context.Context, s *
 		return fmt.Errorf("storing the generated client id: %w", err)
 	}
 	s.clientID = id
+	return nil
+}
+
+// keepGeneratedClientID puts back a generated client id edited in the annotation. The id the
+// operator generated is recorded where editing the client cannot reach: the clientID key of its
+// owned Secret (flow Code) and status. Editing the annotation would otherwise let whoever may
+// edit one client take another's id (and, being older, its tokens' audience); the annotation
+// alone is trusted only when neither record exists (a restore that dropped both).
+func (r *LivePersonAuthClientReconciler) keepGeneratedClientID(ctx context.Context, s *clientScope) error {
+	recorded := s.c.Status.ClientID
+	secret := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: ClientSecretName(s.c)}, secret); err == nil &&
+		metav1.IsControlledBy(secret, s.c) && len(secret.Data[ClientIDKey]) > 0 {
+		recorded = string(secret.Data[ClientIDKey])
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if recorded == "" || recorded == s.clientID {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(s.c.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	metav1.SetMetaDataAnnotation(&s.c.ObjectMeta, v1alpha1.AnnotationGeneratedClientID, recorded)
+	if err := r.Patch(ctx, s.c, patch); err != nil {
+		return fmt.Errorf("restoring the generated client id: %w", err)
+	}
+	r.event(s.c, corev1.EventTypeWarning, v1alpha1.ReasonGeneratedClientIDRestored, "Check",
+		fmt.Sprintf("The %s annotation was changed (to %q): put back the generated client id %q that LivePerson's console holds", v1alpha1.AnnotationGeneratedClientID, s.clientID, recorded))
+	s.clientID = recorded
 	return nil
 }
 
@@ -297,52 +322,8 @@ func (r *LivePersonAuthClientReconciler) ensureClientSecret(ctx context.Context,
 	return r.ensureGeneratedSecret(ctx, s)
 }
 
-func checkClientSecret(v []byte) error {
-	if len(v) < minClientSecretBytes || len(v) > maxClientSecretBytes {
-		return fmt.Errorf("a client secret must be %d to %d bytes, got %d", minClientSecretBytes, maxClientSecretBytes, len(v))
-	}
-	for _, b := range v {
-		if b <= ' ' || b > '~' {
-			return errors.New("a client secret must be printable ASCII without spaces")
-		}
-	}
-	if bits := secretBits(v); bits < minClientSecretBits {
-		return fmt.Errorf("a client secret must be random: this one carries about %d bits, at least %d are needed (e.g. openssl rand -base64 32)", bits, minClientSecretBits)
-	}
-	return nil
-}
-
-// secretBits estimates the entropy of a secret from the character classes it uses, and caps it
-// by how varied it is, so "aaaa…" or "abab…" of any length is refused. It is an upper bound for
-// human-chosen strings, which is why the threshold is high; random secrets pass with room.
-func secretBits(v []byte) int {
-	var lower, upper, digit, other bool
-	distinct := map[byte]bool{}
-	for _, b := range v {
-		distinct[b] = true
-		switch {
-		case b >= 'a' && b <= 'z':
-			lower = true
-		case b >= 'A' && b <= 'Z':
-			upper = true
-		case b >= '0' && b <= '9':
-			digit = true
-		default:
-			other = true
-		}
-	}
-	alphabet := 0
-	for _, c := range []struct {
-		used bool
-		size int
-	}{{lower, 26}, {upper, 26}, {digit, 10}, {other, 32}} {
-		if c.used {
-			alphabet += c.size
-		}
-	}
-	alphabet = min(alphabet, 4*len(distinct)) // a few characters repeated are not a big alphabet
-	return int(float64(len(v)) * math.Log2(float64(max(alphabet, 1))))
-}
+// checkClientSecret: see package clientsecret; the secret set leaves out what it refuses.
+func checkClientSecret(v []byte) error { return clientsecret.Check(v) }
 
 // readUserSecret reads one of the brand's Secrets uncached and labels it so the token server
 // (and the operator's cache, hence its watches) see it.

@@ -339,6 +339,20 @@ var _ = Describe("LivePersonAuthClient", func() {
 		Expect(k8s.Delete(ctx, first)).To(Succeed())
 		clientCondition(second, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 	})
+
+	It("puts back a generated client id edited in its annotation (GeneratedClientIDCannotBeTaken)", func() {
+		ns := newNamespace("lpac")
+		newServer(ns, "brand")
+		c := clientCondition(newClient(ns, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		generated := c.Status.ClientID
+		cur := getClient(c)
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Annotations[v1alpha1.AnnotationGeneratedClientID] = "someone-elses-id"
+		Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
+		Eventually(func() string { return getClient(c).Annotations[v1alpha1.AnnotationGeneratedClientID] }).Should(Equal(generated))
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonGeneratedClientIDRestored))
+		Expect(getClient(c).Status.ClientID).To(Equal(generated))
+	})
 })
 
 func getSecret(s *corev1.Secret) *corev1.Secret {

@@ -60,6 +60,9 @@ const (
 	// ReasonClientIDConflict: an older client of the same TokenServer has this client id; this
 	// one is not served.
 	ReasonClientIDConflict = "ClientIDConflict"
+	// ReasonGeneratedClientIDRestored: the generated-client-id annotation was edited and the
+	// operator put back the id it generated (recorded in the client's Secret and status).
+	ReasonGeneratedClientIDRestored = "GeneratedClientIDRestored"
 	// ReasonInvalidSecret: a referenced Secret holds data that cannot be used.
 	ReasonInvalidSecret = "InvalidSecret"
 	// ReasonClientSecretRegenerated: the generated client secret's Secret was deleted and a new

@@ -55,9 +55,11 @@ const (
 // LivePersonAuthClientSpec is one LivePerson account's connection to a TokenServer.
 // +kubebuilder:validation:XValidation:rule="self.flow == 'Code' || !has(self.clientSecretRef)",message="clientSecretRef applies only to flow Code: in the implicit flow LivePerson never calls the token endpoint"
 // +kubebuilder:validation:XValidation:rule="self.flow == 'Code' || self.pkce != 'Required'",message="pkce Required applies only to flow Code: the implicit flow has no code to bind a challenge to"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.clientID) || has(self.clientID)",message="clientID cannot be removed once set: LivePerson's console holds it"
+// +kubebuilder:validation:XValidation:rule="has(self.clientID) == has(oldSelf.clientID)",message="clientID cannot be added or removed after creation: LivePerson's console holds the client id, and a client id belongs to the client that claimed it first"
 type LivePersonAuthClientSpec struct {
-	// tokenServerRef names the TokenServer (in this namespace) that serves this client.
+	// tokenServerRef names the TokenServer (in this namespace) that serves this client. It is
+	// immutable: the client id belongs to that issuer; create another client for another one.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="tokenServerRef is immutable: the client id belongs to that TokenServer's issuer; create another LivePersonAuthClient for another TokenServer"
 	// +required
 	TokenServerRef LocalObjectReference `json:"tokenServerRef"`
 

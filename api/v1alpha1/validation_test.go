@@ -223,6 +223,24 @@ var _ = Describe("CRD validation", func() {
 		}
 	})
 
+	// Regression (ClientIDBelongsToOneClient): an older client could be given another client's
+	// id, or moved to its TokenServer, and take that id over.
+	It("never lets a client take a client id or move to another TokenServer after creation", func() {
+		c := object("LivePersonAuthClient", ns, validClient)
+		Expect(create(c)).To(Succeed())
+		Expect(unstructured.SetNestedField(c.Object, "victim-id", "spec", "clientID")).To(Succeed())
+		err := k8s.Update(ctx, c)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("clientID cannot be added or removed after creation"))
+
+		c = object("LivePersonAuthClient", ns, validClient)
+		Expect(create(c)).To(Succeed())
+		Expect(unstructured.SetNestedField(c.Object, "victims-server", "spec", "tokenServerRef", "name")).To(Succeed())
+		err = k8s.Update(ctx, c)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("tokenServerRef is immutable"))
+	})
+
 	It("keeps the issuer immutable", func() {
 		ts := object("TokenServer", ns, validTokenServer)
 		Expect(create(ts)).To(Succeed())

@@ -60,7 +60,7 @@ func testSnapshot(t testing.TB) *snapshot.Snapshot {
 				client("implicit", implID, v1alpha1.FlowImplicit, ""),
 				client("pkce", pkceID, v1alpha1.FlowCode, v1alpha1.PKCERequired),
 			},
-			BrandSecrets: map[string]*corev1.Secret{"secret": {Data: map[string][]byte{"s": []byte("client-secret-0123456789")}}},
+			BrandSecrets: map[string]*corev1.Secret{"secret": {Data: map[string][]byte{"s": []byte("Vb6nM1qW8xK3tR9zL4hJ2pC7dF5gY0sE")}}},
 			Now:          now,
 		})
 		if err != nil || len(problems) > 0 {

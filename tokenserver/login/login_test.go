@@ -32,7 +32,7 @@ import (
 const (
 	window       = "https://lpcdn.lpsnmedia.net/le_unified_window/index.html"
 	clientID     = "lp-popout"
-	clientSecret = "popout-client-secret-0123456789"
+	clientSecret = "Zx5cV8bN2mQ7wE4rT1yU9iO3pL6kJ0hG"
 	implicitID   = "lp-popout-implicit"
 	issueToken   = "issue-token-0123456789abcdef"
 	// htpasswd -B: demo / lpauth-demo

@@ -32,14 +32,14 @@ const (
 	issueToken = "issue-token-0123456789abcdef"
 
 	codeID     = "lp-code-client"
-	codeSecret = "code-client-secret-0123456789"
+	codeSecret = "Cq8vN2xL5kR9tW3zH7mJ4pB6dF1gY0sE"
 	// A secret a brand chose (the operator's rules: 32+ printable characters, no space) with
 	// the characters form-decoding changes: '+', '%' escapes, and ':' '/' '=' beside them.
 	brandID     = "lp-brand-chosen"
 	brandSecret = "a+b/c%2Fd:e==K7q+Zp/3%41mW9:xR2vT8="
 	// A client that allows plain PKCE (spec.allowPlainPKCE).
 	plainOKID     = "lp-plain-allowed"
-	plainOKSecret = "plain-allowed-secret-0123456789"
+	plainOKSecret = "Pw3kX9rT6vN1qZ8mL4hJ7cB2fD5gS0aY"
 )
 
 var (

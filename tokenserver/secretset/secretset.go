@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/clientsecret"
 )
 
 // Name is the name of the TokenServer's secret set.
@@ -54,7 +55,9 @@ func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient,
 			if ref := c.Spec.ClientSecretRef; ref != nil {
 				name, key = ref.Name, ref.Key
 			}
-			if s := get(name); s != nil && len(s.Data[key]) > 0 {
+			// A secret too weak to guess-proof is left out: /token compares before it counts
+			// failures, so it would have no defence. The client's status says InvalidSecret.
+			if s := get(name); s != nil && clientsecret.Check(s.Data[key]) == nil {
 				sum := sha256.Sum256(s.Data[key])
 				data[secretKey(c.Name)] = sum[:]
 			}

@@ -31,6 +31,9 @@ func TestCompileCarriesDigestsNeverSecrets(t *testing.T) {
 			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "lp", Key: "secret"}
 			c.Spec.Encryption = &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "lp-keys"}}
 		}),
+		client("weak", func(c *v1alpha1.LivePersonAuthClient) {
+			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "weak", Key: "secret"}
+		}),
 		client("missing", func(c *v1alpha1.LivePersonAuthClient) {
 			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "nope", Key: "x"}
 		}),
@@ -39,30 +42,32 @@ func TestCompileCarriesDigestsNeverSecrets(t *testing.T) {
 		client("implicit", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.Flow = v1alpha1.FlowImplicit }),
 	}
 	secrets := map[string]*corev1.Secret{
-		"generated-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("generated-secret")}},
+		"generated-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("Hn4vB8xK1qW7tZ3mR9pL6jC2dF5gY0sE")}},
 		"elsewhere-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
 		"leaving-client":   {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
 		"implicit-client":  {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
-		"lp":               {Data: map[string][]byte{"secret": []byte("brand-secret")}},
+		"lp":               {Data: map[string][]byte{"secret": []byte("Tq2wE8rY5uI1oP7aS4dF9gH3jK6lZ0xC")}},
+		"weak":             {Data: map[string][]byte{"secret": []byte("Password1!Password1!Password1!Pa")}},
 		"lp-keys":          {Data: map[string][]byte{"kid-1": []byte("MIIB...")}},
 		"users":            {Data: map[string][]byte{"htpasswd": []byte("ada:$2y$...")}},
 		"redis":            {Data: map[string][]byte{"url": []byte("redis://r:6379/0")}},
 	}
 	data := secretset.Compile(ts, clients, func(n string) *corev1.Secret { return secrets[n] })
 
-	for name, secret := range map[string]string{"generated": "generated-secret", "brand-chosen": "brand-secret"} {
+	for name, secret := range map[string]string{"generated": "Hn4vB8xK1qW7tZ3mR9pL6jC2dF5gY0sE", "brand-chosen": "Tq2wE8rY5uI1oP7aS4dF9gH3jK6lZ0xC"} {
 		got, err := secretset.ClientSecretDigest(data, name)
 		if err != nil || got != sha256.Sum256([]byte(secret)) {
 			t.Errorf("%s: digest %x, %v; want the SHA-256 of its secret", name, got, err)
 		}
 	}
-	for _, name := range []string{"missing", "elsewhere", "leaving", "implicit"} {
+	// "weak" is refused in its status and never served: /token would have no defence for it.
+	for _, name := range []string{"weak", "missing", "elsewhere", "leaving", "implicit"} {
 		if _, err := secretset.ClientSecretDigest(data, name); err == nil {
 			t.Errorf("%s: has a digest, want none", name)
 		}
 	}
 	for k, v := range data {
-		for _, secret := range []string{"generated-secret", "brand-secret"} {
+		for _, secret := range []string{"Hn4vB8xK1qW7tZ3mR9pL6jC2dF5gY0sE", "Tq2wE8rY5uI1oP7aS4dF9gH3jK6lZ0xC"} {
 			if string(v) == secret {
 				t.Errorf("data[%s] holds a client secret in the clear", k)
 			}

@@ -31,9 +31,9 @@ import (
 const (
 	issueToken   = "issue-api-credential-0123456789abcdef"
 	codeClientID = "lp-code-client"
-	codeSecret   = "code-client-secret-0123456789"
+	codeSecret   = "Cq8vN2xL5kR9tW3zH7mJ4pB6dF1gY0sE"
 	pkceClientID = "lp-pkce-client"
-	pkceSecret   = "pkce-client-secret-0123456789"
+	pkceSecret   = "Kd7hQ2wN9xR4tL6vB1mZ8pC3jF5gH0sT"
 	implicitID   = "lp-implicit-client"
 	plainID      = "lp-implicit-plain"
 	lpKeyID      = "lp-2026"

@@ -167,14 +167,19 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 	}
 	set := secretSetData(in)
 	var problems []Problem
+	// Each client id belongs to its oldest claimant, reserved before anything is built: a
+	// younger client with the same id is never served, even while the owner itself cannot be.
+	owner := map[string]string{}
 	for _, c := range clientsInClaimOrder(in.Clients, ts.Name) {
+		id := c.EffectiveClientID()
+		if prev, taken := owner[id]; taken && id != "" {
+			problems = append(problems, Problem{Object: "LivePersonAuthClient " + c.Name, Err: fmt.Errorf("client id %q is also used by %s, created earlier", id, prev)})
+			continue
+		}
+		owner[id] = c.Name
 		client, err := buildClient(c, set)
 		if err != nil {
 			problems = append(problems, Problem{Object: "LivePersonAuthClient " + c.Name, Err: err})
-			continue
-		}
-		if prev, dup := s.Clients[client.ID]; dup {
-			problems = append(problems, Problem{Object: "LivePersonAuthClient " + c.Name, Err: fmt.Errorf("client id %q is also used by %s", client.ID, prev.Name)})
 			continue
 		}
 		s.Clients[client.ID] = client

@@ -46,7 +46,7 @@ func inputs(t *testing.T) snapshot.Inputs {
 		Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ts-credentials"}, Data: map[string][]byte{
 			snapshot.CodeKeyKey: bytes.Repeat([]byte{1}, 32), snapshot.IssueAPITokenKey: []byte("issue-token\n")}},
 		BrandSecrets: map[string]*corev1.Secret{
-			"good-client": {Data: map[string][]byte{snapshot.ClientSecretKey: []byte("s3cret")}},
+			"good-client": {Data: map[string][]byte{snapshot.ClientSecretKey: []byte("G4tY9kP2wQ7xN1vR6mL3hZ8cB5jD0fSa")}},
 		},
 		Now: now,
 	}
@@ -96,7 +96,7 @@ func TestBuildServesGoodClientsAndReportsBrokenOnes(t *testing.T) {
 		t.Fatalf("served %d clients, want 2 (good, implicit): %v", got, s.Clients)
 	}
 	good := s.Clients["id-good"]
-	if good == nil || good.SecretHash != sha256.Sum256([]byte("s3cret")) || good.Lifetime != time.Hour || good.Audience != "id-good" || good.Flow != v1alpha1.FlowCode {
+	if good == nil || good.SecretHash != sha256.Sum256([]byte("G4tY9kP2wQ7xN1vR6mL3hZ8cB5jD0fSa")) || good.Lifetime != time.Hour || good.Audience != "id-good" || good.Flow != v1alpha1.FlowCode {
 		t.Fatalf("good client = %+v", good)
 	}
 	if imp := s.Clients["id-implicit"]; imp == nil || imp.HasSecret {
@@ -284,5 +284,34 @@ func TestClientIDIsServedForTheOlderClientWhateverTheOrder(t *testing.T) {
 		if got := s.Clients["shared"]; got == nil || got.Name != "real" || got.Redirects.Allowed("https://evil.example/steal") {
 			t.Fatalf("build %d: client id served for %+v, want the older client real", i, got)
 		}
+	}
+}
+
+// A younger client with an owned id is not served even while the owner cannot be (its Secret
+// recreated, its keys missing): the id is reserved for the oldest claimant before building.
+func TestClientIDStaysReservedWhileItsOwnerIsBroken(t *testing.T) {
+	t.Parallel()
+	in := inputs(t)
+	in.Clients = []v1alpha1.LivePersonAuthClient{
+		client("real", func(c *v1alpha1.LivePersonAuthClient) {
+			c.CreationTimestamp = metav1.NewTime(time.Unix(1000, 0))
+			c.Spec.ClientID = "shared" // code flow, and its Secret is missing
+		}),
+		client("attacker", func(c *v1alpha1.LivePersonAuthClient) {
+			c.CreationTimestamp = metav1.NewTime(time.Unix(2000, 0))
+			c.Spec.ClientID = "shared"
+			c.Spec.Flow = v1alpha1.FlowImplicit
+			c.Spec.RedirectURIs = []string{"https://evil.example/steal"}
+		}),
+	}
+	s, problems, err := snapshot.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Clients["shared"]; got != nil {
+		t.Fatalf("client id served for %s while its owner is broken, want nobody", got.Name)
+	}
+	if len(problems) != 2 {
+		t.Errorf("problems = %v, want one for each client", problems)
 	}
 }
