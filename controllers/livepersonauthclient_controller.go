@@ -35,7 +35,6 @@ const (
 	ClientSecretKey = snapshot.ClientSecretKey
 )
 
-
 // LivePersonAuthClientReconciler gives each LivePerson account a client id and secret, checks
 // what it refers to, and writes every value LivePerson's console needs into status.
 type LivePersonAuthClientReconciler struct {
