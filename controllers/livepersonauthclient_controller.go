@@ -26,6 +26,7 @@ import (
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/clientsecret"
 	"github.com/lpauth/lpauth-operator/tokenserver/jwe"
+	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -49,6 +50,8 @@ type LivePersonAuthClientReconciler struct {
 	// before the cache shows them: the cache's status is then not what the API server holds,
 	// and the last written one is (see catchUp and statusPatchBase).
 	written sync.Map // types.NamespacedName → statusWrite; forgotten when the client is gone
+	// pending remembers since when a client waits for the token server's secret set.
+	pending sync.Map // types.NamespacedName → time.Time
 }
 
 type statusWrite struct {
@@ -97,6 +100,8 @@ type clientScope struct {
 	ts       *v1alpha1.TokenServer
 	sk       *v1alpha1.SigningKey
 	secret   *v1alpha1.SecretKeyRef
+	// secretValue is the client secret in effect (flow Code), to check the token server has it.
+	secretValue []byte
 }
 
 // notReady is a user-facing reason the client cannot be Ready; Reconcile reports it in the
@@ -106,8 +111,12 @@ type notReady struct {
 	err    error
 	// retryAfter, when set, looks again after this long. Only for a missing brand Secret: one
 	// re-created by hand lacks our label, so the label-filtered Secret watch cannot see it, and
-	// caching every Secret of the cluster to find out would cost far more than this check.
+	// caching every Secret of the cluster to find out would cost far more than this check; and
+	// while the token server's secret set catches up with the client.
 	retryAfter time.Duration
+	// quiet looks again after retryAfter without writing status or an event: a wait expected to
+	// end within seconds, not worth two status writes per new client.
+	quiet bool
 }
 
 func (n *notReady) Error() string { return n.err.Error() }
@@ -129,6 +138,7 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.written.Delete(req.NamespacedName)
+			r.pending.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -142,6 +152,9 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		if errors.As(reterr, &nr) {
 			reason, reterr = nr.reason, nil
 			result.RequeueAfter = nr.retryAfter
+			if nr.quiet {
+				return
+			}
 			r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
 		}
 		setClientReady(c, reason, err)
@@ -174,6 +187,9 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{}, err
 	}
 	if err := r.checkEncryption(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.checkServed(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
 	r.acknowledgeConsole(s)
@@ -315,7 +331,7 @@ func (r *LivePersonAuthClientReconciler) ensureClientSecret(ctx context.Context,
 		if err := checkClientSecret(v); err != nil {
 			return &notReady{reason: v1alpha1.ReasonInvalidSecret, err: fmt.Errorf("Secret %s key %q: %w", ref.Name, ref.Key, err)}
 		}
-		s.secret = ref
+		s.secret, s.secretValue = ref, v
 		return nil
 	}
 	return r.ensureGeneratedSecret(ctx, s)
@@ -367,6 +383,7 @@ func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Conte
 			return notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s exists and is not owned by this client; set spec.clientSecretRef to use it, or delete it", name)
 		}
 		if checkClientSecret(secret.Data[ClientSecretKey]) == nil && string(secret.Data[ClientIDKey]) == s.clientID {
+			s.secretValue = secret.Data[ClientSecretKey]
 			return nil
 		}
 	}
@@ -396,6 +413,7 @@ func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Conte
 			live := &corev1.Secret{}
 			if r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), live) == nil && metav1.IsControlledBy(live, s.c) &&
 				checkClientSecret(live.Data[ClientSecretKey]) == nil && string(live.Data[ClientIDKey]) == s.clientID {
+				s.secretValue = live.Data[ClientSecretKey]
 				return nil
 			}
 		}
@@ -405,6 +423,7 @@ func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Conte
 	if err != nil {
 		return fmt.Errorf("writing the client Secret: %w", err)
 	}
+	s.secretValue = value
 	switch {
 	case regenerated && s.c.Status.ClientSecretRef != nil:
 		r.event(s.c, corev1.EventTypeWarning, v1alpha1.ReasonClientSecretRegenerated, "Generate",
@@ -433,6 +452,32 @@ func (r *LivePersonAuthClientReconciler) checkEncryption(ctx context.Context, s 
 		return notReadyf(v1alpha1.ReasonInvalidSecret, "encryption keys in Secret %s: %v", secret.Name, err)
 	}
 	return nil
+}
+
+// servedGrace is how long a client may wait for the token server's secret set to carry it
+// before it says NotServed: the set is rewritten at most once a second.
+const servedGrace = 30 * time.Second
+
+// checkServed: Ready means served. The token server reads client secrets (as digests) and
+// encryption keys only from its secret set; until the set carries this client as it is now,
+// LivePerson's requests for it fail, so the client is not Ready.
+func (r *LivePersonAuthClientReconciler) checkServed(ctx context.Context, s *clientScope) error {
+	key := client.ObjectKeyFromObject(s.c)
+	set := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: secretset.Name(s.ts.Name)}, set)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if err == nil && secretset.Served(set.Data, s.c, s.secretValue) {
+		r.pending.Delete(key)
+		return nil
+	}
+	since, _ := r.pending.LoadOrStore(key, time.Now())
+	if time.Since(since.(time.Time)) < servedGrace {
+		return &notReady{quiet: true, retryAfter: time.Second, err: errors.New("waiting for the secret set")}
+	}
+	return &notReady{reason: v1alpha1.ReasonNotServed, retryAfter: 5 * time.Second,
+		err: fmt.Errorf("the token server's Secret %s does not carry this client's current secret or encryption keys after %s: LivePerson's requests for it fail; see the TokenServer's events", secretset.Name(s.ts.Name), servedGrace)}
 }
 
 // acknowledgeConsole records the console-updated annotation when it names a key of the set.

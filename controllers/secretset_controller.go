@@ -116,6 +116,11 @@ func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServe
 		return nil
 	}
 	if err != nil {
+		if r.Recorder != nil && !apierrors.IsConflict(err) {
+			// Every client of the TokenServer waits on this write; their status says NotServed
+			// after a while, and this says why.
+			r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretSetNotWritten, "Write", "Secret %s (client secret digests, encryption keys) not written: %v", key.Name, err)
+		}
 		return fmt.Errorf("writing Secret %s: %w", key.Name, err)
 	}
 	r.mu.Lock()

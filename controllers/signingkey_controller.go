@@ -85,8 +85,9 @@ type skScope struct {
 	// revoked is the deny-list: every kid ever revoked, from the key Secret's annotation and the
 	// record, so losing either keeps it. No key on it is ever published again.
 	revoked []string
-	// revoke are the kids the revoke annotation asks for that are not revoked yet.
-	revoke []string
+	// revoke are the kids the revoke annotation asks for that are not revoked yet; ignored says
+	// what of the annotation was not acted on.
+	revoke, ignored []string
 	// pemClients counts the PEM-mode clients signing with this key; acknowledged is set when all
 	// of them acknowledged the Next key as pasted into LivePerson's console.
 	pemClients   int
@@ -154,10 +155,15 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	return requeueAt(s.now, s.result.NextDue), nil
 }
 
-// requeueAt asks to be called again at due, the next rotation or removal: no polling.
+// recheck bounds the wait between two looks at a SigningKey: its record Secret is not in the
+// operator's label-selected cache, so a deleted record is noticed by this look, not a watch.
+const recheck = time.Hour
+
+// requeueAt asks to be called again at due, the next rotation or removal, and at least once per
+// recheck.
 func requeueAt(now, due time.Time) ctrl.Result {
-	if due.IsZero() {
-		return ctrl.Result{}
+	if due.IsZero() || due.Sub(now) > recheck {
+		return ctrl.Result{RequeueAfter: recheck}
 	}
 	return ctrl.Result{RequeueAfter: max(due.Sub(now), time.Second)}
 }
@@ -182,8 +188,12 @@ func (r *SigningKeyReconciler) readKeys(ctx context.Context, s *skScope) error {
 	s.set, s.repairs = keys.Decode(secret.Data)
 	s.handled.rotate = secret.Annotations[v1alpha1.AnnotationHandledRotate]
 	s.handled.revoke = secret.Annotations[v1alpha1.AnnotationHandledRevoke]
-	// Before the deny-list existed, the last handled revoke was all that was kept.
-	s.revoked = keys.AddRevoked(keys.ParseKIDs(secret.Annotations[v1alpha1.AnnotationRevokedKeys]), keys.ParseKIDs(s.handled.revoke)...)
+	denied, _ := keys.ParseKIDs(secret.Annotations[v1alpha1.AnnotationRevokedKeys])
+	s.revoked = keys.AddRevoked(denied)
+	if _, hasList := secret.Annotations[v1alpha1.AnnotationRevokedKeys]; !hasList && keys.IsKID(s.handled.revoke) {
+		// Written by an operator from before the deny-list: the last handled revoke was all it kept.
+		s.revoked = keys.AddRevoked(s.revoked, s.handled.revoke)
+	}
 	s.earlyUntil, _ = time.Parse(time.RFC3339, secret.Annotations[v1alpha1.AnnotationEarlyUntil])
 	s.lastRepair = parseRepair(secret.Annotations[v1alpha1.AnnotationLastRepair])
 	return nil
@@ -225,13 +235,24 @@ func (s *skScope) denyRevoked() {
 		kept = append(kept, k)
 	}
 	s.set = kept
-	if v := s.sk.Annotations[v1alpha1.AnnotationRevoke]; v != "" {
-		for _, kid := range keys.ParseKIDs(v) {
-			if !slices.Contains(s.revoked, kid) {
-				s.revoke = append(s.revoke, kid)
-			}
+	v := s.sk.Annotations[v1alpha1.AnnotationRevoke]
+	if v == "" || v == s.handled.revoke {
+		return
+	}
+	kids, invalid := keys.ParseKIDs(v)
+	for _, bad := range invalid {
+		s.ignored = append(s.ignored, fmt.Sprintf("%.64q is not a kid (43 base64url characters, listed in status.keys)", bad))
+	}
+	if len(kids) > keys.MaxRevokeRequest {
+		s.ignored = append(s.ignored, fmt.Sprintf("%d kids listed, at most %d are acted on", len(kids), keys.MaxRevokeRequest))
+		kids = kids[:keys.MaxRevokeRequest]
+	}
+	for _, kid := range kids {
+		if !slices.Contains(s.revoked, kid) {
+			s.revoke = append(s.revoke, kid)
 		}
 	}
+	s.handled.revoke = v
 }
 
 // recoverFromRecord puts back, public part only, every key the record lists as published
@@ -307,7 +328,6 @@ func (r *SigningKeyReconciler) advance(s *skScope) error {
 	if len(s.revoke) > 0 {
 		req.Revoke = s.revoke
 		s.revoked = keys.AddRevoked(s.revoked, s.revoke...)
-		s.handled.revoke = s.sk.Annotations[v1alpha1.AnnotationRevoke]
 	}
 	if s.pemClients > 0 && s.acknowledged {
 		// The console already holds the Next key: sign with it now, or LivePerson fails every
@@ -436,6 +456,9 @@ func mergeMaps(dst, src map[string]string) map[string]string {
 func (r *SigningKeyReconciler) emitEvents(s *skScope) {
 	if r.Recorder == nil {
 		return
+	}
+	for _, why := range s.ignored {
+		r.Recorder.Eventf(s.sk, nil, corev1.EventTypeWarning, "RevokeIgnored", "Revoke", "Part of the %s annotation was not acted on: %s", v1alpha1.AnnotationRevoke, why)
 	}
 	for _, repair := range s.repairs {
 		r.Recorder.Eventf(s.sk, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretRecovered, "Repair", "Key Secret: %s", repair)

@@ -126,6 +126,12 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.applyWorkload(ctx, s, workload.Params{Image: r.Image, StartupConfig: startup}); err != nil {
 		return ctrl.Result{}, err
 	}
+	if ts.Spec.Ingress != nil && len(ts.Spec.TrustedProxyCIDRs) == 0 && ts.Generation != ts.Status.ObservedGeneration {
+		// Behind the ingress every request comes from the ingress controller's address: the
+		// per-address failure limits of /token and the login form then count everyone at once.
+		r.event(ts, corev1.EventTypeWarning, "TrustedProxiesUnset", "Check",
+			"spec.ingress is set but spec.trustedProxyCIDRs is empty: set it to the ingress controller's addresses, or failed logins by anyone slow down everyone")
+	}
 	s.keyReady = r.signingKeyReady(ctx, ts)
 	return ctrl.Result{}, nil
 }

@@ -63,6 +63,12 @@ const (
 	// ReasonGeneratedClientIDRestored: the generated-client-id annotation was edited and the
 	// operator put back the id it generated (recorded in the client's Secret and status).
 	ReasonGeneratedClientIDRestored = "GeneratedClientIDRestored"
+	// ReasonSecretSetNotWritten: the operator could not write a TokenServer's secret set (an
+	// event on the TokenServer): its clients are not served as they are now.
+	ReasonSecretSetNotWritten = "SecretSetNotWritten"
+	// ReasonNotServed: the token server's secret set has not carried the client's current secret
+	// or encryption keys for a while: LivePerson's requests for it fail.
+	ReasonNotServed = "NotServed"
 	// ReasonInvalidSecret: a referenced Secret holds data that cannot be used.
 	ReasonInvalidSecret = "InvalidSecret"
 	// ReasonClientSecretRegenerated: the generated client secret's Secret was deleted and a new

@@ -104,7 +104,9 @@ type LivePersonAuthClientSpec struct {
 	RedirectURIs []string `json:"redirectURIs,omitempty"`
 
 	// pkce is whether codes must carry a PKCE challenge (flow Code). Allowed checks a challenge
-	// when one was given; Required also needs PKCE turned on in LivePerson's console.
+	// when one was given, and refuses a code_verifier sent for a code issued without one (RFC
+	// 9700: an injected code); Required also needs PKCE turned on in LivePerson's console;
+	// Disabled ignores challenges and verifiers alike. A challenge without a method is S256.
 	// +kubebuilder:default=Allowed
 	// +optional
 	PKCE PKCEMode `json:"pkce,omitempty"`

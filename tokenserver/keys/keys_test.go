@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +195,24 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The revoke annotation is user input: only kid-shaped values reach the deny-list, so junk can
+// neither grow it nor push real kids off it.
+func TestParseKIDsKeepsOnlyKids(t *testing.T) {
+	kid := strings.Repeat("A", 42) + "_"
+	kids, invalid := ParseKIDs(" " + kid + ",," + kid + ", not-a-kid ," + strings.Repeat("x", 5000))
+	if len(kids) != 1 || kids[0] != kid {
+		t.Errorf("kids = %q, want [%s]", kids, kid)
+	}
+	if len(invalid) != 2 {
+		t.Errorf("invalid = %d values, want 2", len(invalid))
+	}
+	list := AddRevoked(nil, "junk", kid)
+	for i := range MaxRevoked + 10 {
+		list = AddRevoked(list, fmt.Sprintf("%043d", i))
+	}
+	if len(list) != MaxRevoked || slices.Contains(list, "junk") {
+		t.Errorf("deny-list holds %d entries (junk kept: %v), want %d", len(list), slices.Contains(list, "junk"), MaxRevoked)
+	}
 }

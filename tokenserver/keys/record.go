@@ -71,30 +71,54 @@ func DecodeRecord(b []byte) (set []Key, revoked []string, problems []string) {
 		set = append(set, k)
 	}
 	for _, kid := range r.Revoked {
-		if kid != "" {
+		if IsKID(kid) {
 			revoked = append(revoked, kid)
 		}
 	}
 	return set, revoked, problems
 }
 
+// MaxRevokeRequest is the most kids one revoke annotation may list: more than a real incident
+// needs, few enough that one request can never push its own kids off the deny-list.
+const MaxRevokeRequest = 32
+
 // ParseKIDs reads a comma-separated list of kids (the revoke annotation, the deny-list
-// annotation), trimming spaces and dropping empty and repeated entries, in order.
-func ParseKIDs(v string) []string {
-	var out []string
+// annotation), trimming spaces and dropping empty and repeated entries, in order. Only values
+// that can be a kid of ours (an RFC 7638 SHA-256 thumbprint: 43 base64url characters) are
+// kept; the others are returned in invalid.
+func ParseKIDs(v string) (kids, invalid []string) {
 	for _, kid := range strings.Split(v, ",") {
-		if kid = strings.TrimSpace(kid); kid != "" && !slices.Contains(out, kid) {
-			out = append(out, kid)
+		kid = strings.TrimSpace(kid)
+		switch {
+		case kid == "" || slices.Contains(kids, kid):
+		case !IsKID(kid):
+			invalid = append(invalid, kid)
+		default:
+			kids = append(kids, kid)
 		}
 	}
-	return out
+	return kids, invalid
+}
+
+// IsKID reports whether s has the form of our kids: 43 base64url characters (a SHA-256
+// thumbprint without padding).
+func IsKID(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // AddRevoked appends the kids not yet listed, keeping at most MaxRevoked (the newest).
 func AddRevoked(list []string, kids ...string) []string {
 	out := slices.Clone(list)
 	for _, kid := range kids {
-		if kid != "" && !slices.Contains(out, kid) {
+		if IsKID(kid) && !slices.Contains(out, kid) {
 			out = append(out, kid)
 		}
 	}

@@ -7,13 +7,16 @@
 // Data keys:
 //
 //	client.<name>.secret  SHA-256 digest (32 bytes) of the client secret of LivePersonAuthClient <name>
-//	client.<name>.jwe     LivePerson's encryption keys of <name>: the keys Secret's data, as JSON
+//	client.<name>.jwe     LivePerson's encryption public keys of <name> (kid → base64 SPKI, JSON)
 //	login                 the Secret value spec.login reads (htpasswd lines, upstream client secret)
 //	redisURL              the Redis replay store's URL
 package secretset
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -21,6 +24,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/clientsecret"
+	"github.com/lpauth/lpauth-operator/tokenserver/jwe"
 )
 
 // Name is the name of the TokenServer's secret set.
@@ -34,11 +38,43 @@ const (
 	redisKey = "redisURL"
 )
 
-func secretKey(client string) string { return "client." + client + ".secret" }
-func jweKey(client string) string    { return "client." + client + ".jwe" }
+func secretKey(client string) string { return "client." + clientKey(client) + ".secret" }
+func jweKey(client string) string    { return "client." + clientKey(client) + ".jwe" }
+
+// clientKey names a client in a data key. Secret data keys are at most 253 characters and
+// object names may be as long, so a long name is replaced by its digest.
+func clientKey(name string) string {
+	if len(name) <= 200 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "sha256-" + hex.EncodeToString(sum[:16])
+}
+
+// MaxEncryptionKeys bounds the keys copied per client: LivePerson uses one, two while it
+// rotates. The set is one Secret (1 MiB) for every client of the TokenServer.
+const MaxEncryptionKeys = 4
 
 // Getter returns the Secret of this name in the TokenServer's namespace, or nil.
 type Getter func(name string) *corev1.Secret
+
+// Served reports whether the set serves client c as its current Secrets say: the digest of the
+// secret it has now (flow Code), its encryption keys (when set). The operator reports a client
+// Ready only then, so Ready means LivePerson's next request is answered with it.
+func Served(data map[string][]byte, c *v1alpha1.LivePersonAuthClient, secret []byte) bool {
+	if secret != nil {
+		d, err := ClientSecretDigest(data, c.Name)
+		if err != nil || d != sha256.Sum256(secret) {
+			return false
+		}
+	}
+	if c.Spec.Encryption != nil {
+		if _, ok := data[jweKey(c.Name)]; !ok {
+			return false
+		}
+	}
+	return true
+}
 
 // Compile builds the secret set's data for ts and its clients from the Secrets get finds. A
 // value that is missing is left out; the client's (or TokenServer's) own status says why, and
@@ -63,8 +99,8 @@ func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient,
 			}
 		}
 		if enc := c.Spec.Encryption; enc != nil {
-			if s := get(enc.KeysSecretRef.Name); s != nil && len(s.Data) > 0 {
-				if b, err := json.Marshal(s.Data); err == nil {
+			if s := get(enc.KeysSecretRef.Name); s != nil {
+				if b, err := publicEncryptionKeys(s.Data); err == nil {
 					data[jweKey(c.Name)] = b
 				}
 			}
@@ -82,6 +118,28 @@ func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient,
 		}
 	}
 	return data
+}
+
+// publicEncryptionKeys copies only what parses as LivePerson's public keys, re-encoded as one
+// line of base64 SPKI each: whatever else the referenced Secret holds (it could name any Secret
+// of the namespace) never reaches the set.
+func publicEncryptionKeys(secretData map[string][]byte) ([]byte, error) {
+	keys, err := jwe.ParseKeys(secretData)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) > MaxEncryptionKeys {
+		return nil, fmt.Errorf("%d encryption keys, at most %d", len(keys), MaxEncryptionKeys)
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		der, err := x509.MarshalPKIXPublicKey(k.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		out[k.ID] = base64.StdEncoding.EncodeToString(der)
+	}
+	return json.Marshal(out)
 }
 
 // LoginSecretRef is the Secret key spec.login reads, if any.
@@ -114,9 +172,13 @@ func EncryptionKeys(data map[string][]byte, client string) (map[string][]byte, e
 	if !ok {
 		return nil, fmt.Errorf("no encryption keys yet (the operator copies them into the token server's Secret set)")
 	}
-	var out map[string][]byte
-	if err := json.Unmarshal(v, &out); err != nil {
+	var keys map[string]string
+	if err := json.Unmarshal(v, &keys); err != nil {
 		return nil, fmt.Errorf("encryption keys unreadable: %w", err)
+	}
+	out := make(map[string][]byte, len(keys))
+	for kid, spki := range keys {
+		out[kid] = []byte(spki)
 	}
 	return out, nil
 }

@@ -1,7 +1,12 @@
 package secretset_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +17,12 @@ import (
 )
 
 func TestCompileCarriesDigestsNeverSecrets(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	lpKey := base64.StdEncoding.EncodeToString(der)
 	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}, Spec: v1alpha1.TokenServerSpec{
 		Login:       &v1alpha1.LoginSpec{StaticUsers: &v1alpha1.StaticUsersLogin{HtpasswdSecretRef: v1alpha1.SecretKeyRef{Name: "users", Key: "htpasswd"}}},
 		ReplayStore: &v1alpha1.ReplayStoreSpec{Type: v1alpha1.ReplayStoreRedis, Redis: &v1alpha1.RedisReplayStore{AddressSecretRef: v1alpha1.SecretKeyRef{Name: "redis", Key: "url"}}},
@@ -34,6 +45,12 @@ func TestCompileCarriesDigestsNeverSecrets(t *testing.T) {
 		client("weak", func(c *v1alpha1.LivePersonAuthClient) {
 			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "weak", Key: "secret"}
 		}),
+		// Its "encryption keys" are another client's Secret: nothing of it may be copied.
+		client("snooper", func(c *v1alpha1.LivePersonAuthClient) {
+			c.Spec.Flow = v1alpha1.FlowImplicit
+			c.Spec.Encryption = &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "generated-client"}}
+		}),
+		client(strings.Repeat("long-name.", 25), nil),
 		client("missing", func(c *v1alpha1.LivePersonAuthClient) {
 			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "nope", Key: "x"}
 		}),
@@ -42,15 +59,16 @@ func TestCompileCarriesDigestsNeverSecrets(t *testing.T) {
 		client("implicit", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.Flow = v1alpha1.FlowImplicit }),
 	}
 	secrets := map[string]*corev1.Secret{
-		"generated-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("Hn4vB8xK1qW7tZ3mR9pL6jC2dF5gY0sE")}},
-		"elsewhere-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
-		"leaving-client":   {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
-		"implicit-client":  {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
-		"lp":               {Data: map[string][]byte{"secret": []byte("Tq2wE8rY5uI1oP7aS4dF9gH3jK6lZ0xC")}},
-		"weak":             {Data: map[string][]byte{"secret": []byte("Password1!Password1!Password1!Pa")}},
-		"lp-keys":          {Data: map[string][]byte{"kid-1": []byte("MIIB...")}},
-		"users":            {Data: map[string][]byte{"htpasswd": []byte("ada:$2y$...")}},
-		"redis":            {Data: map[string][]byte{"url": []byte("redis://r:6379/0")}},
+		"generated-client":                           {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("Hn4vB8xK1qW7tZ3mR9pL6jC2dF5gY0sE")}},
+		strings.Repeat("long-name.", 25) + "-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("Hn4vB8xK1qW7tZ3mR9pL6jC2dF5gY0sE")}},
+		"elsewhere-client":                           {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
+		"leaving-client":                             {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
+		"implicit-client":                            {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("x")}},
+		"lp":                                         {Data: map[string][]byte{"secret": []byte("Tq2wE8rY5uI1oP7aS4dF9gH3jK6lZ0xC")}},
+		"weak":                                       {Data: map[string][]byte{"secret": []byte("Password1!Password1!Password1!Pa")}},
+		"lp-keys":                                    {Data: map[string][]byte{"kid-1": []byte(lpKey)}},
+		"users":                                      {Data: map[string][]byte{"htpasswd": []byte("ada:$2y$...")}},
+		"redis":                                      {Data: map[string][]byte{"url": []byte("redis://r:6379/0")}},
 	}
 	data := secretset.Compile(ts, clients, func(n string) *corev1.Secret { return secrets[n] })
 
@@ -73,8 +91,19 @@ func TestCompileCarriesDigestsNeverSecrets(t *testing.T) {
 			}
 		}
 	}
-	if keys, err := secretset.EncryptionKeys(data, "brand-chosen"); err != nil || string(keys["kid-1"]) != "MIIB..." {
+	if keys, err := secretset.EncryptionKeys(data, "brand-chosen"); err != nil || string(keys["kid-1"]) != lpKey {
 		t.Errorf("encryption keys = %v, %v", keys, err)
+	}
+	if _, err := secretset.EncryptionKeys(data, "snooper"); err == nil {
+		t.Error("another client's Secret was copied as encryption keys")
+	}
+	if _, err := secretset.ClientSecretDigest(data, strings.Repeat("long-name.", 25)); err != nil {
+		t.Errorf("a client with a 250-character name: %v", err)
+	}
+	for k := range data {
+		if len(k) > 253 {
+			t.Errorf("data key of %d characters: the API server refuses the Secret", len(k))
+		}
 	}
 	if got := string(secretset.Login(data)); got != "ada:$2y$..." {
 		t.Errorf("login = %q", got)

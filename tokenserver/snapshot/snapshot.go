@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -119,6 +120,10 @@ type Inputs struct {
 	TokenServer *v1alpha1.TokenServer
 	// KeySecret is the SigningKey's Secret; Credentials the TokenServer's own Secret.
 	KeySecret, Credentials *corev1.Secret
+	// SigningKey, when known, adds its status.revokedKeyIDs to the deny-list the key Secret
+	// carries: a key Secret restored from a backup taken before a revoke is not served even
+	// while the operator is down. Status is read only to deny, never to publish.
+	SigningKey *v1alpha1.SigningKey
 	Clients                []v1alpha1.LivePersonAuthClient
 	// SecretSet is the TokenServer's secret set (package secretset): client-secret digests,
 	// encryption keys, the login secret, compiled by the operator from the brand's Secrets.
@@ -164,6 +169,11 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 	}
 	if err := s.buildCredentials(in.Credentials); err != nil {
 		return nil, nil, err
+	}
+	if in.SecretSet == nil && in.BrandSecrets == nil {
+		// Not ready rather than ready without clients: a pod that starts before the operator
+		// wrote the set would otherwise answer every code-flow client invalid_client.
+		return nil, nil, fmt.Errorf("the secret set Secret %s is missing (the operator writes it)", secretset.Name(ts.Name))
 	}
 	set := secretSetData(in)
 	var problems []Problem
@@ -236,6 +246,7 @@ func (s *Snapshot) buildKeys(in Inputs) error {
 		return fmt.Errorf("the signing key Secret of SigningKey %q is missing", in.TokenServer.Spec.SigningKeyRef.Name)
 	}
 	set, _ := keys.Decode(in.KeySecret.Data)
+	set = withoutRevoked(set, in)
 	active, ok := keys.Active(set)
 	if !ok {
 		return fmt.Errorf("the signing key Secret %s has no active key", in.KeySecret.Name)
@@ -259,6 +270,25 @@ func (s *Snapshot) buildKeys(in Inputs) error {
 	}
 	s.Discovery, err = newDocument(discovery(s.Issuer, s.Endpoints, sortedKeys(algs)))
 	return err
+}
+
+// withoutRevoked drops every key on the deny-list: the key Secret's own annotation and the
+// SigningKey's status.
+func withoutRevoked(set []keys.Key, in Inputs) []keys.Key {
+	denied, _ := keys.ParseKIDs(in.KeySecret.Annotations[v1alpha1.AnnotationRevokedKeys])
+	if in.SigningKey != nil {
+		denied = append(denied, in.SigningKey.Status.RevokedKeyIDs...)
+	}
+	if len(denied) == 0 {
+		return set
+	}
+	kept := make([]keys.Key, 0, len(set))
+	for _, k := range set {
+		if !slices.Contains(denied, k.ID()) {
+			kept = append(kept, k)
+		}
+	}
+	return kept
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -315,3 +315,32 @@ func TestClientIDStaysReservedWhileItsOwnerIsBroken(t *testing.T) {
 		t.Errorf("problems = %v, want one for each client", problems)
 	}
 }
+
+// A key Secret restored from a backup taken before a revoke still holds the revoked key: the
+// token server never publishes it nor signs with it, even before the operator repairs the Secret.
+func TestRevokedKeysAreNeverServed(t *testing.T) {
+	t.Parallel()
+	in := inputs(t)
+	set, _ := keys.Decode(in.KeySecret.Data)
+	var active, retired string
+	for _, k := range set {
+		switch k.State {
+		case v1alpha1.KeyActive:
+			active = k.ID()
+		case v1alpha1.KeyRetired:
+			retired = k.ID()
+		}
+	}
+	in.KeySecret.Annotations = map[string]string{v1alpha1.AnnotationRevokedKeys: retired}
+	s, _, err := snapshot.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(s.JWKS.Body, []byte(retired)) {
+		t.Errorf("JWKS publishes key %s, on the key Secret's deny-list", retired)
+	}
+	in.SigningKey = &v1alpha1.SigningKey{Status: v1alpha1.SigningKeyStatus{RevokedKeyIDs: []string{active}}}
+	if s, _, err := snapshot.Build(in); err == nil {
+		t.Errorf("built a snapshot signing with %s (revoked in the SigningKey's status): kid %s", active, s.SigningKeyID)
+	}
+}
