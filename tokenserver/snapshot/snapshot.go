@@ -124,7 +124,7 @@ type Inputs struct {
 	// carries: a key Secret restored from a backup taken before a revoke is not served even
 	// while the operator is down. Status is read only to deny, never to publish.
 	SigningKey *v1alpha1.SigningKey
-	Clients                []v1alpha1.LivePersonAuthClient
+	Clients    []v1alpha1.LivePersonAuthClient
 	// SecretSet is the TokenServer's secret set (package secretset): client-secret digests,
 	// encryption keys, the login secret, compiled by the operator from the brand's Secrets.
 	SecretSet *corev1.Secret
