@@ -116,6 +116,9 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	return srv.Shutdown(shutdownCtx)
 }
 
+// redisURLWait is how long a starting token server waits for the Redis URL in its secret set.
+const redisURLWait = 30 * time.Second
+
 // replayStore picks the store the TokenServer asks for: Redis (its URL from the secret set the
 // operator keeps; the token server cannot read the brand's Secret itself) or memory.
 func replayStore(ctx context.Context, c client.Client, ts *v1alpha1.TokenServer) (replay.Store, error) {
@@ -123,15 +126,26 @@ func replayStore(ctx context.Context, c client.Client, ts *v1alpha1.TokenServer)
 	if rs == nil || rs.Type != v1alpha1.ReplayStoreRedis || rs.Redis == nil {
 		return replay.NewMemory(1_000_000, nil), nil
 	}
-	set := &corev1.Secret{}
 	name := secretset.Name(ts.Name)
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, set); err != nil {
+	// A pod may start moments before the operator wrote the set: wait a little rather than
+	// exit and be restarted with a back-off.
+	var url string
+	var err error
+	for deadline := time.Now().Add(redisURLWait); ; {
+		set := &corev1.Secret{}
+		if err = c.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, set); err == nil {
+			if url = secretset.RedisURL(set.Data); url != "" {
+				return replay.NewRedis(url, "lpauth:"+ts.Namespace+":"+ts.Name+":")
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("reading Secret %s for the Redis URL: %w", name, err)
 	}
-	url := secretset.RedisURL(set.Data)
-	if url == "" {
-		ref := rs.Redis.AddressSecretRef
-		return nil, fmt.Errorf("no Redis URL yet: the operator copies it from Secret %s key %q (check the TokenServer's status)", ref.Name, ref.Key)
-	}
-	return replay.NewRedis(url, "lpauth:"+ts.Namespace+":"+ts.Name+":")
+	ref := rs.Redis.AddressSecretRef
+	return nil, fmt.Errorf("no Redis URL in Secret %s after %s: the operator copies it from Secret %s key %q (check the TokenServer's status)", name, redisURLWait, ref.Name, ref.Key)
 }

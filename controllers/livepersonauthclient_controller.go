@@ -474,7 +474,7 @@ func (r *LivePersonAuthClientReconciler) checkServed(ctx context.Context, s *cli
 	}
 	since, _ := r.pending.LoadOrStore(key, time.Now())
 	if time.Since(since.(time.Time)) < servedGrace {
-		return &notReady{quiet: true, retryAfter: time.Second, err: errors.New("waiting for the secret set")}
+		return &notReady{quiet: true, retryAfter: 250 * time.Millisecond, err: errors.New("waiting for the secret set")}
 	}
 	return &notReady{reason: v1alpha1.ReasonNotServed, retryAfter: 5 * time.Second,
 		err: fmt.Errorf("the token server's Secret %s does not carry this client's current secret or encryption keys after %s: LivePerson's requests for it fail; see the TokenServer's events", secretset.Name(s.ts.Name), servedGrace)}

@@ -78,7 +78,7 @@ func clientCondition(c *v1alpha1.LivePersonAuthClient, status metav1.ConditionSt
 		g.Expect(cond).NotTo(BeNil())
 		g.Expect(cond.ObservedGeneration).To(Equal(out.Generation))
 		g.Expect([]string{string(cond.Status), cond.Reason}).To(Equal([]string{string(status), reason}), cond.Message)
-	}).Should(Succeed())
+	}).WithTimeout(5 * time.Second).Should(Succeed()) // Ready waits for the token server's secret set
 	return out
 }
 

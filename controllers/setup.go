@@ -52,6 +52,9 @@ type Options struct {
 	// server runs with a ServiceAccount that reads signing keys; whoever may create a
 	// TokenServer must not be able to run any image with it.
 	AllowedTokenServerImages []string
+	// SecretSetInterval is the least time between two writes of one TokenServer's secret set
+	// (one second when zero); tests shorten it.
+	SecretSetInterval time.Duration
 }
 
 // Setup registers every reconciler with the manager.
@@ -80,6 +83,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := ts.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	set := &SecretSetReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("tokenserver-secrets-controller"), MinInterval: time.Second}
+	interval := opts.SecretSetInterval
+	if interval == 0 {
+		interval = time.Second
+	}
+	set := &SecretSetReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("tokenserver-secrets-controller"), MinInterval: interval}
 	return set.SetupWithManager(mgr)
 }

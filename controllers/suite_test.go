@@ -75,10 +75,11 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.Setup(context.Background(), mgr, controllers.Options{
-		Clock:            clock,
-		GenerateKey:      countingGenerator,
-		Client:           conflictOnce(mgr.GetClient()),
-		TokenServerImage: testImage,
+		Clock:             clock,
+		GenerateKey:       countingGenerator,
+		Client:            conflictOnce(mgr.GetClient()),
+		TokenServerImage:  testImage,
+		SecretSetInterval: 50 * time.Millisecond,
 	})).To(Succeed())
 
 	ctx, cancel = context.WithCancel(context.Background())

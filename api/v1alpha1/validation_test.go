@@ -274,7 +274,7 @@ var _ = Describe("CRD validation", func() {
 		unstructured.RemoveNestedField(removed.Object, "spec", "clientID")
 		err = k8s.Update(ctx, removed)
 		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring("clientID cannot be removed once set"))
+		Expect(err.Error()).To(ContainSubstring("clientID cannot be added or removed after creation"))
 	})
 
 	It("applies the documented defaults to a minimal object", func() {

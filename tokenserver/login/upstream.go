@@ -188,7 +188,11 @@ func (h *Handler) toUpstream(w http.ResponseWriter, r *http.Request, snap *snaps
 	up := snap.Login.Upstream
 	pr, err := h.providers.get(r.Context(), up.Issuer, h.Now)
 	if err != nil {
-		h.Log.Info("Upstream identity provider unreachable", "issuer", up.Issuer, "reason", err.Error())
+		if r.Context().Err() != nil {
+			return // the visitor left; the shared fetch goes on for the others
+		}
+		// The reason may quote the provider's whole answer: keep the log line bounded.
+		h.Log.Info("Upstream identity provider unreachable", "issuer", up.Issuer, "reason", truncateReason(err.Error()))
 		h.errorPage(w, http.StatusBadGateway, "Sign-in unavailable", "The sign-in service cannot be reached right now. Please try again later.")
 		return
 	}
@@ -248,7 +252,7 @@ func (h *Handler) Callback() http.Handler {
 		}
 		sub, claims, err := h.exchange(r.Context(), snap, q.Get("code"), st)
 		if err != nil {
-			h.Log.Info("Upstream login failed", "clientID", client.ID, "reason", err.Error())
+			h.Log.Info("Upstream login failed", "clientID", client.ID, "reason", truncateReason(err.Error()))
 			redirect(w, authorize.ErrorLocation(ur.Req, &authorize.Error{Code: "server_error", Description: "the identity provider's answer could not be verified"}))
 			return
 		}
@@ -298,6 +302,14 @@ func (h *Handler) exchange(ctx context.Context, snap *snapshot.Snapshot, code st
 		}
 	}
 	return sub, claims, nil
+}
+
+// truncateReason bounds an error from the provider's side in a log line.
+func truncateReason(s string) string {
+	if len(s) > 256 {
+		return s[:256] + "…"
+	}
+	return s
 }
 
 func truncate(s string) string {
