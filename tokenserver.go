@@ -138,10 +138,14 @@ func replayStore(ctx context.Context, c client.Client, ts *v1alpha1.TokenServer)
 				return replay.NewRedis(url, "lpauth:"+ts.Namespace+":"+ts.Name+":")
 			}
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading Secret %s for the Redis URL: %w", name, err)

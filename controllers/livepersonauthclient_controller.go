@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -100,8 +101,10 @@ type clientScope struct {
 	ts       *v1alpha1.TokenServer
 	sk       *v1alpha1.SigningKey
 	secret   *v1alpha1.SecretKeyRef
-	// secretValue is the client secret in effect (flow Code), to check the token server has it.
-	secretValue []byte
+	// secretValue is the client secret in effect (flow Code) and encryptionKeys LivePerson's
+	// keys (when set), to check the token server has them.
+	secretValue    []byte
+	encryptionKeys map[string][]byte
 }
 
 // notReady is a user-facing reason the client cannot be Ready; Reconcile reports it in the
@@ -149,13 +152,19 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 	defer func() {
 		reason, err := v1alpha1.ReasonReconcileError, reterr
 		var nr *notReady
+		waiting := errors.As(reterr, &nr) && (nr.reason == v1alpha1.ReasonWaitingForTokenServer || nr.reason == v1alpha1.ReasonNotServed)
+		if !waiting {
+			r.pending.Delete(req.NamespacedName)
+		}
 		if errors.As(reterr, &nr) {
 			reason, reterr = nr.reason, nil
 			result.RequeueAfter = nr.retryAfter
 			if nr.quiet {
 				return
 			}
-			r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
+			if nr.reason != v1alpha1.ReasonWaitingForTokenServer {
+				r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
+			}
 		}
 		setClientReady(c, reason, err)
 		setConsoleUpdateCondition(c, s.sk)
@@ -451,6 +460,7 @@ func (r *LivePersonAuthClientReconciler) checkEncryption(ctx context.Context, s 
 	if _, err := jwe.Select(keys, enc.KeyID); err != nil {
 		return notReadyf(v1alpha1.ReasonInvalidSecret, "encryption keys in Secret %s: %v", secret.Name, err)
 	}
+	s.encryptionKeys = secret.Data
 	return nil
 }
 
@@ -464,17 +474,23 @@ const servedGrace = 30 * time.Second
 func (r *LivePersonAuthClientReconciler) checkServed(ctx context.Context, s *clientScope) error {
 	key := client.ObjectKeyFromObject(s.c)
 	set := &corev1.Secret{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: secretset.Name(s.ts.Name)}, set)
+	// Read only, and up to 1 MiB: no copy for each of thousands of clients.
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: secretset.Name(s.ts.Name)}, set, client.UnsafeDisableDeepCopy)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	if err == nil && secretset.Served(set.Data, s.c, s.secretValue) {
+	if err == nil && secretset.Served(set.Data, s.c, s.secretValue, s.encryptionKeys) {
 		r.pending.Delete(key)
 		return nil
 	}
 	since, _ := r.pending.LoadOrStore(key, time.Now())
 	if time.Since(since.(time.Time)) < servedGrace {
-		return &notReady{quiet: true, retryAfter: 250 * time.Millisecond, err: errors.New("waiting for the secret set")}
+		wait := &notReady{reason: v1alpha1.ReasonWaitingForTokenServer, retryAfter: 250 * time.Millisecond,
+			err: fmt.Errorf("waiting for the token server's Secret %s to carry this client's current secret and keys", secretset.Name(s.ts.Name))}
+		// A new client waits without a status write (it has no Ready yet); one that says Ready
+		// says it no longer is until the token server has the change (a new secret or key).
+		wait.quiet = !meta.IsStatusConditionTrue(s.c.Status.Conditions, v1alpha1.ConditionReady)
+		return wait
 	}
 	return &notReady{reason: v1alpha1.ReasonNotServed, retryAfter: 5 * time.Second,
 		err: fmt.Errorf("the token server's Secret %s does not carry this client's current secret or encryption keys after %s: LivePerson's requests for it fail; see the TokenServer's events", secretset.Name(s.ts.Name), servedGrace)}

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -76,7 +78,43 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		// A partial set would stop serving clients whose Secret could not be read.
 		return ctrl.Result{}, fmt.Errorf("reading the Secrets of TokenServer %s: %w", ts.Name, getErr)
 	}
+	if left := fitSecretSet(data, clients); left > 0 && r.Recorder != nil {
+		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretSetFull, "Write",
+			"Secret %s would exceed %d bytes: the %d youngest clients are left out and say NotServed; move clients to another TokenServer", secretset.Name(ts.Name), maxSecretSetBytes, left)
+	}
 	return ctrl.Result{}, r.store(ctx, ts, data)
+}
+
+// maxSecretSetBytes keeps the set under the API server's 1 MiB for a Secret's values, with room
+// for its keys and metadata under etcd's object limit.
+const maxSecretSetBytes = 900 << 10
+
+// fitSecretSet leaves out the youngest clients until data fits, so a set too large to write
+// stops the newest clients, visibly (NotServed), rather than every change of every client. It
+// returns how many clients it left out.
+func fitSecretSet(data map[string][]byte, clients []*v1alpha1.LivePersonAuthClient) int {
+	if secretset.Size(data) <= maxSecretSetBytes {
+		return 0
+	}
+	byAge := slices.Clone(clients)
+	sort.SliceStable(byAge, func(i, j int) bool { return v1alpha1.ClaimsBefore(byAge[j], byAge[i]) }) // youngest first
+	left := 0
+	for _, c := range byAge {
+		if secretset.Size(data) <= maxSecretSetBytes {
+			break
+		}
+		dropped := false
+		for _, k := range secretset.ClientKeys(c.Name) {
+			if _, ok := data[k]; ok {
+				delete(data, k)
+				dropped = true
+			}
+		}
+		if dropped {
+			left++
+		}
+	}
+	return left
 }
 
 func (r *SecretSetReconciler) untilNextWrite(key types.NamespacedName) time.Duration {

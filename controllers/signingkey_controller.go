@@ -236,8 +236,8 @@ func (s *skScope) denyRevoked() {
 	}
 	s.set = kept
 	v := s.sk.Annotations[v1alpha1.AnnotationRevoke]
-	if v == "" || v == s.handled.revoke {
-		return
+	if v == "" || truncateAnnotation(v) == s.handled.revoke {
+		return // handled (the stored value is cut to 256 bytes)
 	}
 	kids, invalid := keys.ParseKIDs(v)
 	for _, bad := range invalid {

@@ -63,9 +63,15 @@ const (
 	// ReasonGeneratedClientIDRestored: the generated-client-id annotation was edited and the
 	// operator put back the id it generated (recorded in the client's Secret and status).
 	ReasonGeneratedClientIDRestored = "GeneratedClientIDRestored"
+	// ReasonSecretSetFull: a TokenServer's secret set would exceed a Secret's size; its youngest
+	// clients are left out (an event on the TokenServer; they say NotServed).
+	ReasonSecretSetFull = "SecretSetFull"
 	// ReasonSecretSetNotWritten: the operator could not write a TokenServer's secret set (an
 	// event on the TokenServer): its clients are not served as they are now.
 	ReasonSecretSetNotWritten = "SecretSetNotWritten"
+	// ReasonWaitingForTokenServer: a change of the client's secret or keys has not reached the
+	// token server yet (seconds).
+	ReasonWaitingForTokenServer = "WaitingForTokenServer"
 	// ReasonNotServed: the token server's secret set has not carried the client's current secret
 	// or encryption keys for a while: LivePerson's requests for it fail.
 	ReasonNotServed = "NotServed"

@@ -108,8 +108,8 @@ func ServiceAccount(ts *v1alpha1.TokenServer) *corev1.ServiceAccount {
 	}
 }
 
-// Role grants exactly what the token server reads, in its own namespace only: its TokenServer,
-// SigningKeys (their deny-lists) and clients, ConfigMaps (page branding, nothing secret), and three Secrets by name — its
+// Role grants exactly what the token server reads, in its own namespace only: its TokenServer
+// and clients, ConfigMaps (page branding, nothing secret), and three Secrets by name — its
 // SigningKey's keys, its credentials and its secret set (package secretset), which carries
 // every other secret value it needs. list and watch with resourceNames are allowed for requests
 // that select that one name (fieldSelector metadata.name), which is how the token server
@@ -119,8 +119,7 @@ func Role(ts *v1alpha1.TokenServer) *rbacv1.Role {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: meta(ts, Name(ts)),
 		Rules: []rbacv1.PolicyRule{
-			// signingkeys: only to deny keys listed in status.revokedKeyIDs, never to publish.
-			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tokenservers", "signingkeys", "livepersonauthclients"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tokenservers", "livepersonauthclients"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}, ResourceNames: ReadSecrets(ts)},
 		},

@@ -17,9 +17,10 @@ const (
 	MaxBytes = 512
 	// MinBits is the estimated entropy a secret must carry.
 	MinBits = 128
-	// minBitsPerChar refuses secrets made of a few characters, however long: a random secret
-	// from any alphabet of 16 or more symbols carries well over 3 bits a character.
-	minBitsPerChar = 3.0
+	// minBitsPerChar refuses secrets made of a few characters, however long. A random secret
+	// of 32 hex characters measures about 3.6 bits a character, and under 2.7 about once in a
+	// million; "abab…" measures 1.
+	minBitsPerChar = 2.5
 	// maxRepeat is the longest substring that may appear twice: random secrets of 32 to 512
 	// characters essentially never repeat 8 characters; "Password1!Password1!" does.
 	maxRepeat = 7
@@ -36,7 +37,7 @@ func Check(v []byte) error {
 		}
 	}
 	if h := bitsPerChar(v); h < minBitsPerChar {
-		return fmt.Errorf("a client secret must be random: its characters carry about %.1f bits each, at least %.0f are needed (e.g. openssl rand -base64 32)", h, minBitsPerChar)
+		return fmt.Errorf("a client secret must be random: its characters carry about %.1f bits each, at least %.1f are needed (e.g. openssl rand -base64 32)", h, minBitsPerChar)
 	}
 	if bits := classBits(v); bits < MinBits {
 		return fmt.Errorf("a client secret must be random: this one carries about %d bits, at least %d are needed (e.g. openssl rand -base64 32)", bits, MinBits)

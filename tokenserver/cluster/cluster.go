@@ -77,7 +77,7 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 		UpdateFunc: func(any, any) { s.poke() },
 		DeleteFunc: func(any) { s.poke() },
 	}
-	for _, obj := range []client.Object{&v1alpha1.TokenServer{}, &v1alpha1.SigningKey{}, &v1alpha1.LivePersonAuthClient{}, &corev1.ConfigMap{}} {
+	for _, obj := range []client.Object{&v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{}, &corev1.ConfigMap{}} {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", obj, err)
@@ -207,10 +207,6 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 	// The lists share the cache's objects instead of copying 10,000 clients on every rebuild:
 	// snapshot.Build only reads its inputs.
 	shared := client.UnsafeDisableDeepCopy
-	sk := &v1alpha1.SigningKey{}
-	if err := s.cache.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: ts.Spec.SigningKeyRef.Name}, sk); err != nil {
-		sk = nil // its deny-list is in the key Secret too
-	}
 	clients := &v1alpha1.LivePersonAuthClientList{}
 	if err := s.cache.List(ctx, clients, client.InNamespace(s.Namespace), shared); err != nil {
 		return nil, nil, err
@@ -227,7 +223,6 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 		TokenServer: ts,
 		ConfigMaps:  cmByName,
 		KeySecret:   s.secret(s.keySecret),
-		SigningKey:  sk,
 		Credentials: s.secret(snapshot.CredentialsSecretName(ts.Name)),
 		SecretSet:   s.secret(secretset.Name(ts.Name)),
 		Clients:     clients.Items,

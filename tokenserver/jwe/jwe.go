@@ -16,8 +16,15 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// MinRSABits is the smallest RSA key accepted.
-const MinRSABits = 2048
+// Bounds on LivePerson's keys: the smallest RSA key accepted, the largest (each key is copied
+// for the token server, and a huge one would only cost space and time), the most keys per
+// Secret (LivePerson uses one, two while it rotates) and the longest kid.
+const (
+	MinRSABits  = 2048
+	MaxRSABits  = 8192
+	MaxKeys     = 4
+	MaxKIDBytes = 128
+)
 
 // Key is one of LivePerson's encryption keys.
 type Key struct {
@@ -32,8 +39,14 @@ func ParseKeys(data map[string][]byte) ([]Key, error) {
 	if len(data) == 0 {
 		return nil, errors.New("the Secret has no keys: add one entry per LivePerson key, named by its kid")
 	}
+	if len(data) > MaxKeys {
+		return nil, fmt.Errorf("the Secret has %d entries; at most %d keys (one entry per LivePerson key, named by its kid)", len(data), MaxKeys)
+	}
 	names := make([]string, 0, len(data))
 	for n := range data {
+		if len(n) > MaxKIDBytes {
+			return nil, fmt.Errorf("kid %.32q… is longer than %d bytes", n, MaxKIDBytes)
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -89,8 +102,8 @@ func parsePublicKey(raw []byte) (*rsa.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("a %T, not an RSA key: LivePerson encrypts with RSA-OAEP-256", key)
 	}
-	if rsaKey.N.BitLen() < MinRSABits {
-		return nil, fmt.Errorf("RSA key of %d bits; at least %d are needed", rsaKey.N.BitLen(), MinRSABits)
+	if rsaKey.N.BitLen() < MinRSABits || rsaKey.N.BitLen() > MaxRSABits {
+		return nil, fmt.Errorf("RSA key of %d bits; %d to %d are accepted", rsaKey.N.BitLen(), MinRSABits, MaxRSABits)
 	}
 	return rsaKey, nil
 }

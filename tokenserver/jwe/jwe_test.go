@@ -120,3 +120,21 @@ func TestEncryptedTokenOpensWithLivePersonsKey(t *testing.T) {
 		t.Error("A128GCM accepted, want an error")
 	}
 }
+
+// LivePerson's keys are copied into the token server's one Secret for all clients: a client
+// cannot bring more, longer-named or larger keys than LivePerson uses.
+func TestParseKeysIsBounded(t *testing.T) {
+	der, _ := x509.MarshalPKIXPublicKey(&rsaKey(t, 2048).PublicKey)
+	one := []byte(base64.StdEncoding.EncodeToString(der))
+	many := map[string][]byte{}
+	for i := range MaxKeys + 1 {
+		many[string(rune('a'+i))] = one
+	}
+	if _, err := ParseKeys(many); err == nil {
+		t.Errorf("%d keys accepted, want at most %d", len(many), MaxKeys)
+	}
+	long := map[string][]byte{string(make([]byte, MaxKIDBytes+1)): one}
+	if _, err := ParseKeys(long); err == nil {
+		t.Error("a kid longer than MaxKIDBytes accepted")
+	}
+}

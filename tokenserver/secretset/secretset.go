@@ -13,6 +13,7 @@
 package secretset
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -42,26 +43,24 @@ func secretKey(client string) string { return "client." + clientKey(client) + ".
 func jweKey(client string) string    { return "client." + clientKey(client) + ".jwe" }
 
 // clientKey names a client in a data key. Secret data keys are at most 253 characters and
-// object names may be as long, so a long name is replaced by its digest.
+// object names may be as long, so a long name is replaced by its digest, after an '_' no object
+// name can contain: no client can be named so as to take another's entries.
 func clientKey(name string) string {
 	if len(name) <= 200 {
 		return name
 	}
 	sum := sha256.Sum256([]byte(name))
-	return "sha256-" + hex.EncodeToString(sum[:16])
+	return "_" + hex.EncodeToString(sum[:16])
 }
-
-// MaxEncryptionKeys bounds the keys copied per client: LivePerson uses one, two while it
-// rotates. The set is one Secret (1 MiB) for every client of the TokenServer.
-const MaxEncryptionKeys = 4
 
 // Getter returns the Secret of this name in the TokenServer's namespace, or nil.
 type Getter func(name string) *corev1.Secret
 
 // Served reports whether the set serves client c as its current Secrets say: the digest of the
-// secret it has now (flow Code), its encryption keys (when set). The operator reports a client
-// Ready only then, so Ready means LivePerson's next request is answered with it.
-func Served(data map[string][]byte, c *v1alpha1.LivePersonAuthClient, secret []byte) bool {
+// secret it has now (flow Code), the encryption keys it has now (when set). The operator
+// reports a client Ready only then, so Ready means LivePerson's next request is answered with
+// it.
+func Served(data map[string][]byte, c *v1alpha1.LivePersonAuthClient, secret []byte, encryptionKeys map[string][]byte) bool {
 	if secret != nil {
 		d, err := ClientSecretDigest(data, c.Name)
 		if err != nil || d != sha256.Sum256(secret) {
@@ -69,12 +68,27 @@ func Served(data map[string][]byte, c *v1alpha1.LivePersonAuthClient, secret []b
 		}
 	}
 	if c.Spec.Encryption != nil {
-		if _, ok := data[jweKey(c.Name)]; !ok {
+		want, err := publicEncryptionKeys(encryptionKeys)
+		if err != nil || !bytes.Equal(data[jweKey(c.Name)], want) {
 			return false
 		}
 	}
 	return true
 }
+
+// Size is what data counts against a Secret's 1 MiB: its values and, for the stored object, its
+// keys.
+func Size(data map[string][]byte) int {
+	n := 0
+	for k, v := range data {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// Client lists the data keys that belong to client, for leaving a client out of a set that
+// would not fit.
+func ClientKeys(client string) []string { return []string{secretKey(client), jweKey(client)} }
 
 // Compile builds the secret set's data for ts and its clients from the Secrets get finds. A
 // value that is missing is left out; the client's (or TokenServer's) own status says why, and
@@ -124,12 +138,9 @@ func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient,
 // line of base64 SPKI each: whatever else the referenced Secret holds (it could name any Secret
 // of the namespace) never reaches the set.
 func publicEncryptionKeys(secretData map[string][]byte) ([]byte, error) {
-	keys, err := jwe.ParseKeys(secretData)
+	keys, err := jwe.ParseKeys(secretData) // at most jwe.MaxKeys of at most jwe.MaxRSABits
 	if err != nil {
 		return nil, err
-	}
-	if len(keys) > MaxEncryptionKeys {
-		return nil, fmt.Errorf("%d encryption keys, at most %d", len(keys), MaxEncryptionKeys)
 	}
 	out := map[string]string{}
 	for _, k := range keys {

@@ -112,3 +112,52 @@ func TestCompileCarriesDigestsNeverSecrets(t *testing.T) {
 		t.Errorf("redis URL = %q", got)
 	}
 }
+
+// Served compares what the set holds with what the client has now: a rotated LivePerson key or
+// secret is not served until the set carries it.
+func TestServedMeansTheCurrentSecretAndKeys(t *testing.T) {
+	keyText := func() string {
+		priv, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+		return base64.StdEncoding.EncodeToString(der)
+	}
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}}
+	c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "lp"}, Spec: v1alpha1.LivePersonAuthClientSpec{
+		TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowCode,
+		Encryption: &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "lp-keys"}}}}
+	secret := []byte("Hn4vB8xK1qW7tZ3mR9pL6jC2dF5gY0sE")
+	keys := map[string][]byte{"kid-1": []byte(keyText())}
+	secrets := map[string]*corev1.Secret{"lp-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: secret}}, "lp-keys": {Data: keys}}
+	data := secretset.Compile(ts, []*v1alpha1.LivePersonAuthClient{c}, func(n string) *corev1.Secret { return secrets[n] })
+	if !secretset.Served(data, c, secret, keys) {
+		t.Fatal("the compiled set does not serve the client it was compiled from")
+	}
+	if secretset.Served(data, c, []byte("Tq2wE8rY5uI1oP7aS4dF9gH3jK6lZ0xC"), keys) {
+		t.Error("served with a secret the set does not carry")
+	}
+	if secretset.Served(data, c, secret, map[string][]byte{"kid-2": []byte(keyText())}) {
+		t.Error("served with encryption keys the set does not carry (LivePerson rotated its key)")
+	}
+}
+
+// A long client name is replaced by a digest in data keys; no other client can be named so as
+// to land on the same entries.
+func TestLongNamesCannotBeImpersonated(t *testing.T) {
+	long := strings.Repeat("a", 230)
+	for _, k := range secretset.ClientKeys(long) {
+		if !strings.HasPrefix(k, "client._") {
+			t.Errorf("data key %q: want a digest after an '_' no object name holds", k)
+		}
+	}
+	digestName := strings.TrimSuffix(strings.TrimPrefix(secretset.ClientKeys(long)[0], "client."), ".secret")
+	for _, name := range []string{digestName[1:], "sha256-" + digestName[1:]} {
+		for i, k := range secretset.ClientKeys(name) {
+			if k == secretset.ClientKeys(long)[i] {
+				t.Errorf("client %q shares data key %q with the long-named client", name, k)
+			}
+		}
+	}
+}

@@ -120,10 +120,6 @@ type Inputs struct {
 	TokenServer *v1alpha1.TokenServer
 	// KeySecret is the SigningKey's Secret; Credentials the TokenServer's own Secret.
 	KeySecret, Credentials *corev1.Secret
-	// SigningKey, when known, adds its status.revokedKeyIDs to the deny-list the key Secret
-	// carries: a key Secret restored from a backup taken before a revoke is not served even
-	// while the operator is down. Status is read only to deny, never to publish.
-	SigningKey *v1alpha1.SigningKey
 	Clients    []v1alpha1.LivePersonAuthClient
 	// SecretSet is the TokenServer's secret set (package secretset): client-secret digests,
 	// encryption keys, the login secret, compiled by the operator from the brand's Secrets.
@@ -272,13 +268,12 @@ func (s *Snapshot) buildKeys(in Inputs) error {
 	return err
 }
 
-// withoutRevoked drops every key on the deny-list: the key Secret's own annotation and the
-// SigningKey's status.
+// withoutRevoked drops every key on the key Secret's deny-list annotation, which the operator
+// writes with the keys: a hand-edited entry for a revoked key is not served even before the
+// operator removes it. (SigningKey status is not read: whoever may patch status could then
+// take keys out of service.)
 func withoutRevoked(set []keys.Key, in Inputs) []keys.Key {
 	denied, _ := keys.ParseKIDs(in.KeySecret.Annotations[v1alpha1.AnnotationRevokedKeys])
-	if in.SigningKey != nil {
-		denied = append(denied, in.SigningKey.Status.RevokedKeyIDs...)
-	}
 	if len(denied) == 0 {
 		return set
 	}

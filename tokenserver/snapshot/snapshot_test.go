@@ -339,8 +339,8 @@ func TestRevokedKeysAreNeverServed(t *testing.T) {
 	if bytes.Contains(s.JWKS.Body, []byte(retired)) {
 		t.Errorf("JWKS publishes key %s, on the key Secret's deny-list", retired)
 	}
-	in.SigningKey = &v1alpha1.SigningKey{Status: v1alpha1.SigningKeyStatus{RevokedKeyIDs: []string{active}}}
+	in.KeySecret.Annotations[v1alpha1.AnnotationRevokedKeys] = retired + "," + active
 	if s, _, err := snapshot.Build(in); err == nil {
-		t.Errorf("built a snapshot signing with %s (revoked in the SigningKey's status): kid %s", active, s.SigningKeyID)
+		t.Errorf("built a snapshot signing with %s (on the deny-list): kid %s", active, s.SigningKeyID)
 	}
 }
