@@ -120,7 +120,7 @@ type Inputs struct {
 	TokenServer *v1alpha1.TokenServer
 	// KeySecret is the SigningKey's Secret; Credentials the TokenServer's own Secret.
 	KeySecret, Credentials *corev1.Secret
-	Clients    []v1alpha1.LivePersonAuthClient
+	Clients                []v1alpha1.LivePersonAuthClient
 	// SecretSet is the TokenServer's secret set (package secretset): client-secret digests,
 	// encryption keys, the login secret, compiled by the operator from the brand's Secrets.
 	SecretSet *corev1.Secret
