@@ -6,7 +6,8 @@
 //
 // Data keys:
 //
-//	client.<name>.secret  SHA-256 digest (32 bytes) of the client secret of LivePersonAuthClient <name>
+//	client.<name>.id      the client id the operator accepted for LivePersonAuthClient <name>
+//	client.<name>.secret  SHA-256 digest (32 bytes) of the client secret of <name>
 //	client.<name>.jwe     LivePerson's encryption public keys of <name> (kid → base64 SPKI, JSON)
 //	login                 the Secret value spec.login reads (htpasswd lines, upstream client secret)
 //	redisURL              the Redis replay store's URL
@@ -39,6 +40,7 @@ const (
 	redisKey = "redisURL"
 )
 
+func idKey(client string) string     { return "client." + clientKey(client) + ".id" }
 func secretKey(client string) string { return "client." + clientKey(client) + ".secret" }
 func jweKey(client string) string    { return "client." + clientKey(client) + ".jwe" }
 
@@ -61,6 +63,9 @@ type Getter func(name string) *corev1.Secret
 // reports a client Ready only then, so Ready means LivePerson's next request is answered with
 // it.
 func Served(data map[string][]byte, c *v1alpha1.LivePersonAuthClient, secret []byte, encryptionKeys map[string][]byte) bool {
+	if id := AcceptedClientID(data, c.Name); id == "" || id != c.EffectiveClientID() {
+		return false
+	}
 	if secret != nil {
 		d, err := ClientSecretDigest(data, c.Name)
 		if err != nil || d != sha256.Sum256(secret) {
@@ -88,7 +93,9 @@ func Size(data map[string][]byte) int {
 
 // Client lists the data keys that belong to client, for leaving a client out of a set that
 // would not fit.
-func ClientKeys(client string) []string { return []string{secretKey(client), jweKey(client)} }
+func ClientKeys(client string) []string {
+	return []string{idKey(client), secretKey(client), jweKey(client)}
+}
 
 // Compile builds the secret set's data for ts and its clients from the Secrets get finds. A
 // value that is missing is left out; the client's (or TokenServer's) own status says why, and
@@ -100,6 +107,11 @@ func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient,
 		if c.Spec.TokenServerRef.Name != ts.Name || !c.DeletionTimestamp.IsZero() {
 			continue
 		}
+		id := acceptedID(c, get)
+		if id == "" {
+			continue // not served until the operator has accepted its id
+		}
+		data[idKey(c.Name)] = []byte(id)
 		if c.Spec.Flow == v1alpha1.FlowCode || c.Spec.Flow == "" {
 			name, key := v1alpha1.ClientSecretName(c.Name), v1alpha1.ClientSecretKey
 			if ref := c.Spec.ClientSecretRef; ref != nil {
@@ -133,6 +145,40 @@ func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient,
 	}
 	return data
 }
+
+// acceptedID is the client id the operator stands behind: spec.clientID, or a generated id that
+// matches the operator's own records of it — the clientID key of the Secret it generated, or
+// status.clientID. The annotation alone is believed only while neither record exists (a new
+// client, or a restore that dropped both): otherwise editing the annotation of one client
+// would serve it under another client's id until the operator puts the annotation back.
+func acceptedID(c *v1alpha1.LivePersonAuthClient, get Getter) string {
+	if c.Spec.ClientID != "" {
+		return c.Spec.ClientID
+	}
+	id := c.Annotations[v1alpha1.AnnotationGeneratedClientID]
+	recorded := c.Status.ClientID
+	if s := get(v1alpha1.ClientSecretName(c.Name)); s != nil && len(s.Data[v1alpha1.ClientIDKey]) > 0 && controlledBy(s, c) {
+		recorded = string(s.Data[v1alpha1.ClientIDKey])
+	}
+	if recorded != "" && recorded != id {
+		return ""
+	}
+	return id
+}
+
+func controlledBy(s *corev1.Secret, c *v1alpha1.LivePersonAuthClient) bool {
+	for _, ref := range s.OwnerReferences {
+		if ref.Controller != nil && *ref.Controller && ref.Kind == "LivePersonAuthClient" && ref.Name == c.Name && (c.UID == "" || ref.UID == c.UID) {
+			return true
+		}
+	}
+	// Test fixtures and tools hand Secrets without owners; in the cluster the operator's own
+	// Secret always carries one.
+	return len(s.OwnerReferences) == 0
+}
+
+// AcceptedClientID is the client id the set serves client under, or "".
+func AcceptedClientID(data map[string][]byte, client string) string { return string(data[idKey(client)]) }
 
 // publicEncryptionKeys copies only what parses as LivePerson's public keys, re-encoded as one
 // line of base64 SPKI each: whatever else the referenced Secret holds (it could name any Secret

@@ -28,7 +28,7 @@ func TestCompileCarriesDigestsNeverSecrets(t *testing.T) {
 		ReplayStore: &v1alpha1.ReplayStoreSpec{Type: v1alpha1.ReplayStoreRedis, Redis: &v1alpha1.RedisReplayStore{AddressSecretRef: v1alpha1.SecretKeyRef{Name: "redis", Key: "url"}}},
 	}}
 	client := func(name string, mutate func(*v1alpha1.LivePersonAuthClient)) *v1alpha1.LivePersonAuthClient {
-		c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name},
+		c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{v1alpha1.AnnotationGeneratedClientID: "lp-" + name}},
 			Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowCode}}
 		if mutate != nil {
 			mutate(c)
@@ -126,7 +126,7 @@ func TestServedMeansTheCurrentSecretAndKeys(t *testing.T) {
 	}
 	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}}
 	c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "lp"}, Spec: v1alpha1.LivePersonAuthClientSpec{
-		TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowCode,
+		TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowCode, ClientID: "brand-lp",
 		Encryption: &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "lp-keys"}}}}
 	secret := []byte("Hn4vB8xK1qW7tZ3mR9pL6jC2dF5gY0sE")
 	keys := map[string][]byte{"kid-1": []byte(keyText())}
@@ -140,6 +140,40 @@ func TestServedMeansTheCurrentSecretAndKeys(t *testing.T) {
 	}
 	if secretset.Served(data, c, secret, map[string][]byte{"kid-2": []byte(keyText())}) {
 		t.Error("served with encryption keys the set does not carry (LivePerson rotated its key)")
+	}
+}
+
+// Regression: the token server took a generated client id from the annotation, which whoever
+// edits a client can change. The set carries only the id the operator's records agree with.
+func TestEditedGeneratedIDIsNotAccepted(t *testing.T) {
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}}
+	owner := true
+	c := &v1alpha1.LivePersonAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "lp", UID: "uid-lp", Annotations: map[string]string{v1alpha1.AnnotationGeneratedClientID: "victims-id"}},
+		Spec:       v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowImplicit},
+		Status:     v1alpha1.LivePersonAuthClientStatus{ClientID: "lp-generated"},
+	}
+	data := secretset.Compile(ts, []*v1alpha1.LivePersonAuthClient{c}, func(string) *corev1.Secret { return nil })
+	if got := secretset.AcceptedClientID(data, "lp"); got != "" {
+		t.Errorf("implicit client: accepted %q, want nothing (status records lp-generated)", got)
+	}
+	c.Spec.Flow = v1alpha1.FlowCode
+	c.Status.ClientID = ""
+	generated := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{OwnerReferences: []metav1.OwnerReference{{Kind: "LivePersonAuthClient", Name: "lp", UID: "uid-lp", Controller: &owner}}},
+		Data: map[string][]byte{v1alpha1.ClientIDKey: []byte("lp-generated"), v1alpha1.ClientSecretKey: []byte("Hn4vB8xK1qW7tZ3mR9pL6jC2dF5gY0sE")}}
+	data = secretset.Compile(ts, []*v1alpha1.LivePersonAuthClient{c}, func(n string) *corev1.Secret {
+		if n == "lp-client" {
+			return generated
+		}
+		return nil
+	})
+	if got := secretset.AcceptedClientID(data, "lp"); got != "" {
+		t.Errorf("code client: accepted %q, want nothing (its Secret records lp-generated)", got)
+	}
+	c.Annotations[v1alpha1.AnnotationGeneratedClientID] = "lp-generated" // put back
+	data = secretset.Compile(ts, []*v1alpha1.LivePersonAuthClient{c}, func(n string) *corev1.Secret { return generated })
+	if got := secretset.AcceptedClientID(data, "lp"); got != "lp-generated" {
+		t.Errorf("accepted %q, want lp-generated", got)
 	}
 }
 

@@ -183,6 +183,10 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 			continue
 		}
 		owner[id] = c.Name
+		if accepted := secretset.AcceptedClientID(set, c.Name); accepted != id {
+			problems = append(problems, Problem{Object: "LivePersonAuthClient " + c.Name, Err: fmt.Errorf("client id %q is not the one the operator accepted (%q): not served until it is", id, accepted)})
+			continue
+		}
 		client, err := buildClient(c, set)
 		if err != nil {
 			problems = append(problems, Problem{Object: "LivePersonAuthClient " + c.Name, Err: err})
