@@ -178,7 +178,9 @@ func controlledBy(s *corev1.Secret, c *v1alpha1.LivePersonAuthClient) bool {
 }
 
 // AcceptedClientID is the client id the set serves client under, or "".
-func AcceptedClientID(data map[string][]byte, client string) string { return string(data[idKey(client)]) }
+func AcceptedClientID(data map[string][]byte, client string) string {
+	return string(data[idKey(client)])
+}
 
 // publicEncryptionKeys copies only what parses as LivePerson's public keys, re-encoded as one
 // line of base64 SPKI each: whatever else the referenced Secret holds (it could name any Secret
