@@ -31,6 +31,7 @@ import (
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/workload"
 	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
+	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 )
 
 // FieldOwner is the server-side-apply manager of everything the operator applies.
@@ -256,7 +257,7 @@ func (r *TokenServerReconciler) startupConfig(ctx context.Context, ts *v1alpha1.
 // labelLoginSecret makes the Secret a login connector reads (htpasswd, upstream client secret)
 // visible to the token server, and says when it is missing.
 func (r *TokenServerReconciler) labelLoginSecret(ctx context.Context, ts *v1alpha1.TokenServer) error {
-	ref := loginSecretRef(ts.Spec.Login)
+	ref := secretset.LoginSecretRef(ts.Spec.Login)
 	if ref == nil {
 		return nil
 	}
@@ -290,18 +291,6 @@ func (r *TokenServerReconciler) labelBranding(ctx context.Context, ts *v1alpha1.
 	patch := client.MergeFrom(cm.DeepCopy())
 	metav1.SetMetaDataLabel(&cm.ObjectMeta, v1alpha1.LabelTokenServerReads, "true")
 	return r.Patch(ctx, cm, patch)
-}
-
-func loginSecretRef(l *v1alpha1.LoginSpec) *v1alpha1.SecretKeyRef {
-	switch {
-	case l == nil:
-		return nil
-	case l.StaticUsers != nil:
-		return &l.StaticUsers.HtpasswdSecretRef
-	case l.UpstreamOIDC != nil:
-		return &l.UpstreamOIDC.ClientSecretRef
-	}
-	return nil
 }
 
 // applyWorkload server-side applies every object the TokenServer needs and deletes the optional
@@ -412,7 +401,7 @@ func (r *TokenServerReconciler) serversOfSecret(ctx context.Context, obj client.
 	var out []reconcile.Request
 	for _, ts := range list.Items {
 		redis := ts.Spec.ReplayStore != nil && ts.Spec.ReplayStore.Redis != nil && ts.Spec.ReplayStore.Redis.AddressSecretRef.Name == obj.GetName()
-		login := loginSecretRef(ts.Spec.Login)
+		login := secretset.LoginSecretRef(ts.Spec.Login)
 		if redis || (login != nil && login.Name == obj.GetName()) {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ts)})
 		}
