@@ -86,6 +86,17 @@ type TokenServerSpec struct {
 	// +optional
 	TrustedProxyCIDRs []string `json:"trustedProxyCIDRs,omitempty"`
 
+	// issueAPICredentialOverlap is how long the previous issue-API credential stays accepted
+	// after auth.lpauth.dev/rotate-credentials (Go duration, 1m to 720h): the time the brand's
+	// backends have to switch to the new one.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('720h')",message="issueAPICredentialOverlap must be between 1m and 720h"
+	// +optional
+	IssueAPICredentialOverlap metav1.Duration `json:"issueAPICredentialOverlap,omitzero"`
+
 	// codeTTL is how long an authorization code can be redeemed (Go duration, 10s to 10m).
 	// +kubebuilder:default="120s"
 	// +kubebuilder:validation:Type=string

@@ -646,6 +646,7 @@ func (in *TokenServerSpec) DeepCopyInto(out *TokenServerSpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	out.IssueAPICredentialOverlap = in.IssueAPICredentialOverlap
 	out.CodeTTL = in.CodeTTL
 }
 
