@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,6 +143,7 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		if apierrors.IsNotFound(err) {
 			r.written.Delete(req.NamespacedName)
 			r.pending.Delete(req.NamespacedName)
+			consoleUpdateRequired.DeletePartialMatch(map[string]string{"namespace": req.Namespace, "name": req.Name})
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -168,6 +170,7 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		}
 		setClientReady(c, reason, err)
 		setConsoleUpdateCondition(c, s.sk)
+		r.reportConsole(base, c)
 		c.Status.ObservedGeneration = c.Generation
 		if from := r.statusPatchBase(base, c); from != nil {
 			rv := c.ResourceVersion
@@ -464,6 +467,26 @@ func (r *LivePersonAuthClientReconciler) checkEncryption(ctx context.Context, s 
 	return nil
 }
 
+// reportConsole says, once per change, that a PEM-mode client's console needs a key: a Warning
+// when LivePerson already rejects its tokens, and the metric either way.
+func (r *LivePersonAuthClientReconciler) reportConsole(base, c *v1alpha1.LivePersonAuthClient) {
+	before := meta.FindStatusCondition(base.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
+	after := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
+	consoleUpdateRequired.DeletePartialMatch(map[string]string{"namespace": c.Namespace, "name": c.Name})
+	if after == nil || after.Status != metav1.ConditionTrue {
+		return
+	}
+	consoleUpdateRequired.WithLabelValues(c.Namespace, c.Name, after.Reason).Set(1)
+	if before != nil && before.Status == after.Status && before.Reason == after.Reason && before.Message == after.Message {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if after.Reason == v1alpha1.ReasonConsoleKeyOutdated {
+		kind = corev1.EventTypeWarning
+	}
+	r.event(c, kind, after.Reason, "Check", after.Message)
+}
+
 // servedGrace is how long a client may wait for the token server's secret set to carry it
 // before it says NotServed: the set is rewritten at most once a second.
 const servedGrace = 30 * time.Second
@@ -496,19 +519,50 @@ func (r *LivePersonAuthClientReconciler) checkServed(ctx context.Context, s *cli
 		err: fmt.Errorf("the token server's Secret %s does not carry this client's current secret or encryption keys after %s: LivePerson's requests for it fail; see the TokenServer's events", secretset.Name(s.ts.Name), servedGrace)}
 }
 
-// acknowledgeConsole records the console-updated annotation when it names a key of the set.
+// acknowledgeConsole keeps status.acknowledgedKeyID as the key LivePerson's console holds (PEM
+// mode): the console-updated annotation when it names a key of the set, and otherwise, for a
+// client that never acknowledged one, the Active key it was shown to paste when it became
+// Ready. Whatever signs afterwards is compared with it.
 func (r *LivePersonAuthClientReconciler) acknowledgeConsole(s *clientScope) {
 	if s.c.Spec.PublicKeyMode != v1alpha1.PublicKeyPEM {
 		s.c.Status.AcknowledgedKeyID = ""
 		return
 	}
 	ack := s.c.Annotations[v1alpha1.AnnotationConsoleUpdated]
-	for _, k := range s.sk.Status.Keys {
-		if k.KeyID == ack && k.State != v1alpha1.KeyRetired {
-			s.c.Status.AcknowledgedKeyID = ack
-			return
+	if ack != "" && ack != s.c.Status.AcknowledgedKeyID {
+		for _, k := range s.sk.Status.Keys {
+			if k.KeyID == ack && k.State != v1alpha1.KeyRetired {
+				s.c.Status.AcknowledgedKeyID = ack
+				r.event(s.c, corev1.EventTypeNormal, "ConsoleKeyAcknowledged", "Acknowledge",
+					fmt.Sprintf("LivePerson's console holds key %s", ack))
+				return
+			}
+		}
+		if s.c.Status.RejectedAcknowledgement != ack { // warned once per value, not on every reconcile
+			s.c.Status.RejectedAcknowledgement = ack
+			r.event(s.c, corev1.EventTypeWarning, "ConsoleKeyUnknown", "Acknowledge",
+				fmt.Sprintf("%s=%q names no Active or Next key of SigningKey %s; the keys are %s", v1alpha1.AnnotationConsoleUpdated, ack, s.sk.Name, keyList(s.sk)))
+		}
+	} else {
+		s.c.Status.RejectedAcknowledgement = ""
+	}
+	if s.c.Status.AcknowledgedKeyID == "" {
+		s.c.Status.AcknowledgedKeyID = s.sk.Status.ActiveKeyID
+	}
+}
+
+// keyList names the keys one may acknowledge, for a message.
+func keyList(sk *v1alpha1.SigningKey) string {
+	var out []string
+	for _, k := range sk.Status.Keys {
+		if k.State != v1alpha1.KeyRetired {
+			out = append(out, fmt.Sprintf("%s (%s)", k.KeyID, k.State))
 		}
 	}
+	if len(out) == 0 {
+		return "none yet"
+	}
+	return strings.Join(out, ", ")
 }
 
 // SetupWithManager watches clients and everything they refer to.

@@ -353,6 +353,60 @@ var _ = Describe("LivePersonAuthClient", func() {
 		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonGeneratedClientIDRestored))
 		Expect(getClient(c).Status.ClientID).To(Equal(generated))
 	})
+
+	// Regression: a manual rotation or a revoke changed the key a PEM-mode client's console must
+	// hold while ConsoleUpdateRequired stayed False and every object said Ready.
+	It("never changes a PEM-mode client's key silently: manual rotation is held, forcing or revoking says so (PEMKeyNeverChangesSilently)", func() {
+		ns := newNamespace("lpac")
+		ts := newServer(ns, "brand")
+		c := clientCondition(newClient(ns, "pem", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
+			s.PublicKeyMode = v1alpha1.PublicKeyPEM
+		}), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		sk := get(&v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ts.Spec.SigningKeyRef.Name}})
+		active, next := sk.Status.ActiveKeyID, keyIn(sk, v1alpha1.KeyNext).KeyID
+		Eventually(func() string { return getClient(c).Status.AcknowledgedKeyID }).Should(Equal(active), "the key it was shown to paste")
+
+		// A plain manual rotation waits for the console, like a scheduled one.
+		annotate(sk, v1alpha1.AnnotationRotate, "ticket-7")
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonRotationHeld))
+		Consistently(func() string { return get(sk).Status.ActiveKeyID }, "1s").Should(Equal(active))
+
+		// A forced one rotates, warns, and the client says its console must change.
+		annotate(sk, v1alpha1.AnnotationRotate, v1alpha1.ForceRotatePrefix+"incident-9")
+		Eventually(func() string { return get(sk).Status.ActiveKeyID }).Should(Equal(next))
+		consoleOutdated := func(key string) {
+			Eventually(func(g Gomega) {
+				cond := meta.FindStatusCondition(getClient(c).Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
+				g.Expect(cond).NotTo(BeNil())
+				g.Expect([]string{string(cond.Status), cond.Reason}).To(Equal([]string{"True", v1alpha1.ReasonConsoleKeyOutdated}))
+				g.Expect(cond.Message).To(ContainSubstring(key))
+			}).WithTimeout(5 * time.Second).Should(Succeed())
+		}
+		consoleOutdated(next)
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElements("ForcedRotationBreaksPEMClients", v1alpha1.ReasonConsoleKeyOutdated))
+
+		// Acknowledged: up to date again.
+		cur := getClient(c)
+		patch := client.MergeFrom(cur.DeepCopy())
+		metav1.SetMetaDataAnnotation(&cur.ObjectMeta, v1alpha1.AnnotationConsoleUpdated, next)
+		Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
+		Eventually(func() bool {
+			return meta.IsStatusConditionFalse(getClient(c).Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
+		}).WithTimeout(5 * time.Second).Should(BeTrue())
+
+		// Revoking the Active key says so too.
+		annotate(get(sk), v1alpha1.AnnotationRevoke, next)
+		Eventually(func() string { return get(sk).Status.ActiveKeyID }).ShouldNot(BeElementOf(next, active, ""))
+		consoleOutdated(get(sk).Status.ActiveKeyID)
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement("RevokeBreaksPEMClients"))
+
+		// An acknowledgement naming no key is warned about, once.
+		cur = getClient(c)
+		patch = client.MergeFrom(cur.DeepCopy())
+		metav1.SetMetaDataAnnotation(&cur.ObjectMeta, v1alpha1.AnnotationConsoleUpdated, "no-such-kid")
+		Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement("ConsoleKeyUnknown"))
+	})
 })
 
 func getSecret(s *corev1.Secret) *corev1.Secret {

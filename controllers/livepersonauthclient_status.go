@@ -98,13 +98,21 @@ func setConsoleUpdateCondition(c *v1alpha1.LivePersonAuthClient, sk *v1alpha1.Si
 		return
 	}
 	cond := metav1.Condition{Type: v1alpha1.ConditionConsoleUpdateRequired, ObservedGeneration: c.Generation}
-	next := keyOfState(sk, v1alpha1.KeyNext)
-	if rotationHeldForConsole(sk) && next != "" && c.Status.AcknowledgedKeyID != next {
+	next, active, held := keyOfState(sk, v1alpha1.KeyNext), sk.Status.ActiveKeyID, c.Status.AcknowledgedKeyID
+	switch {
+	case held != "" && active != "" && held != active:
+		// A forced rotation or a revoke changed the key that signs: every token fails
+		// verification at LivePerson until the console holds the new key.
+		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonConsoleKeyOutdated
+		cond.Message = fmt.Sprintf("LivePerson's console holds key %s but key %s signs: LivePerson rejects every token until you paste this key into its \"JWT Public Key\" field, then run "+
+			"`kubectl annotate lpac/%s %s=%s --overwrite`: %s",
+			held, active, c.Name, v1alpha1.AnnotationConsoleUpdated, active, sk.Status.ActivePublicKey)
+	case rotationHeldForConsole(sk) && next != "" && held != next:
 		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonNewKeyPending
 		cond.Message = fmt.Sprintf("Rotation waits for LivePerson's console. Paste this key into its \"JWT Public Key\" field, then run "+
 			"`kubectl annotate lpac/%s %s=%s --overwrite` to switch signing to it: %s",
 			c.Name, v1alpha1.AnnotationConsoleUpdated, next, sk.Status.NextPublicKey)
-	} else {
+	default:
 		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonConsoleUpToDate
 		cond.Message = "LivePerson's console holds the key that signs (status.livePersonConsole.jwtPublicKey)"
 	}

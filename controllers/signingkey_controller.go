@@ -88,6 +88,9 @@ type skScope struct {
 	// revoke are the kids the revoke annotation asks for that are not revoked yet; ignored says
 	// what of the annotation was not acted on.
 	revoke, ignored []string
+	// notes are events about the requests themselves (held or forced rotations), emitted with the
+	// lifecycle's own once the step is stored.
+	notes []rotation.Event
 	// pemClients counts the PEM-mode clients signing with this key; acknowledged is set when all
 	// of them acknowledged the Next key as pasted into LivePerson's console.
 	pemClients   int
@@ -323,11 +326,29 @@ func (r *SigningKeyReconciler) advance(s *skScope) error {
 	}
 	var req rotation.Requests
 	if v := s.sk.Annotations[v1alpha1.AnnotationRotate]; v != "" && v != s.handled.rotate {
-		req.Rotate, s.handled.rotate = true, v
+		s.handled.rotate = v
+		switch {
+		case s.pemClients > 0 && !s.acknowledged && !strings.HasPrefix(v, v1alpha1.ForceRotatePrefix):
+			// LivePerson's console pins one key for PEM-mode clients: rotating now would fail
+			// every token until someone pastes the new key. Held like a scheduled rotation.
+			s.notes = append(s.notes, rotation.Event{Reason: v1alpha1.ReasonRotationHeld, Message: fmt.Sprintf(
+				"Rotation %q waits: %d PEM-mode client(s) must acknowledge the Next key first (their ConsoleUpdateRequired condition says how), or annotate %s=%s<anything> to rotate now and break their logins until their console is updated",
+				v, s.pemClients, v1alpha1.AnnotationRotate, v1alpha1.ForceRotatePrefix)})
+		case s.pemClients > 0 && !s.acknowledged:
+			req.Rotate = true
+			s.notes = append(s.notes, rotation.Event{Warning: true, Reason: "ForcedRotationBreaksPEMClients", Message: fmt.Sprintf(
+				"Forced rotation %q: %d PEM-mode client(s) hold the old key in LivePerson's console; LivePerson rejects their tokens until the new key is pasted (see each client's ConsoleUpdateRequired)", v, s.pemClients)})
+		default:
+			req.Rotate = true
+		}
 	}
 	if len(s.revoke) > 0 {
 		req.Revoke = s.revoke
 		s.revoked = keys.AddRevoked(s.revoked, s.revoke...)
+		if active, ok := keys.Active(s.set); ok && s.pemClients > 0 && slices.Contains(s.revoke, active.ID()) {
+			s.notes = append(s.notes, rotation.Event{Warning: true, Reason: "RevokeBreaksPEMClients", Message: fmt.Sprintf(
+				"Revoked the Active key %s: %d PEM-mode client(s) hold it in LivePerson's console; LivePerson rejects their tokens until the new key is pasted (see each client's ConsoleUpdateRequired)", active.ID(), s.pemClients)})
+		}
 	}
 	if s.pemClients > 0 && s.acknowledged {
 		// The console already holds the Next key: sign with it now, or LivePerson fails every
@@ -463,7 +484,7 @@ func (r *SigningKeyReconciler) emitEvents(s *skScope) {
 	for _, repair := range s.repairs {
 		r.Recorder.Eventf(s.sk, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretRecovered, "Repair", "Key Secret: %s", repair)
 	}
-	for _, e := range s.result.Events {
+	for _, e := range append(s.notes, s.result.Events...) {
 		kind := corev1.EventTypeNormal
 		if e.Warning {
 			kind = corev1.EventTypeWarning

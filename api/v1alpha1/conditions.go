@@ -82,6 +82,9 @@ const (
 	ReasonClientSecretRegenerated = "ClientSecretRegenerated"
 	// ReasonConsoleUpToDate: LivePerson's console holds the key the server signs with.
 	ReasonConsoleUpToDate = "ConsoleUpToDate"
+	// ReasonConsoleKeyOutdated: the key that signs is not the one LivePerson's console holds (a
+	// forced rotation, a revoke): LivePerson rejects every token until it is pasted.
+	ReasonConsoleKeyOutdated = "ConsoleKeyOutdated"
 	// ReasonNewKeyPending: a new key waits to be pasted into LivePerson's console.
 	ReasonNewKeyPending = "NewKeyPending"
 
@@ -96,8 +99,13 @@ const (
 // Annotations users set with kubectl to ask for a one-off action. Each distinct value acts once:
 // the handled value is recorded in status.
 const (
-	// AnnotationRotate on a SigningKey promotes the Next key to Active now.
+	// AnnotationRotate on a SigningKey promotes the Next key to Active now, unless PEM-mode
+	// clients have not acknowledged it yet: then the rotation waits for them like a scheduled
+	// one, unless the value starts with ForceRotatePrefix.
 	AnnotationRotate = "auth.lpauth.dev/rotate"
+	// ForceRotatePrefix starts a rotate value that rotates at once even though PEM-mode clients
+	// will fail until their console holds the new key.
+	ForceRotatePrefix = "force-"
 	// AnnotationRevoke on a SigningKey removes the keys with these kids (comma-separated) from the
 	// Secret and the JWKS at once, activating a fresh key if one was the Active one. Append to the
 	// list rather than replace it: every kid listed is revoked once and stays on the deny-list.

@@ -251,9 +251,18 @@ type LivePersonAuthClientStatus struct {
 	// +optional
 	ClientSecretRef *SecretKeyRef `json:"clientSecretRef,omitempty"`
 
-	// acknowledgedKeyID is the kid last acknowledged as pasted into LivePerson's console (PEM).
+	// acknowledgedKeyID is the kid LivePerson's console holds (PEM mode): the last one
+	// acknowledged with auth.lpauth.dev/console-updated, or the Active key shown when the client
+	// became Ready. ConsoleUpdateRequired compares it with the key that signs.
+	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	AcknowledgedKeyID string `json:"acknowledgedKeyID,omitempty"`
+
+	// rejectedAcknowledgement is a console-updated value that named no usable key, kept so the
+	// Warning about it is given once.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	RejectedAcknowledgement string `json:"rejectedAcknowledgement,omitempty"`
 
 	// livePersonConsole is every value of LivePerson's "Consumer Identity Provider" form, ready to
 	// paste: kubectl get lpac NAME -o jsonpath='{.status.livePersonConsole}'.
