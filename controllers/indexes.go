@@ -17,6 +17,7 @@ const (
 	indexClientByTokenServer = "spec.tokenServerRef.name"
 	indexClientBySecret      = "spec.secretRefs"
 	indexServerBySigningKey  = "spec.signingKeyRef.name"
+	indexServerByIssuer      = "spec.issuer"
 	// indexClientByClientID is "<TokenServer>/<client id>": the effective client id (spec or
 	// generated) is unique per TokenServer, the issuer LivePerson knows it by.
 	indexClientByClientID = "clientID"
@@ -48,6 +49,11 @@ func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
 			return []string{k}
 		}
 		return nil
+	}); err != nil {
+		return err
+	}
+	if err := fi.IndexField(ctx, &v1alpha1.TokenServer{}, indexServerByIssuer, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.TokenServer).Spec.Issuer}
 	}); err != nil {
 		return err
 	}

@@ -164,7 +164,9 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 			if nr.quiet {
 				return
 			}
-			if nr.reason != v1alpha1.ReasonWaitingForTokenServer {
+			// Waiting on the TokenServer is said in status only: thousands of clients wait on
+			// one TokenServer at once, whose own status and events say why.
+			if nr.reason != v1alpha1.ReasonWaitingForTokenServer && nr.reason != v1alpha1.ReasonTokenServerNotReady {
 				r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
 			}
 		}
@@ -210,7 +212,7 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		issuer: s.ts.Spec.Issuer, clientID: s.clientID, secretRef: s.secret,
 		activeSPKI: s.sk.Status.ActivePublicKey, hasPopoutLogin: s.ts.Spec.Login != nil,
 	})
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, checkServerReady(s)
 }
 
 func (r *LivePersonAuthClientReconciler) event(c *v1alpha1.LivePersonAuthClient, kind, reason, action, note string) {
@@ -322,6 +324,20 @@ func (r *LivePersonAuthClientReconciler) resolveServer(ctx context.Context, s *c
 	s.ts, s.sk = ts, sk
 	if sk.Status.ActiveKeyID == "" {
 		return notReadyf(v1alpha1.ReasonSigningKeyNotFound, "SigningKey %q has no active key yet", sk.Name)
+	}
+	return nil
+}
+
+// checkServerReady: the console values are worth pasting only once the TokenServer serves;
+// until then LivePerson's requests fail whatever the client says. Checked after everything
+// else, so the values are in status to prepare with.
+func checkServerReady(s *clientScope) error {
+	if c := meta.FindStatusCondition(s.ts.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		why := "it has no status yet"
+		if c != nil {
+			why = c.Reason + ": " + c.Message
+		}
+		return notReadyf(v1alpha1.ReasonTokenServerNotReady, "TokenServer %s is not Ready (%s): LivePerson's requests for this client fail until it is; the console values below are ready to prepare", s.ts.Name, why)
 	}
 	return nil
 }

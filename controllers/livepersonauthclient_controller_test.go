@@ -11,6 +11,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -20,11 +21,29 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers"
+	"github.com/lpauth/lpauth-operator/controllers/workload"
 )
 
 const issuer = "https://auth.brand.example"
 
 // newServer creates a SigningKey and a TokenServer using it, and waits for the key.
+// newServingServer is newServer whose Deployment reports an available replica, as a cluster's
+// controllers would (envtest runs none): its clients can become Ready.
+func newServingServer(ns, name string) *v1alpha1.TokenServer {
+	ts := newServer(ns, name)
+	markServing(ts)
+	return ts
+}
+
+// markServing waits for the TokenServer's Deployment and reports it available.
+func markServing(ts *v1alpha1.TokenServer) {
+	d := &appsv1.Deployment{}
+	Eventually(func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: workload.Name(ts)}, d)
+	}).WithTimeout(5 * time.Second).Should(Succeed())
+	markAvailable(d, 1)
+}
+
 func newServer(ns, name string) *v1alpha1.TokenServer {
 	sk := newSigningKeyNamed(ns, name+"-keys", v1alpha1.ES256)
 	ready(sk)
@@ -113,7 +132,7 @@ func lpPublicKeyPEM(bits int) []byte {
 var _ = Describe("LivePersonAuthClient", func() {
 	It("generates a client id and secret and lists every console value", func() {
 		ns := newNamespace("lpac")
-		newServer(ns, "brand")
+		newServingServer(ns, "brand")
 		c := clientCondition(newClient(ns, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 
 		Expect(c.Status.ClientID).To(MatchRegexp(`^lp-[A-Za-z0-9_-]{22}$`))
@@ -150,12 +169,14 @@ var _ = Describe("LivePersonAuthClient", func() {
 		clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonSigningKeyNotFound)
 
 		newSigningKeyNamed(ns, "later-keys", v1alpha1.ES256)
+		clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonTokenServerNotReady)
+		markServing(ts)
 		clientCondition(c, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 	})
 
 	It("regenerates a deleted generated Secret and warns that the console needs the new secret", func() {
 		ns := newNamespace("lpac")
-		newServer(ns, "brand")
+		newServingServer(ns, "brand")
 		c := clientCondition(newClient(ns, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 		old := &corev1.Secret{}
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: controllers.ClientSecretName(c)}, old)).To(Succeed())
@@ -174,7 +195,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 
 	It("follows the brand's own Secret: changed, deleted and restored", func() {
 		ns := newNamespace("lpac")
-		newServer(ns, "brand")
+		newServingServer(ns, "brand")
 		s := userSecret(ns, "lp-secret", map[string][]byte{"secret": []byte("k7Qw-9xZr2mLp4Vt8sN1bYc6Hj3Fd5Ge")})
 		c := newClient(ns, "lp", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
 			s.ClientID = "brand-liveperson"
@@ -204,7 +225,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 
 	It("reports redirect URIs and lp_sdes that the token server would refuse", func() {
 		ns := newNamespace("lpac")
-		newServer(ns, "brand")
+		newServingServer(ns, "brand")
 		c := clientCondition(newClient(ns, "bad-uri", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
 			s.RedirectURIs = []string{"http://brand.example/cb", "prefix:https://brand.example"}
 		}), metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec)
@@ -225,7 +246,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 
 	It("checks LivePerson's encryption keys", func() {
 		ns := newNamespace("lpac")
-		newServer(ns, "brand")
+		newServingServer(ns, "brand")
 		userSecret(ns, "lp-jwe", map[string][]byte{"lp-2026": lpPublicKeyPEM(2048), "lp-2025": lpPublicKeyPEM(2048)})
 		userSecret(ns, "lp-jwe-weak", map[string][]byte{"weak": lpPublicKeyPEM(1024)})
 		enc := func(secret, kid string) func(*v1alpha1.LivePersonAuthClientSpec) {
@@ -248,7 +269,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 
 	It("serves two clients from one TokenServer, and 200 created at once", func() {
 		ns := newNamespace("lpac")
-		newServer(ns, "brand")
+		newServingServer(ns, "brand")
 		a := clientCondition(newClient(ns, "a", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 		b := clientCondition(newClient(ns, "b", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 		Expect(a.Status.ClientID).NotTo(Equal(b.Status.ClientID))
@@ -280,7 +301,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 
 	It("holds a PEM-mode rotation until the console is updated, then switches at once", func() {
 		ns := newNamespace("lpac")
-		ts := newServer(ns, "brand")
+		ts := newServingServer(ns, "brand")
 		c := clientCondition(newClient(ns, "pem", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
 			s.PublicKeyMode = v1alpha1.PublicKeyPEM
 		}), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
@@ -321,7 +342,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 	// whichever its cache listed first.
 	It("keeps a client id for the older client: the younger is not Ready until the older goes (ClientIDBelongsToOneClient)", func() {
 		ns := newNamespace("lpac")
-		newServer(ns, "brand")
+		newServingServer(ns, "brand")
 		first := clientCondition(newClient(ns, "real", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) { s.ClientID = "shared-id" }),
 			metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 		time.Sleep(1100 * time.Millisecond) // creation times are kept to the second
@@ -342,7 +363,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 
 	It("puts back a generated client id edited in its annotation (GeneratedClientIDCannotBeTaken)", func() {
 		ns := newNamespace("lpac")
-		newServer(ns, "brand")
+		newServingServer(ns, "brand")
 		c := clientCondition(newClient(ns, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 		generated := c.Status.ClientID
 		cur := getClient(c)
@@ -358,7 +379,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 	// hold while ConsoleUpdateRequired stayed False and every object said Ready.
 	It("never changes a PEM-mode client's key silently: manual rotation is held, forcing or revoking says so (PEMKeyNeverChangesSilently)", func() {
 		ns := newNamespace("lpac")
-		ts := newServer(ns, "brand")
+		ts := newServingServer(ns, "brand")
 		c := clientCondition(newClient(ns, "pem", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
 			s.PublicKeyMode = v1alpha1.PublicKeyPEM
 		}), metav1.ConditionTrue, v1alpha1.ReasonReconciled)

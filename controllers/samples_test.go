@@ -30,7 +30,13 @@ var _ = Describe("config/samples", func() {
 			u.SetNamespace(ns)
 			Expect(k8s.Create(ctx, u)).To(Succeed(), f)
 		}
+		// The TokenServer is complete: only the Deployment (no kubelet here) is left to run, and
+		// until it serves the client says so rather than Ready.
+		ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "brand"}}
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
 		c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "brand-liveperson"}}
+		clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonTokenServerNotReady)
+		markServing(ts)
 		c = clientCondition(c, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 		console := c.Status.LivePersonConsole
 		for field, value := range map[string]string{
@@ -43,9 +49,5 @@ var _ = Describe("config/samples", func() {
 		}
 		Expect(console.ClientSecretRef).NotTo(BeNil())
 		Expect(console.AuthenticationEndpoint).To(Equal("https://auth.brand.example/authorize"))
-
-		// The TokenServer is complete too: only the Deployment (no kubelet here) is left to run.
-		ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "brand"}}
-		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
 	})
 })

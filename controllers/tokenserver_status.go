@@ -51,6 +51,31 @@ func setServerStatus(ts *v1alpha1.TokenServer, d *appsv1.Deployment, keyReady bo
 	meta.SetStatusCondition(&ts.Status.Conditions, ready)
 }
 
+// setBrandingCondition reports whether spec.login's branding is applied; absent when there is
+// none to apply. Cosmetic: Ready does not depend on it.
+func setBrandingCondition(ts *v1alpha1.TokenServer, problem string) {
+	if ts.Spec.Login == nil || ts.Spec.Login.BrandingConfigMapRef == nil {
+		meta.RemoveStatusCondition(&ts.Status.Conditions, v1alpha1.ConditionBrandingApplied)
+		return
+	}
+	c := metav1.Condition{Type: v1alpha1.ConditionBrandingApplied, ObservedGeneration: ts.Generation,
+		Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled, Message: "The login and error pages use the branding ConfigMap"}
+	if problem != "" {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonConfigMapNotFound, problem
+	}
+	meta.SetStatusCondition(&ts.Status.Conditions, c)
+}
+
+// setIssuerCondition: IssuerUnique is False while an older TokenServer has the same issuer.
+func setIssuerCondition(ts *v1alpha1.TokenServer, problem string) {
+	c := metav1.Condition{Type: v1alpha1.ConditionIssuerUnique, ObservedGeneration: ts.Generation,
+		Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled, Message: "No other TokenServer serves " + ts.Spec.Issuer}
+	if problem != "" {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonIssuerConflict, problem
+	}
+	meta.SetStatusCondition(&ts.Status.Conditions, c)
+}
+
 func deploymentCondition(d *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {
 	for i := range d.Status.Conditions {
 		if d.Status.Conditions[i].Type == t {

@@ -16,6 +16,13 @@ const (
 	// ConditionAvailable is True on a TokenServer when at least one token-server pod serves.
 	ConditionAvailable = "Available"
 
+	// ConditionBrandingApplied is True on a TokenServer whose branding ConfigMap is applied;
+	// False (cosmetic, Ready does not depend on it) when it is missing.
+	ConditionBrandingApplied = "BrandingApplied"
+
+	// ConditionIssuerUnique is False on a TokenServer when an older one has the same issuer.
+	ConditionIssuerUnique = "IssuerUnique"
+
 	// ConditionConsoleUpdateRequired is True on a LivePersonAuthClient in PEM mode when a new
 	// public key must be pasted into LivePerson's console before rotation can go on.
 	ConditionConsoleUpdateRequired = "ConsoleUpdateRequired"
@@ -88,6 +95,13 @@ const (
 	// ReasonNewKeyPending: a new key waits to be pasted into LivePerson's console.
 	ReasonNewKeyPending = "NewKeyPending"
 
+	// ReasonConfigMapNotFound: a referenced ConfigMap does not exist.
+	ReasonConfigMapNotFound = "ConfigMapNotFound"
+	// ReasonIssuerConflict: an older TokenServer has the same issuer.
+	ReasonIssuerConflict = "IssuerConflict"
+	// ReasonTokenServerNotReady: the client's TokenServer is not Ready, so LivePerson cannot use
+	// the client yet.
+	ReasonTokenServerNotReady = "TokenServerNotReady"
 	// ReasonDeploymentProgressing: the token-server Deployment is rolling out.
 	ReasonDeploymentProgressing = "DeploymentProgressing"
 	// ReasonDeploymentAvailable: the token-server Deployment has available replicas.
