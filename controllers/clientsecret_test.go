@@ -56,3 +56,12 @@ func TestSecretSetTooLargeLeavesOutTheYoungest(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownAnnotationsAreFound(t *testing.T) {
+	got := unknownAnnotations(map[string]string{
+		v1alpha1.AnnotationRotate: "x", "auth.lpauth.dev/rotation": "x", "auth.lpauth.dev/revokes": "x", "example.com/other": "x",
+	}, signingKeyAnnotations)
+	if want := []string{"auth.lpauth.dev/revokes", "auth.lpauth.dev/rotation"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}

@@ -51,7 +51,8 @@ type LivePersonAuthClientReconciler struct {
 	// resourceVersion it computed it from. Reconciles triggered by its own writes often run
 	// before the cache shows them: the cache's status is then not what the API server holds,
 	// and the last written one is (see catchUp and statusPatchBase).
-	written sync.Map // types.NamespacedName → statusWrite; forgotten when the client is gone
+	written     sync.Map // types.NamespacedName → statusWrite; forgotten when the client is gone
+	annotations annotationWarner
 	// pending remembers since when a client waits for the token server's secret set.
 	pending sync.Map // types.NamespacedName → time.Time
 }
@@ -148,6 +149,7 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	r.catchUp(c)
+	r.annotations.warn(r.Recorder, c, clientAnnotations)
 	base := c.DeepCopy()
 	s := &clientScope{c: c}
 

@@ -39,11 +39,12 @@ type SigningKeyReconciler struct {
 	client.Client
 	// APIReader reads the key Secret uncached, so a reconcile never acts on a stale copy of the
 	// one object that holds the keys.
-	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  recorder.EventRecorder
-	Clock     clock.PassiveClock
-	pool      *keyPool
+	APIReader   client.Reader
+	Scheme      *runtime.Scheme
+	Recorder    recorder.EventRecorder
+	Clock       clock.PassiveClock
+	pool        *keyPool
+	annotations annotationWarner
 }
 
 // NewSigningKeyReconciler returns a reconciler that generates keys with generate (keys.Generate
@@ -111,6 +112,7 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return ctrl.Result{}, err
 	}
+	r.annotations.warn(r.Recorder, sk, signingKeyAnnotations)
 	base := sk.DeepCopy()
 	// Whole seconds: status times are stored to the second, so finer times would make every
 	// reconcile see a change and write status again.

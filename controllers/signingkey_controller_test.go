@@ -368,4 +368,23 @@ var _ = Describe("SigningKey", func() {
 		// And a second revoke of the same kids does nothing more.
 		Expect(ready(sk).Status.ActiveKeyID).NotTo(BeElementOf(active, next))
 	})
+
+	// Regression: a mistyped annotation (rotation instead of rotate) was ignored without a word.
+	It("warns once about an annotation it does not act on, naming the ones it does (AnnotationsAreNeverSilentlyIgnored)", func() {
+		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.ES256))
+		active := sk.Status.ActiveKeyID
+		annotate(sk, "auth.lpauth.dev/rotation", "now")
+		Eventually(func(g Gomega) {
+			evs := &eventsv1.EventList{}
+			g.Expect(k8s.List(ctx, evs, client.InNamespace(sk.Namespace))).To(Succeed())
+			var notes []string
+			for _, e := range evs.Items {
+				if e.Reason == "UnknownAnnotation" {
+					notes = append(notes, e.Note)
+				}
+			}
+			g.Expect(notes).To(ConsistOf(And(ContainSubstring("auth.lpauth.dev/rotation"), ContainSubstring(v1alpha1.AnnotationRotate))))
+		}).Should(Succeed())
+		Expect(get(sk).Status.ActiveKeyID).To(Equal(active))
+	})
 })

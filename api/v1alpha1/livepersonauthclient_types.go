@@ -140,9 +140,9 @@ type IDTokenSpec struct {
 	// exp. Keep it shorter than the SigningKey's retainAfterRetire.
 	// +kubebuilder:default="1h"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="lifetime must be between 1m and 24h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="lifetime must be a Go duration such as 1h (units h, m, s; there is no d unit)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="lifetime must be between 1m and 24h"
 	// +optional
 	Lifetime metav1.Duration `json:"lifetime,omitzero"`
 

@@ -54,15 +54,15 @@ type SigningKeySpec struct {
 }
 
 // KeyRotation is the rotation policy of a SigningKey.
-// +kubebuilder:validation:XValidation:rule="!has(self.publishAhead) || !has(self.every) || duration(self.publishAhead) < duration(self.every)",message="publishAhead must be shorter than every: the next key must be published before the current one is due to rotate"
+// +kubebuilder:validation:XValidation:rule="!has(self.publishAhead) || !has(self.every) || !self.publishAhead.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || !self.every.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.publishAhead) < duration(self.every)",message="publishAhead must be shorter than every: the next key must be published before the current one is due to rotate"
 type KeyRotation struct {
 	// every is how long a key stays Active before the Next key replaces it (Go duration, at least
 	// 1h, e.g. 2160h for 90 days).
 	// +kubebuilder:default="2160h"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h') && duration(self) <= duration('87600h')",message="every must be between 1h and 87600h (10 years)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="every must be a Go duration such as 2160h (units h, m, s; there is no d unit)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) >= duration('1h') && duration(self) <= duration('87600h')",message="every must be between 1h and 87600h (10 years)"
 	// +optional
 	Every metav1.Duration `json:"every,omitzero"`
 
@@ -70,7 +70,7 @@ type KeyRotation struct {
 	// relying parties cache the JWKS (LivePerson's cache time is undocumented: assume hours).
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="publishAhead must be a Go duration such as 24h (units h, m, s; there is no d unit)"
 	// +kubebuilder:validation:MaxLength=32
 	// +optional
 	PublishAhead metav1.Duration `json:"publishAhead,omitzero"`
@@ -80,9 +80,9 @@ type KeyRotation struct {
 	// rotation fail verification before they expire.
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('8760h')",message="retainAfterRetire must be at most 8760h (1 year)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="retainAfterRetire must be a Go duration such as 25h (units h, m, s; there is no d unit)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) <= duration('8760h')",message="retainAfterRetire must be at most 8760h (1 year)"
 	// +optional
 	RetainAfterRetire metav1.Duration `json:"retainAfterRetire,omitzero"`
 

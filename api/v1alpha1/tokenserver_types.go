@@ -91,18 +91,18 @@ type TokenServerSpec struct {
 	// backends have to switch to the new one.
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('720h')",message="issueAPICredentialOverlap must be between 1m and 720h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="issueAPICredentialOverlap must be a Go duration such as 24h (units h, m, s; there is no d unit)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) >= duration('1m') && duration(self) <= duration('720h')",message="issueAPICredentialOverlap must be between 1m and 720h"
 	// +optional
 	IssueAPICredentialOverlap metav1.Duration `json:"issueAPICredentialOverlap,omitzero"`
 
 	// codeTTL is how long an authorization code can be redeemed (Go duration, 10s to 10m).
 	// +kubebuilder:default="120s"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('10m')",message="codeTTL must be between 10s and 10m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="codeTTL must be a Go duration such as 120s (units h, m, s; there is no d unit)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) >= duration('10s') && duration(self) <= duration('10m')",message="codeTTL must be between 10s and 10m"
 	// +optional
 	CodeTTL metav1.Duration `json:"codeTTL,omitzero"`
 }
@@ -169,9 +169,9 @@ type LandingPageLogin struct {
 	// requestTTL is how long the login request stays valid (Go duration, 1m to 1h).
 	// +kubebuilder:default="10m"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('1h')",message="requestTTL must be between 1m and 1h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="requestTTL must be a Go duration such as 10m (units h, m, s; there is no d unit)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) >= duration('1m') && duration(self) <= duration('1h')",message="requestTTL must be between 1m and 1h"
 	// +optional
 	RequestTTL metav1.Duration `json:"requestTTL,omitzero"`
 }

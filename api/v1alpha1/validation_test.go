@@ -131,6 +131,11 @@ var _ = Describe("CRD validation", func() {
 			`{issuer: "https://x.example/a//b"}`, "issuer path segments may contain only"),
 		Entry("an issuer path with a dot-dot segment", "TokenServer", validTokenServer,
 			`{issuer: "https://x.example/a/../b"}`, "issuer path must not contain '.' or '..' segments"),
+		// Regression: "90d" gave the regex and a CEL evaluation error instead of one plain line.
+		Entry("a duration in days", "SigningKey", validSigningKey,
+			`{rotation: {every: 90d, publishAhead: 24h, retainAfterRetire: 25h}}`, "every must be a Go duration such as 2160h (units h, m, s; there is no d unit)"),
+		Entry("a duration in words", "TokenServer", validTokenServer,
+			`{codeTTL: "2 minutes"}`, "codeTTL must be a Go duration such as 120s"),
 		Entry("an issuer longer than 2048 characters", "TokenServer", validTokenServer,
 			`{issuer: "https://auth.brand.example/`+strings.Repeat("a", 2048)+`"}`, "spec.issuer: Too long"),
 		Entry("no signing key", "TokenServer", validTokenServer,
@@ -239,6 +244,13 @@ var _ = Describe("CRD validation", func() {
 		err = k8s.Update(ctx, c)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("tokenServerRef is immutable"))
+	})
+
+	It("says one plain thing about a duration that is not a Go duration", func() {
+		err := create(object("SigningKey", ns, merge(validSigningKey, `{rotation: {every: 90d, publishAhead: 24h, retainAfterRetire: 25h}}`)))
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("there is no d unit"))
+		Expect(err.Error()).NotTo(Or(ContainSubstring("should match"), ContainSubstring("invalid duration"), ContainSubstring("failed to evaluate")), "one plain message, not the regex or an evaluation error")
 	})
 
 	It("keeps the issuer immutable", func() {

@@ -1,0 +1,63 @@
+package controllers
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+)
+
+// annotationDomain is the prefix of every annotation a user may set on our kinds.
+const annotationDomain = "auth.lpauth.dev/"
+
+// Annotations each kind acts on: anything else under annotationDomain is a typo or a request
+// for something that does not exist, and would otherwise be ignored without a word.
+var (
+	signingKeyAnnotations  = []string{v1alpha1.AnnotationRotate, v1alpha1.AnnotationRevoke}
+	tokenServerAnnotations = []string{v1alpha1.AnnotationRotateCredentials}
+	clientAnnotations      = []string{v1alpha1.AnnotationConsoleUpdated, v1alpha1.AnnotationGeneratedClientID}
+)
+
+// unknownAnnotations lists, sorted, the annotations under annotationDomain that are not in known.
+func unknownAnnotations(annotations map[string]string, known []string) []string {
+	var out []string
+	for k := range annotations {
+		if !strings.HasPrefix(k, annotationDomain) {
+			continue
+		}
+		found := false
+		for _, ok := range known {
+			found = found || k == ok
+		}
+		if !found {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// annotationWarner gives one Warning per unknown annotation and value, not one per reconcile.
+type annotationWarner struct {
+	seen sync.Map // "<uid>/<key>=<value>" → struct{}
+}
+
+func (w *annotationWarner) warn(rec recorder.EventRecorder, obj client.Object, known []string) {
+	if rec == nil {
+		return
+	}
+	for _, k := range unknownAnnotations(obj.GetAnnotations(), known) {
+		key := fmt.Sprintf("%s/%s=%s", obj.GetUID(), k, obj.GetAnnotations()[k])
+		if _, dup := w.seen.LoadOrStore(key, struct{}{}); dup {
+			continue
+		}
+		rec.Eventf(obj, nil, corev1.EventTypeWarning, "UnknownAnnotation", "Check",
+			"Annotation %s is not one this object acts on (ignored); did you mean one of %s?", k, strings.Join(known, ", "))
+	}
+}
