@@ -187,7 +187,14 @@ func (r *SigningKeyReconciler) readKeys(ctx context.Context, s *skScope) error {
 		return fmt.Errorf("reading the key Secret: %w", err)
 	}
 	if !metav1.IsControlledBy(secret, s.sk) {
-		return fmt.Errorf("secret %s exists and is not owned by this SigningKey; delete or rename it", secret.Name)
+		if !adoptable(secret, s.sk, v1alpha1.SecretTypeSigningKeys) {
+			return fmt.Errorf("secret %s exists and is not this SigningKey's (a key Secret restored from a backup is taken over when it has type %s and label %s=%s and no other owner); delete or rename it",
+				secret.Name, v1alpha1.SecretTypeSigningKeys, v1alpha1.LabelSigningKey, s.sk.Name)
+		}
+		// A restore: the SigningKey was re-created, its keys were not. Taking them over keeps
+		// every key LivePerson trusts; throwing them away would break every login.
+		secret.OwnerReferences = withoutSigningKeyOwner(secret.OwnerReferences)
+		s.notes = append(s.notes, rotation.Event{Reason: "KeysAdopted", Message: fmt.Sprintf("Took over the key Secret %s (restored from a backup, or left by a SigningKey of the same name)", secret.Name)})
 	}
 	s.secret = secret
 	s.set, s.repairs = keys.Decode(secret.Data)
@@ -204,6 +211,28 @@ func (r *SigningKeyReconciler) readKeys(ctx context.Context, s *skScope) error {
 	return nil
 }
 
+// adoptable: a Secret of ours left without its SigningKey — our type, labelled with this
+// SigningKey's name, and either ownerless or controlled only by a SigningKey of this name that
+// no longer exists (another UID). Anything else is someone else's and never taken over.
+func adoptable(secret *corev1.Secret, sk *v1alpha1.SigningKey, secretType corev1.SecretType) bool {
+	if secret.Type != secretType || secret.Labels[v1alpha1.LabelSigningKey] != sk.Name {
+		return false
+	}
+	owner := metav1.GetControllerOf(secret)
+	return owner == nil || (owner.Kind == "SigningKey" && owner.APIVersion == v1alpha1.GroupVersion.String() && owner.Name == sk.Name && owner.UID != sk.UID)
+}
+
+// withoutSigningKeyOwner drops the references to a former SigningKey, so the new one can own.
+func withoutSigningKeyOwner(refs []metav1.OwnerReference) []metav1.OwnerReference {
+	var out []metav1.OwnerReference
+	for _, r := range refs {
+		if r.Kind != "SigningKey" || r.APIVersion != v1alpha1.GroupVersion.String() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // readRecord reads the operator's record Secret uncached. A record that is not ours (no
 // controller reference to this SigningKey) is never trusted: it could publish anyone's key.
 func (r *SigningKeyReconciler) readRecord(ctx context.Context, s *skScope) error {
@@ -216,7 +245,10 @@ func (r *SigningKeyReconciler) readRecord(ctx context.Context, s *skScope) error
 		return fmt.Errorf("reading the key record Secret: %w", err)
 	}
 	if !metav1.IsControlledBy(secret, s.sk) {
-		return fmt.Errorf("secret %s exists and is not owned by this SigningKey; delete or rename it", secret.Name)
+		if !adoptable(secret, s.sk, v1alpha1.SecretTypeKeyRecord) {
+			return fmt.Errorf("secret %s exists and is not this SigningKey's; delete or rename it", secret.Name)
+		}
+		secret.OwnerReferences = withoutSigningKeyOwner(secret.OwnerReferences)
 	}
 	s.record = secret
 	set, revoked, problems := keys.DecodeRecord(secret.Data[keys.RecordDataKey])

@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -386,5 +387,37 @@ var _ = Describe("SigningKey", func() {
 			g.Expect(notes).To(ConsistOf(And(ContainSubstring("auth.lpauth.dev/rotation"), ContainSubstring(v1alpha1.AnnotationRotate))))
 		}).Should(Succeed())
 		Expect(get(sk).Status.ActiveKeyID).To(Equal(active))
+	})
+
+	// Regression: re-creating a SigningKey whose Secret survived (what a backup restore gives)
+	// failed with "exists and is not owned", and the only way on threw the keys away.
+	It("takes over its own keys after a restore, never a foreign Secret (KeysSurviveARestore)", func() {
+		ns := newNamespace("sk")
+		sk := ready(newSigningKey(ns, v1alpha1.ES256))
+		active, next := sk.Status.ActiveKeyID, keyIn(sk, v1alpha1.KeyNext).KeyID
+		// envtest runs no garbage collector: the Secrets stay, owned by a SigningKey that is
+		// gone, as after a restore that brought back the Secrets before the SigningKey.
+		Expect(k8s.Delete(ctx, sk)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(sk), &v1alpha1.SigningKey{}))
+		}).Should(BeTrue())
+
+		again := ready(newSigningKey(ns, v1alpha1.ES256))
+		Expect(again.Status.ActiveKeyID).To(Equal(active), "the restored Active key keeps signing")
+		Expect(keyIn(again, v1alpha1.KeyNext).KeyID).To(Equal(next))
+		Expect(metav1.IsControlledBy(secretOf(again), again)).To(BeTrue())
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement("KeysAdopted"))
+
+		// A Secret that is not ours (another type) is never taken over.
+		other := newNamespace("sk")
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys-signing-keys", Namespace: other,
+			Labels: map[string]string{v1alpha1.LabelSigningKey: "keys"}}, StringData: map[string]string{"x": "y"}})).To(Succeed())
+		foreign := newSigningKey(other, v1alpha1.ES256)
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(get(foreign).Status.Conditions, v1alpha1.ConditionReady)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Message).To(ContainSubstring("is not this SigningKey's"))
+		}).WithTimeout(5 * time.Second).Should(Succeed())
 	})
 })
