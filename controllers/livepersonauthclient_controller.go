@@ -174,7 +174,12 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		}
 		setClientReady(c, reason, err)
 		setConsoleUpdateCondition(c, s.sk)
+		setClientTimingCondition(c, s.sk)
 		r.reportConsole(base, c)
+		if t := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionTimingValid); t != nil && t.Status == metav1.ConditionFalse &&
+			!meta.IsStatusConditionFalse(base.Status.Conditions, v1alpha1.ConditionTimingValid) {
+			r.event(c, corev1.EventTypeWarning, t.Reason, "Check", t.Message)
+		}
 		c.Status.ObservedGeneration = c.Generation
 		if from := r.statusPatchBase(base, c); from != nil {
 			rv := c.ResourceVersion

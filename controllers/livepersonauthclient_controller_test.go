@@ -428,6 +428,36 @@ var _ = Describe("LivePersonAuthClient", func() {
 		Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
 		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement("ConsoleKeyUnknown"))
 	})
+
+	// Regression: retainAfterRetire shorter than a client's token lifetime, or publishAhead
+	// shorter than the JWKS cache, passed without a word; tokens then fail verification.
+	It("warns when tokens outlive retired keys or a key signs before caches refresh (TimingIsChecked)", func() {
+		ns := newNamespace("lpac")
+		ts := newServingServer(ns, "brand")
+		sk := get(&v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ts.Spec.SigningKeyRef.Name}})
+		c := clientCondition(newClient(ns, "lp", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
+			s.IDToken.Lifetime = metav1.Duration{Duration: 2 * time.Hour}
+		}), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		Expect(meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionTimingValid)).To(BeTrue())
+
+		base := sk.DeepCopy()
+		sk.Spec.Rotation.RetainAfterRetire = metav1.Duration{Duration: 90 * time.Minute}
+		sk.Spec.Rotation.PublishAhead = metav1.Duration{Duration: time.Minute}
+		Expect(k8s.Patch(ctx, sk, client.MergeFrom(base))).To(Succeed())
+		Eventually(func(g Gomega) {
+			cond := meta.FindStatusCondition(getClient(c).Status.Conditions, v1alpha1.ConditionTimingValid)
+			g.Expect(cond).NotTo(BeNil())
+			g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonRetainTooShort))
+			g.Expect(cond.Message).To(And(ContainSubstring("2h0m0s"), ContainSubstring("1h30m0s"), ContainSubstring("2h5m0s")))
+		}).WithTimeout(5 * time.Second).Should(Succeed())
+		Eventually(func(g Gomega) {
+			cond := meta.FindStatusCondition(get(sk).Status.Conditions, v1alpha1.ConditionTimingValid)
+			g.Expect(cond).NotTo(BeNil())
+			g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonPublishAheadTooShort))
+		}).WithTimeout(5 * time.Second).Should(Succeed())
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonRetainTooShort))
+		Expect(meta.IsStatusConditionTrue(getClient(c).Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue(), "a warning, not a reason for not Ready")
+	})
 })
 
 func getSecret(s *corev1.Secret) *corev1.Secret {

@@ -119,6 +119,27 @@ func setConsoleUpdateCondition(c *v1alpha1.LivePersonAuthClient, sk *v1alpha1.Si
 	meta.SetStatusCondition(&c.Status.Conditions, cond)
 }
 
+// setClientTimingCondition: a retired key must stay in the JWKS as long as the tokens it signed
+// live, plus clock skew, or LivePerson fails to verify tokens signed just before a rotation.
+func setClientTimingCondition(c *v1alpha1.LivePersonAuthClient, sk *v1alpha1.SigningKey) {
+	if sk == nil {
+		return
+	}
+	lifetime := c.Spec.IDToken.Lifetime.Duration
+	if lifetime == 0 {
+		lifetime = v1alpha1.DefaultTokenLifetime
+	}
+	need, retain := lifetime+v1alpha1.ClockSkew, sk.Spec.Rotation.RetainAfterRetire.Duration
+	cond := metav1.Condition{Type: v1alpha1.ConditionTimingValid, ObservedGeneration: c.Generation, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled,
+		Message: fmt.Sprintf("Retired keys stay published %s, longer than tokens live (%s + %s skew)", retain, lifetime, v1alpha1.ClockSkew)}
+	if retain < need {
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonRetainTooShort
+		cond.Message = fmt.Sprintf("Tokens live %s (idToken.lifetime) but SigningKey %s keeps a retired key published only %s: tokens signed just before a rotation fail verification at LivePerson before they expire; set its spec.rotation.retainAfterRetire to at least %s or shorten idToken.lifetime",
+			lifetime, sk.Name, retain, need)
+	}
+	meta.SetStatusCondition(&c.Status.Conditions, cond)
+}
+
 func rotationHeldForConsole(sk *v1alpha1.SigningKey) bool {
 	r := meta.FindStatusCondition(sk.Status.Conditions, v1alpha1.ConditionRotating)
 	return r != nil && r.Reason == v1alpha1.ReasonRotationHeld

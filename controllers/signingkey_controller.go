@@ -157,6 +157,7 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	setRotatingCondition(sk, s.set, s.earlyUntil, s.result.HeldDue, s.now)
 	setDegradedCondition(sk, s.lastRepair, s.set, s.now, sk.Spec.Rotation.RetainAfterRetire.Duration)
+	setTimingCondition(sk)
 	return requeueAt(s.now, s.result.NextDue), nil
 }
 

@@ -74,6 +74,18 @@ func setKeyStatus(sk *v1alpha1.SigningKey, set []keys.Key, secretName string, ne
 	return nil
 }
 
+// setTimingCondition: a new key must be published at least as long as relying parties cache
+// the JWKS, or the first tokens it signs fail verification.
+func setTimingCondition(sk *v1alpha1.SigningKey) {
+	c := metav1.Condition{Type: v1alpha1.ConditionTimingValid, ObservedGeneration: sk.Generation, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled,
+		Message: fmt.Sprintf("publishAhead (%s) covers the JWKS cache time (%s)", sk.Spec.Rotation.PublishAhead.Duration, v1alpha1.JWKSMaxAge)}
+	if pa := sk.Spec.Rotation.PublishAhead.Duration; pa < v1alpha1.JWKSMaxAge {
+		c.Status, c.Reason = metav1.ConditionFalse, v1alpha1.ReasonPublishAheadTooShort
+		c.Message = fmt.Sprintf("publishAhead is %s but relying parties may cache the JWKS for %s: a new key would sign before they can know it, and its first tokens fail verification; set spec.rotation.publishAhead to at least %s (LivePerson's own cache time is undocumented: hours are safer)", pa, v1alpha1.JWKSMaxAge, v1alpha1.JWKSMaxAge)
+	}
+	meta.SetStatusCondition(&sk.Status.Conditions, c)
+}
+
 // setSigningKeyReady: True once the Secret holds an Active key; otherwise the error says why.
 func setSigningKeyReady(sk *v1alpha1.SigningKey, err error) {
 	c := metav1.Condition{Type: v1alpha1.ConditionReady, ObservedGeneration: sk.Generation}

@@ -20,6 +20,12 @@ const (
 	// False (cosmetic, Ready does not depend on it) when it is missing.
 	ConditionBrandingApplied = "BrandingApplied"
 
+	// ConditionTimingValid is False on a SigningKey whose publishAhead is shorter than relying
+	// parties cache the JWKS, and on a client whose tokens outlive how long a retired key stays
+	// published: tokens would fail verification before they expire. A warning: Ready does not
+	// depend on it.
+	ConditionTimingValid = "TimingValid"
+
 	// ConditionIssuerUnique is False on a TokenServer when an older one has the same issuer.
 	ConditionIssuerUnique = "IssuerUnique"
 
@@ -95,6 +101,10 @@ const (
 	// ReasonNewKeyPending: a new key waits to be pasted into LivePerson's console.
 	ReasonNewKeyPending = "NewKeyPending"
 
+	// ReasonPublishAheadTooShort: a new key would sign before relying parties refetch the JWKS.
+	ReasonPublishAheadTooShort = "PublishAheadShorterThanJWKSCache"
+	// ReasonRetainTooShort: a retired key leaves the JWKS before the tokens it signed expire.
+	ReasonRetainTooShort = "RetainShorterThanTokens"
 	// ReasonConfigMapNotFound: a referenced ConfigMap does not exist.
 	ReasonConfigMapNotFound = "ConfigMapNotFound"
 	// ReasonIssuerConflict: an older TokenServer has the same issuer.

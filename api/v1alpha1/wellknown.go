@@ -16,6 +16,17 @@ const (
 	UpstreamLoginTTL = 10 * time.Minute
 )
 
+// JWKSMaxAge is how long relying parties may cache the JWKS and discovery documents
+// (Cache-Control max-age): a key must be published at least this long before it signs.
+const JWKSMaxAge = 5 * time.Minute
+
+// ClockSkew is the clock difference allowed for between us and a relying party when a retired
+// key must outlive the tokens it signed.
+const ClockSkew = 5 * time.Minute
+
+// DefaultTokenLifetime is spec.idToken.lifetime when unset.
+const DefaultTokenLifetime = time.Hour
+
 // LongestSealedLifetime is the longest anything the TokenServer seals with its code key stays
 // valid: codes, login forms, landing-page requests, upstream login state. A replaced code key
 // must be accepted that long, or a person half-way through signing in fails.

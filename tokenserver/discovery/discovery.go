@@ -5,14 +5,14 @@ package discovery
 import (
 	"net/http"
 	"strconv"
-	"time"
 
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
 // MaxAge is how long relying parties may cache either document. Keep it well under a
 // SigningKey's publishAhead, so a new key is fetched before it signs.
-const MaxAge = 5 * time.Minute
+const MaxAge = v1alpha1.JWKSMaxAge
 
 // Source gives the current snapshot, or nil before the first one is built.
 type Source interface {

@@ -1,13 +1,18 @@
 package login_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
 // The pop-out window in a real browser: Debian's chromium, headless, driven over the DevTools
@@ -46,6 +52,8 @@ func browserContextTimeout(t *testing.T, timeout time.Duration) context.Context 
 		chromedp.NoSandbox,
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
+		// Screenshots in plain sRGB, so a CSS colour is the same bytes in the PNG on any machine.
+		chromedp.Flag("force-color-profile", "srgb"),
 	)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
@@ -126,8 +134,8 @@ func TestPopoutInBrowserStaticUsers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser: %v", err)
 	}
-	if !strings.Contains(alert, "Wrong user name or password") {
-		t.Fatalf("alert = %q", alert)
+	if alert != snapshot.DefaultText.WrongCredentials {
+		t.Fatalf("got alert %q, want %q", alert, snapshot.DefaultText.WrongCredentials)
 	}
 	checkWindowQuery(t, f, windowURL, waitWindow(t, got), state)
 }
@@ -236,5 +244,103 @@ func TestPopoutInBrowserNeverLeavesThePrefix(t *testing.T) {
 	case p := <-opened:
 		t.Fatalf("the browser opened %s on the redirect_uri's host", p)
 	default:
+	}
+}
+
+// TestBrandedPageInBrowser: the login form with a French branding ConfigMap, as Chromium shows
+// it. The brand's title is a heading on the page, every word is the brand's, and the screenshot
+// has the brand's colours: the background around the form, and the button.
+func TestBrandedPageInBrowser(t *testing.T) {
+	ctx := browserContext(t)
+	f := newBrandedFixture(t, french, staticUsers())
+	type texts struct{ Lang, Brand, Heading, Prompt, Username, Password, Button, Alert string }
+	err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(800, 600),
+		chromedp.Navigate(authorizeURL(f)),
+		chromedp.WaitVisible(`#username`),
+		chromedp.SendKeys(`#username`, "demo"),
+		chromedp.SendKeys(`#password`, "faux"),
+		chromedp.Click(`button[type=submit]`),
+		chromedp.WaitVisible(`#login-error`),
+		// The focus ring would cover part of the button: take the picture without it.
+		chromedp.Blur(`#username`),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	// Read, not waited for: on a page without one of these, the test fails at once.
+	shown, err := chromedp.Run(ctx, chromedp.Evaluate[texts](`(() => {
+			const text = s => { const e = document.querySelector(s); return e ? e.innerText : "" };
+			return {Lang: document.documentElement.lang, Brand: text("#brand"), Heading: text("#heading"), Prompt: text("main > p"),
+				Username: text("label[for=username]"), Password: text("label[for=password]"), Button: text("button[type=submit]"),
+				Alert: text("#login-error")};
+		})()`))
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	want := texts{
+		"fr", french["title"], french["text.signInTitle"], french["text.signInPrompt"], french["text.username"], french["text.password"],
+		french["text.signInButton"], french["text.wrongCredentials"],
+	}
+	if shown != want {
+		t.Errorf("the page shows %+v, want %+v", shown, want)
+	}
+
+	type rect struct{ X, Y, Width, Height float64 }
+	brand, err := chromedp.Run(ctx, chromedp.Evaluate[rect](`(() => {
+		const e = document.querySelector("#brand");
+		return e ? e.getBoundingClientRect().toJSON() : {X: 0, Y: 0, Width: 0, Height: 0};
+	})()`))
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "branded-login.png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// For a person to look at; the test does not depend on it.
+	_ = os.WriteFile(filepath.Join(os.TempDir(), "branded-login.png"), shot, 0o644)
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", path, err)
+	}
+	background, primary := color.RGBA{0xf3, 0xe5, 0xc8, 0xff}, color.RGBA{0x8e, 0x24, 0xaa, 0xff}
+	b := img.Bounds()
+	for _, p := range []image.Point{{b.Min.X + 2, b.Min.Y + 2}, {b.Max.X - 3, b.Min.Y + 2}, {b.Min.X + 2, b.Max.Y - 3}} {
+		if got := color.RGBAModel.Convert(img.At(p.X, p.Y)); got != background {
+			t.Errorf("screenshot %s: pixel %v is %v, want the branding's backgroundColor %v", path, p, got, background)
+		}
+	}
+	// The button is about 350×40 px of the primary colour, less its white text.
+	primaryPixels := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if color.RGBAModel.Convert(img.At(x, y)) == primary {
+				primaryPixels++
+			}
+		}
+	}
+	if primaryPixels < 5000 {
+		t.Errorf("screenshot %s: %d pixels of the branding's primaryColor %v, want a button's worth (5000 or more)", path, primaryPixels, primary)
+	}
+	// The title is drawn where the page says its heading is: dark text on the white card.
+	if b.Dx() != 800 {
+		t.Fatalf("screenshot %s is %d pixels wide, want the viewport's 800", path, b.Dx())
+	}
+	box := image.Rect(int(brand.X), int(brand.Y), int(brand.X+brand.Width), int(brand.Y+brand.Height))
+	dark := 0
+	for y := box.Min.Y; y < box.Max.Y; y++ {
+		for x := box.Min.X; x < box.Max.X; x++ {
+			if c := color.GrayModel.Convert(img.At(x, y)).(color.Gray); c.Y < 100 {
+				dark++
+			}
+		}
+	}
+	if dark < 200 {
+		t.Errorf("screenshot %s: %d dark pixels in the title heading's box %v, want the title drawn there (200 or more)", path, dark, box)
 	}
 }

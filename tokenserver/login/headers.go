@@ -14,13 +14,13 @@ func (h *Handler) fromHeaders(w http.ResponseWriter, r *http.Request, snap *snap
 	th := snap.Login.TrustedHeaders
 	if !trustedPeer(r.RemoteAddr, th.Proxies) {
 		h.Log.Info("Authorization refused: request did not come through the trusted proxy", "clientID", client.ID)
-		h.errorPage(w, http.StatusForbidden, "Sign-in not allowed", "Sign in through the brand's site.")
+		h.errorPage(w, http.StatusForbidden, notAllowed)
 		return
 	}
 	user := r.Header.Get(th.UserHeader)
 	if user == "" {
 		h.Log.Info("Authorization refused: the proxy sent no user", "clientID", client.ID, "header", th.UserHeader)
-		h.errorPage(w, http.StatusForbidden, "Sign-in not allowed", "You are not signed in on the brand's site.")
+		h.errorPage(w, http.StatusForbidden, notAllowed)
 		return
 	}
 	claims := map[string]string{"preferred_username": user}

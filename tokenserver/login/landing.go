@@ -31,12 +31,14 @@ func (h *Handler) toLandingPage(w http.ResponseWriter, r *http.Request, snap *sn
 	lp := snap.Login.LandingPage
 	id, err := codes.NewID()
 	if err != nil {
-		h.errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+		h.Log.Error(err, "Authorization failed: no login request id")
+		h.errorPage(w, http.StatusInternalServerError, unavailable)
 		return
 	}
 	sealed, err := snap.Codes.SealValue(purposeLanding, landingState{ID: id, Req: req}, h.Now().Add(lp.RequestTTL))
 	if err != nil {
-		h.errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
+		h.Log.Info("Authorization refused: the login request cannot be sealed", "clientID", req.ClientID, "reason", err.Error())
+		h.errorPage(w, http.StatusBadRequest, linkNotValid)
 		return
 	}
 	target := *lp.URL

@@ -58,7 +58,8 @@ type Handler struct {
 func (h *Handler) Authorize() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			h.errorPage(w, http.StatusMethodNotAllowed, "Sign-in link not valid", "This address is opened by LivePerson's window with GET.")
+			h.Log.Info("Authorization refused: not a GET", "method", r.Method)
+			h.errorPage(w, http.StatusMethodNotAllowed, linkNotValid)
 			return
 		}
 		snap, client, req, ok := h.checked(w, r)
@@ -69,9 +70,9 @@ func (h *Handler) Authorize() http.Handler {
 		switch {
 		case login == nil:
 			h.Log.Info("Authorization refused: no usable login connector", "clientID", client.ID, "problem", errString(snap.LoginProblem))
-			h.errorPage(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Signing in from this window is not available right now. Please try again later.")
+			h.errorPage(w, http.StatusServiceUnavailable, unavailable)
 		case login.StaticUsers != nil:
-			h.showForm(w, r, snap, req, "", http.StatusOK)
+			h.showForm(w, r, snap, req, noProblem, http.StatusOK)
 		case login.TrustedHeaders != nil:
 			h.fromHeaders(w, r, snap, client, req)
 		case login.LandingPage != nil:
@@ -86,13 +87,14 @@ func (h *Handler) Authorize() http.Handler {
 func (h *Handler) checked(w http.ResponseWriter, r *http.Request) (*snapshot.Snapshot, *snapshot.Client, authorize.Request, bool) {
 	snap := h.Source.Snapshot()
 	if snap == nil {
-		h.errorPage(w, http.StatusServiceUnavailable, "Sign-in unavailable", "The server is starting. Please try again in a moment.")
+		h.Log.Info("Authorization refused: no configuration loaded yet")
+		h.errorPage(w, http.StatusServiceUnavailable, unavailable)
 		return nil, nil, authorize.Request{}, false
 	}
 	req, err := authorize.Parse(r.URL.RawQuery)
 	if err != nil {
 		h.Log.Info("Authorization refused", "reason", err.Error())
-		h.errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is malformed: "+err.Error()+".")
+		h.errorPage(w, http.StatusBadRequest, linkNotValid)
 		return nil, nil, req, false
 	}
 	client, aerr := authorize.Check(snap, req)
@@ -110,7 +112,7 @@ func (h *Handler) refused(w http.ResponseWriter, r *http.Request, req authorize.
 		h.Observe(r, oauth.Result{Endpoint: "authorize", ClientID: req.ClientID, Err: &oauth.Error{Code: aerr.Code, Reason: aerr.Description}})
 	}
 	if aerr.Page {
-		h.errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link cannot be used: "+aerr.Description+".")
+		h.errorPage(w, http.StatusBadRequest, linkNotValid)
 		return
 	}
 	redirect(w, authorize.ErrorLocation(req, aerr))
@@ -121,7 +123,7 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, snap *snapsho
 	loc, err := authorize.Complete(snap, client, req, id, h.Now())
 	if err != nil {
 		h.Log.Info("Authorization failed", "clientID", client.ID, "reason", err.Error())
-		h.errorPage(w, http.StatusBadRequest, "Sign-in failed", "Your account cannot be used to sign in here: "+err.Error()+".")
+		h.errorPage(w, http.StatusBadRequest, failed)
 		return
 	}
 	if h.Observe != nil {

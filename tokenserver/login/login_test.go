@@ -68,6 +68,22 @@ func newFixture(t testing.TB, login *v1alpha1.LoginSpec, redirects ...string) *f
 // newFixtureBehind is newFixture behind proxies (the TokenServer's spec.trustedProxyCIDRs).
 func newFixtureBehind(t testing.TB, proxies []string, login *v1alpha1.LoginSpec, redirects ...string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, proxies, defaultBranding, login, redirects...)
+}
+
+// defaultBranding is the "branding" ConfigMap's data, used when the login spec refers to it.
+var defaultBranding = map[string]string{"title": "Brand & Co", "logoURL": "https://cdn.brand.example/logo.svg", "primaryColor": "#0a7", "backgroundColor": "#fafafa"}
+
+// newBrandedFixture is newFixture with the "branding" ConfigMap's data, and a login spec that
+// refers to it.
+func newBrandedFixture(t testing.TB, branding map[string]string, login *v1alpha1.LoginSpec, redirects ...string) *fixture {
+	t.Helper()
+	login.BrandingConfigMapRef = &v1alpha1.LocalObjectReference{Name: "branding"}
+	return newFixtureWith(t, nil, branding, login, redirects...)
+}
+
+func newFixtureWith(t testing.TB, proxies []string, branding map[string]string, login *v1alpha1.LoginSpec, redirects ...string) *fixture {
+	t.Helper()
 	keyOnce.Do(func() {
 		k, err := keys.Generate(v1alpha1.RS256, 2048)
 		if err != nil {
@@ -98,9 +114,8 @@ func newFixtureBehind(t testing.TB, proxies []string, login *v1alpha1.LoginSpec,
 			"users":  {Data: map[string][]byte{"htpasswd": []byte(demoHtpasswd)}},
 			"oidc":   {Data: map[string][]byte{"secret": []byte("upstream-secret")}},
 		},
-		ConfigMaps: map[string]*corev1.ConfigMap{"branding": {Data: map[string]string{
-			"title": "Brand & Co", "logoURL": "https://cdn.brand.example/logo.svg", "primaryColor": "#0a7", "backgroundColor": "#fafafa"}}},
-		Now: time.Now(),
+		ConfigMaps: map[string]*corev1.ConfigMap{"branding": {Data: branding}},
+		Now:        time.Now(),
 	})
 	if err != nil || len(problems) > 0 {
 		t.Fatalf("snapshot: %v %v", err, problems)
@@ -499,4 +514,200 @@ func TestPagesAreBrandedAndStrict(t *testing.T) {
 	if strings.Contains(page, "<script") || strings.Contains(page, "http://") {
 		t.Error("the page loads scripts or plain-http resources")
 	}
+}
+
+var (
+	headingRE = regexp.MustCompile(`<h[12] id="heading">([^<]*)</h[12]>`)
+	alertRE   = regexp.MustCompile(`role="alert"[^>]*>([^<]*)</p>`)
+)
+
+// shown is a page's status, heading and alert (the error, on an error page), as a person reads
+// them.
+func shown(t *testing.T, resp *http.Response) (status int, heading, alert, body string) {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = string(b)
+	if m := headingRE.FindStringSubmatch(body); m != nil {
+		heading = htmlUnescape(m[1])
+	}
+	if m := alertRE.FindStringSubmatch(body); m != nil {
+		alert = htmlUnescape(m[1])
+	}
+	return resp.StatusCode, heading, alert, body
+}
+
+// TestErrorPagesSpeakToTheCustomer: a refusal that cannot go back to LivePerson's window is a
+// page a customer reads. It says what to do, in words they know; which check failed is for the
+// log, never the page.
+func TestErrorPagesSpeakToTheCustomer(t *testing.T) {
+	t.Parallel()
+	const (
+		notValid = "This sign-in link is not valid. Please return to the chat and try again."
+		expired  = "This sign-in page has expired. Please return to the chat and try again."
+	)
+	f := newFixture(t, staticUsers())
+	c := browser(t)
+	form := loginForm(t, c, authorizeURL(f))
+	form.Set("username", "demo")
+	form.Set("password", "lpauth-demo")
+	get := func(u string) *http.Response {
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for _, tc := range []struct {
+		name           string
+		do             func() *http.Response
+		status         int
+		heading, alert string
+	}{
+		{"unknown client", func() *http.Response { return get(authorizeURL(f, "client_id", "nope")) }, 400, "Sign-in link not valid", notValid},
+		{"no client", func() *http.Response { return get(authorizeURL(f, "client_id", "")) }, 400, "Sign-in link not valid", notValid},
+		{"unregistered redirect_uri", func() *http.Response { return get(authorizeURL(f, "redirect_uri", "https://evil.example/cb")) }, 400, "Sign-in link not valid", notValid},
+		{"malformed query", func() *http.Response { return get(authorizeURL(f) + "&state=%zz") }, 400, "Sign-in link not valid", notValid},
+		{"POST to /authorize", func() *http.Response {
+			resp, err := c.Post(authorizeURL(f), "text/plain", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}, 405, "Sign-in link not valid", notValid},
+		{"form from another browser", func() *http.Response {
+			resp, err := browser(t).PostForm(f.srv.URL+"/authorize/login", form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}, 403, "Sign-in expired", expired},
+		{"expired form", func() *http.Response {
+			f.clock.Store(11 * 60)
+			defer f.clock.Store(0)
+			resp, err := c.PostForm(f.srv.URL+"/authorize/login", form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}, 403, "Sign-in expired", expired},
+	} {
+		status, heading, alert, body := shown(t, tc.do())
+		if status != tc.status || heading != tc.heading || alert != tc.alert {
+			t.Errorf("%s: got %d %q %q, want %d %q %q", tc.name, status, heading, alert, tc.status, tc.heading, tc.alert)
+		}
+		for _, technical := range []string{"client_id", "redirect_uri", "registered", "escape", "malformed", "GET", "CSRF", "not sent by"} {
+			if strings.Contains(body, technical) {
+				t.Errorf("%s: the page says %q, a technical reason:\n%s", tc.name, technical, body)
+			}
+		}
+	}
+
+	proxy := newFixture(t, &v1alpha1.LoginSpec{TrustedHeaders: &v1alpha1.TrustedHeadersLogin{UserHeader: "X-Forwarded-User", TrustedProxyCIDRs: []string{"127.0.0.0/8"}}})
+	status, heading, alert, body := shown(t, get(authorizeURL(proxy)))
+	wantAlert := "We could not confirm who you are. Please sign in on our website, then return to the chat and try again."
+	if status != http.StatusForbidden || heading != "Sign-in not allowed" || alert != wantAlert {
+		t.Errorf("no user from the proxy: got %d %q %q, want 403 %q %q", status, heading, alert, "Sign-in not allowed", wantAlert)
+	}
+	if strings.Contains(body, "X-Forwarded-User") || strings.Contains(body, "header") {
+		t.Errorf("no user from the proxy: the page names the header:\n%s", body)
+	}
+}
+
+// french is a branding ConfigMap in French, with every page's text.
+var french = map[string]string{
+	"title": "Boulangerie Dupont", "primaryColor": "#8e24aa", "backgroundColor": "#f3e5c8", "lang": "fr",
+	"text.signInTitle":       "Connexion",
+	"text.signInPrompt":      "Connectez-vous pour reprendre votre conversation.",
+	"text.username":          "Nom d’utilisateur",
+	"text.password":          "Mot de passe",
+	"text.signInButton":      "Se connecter",
+	"text.wrongCredentials":  "Nom d’utilisateur ou mot de passe incorrect. Veuillez réessayer.",
+	"text.tooManyAttempts":   "Trop de tentatives. Patientez une minute, puis réessayez.",
+	"text.linkNotValidTitle": "Lien de connexion non valide",
+	"text.linkNotValid":      "Ce lien de connexion n'est pas valide. Revenez à la conversation et réessayez.",
+	"text.expiredTitle":      "Connexion expirée",
+	"text.expired":           "Cette page de connexion a expiré. Revenez à la conversation et réessayez.",
+	"text.unavailableTitle":  "Connexion indisponible",
+	"text.unavailable":       "La connexion est indisponible pour le moment. Réessayez dans quelques minutes.",
+	"text.notAllowedTitle":   "Connexion refusée",
+	"text.notAllowed":        "Nous n'avons pas pu confirmer votre identité.",
+	"text.failedTitle":       "Échec de la connexion",
+	"text.failed":            "Nous n'avons pas pu vous connecter. Revenez à la conversation et réessayez.",
+}
+
+// TestPagesSpeakTheBrandsLanguage: the branding ConfigMap's title is the page's first heading,
+// and its text replaces every sentence a customer reads, as text (never HTML).
+func TestPagesSpeakTheBrandsLanguage(t *testing.T) {
+	t.Parallel()
+	branding := map[string]string{}
+	for k, v := range french {
+		branding[k] = v
+	}
+	branding["title"] = "Dupont & <Fils>"
+	branding["text.signInPrompt"] = "Connectez-vous <b>ici</b>."
+	f := newBrandedFixture(t, branding, staticUsers())
+	c := browser(t)
+
+	resp, err := c.Get(authorizeURL(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, heading, _, body := shown(t, resp)
+	if status != http.StatusOK || heading != "Connexion" {
+		t.Errorf("login form: got %d %q, want 200 %q", status, heading, "Connexion")
+	}
+	for _, want := range []string{
+		`<html lang="fr">`, `<title>Connexion · Dupont &amp; &lt;Fils&gt;</title>`, `<h1 class="brand" id="brand">Dupont &amp; &lt;Fils&gt;</h1>`,
+		`<p>Connectez-vous &lt;b&gt;ici&lt;/b&gt;.</p>`, `<label for="username">Nom d’utilisateur</label>`, `<label for="password">Mot de passe</label>`,
+		`<button type="submit">Se connecter</button>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("login form lacks %s:\n%s", want, body)
+		}
+	}
+	for _, english := range []string{"Sign in", "Username", "Password", "<b>", "<Fils>"} {
+		if strings.Contains(body, english) {
+			t.Errorf("login form says %q:\n%s", english, body)
+		}
+	}
+
+	form := hiddenFields(t, body)
+	form.Set("username", "demo")
+	form.Set("password", "faux")
+	resp, err = c.PostForm(f.srv.URL+"/authorize/login", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, alert, _ := shown(t, resp); status != http.StatusUnauthorized || alert != french["text.wrongCredentials"] {
+		t.Errorf("wrong password: got %d %q, want 401 %q", status, alert, french["text.wrongCredentials"])
+	}
+
+	resp, err = c.Get(authorizeURL(f, "client_id", "nope"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, heading, alert, body := shown(t, resp)
+	if status != http.StatusBadRequest || heading != french["text.linkNotValidTitle"] || alert != french["text.linkNotValid"] {
+		t.Errorf("unknown client: got %d %q %q, want 400 %q %q", status, heading, alert, french["text.linkNotValidTitle"], french["text.linkNotValid"])
+	}
+	if !strings.Contains(body, `<h1 class="brand" id="brand">Dupont &amp; &lt;Fils&gt;</h1>`) {
+		t.Errorf("the error page lacks the brand's heading:\n%s", body)
+	}
+}
+
+// hiddenFields are a login form's hidden fields.
+func hiddenFields(t *testing.T, body string) url.Values {
+	t.Helper()
+	form := url.Values{}
+	for _, m := range hidden.FindAllStringSubmatch(body, -1) {
+		form.Set(m[1], htmlUnescape(m[2]))
+	}
+	if form.Get("request") == "" || form.Get("csrf") == "" {
+		t.Fatalf("no login form in:\n%s", body)
+	}
+	return form
 }

@@ -30,7 +30,8 @@ type formState struct {
 // an unknown user as for a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("lpauth-no-such-user"), bcrypt.DefaultCost)
 
-func (h *Handler) showForm(w http.ResponseWriter, r *http.Request, snap *snapshot.Snapshot, req authorize.Request, message string, status int) {
+// showForm shows the login form for req, with alert above it (noProblem for none).
+func (h *Handler) showForm(w http.ResponseWriter, r *http.Request, snap *snapshot.Snapshot, req authorize.Request, alert problem, status int) {
 	token := ""
 	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
 		token = c.Value // keep it: another tab's form must keep working
@@ -38,35 +39,40 @@ func (h *Handler) showForm(w http.ResponseWriter, r *http.Request, snap *snapsho
 	if token == "" {
 		var err error
 		if token, err = randomToken(); err != nil {
-			h.errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+			h.Log.Error(err, "Login form failed: no CSRF token")
+			h.errorPage(w, http.StatusInternalServerError, unavailable)
 			return
 		}
 	}
 	sealed, err := snap.Codes.SealValue(purposeForm, formState{Req: req, CSRF: digest(token)}, h.Now().Add(formTTL))
 	if err != nil {
-		h.errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
+		h.Log.Info("Authorization refused: the login form cannot be sealed", "clientID", req.ClientID, "reason", err.Error())
+		h.errorPage(w, http.StatusBadRequest, linkNotValid)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: h.Prefix + "/authorize", MaxAge: int(formTTL.Seconds()),
 		HttpOnly: true, Secure: h.Secure, SameSite: http.SameSiteLaxMode})
-	h.writePage(w, status, page{Kind: "login", Title: "Sign in", Action: h.Prefix + LoginPath, Request: sealed, CSRF: token, Message: message, FormTarget: origin(req.RedirectURI)})
+	h.writePage(w, status, &loginForm{Action: h.Prefix + LoginPath, Request: sealed, CSRF: token, target: origin(req.RedirectURI)}, alert)
 }
 
 // Login serves POST /authorize/login, the staticUsers form.
 func (h *Handler) Login() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
-			h.errorPage(w, http.StatusMethodNotAllowed, "Sign-in link not valid", "Use the sign-in form.")
+			h.Log.Info("Login form refused: not a POST", "method", r.Method)
+			h.errorPage(w, http.StatusMethodNotAllowed, linkNotValid)
 			return
 		}
 		snap := h.Source.Snapshot()
 		if snap == nil || snap.Login == nil || snap.Login.StaticUsers == nil {
-			h.errorPage(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Signing in with a password is not available here.")
+			h.Log.Info("Login form refused: spec.login is not staticUsers")
+			h.errorPage(w, http.StatusServiceUnavailable, unavailable)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		if err := r.ParseForm(); err != nil {
-			h.errorPage(w, http.StatusBadRequest, "Sign-in failed", "The form could not be read.")
+			h.Log.Info("Login form refused: the form cannot be read", "reason", err.Error())
+			h.errorPage(w, http.StatusBadRequest, failed)
 			return
 		}
 		cookie, err := r.Cookie(csrfCookie)
@@ -75,7 +81,7 @@ func (h *Handler) Login() http.Handler {
 		if err != nil || posted == "" || !equal(cookie.Value, posted) ||
 			snap.Codes.OpenValue(purposeForm, r.PostForm.Get("request"), h.Now(), &st) != nil || !equal(st.CSRF, digest(posted)) {
 			h.Log.Info("Login form refused: missing, expired or forged form")
-			h.errorPage(w, http.StatusForbidden, "Sign-in expired", "This sign-in form has expired or was not sent by this page. Go back to the chat window and open sign-in again.")
+			h.errorPage(w, http.StatusForbidden, expired)
 			return
 		}
 		// The client may have changed since the form was shown.
@@ -89,13 +95,13 @@ func (h *Handler) Login() http.Handler {
 		if ok, wait := limits.allow(); !ok {
 			h.Log.Info("Login refused: too many failed attempts", "clientID", client.ID)
 			w.Header().Set("Retry-After", oauth.RetryAfterSeconds(wait))
-			h.showForm(w, r, snap, st.Req, "Too many failed attempts. Wait a minute and try again.", http.StatusTooManyRequests)
+			h.showForm(w, r, snap, st.Req, tooManyAttempts, http.StatusTooManyRequests)
 			return
 		}
 		if limits.tooLong || !checkPassword(snap.Login.StaticUsers, user, password) {
 			limits.fail()
 			h.Log.Info("Login refused: wrong user name or password", "clientID", client.ID, "tooLong", limits.tooLong)
-			h.showForm(w, r, snap, st.Req, "Wrong user name or password.", http.StatusUnauthorized)
+			h.showForm(w, r, snap, st.Req, wrongCredentials, http.StatusUnauthorized)
 			return
 		}
 		h.complete(w, r, snap, client, st.Req, identity(client, user, map[string]string{"preferred_username": user}))

@@ -193,7 +193,7 @@ func (h *Handler) toUpstream(w http.ResponseWriter, r *http.Request, snap *snaps
 		}
 		// The reason may quote the provider's whole answer: keep the log line bounded.
 		h.Log.Info("Upstream identity provider unreachable", "issuer", up.Issuer, "reason", truncateReason(err.Error()))
-		h.errorPage(w, http.StatusBadGateway, "Sign-in unavailable", "The sign-in service cannot be reached right now. Please try again later.")
+		h.errorPage(w, http.StatusBadGateway, unavailable)
 		return
 	}
 	st := upstreamState{Verifier: oauth2.GenerateVerifier()}
@@ -201,18 +201,21 @@ func (h *Handler) toUpstream(w http.ResponseWriter, r *http.Request, snap *snaps
 		st.Nonce, err = randomToken()
 	}
 	if err != nil {
-		h.errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+		h.Log.Error(err, "Upstream login failed: no state")
+		h.errorPage(w, http.StatusInternalServerError, unavailable)
 		return
 	}
 	expiry := h.Now().Add(upstreamTTL)
 	cookie, err := snap.Codes.SealValue(purposeUpstream, st, expiry)
 	if err != nil {
-		h.errorPage(w, http.StatusInternalServerError, "Sign-in unavailable", "Please try again.")
+		h.Log.Error(err, "Upstream login failed: the cookie cannot be sealed")
+		h.errorPage(w, http.StatusInternalServerError, unavailable)
 		return
 	}
 	state, err := snap.Codes.SealValue(purposeUpstreamState, upstreamRequest{ID: st.ID, Req: req}, expiry)
 	if err != nil {
-		h.errorPage(w, http.StatusBadRequest, "Sign-in link not valid", "This sign-in link is too long.")
+		h.Log.Info("Authorization refused: the upstream state cannot be sealed", "clientID", req.ClientID, "reason", err.Error())
+		h.errorPage(w, http.StatusBadRequest, linkNotValid)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: upstreamCookie, Value: cookie, Path: h.Prefix + "/authorize", MaxAge: int(upstreamTTL.Seconds()),
@@ -225,7 +228,8 @@ func (h *Handler) Callback() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		snap := h.Source.Snapshot()
 		if snap == nil || snap.Login == nil || snap.Login.Upstream == nil {
-			h.errorPage(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Signing in through the brand's identity provider is not available here.")
+			h.Log.Info("Upstream callback refused: spec.login is not upstreamOIDC")
+			h.errorPage(w, http.StatusServiceUnavailable, unavailable)
 			return
 		}
 		// The cookie is single use: clear it whatever happens next.
@@ -237,7 +241,7 @@ func (h *Handler) Callback() http.Handler {
 		if err != nil || snap.Codes.OpenValue(purposeUpstream, c.Value, h.Now(), &st) != nil ||
 			snap.Codes.OpenValue(purposeUpstreamState, q.Get("state"), h.Now(), &ur) != nil || !equal(ur.ID, st.ID) {
 			h.Log.Info("Upstream callback refused: missing, expired or mismatched state")
-			h.errorPage(w, http.StatusForbidden, "Sign-in expired", "This sign-in has expired or was started in another browser. Go back to the chat window and open sign-in again.")
+			h.errorPage(w, http.StatusForbidden, expired)
 			return
 		}
 		client, aerr := authorize.Check(snap, ur.Req)

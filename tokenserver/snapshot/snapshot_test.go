@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -342,5 +343,120 @@ func TestRevokedKeysAreNeverServed(t *testing.T) {
 	in.KeySecret.Annotations[v1alpha1.AnnotationRevokedKeys] = retired + "," + active
 	if s, _, err := snapshot.Build(in); err == nil {
 		t.Errorf("built a snapshot signing with %s (on the deny-list): kid %s", active, s.SigningKeyID)
+	}
+}
+
+// brandingInputs are inputs whose TokenServer is branded by a ConfigMap with data.
+func brandingInputs(t *testing.T, data map[string]string) snapshot.Inputs {
+	t.Helper()
+	in := inputs(t)
+	in.TokenServer.Spec.Login = &v1alpha1.LoginSpec{
+		TrustedHeaders:       &v1alpha1.TrustedHeadersLogin{UserHeader: "X-User", TrustedProxyCIDRs: []string{"10.0.0.0/8"}},
+		BrandingConfigMapRef: &v1alpha1.LocalObjectReference{Name: "look"},
+	}
+	in.ConfigMaps = map[string]*corev1.ConfigMap{"look": {Data: data}}
+	return in
+}
+
+// TestBrandingRefusesUnsafeText: a value that is too long, not UTF-8, or holds a control
+// character is refused and reported, and the page keeps its default; so is a key the pages do
+// not use (a misspelt key would otherwise go unnoticed).
+func TestBrandingRefusesUnsafeText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ key, value string }{
+		{"title", "Brand\nCo"},
+		{"title", "Brand\x00"},
+		{"title", strings.Repeat("t", 101)},
+		{"text.signInTitle", "Connexion\r\nen cours"},
+		{"text.signInTitle", "Con\u0085nexion"}, // NEL, a C1 control
+		{"text.signInPrompt", strings.Repeat("p", 301)},
+		{"text.username", "\xffNom"},
+		{"text.password", "Mot\tde passe"},
+		{"text.signInButton", strings.Repeat("é", 101)},
+		{"text.wrongCredentials", "\x1b[31mFaux"},
+		{"text.tooManyAttempts", strings.Repeat("t", 301)},
+		{"text.linkNotValidTitle", strings.Repeat("l", 101)},
+		{"text.linkNotValid", "Lien\x07"},
+		{"text.expiredTitle", "Expir\x7fé"},
+		{"text.expired", "Expiré\x00"},
+		{"text.unavailableTitle", "In\x0bdisponible"},
+		{"text.unavailable", "\xc3"},
+		{"text.notAllowedTitle", "Refus\x1fé"},
+		{"text.notAllowed", strings.Repeat("n", 301)},
+		{"text.failedTitle", "Éch\x0cec"},
+		{"text.failed", "Échec\x00"},
+		{"lang", "fr<script>"},
+		{"lang", "f"},
+		{"lang", "en_US"},
+		{"lang", "fr-" + strings.Repeat("a", 40)},
+		{"dir", "up"},
+		{"text.signinButton", "Se connecter"},
+		{"colour", "#fff"},
+	} {
+		s, problems, err := snapshot.Build(brandingInputs(t, map[string]string{tc.key: tc.value}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Branding != (snapshot.Branding{}) {
+			t.Errorf("%s=%q: got branding %+v, want the defaults", tc.key, tc.value, s.Branding)
+		}
+		if len(problems) != 1 || !strings.Contains(problems[0].String(), tc.key) {
+			t.Errorf("%s=%q: got problems %v, want one naming %s", tc.key, tc.value, problems, tc.key)
+		}
+	}
+}
+
+// TestBrandingText: every text key sets its own field, bounds count characters (not bytes),
+// and what the ConfigMap leaves out is the English default.
+func TestBrandingText(t *testing.T) {
+	t.Parallel()
+	keys := []string{
+		"text.signInTitle", "text.signInPrompt", "text.username", "text.password", "text.signInButton",
+		"text.wrongCredentials", "text.tooManyAttempts",
+		"text.linkNotValidTitle", "text.linkNotValid", "text.expiredTitle", "text.expired",
+		"text.unavailableTitle", "text.unavailable", "text.notAllowedTitle", "text.notAllowed",
+		"text.failedTitle", "text.failed",
+	}
+	data := map[string]string{"lang": "ar-EG", "dir": "rtl"}
+	for _, k := range keys {
+		data[k] = " « " + k + " »\n" // a YAML block scalar ends in a newline
+	}
+	data["text.signInButton"] = strings.Repeat("é", 100)
+	s, problems, err := snapshot.Build(brandingInputs(t, data))
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("got %v %v, want no problems", err, problems)
+	}
+	if s.Branding.Lang != "ar-EG" || s.Branding.Dir != "rtl" {
+		t.Errorf("got lang %q dir %q, want ar-EG rtl", s.Branding.Lang, s.Branding.Dir)
+	}
+	got := reflect.ValueOf(s.Branding.Text)
+	if got.NumField() != len(keys) {
+		t.Fatalf("Text has %d fields, the ConfigMap %d text keys: each field needs a key", got.NumField(), len(keys))
+	}
+	seen := map[string]string{}
+	for i := range got.NumField() {
+		name, v := got.Type().Field(i).Name, got.Field(i).String()
+		if prev, dup := seen[v]; dup || v == "" || strings.TrimSpace(v) != v {
+			t.Errorf("Text.%s = %q (also Text.%s's), want its own key's value, trimmed", name, v, prev)
+		}
+		seen[v] = name
+	}
+	if s.Branding.Text.SignInButton != strings.Repeat("é", 100) {
+		t.Errorf("got button %q, want the 100 characters", s.Branding.Text.SignInButton)
+	}
+
+	d := reflect.ValueOf(snapshot.DefaultText)
+	for i := range d.NumField() {
+		if d.Field(i).String() == "" {
+			t.Errorf("DefaultText.%s is empty", d.Type().Field(i).Name)
+		}
+	}
+	want := snapshot.DefaultText
+	want.SignInButton = "Se connecter"
+	if got := (snapshot.Text{SignInButton: "Se connecter"}).OrDefault(); got != want {
+		t.Errorf("OrDefault: got %+v, want %+v", got, want)
+	}
+	if got := (snapshot.Branding{}).Text.OrDefault(); got != snapshot.DefaultText {
+		t.Errorf("no branding: got %+v, want DefaultText", got)
 	}
 }
