@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/lpauth/lpauth-operator/controllers/workload"
 	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
 	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
+	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
 // FieldOwner is the server-side-apply manager of everything the operator applies.
@@ -162,8 +164,9 @@ func (r *TokenServerReconciler) event(ts *v1alpha1.TokenServer, kind, reason, ac
 }
 
 // ensureCredentials creates the credentials Secret once, never replaces a valid value, acts on a
-// rotate-credentials request once, and removes the previous values once nothing sealed with the
-// previous code key can still be valid.
+// rotate-credentials request once, and removes each previous value when its own overlap is over:
+// the code key once nothing it sealed can still be valid, the issue-API credential after
+// spec.issueAPICredentialOverlap.
 func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *serverScope) error {
 	ts := s.ts
 	secret := &corev1.Secret{}
@@ -183,19 +186,13 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 		return err
 	}
 	now := r.Clock.Now()
-	// The previous code key must open everything it sealed: codes, but also login forms,
-	// landing-page requests and upstream login state, which live longer.
-	keep := ts.LongestSealedLifetime()
-	rotated, err := workload.RotateCredentials(secret, ts.Annotations[v1alpha1.AnnotationRotateCredentials], now, keep, rand.Reader)
+	overlaps := workload.OverlapsFor(ts)
+	rot, err := workload.RotateCredentials(secret, ts.Annotations[v1alpha1.AnnotationRotateCredentials], now, overlaps, rand.Reader)
 	if err != nil {
 		return err
 	}
-	expired, wait := false, time.Duration(0)
-	if !rotated {
-		expired, wait = workload.ExpirePrevious(secret, now)
-	} else {
-		wait = keep + time.Second
-	}
+	// After a rotation this removes nothing and only says when the earlier overlap ends.
+	removed, wait := workload.ExpirePrevious(secret, now)
 	s.requeue = wait
 	if equality.Semantic.DeepEqual(before, secret) {
 		return nil
@@ -203,17 +200,47 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 	if err := r.Update(ctx, secret); err != nil {
 		return fmt.Errorf("updating the credentials Secret: %w", err)
 	}
-	switch {
-	case len(replaced) > 0:
+	if len(replaced) > 0 {
 		r.event(ts, corev1.EventTypeWarning, "CredentialsRepaired", "Repair",
 			fmt.Sprintf("Secret %s had no usable %s: generated new ones (codes sealed with an old key no longer redeem; brand backends need the new issue-API credential)", secret.Name, strings.Join(replaced, ", ")))
-	case rotated:
+	}
+	if rot.Rotated {
 		r.event(ts, corev1.EventTypeNormal, "CredentialsRotated", "Rotate",
-			fmt.Sprintf("New code key and issue-API credential in Secret %s; the previous ones are accepted for %s", secret.Name, keep))
-	case expired:
-		r.event(ts, corev1.EventTypeNormal, "PreviousCredentialsRemoved", "Rotate", "The previous code key and issue-API credential are no longer accepted")
+			fmt.Sprintf("New code key and issue-API credential in Secret %s; the previous code key is accepted for %s (as long as anything it sealed lives), the previous issue-API credential for %s (spec.issueAPICredentialOverlap): switch the brand's backends to the new one within that time",
+				secret.Name, overlaps.CodeKey, overlaps.IssueAPI))
+	}
+	if len(rot.Cut) > 0 {
+		r.event(ts, corev1.EventTypeWarning, "PreviousCredentialsCut", "Rotate",
+			fmt.Sprintf("This rotation came within the overlap of the one before: the %s that one replaced stopped being accepted now, not at the end of its overlap (only one previous value of each is kept: rotate again only once the brand's backends use the current credential)", previousNames(rot.Cut)))
+	}
+	if len(removed) > 0 {
+		note := "The previous " + previousNames(removed) + " is no longer accepted"
+		if len(removed) > 1 {
+			note = "The previous " + previousNames(removed) + " are no longer accepted"
+		}
+		if slices.Contains(removed, snapshot.PreviousIssueAPITokenKey) {
+			note += "; a backend still sending the old credential is told it was replaced"
+		}
+		r.event(ts, corev1.EventTypeNormal, "PreviousCredentialsRemoved", "Rotate", note)
 	}
 	return nil
+}
+
+// previousNames names previous values of the credentials Secret for an event ("code key and
+// issue-API credential").
+func previousNames(keys []string) string {
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		switch k {
+		case snapshot.PreviousCodeKeyKey:
+			names = append(names, "code key")
+		case snapshot.PreviousIssueAPITokenKey:
+			names = append(names, "issue-API credential")
+		default:
+			names = append(names, k)
+		}
+	}
+	return strings.Join(names, " and ")
 }
 
 func (r *TokenServerReconciler) createCredentials(ctx context.Context, ts *v1alpha1.TokenServer) error {

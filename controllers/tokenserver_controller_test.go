@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"slices"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -166,7 +168,8 @@ var _ = Describe("TokenServer", func() {
 		clock.Step(v1alpha1.LoginFormTTL)
 		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "z") })
 		Eventually(func() map[string][]byte { return credentials(ts).Data }).ShouldNot(HaveKey(snapshot.PreviousCodeKeyKey))
-		Expect(credentials(ts).Data).NotTo(HaveKey(snapshot.PreviousIssueAPITokenKey))
+		// The brand's backends keep their own, longer overlap (spec.issueAPICredentialOverlap).
+		Expect(credentials(ts).Data).To(HaveKey(snapshot.PreviousIssueAPITokenKey))
 		Expect(credentials(ts).Data[snapshot.CodeKeyKey]).To(Equal(after.Data[snapshot.CodeKeyKey]))
 	})
 
@@ -351,6 +354,62 @@ var _ = Describe("TokenServer", func() {
 		Expect(secretRules).To(HaveLen(1))
 		Expect(secretRules[0].ResourceNames).To(ConsistOf(workload.ReadSecrets(ts)))
 	})
+
+	It("keeps the previous issue-API credential for spec.issueAPICredentialOverlap, independent of the code key (IssueAPICredentialOverlap)", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+		before := credentials(ts)
+		oldToken := before.Data[snapshot.IssueAPITokenKey]
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			t.Spec.IssueAPICredentialOverlap = metav1.Duration{Duration: time.Hour}
+			metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.AnnotationRotateCredentials, "first")
+		})
+		Eventually(func() []byte { return credentials(ts).Data[snapshot.PreviousIssueAPITokenKey] }).Should(Equal(oldToken))
+		after := credentials(ts)
+		Expect(after.Annotations).To(HaveKey(workload.AnnotationPreviousCodeKeyUntil))
+		Expect(after.Annotations).To(HaveKey(workload.AnnotationPreviousIssueAPITokenUntil))
+		Expect(after.Annotations).NotTo(HaveKey(workload.AnnotationPreviousUntil))
+		// The event says how long each stays accepted.
+		Eventually(func() []string { return eventNotes(ns, "CredentialsRotated") }).Should(ContainElement(
+			And(ContainSubstring("previous code key is accepted for 10m0s"), ContainSubstring("previous issue-API credential for 1h0m0s"))))
+
+		// Once the code key's overlap is over (the login form's 10 minutes) it goes; the
+		// credential stays for its own hour.
+		clock.Step(v1alpha1.LoginFormTTL + time.Second)
+		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "a") })
+		Eventually(func() map[string][]byte { return credentials(ts).Data }).ShouldNot(HaveKey(snapshot.PreviousCodeKeyKey))
+		mid := credentials(ts)
+		Expect(mid.Data).To(HaveKeyWithValue(snapshot.PreviousIssueAPITokenKey, oldToken))
+		Expect(mid.Data).NotTo(HaveKey(snapshot.RetiredIssueAPITokenDigestsKey))
+		Expect(mid.Annotations).NotTo(HaveKey(workload.AnnotationPreviousCodeKeyUntil))
+		Expect(mid.Annotations).To(HaveKey(workload.AnnotationPreviousIssueAPITokenUntil))
+
+		// After the hour the credential goes too; only its digest stays, so the token server can
+		// tell a backend still sending it that it was replaced.
+		clock.Step(time.Hour)
+		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "b") })
+		Eventually(func() map[string][]byte { return credentials(ts).Data }).ShouldNot(HaveKey(snapshot.PreviousIssueAPITokenKey))
+		done := credentials(ts)
+		Expect(done.Annotations).NotTo(HaveKey(workload.AnnotationPreviousIssueAPITokenUntil))
+		retired := snapshot.ParseRetiredDigests(done.Data[snapshot.RetiredIssueAPITokenDigestsKey])
+		Expect(retired).To(HaveLen(1))
+		Expect(retired[0].SHA256).To(Equal(sha256.Sum256(oldToken)))
+		for k, v := range done.Data {
+			Expect(bytes.Contains(v, oldToken)).To(BeFalse(), "%s holds the retired credential in the clear", k)
+		}
+		Expect(done.Data[snapshot.IssueAPITokenKey]).To(Equal(after.Data[snapshot.IssueAPITokenKey]))
+		Eventually(func() []string { return eventNotes(ns, "PreviousCredentialsRemoved") }).Should(ContainElement(ContainSubstring("issue-API credential")))
+
+		// Only one previous value of each is kept: a rotation within the overlap of the one
+		// before ends the older overlap now, and warns.
+		for _, request := range []string{"second", "third"} {
+			patchServer(ts, func(t *v1alpha1.TokenServer) {
+				metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.AnnotationRotateCredentials, request)
+			})
+			Eventually(func() map[string]string { return credentials(ts).Annotations }).Should(HaveKeyWithValue(v1alpha1.AnnotationHandledRotate, request))
+		}
+		Eventually(func() []string { return eventNotes(ns, "PreviousCredentialsCut") }).Should(ContainElement(ContainSubstring("code key and issue-API credential")))
+	})
 })
 
 func patchServer(ts *v1alpha1.TokenServer, mutate func(*v1alpha1.TokenServer)) {
@@ -359,4 +418,17 @@ func patchServer(ts *v1alpha1.TokenServer, mutate func(*v1alpha1.TokenServer)) {
 		mutate(cur)
 		return k8s.Update(ctx, cur)
 	}).Should(Succeed())
+}
+
+// eventNotes are the notes of the namespace's events with the reason.
+func eventNotes(ns, reason string) []string {
+	evs := &eventsv1.EventList{}
+	Expect(k8s.List(ctx, evs, client.InNamespace(ns))).To(Succeed())
+	var out []string
+	for _, e := range evs.Items {
+		if e.Reason == reason {
+			out = append(out, e.Note)
+		}
+	}
+	return out
 }

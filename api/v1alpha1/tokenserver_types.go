@@ -149,9 +149,12 @@ type LoginSpec struct {
 	StaticUsers *StaticUsersLogin `json:"staticUsers,omitempty"`
 
 	// brandingConfigMapRef names a ConfigMap in the same namespace that brands the login and
-	// error pages. Its keys, all optional: "title" (up to 100 characters), "logoURL" (an https
-	// image URL), "primaryColor" and "backgroundColor" (#rgb or #rrggbb). A value that does not
-	// fit is ignored, with a log line.
+	// error pages. Its keys, all optional: "title" (shown on the page, up to 100 characters),
+	// "logoURL" (an https image URL), "primaryColor" and "backgroundColor" (#rgb or #rrggbb),
+	// "lang" and "dir" (ltr or rtl), and "text.<name>" for every text a customer sees (sign-in
+	// title, prompt, labels, button, and each error's heading and sentence; the README lists
+	// them). A value that does not fit keeps the default, with a log line. A missing ConfigMap
+	// is cosmetic: the TokenServer's BrandingApplied condition says so; Ready does not change.
 	// +optional
 	BrandingConfigMapRef *LocalObjectReference `json:"brandingConfigMapRef,omitempty"`
 }

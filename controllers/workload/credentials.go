@@ -1,9 +1,12 @@
 package workload
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,9 +17,27 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
-// AnnotationPreviousUntil on the credentials Secret is when the previous code key and issue-API
-// credential stop being accepted (RFC 3339); the operator then removes them.
-const AnnotationPreviousUntil = "auth.lpauth.dev/previous-until"
+// Annotations on the credentials Secret: when each previous value stops being accepted (RFC 3339,
+// rounded up to the second). Each has its own, because each serves a different reader: the code
+// key must outlive what it sealed (minutes), the issue-API credential must give the brand's
+// backends time to switch (spec.issueAPICredentialOverlap, a day by default). The operator
+// removes a previous value and its annotation together.
+const (
+	AnnotationPreviousCodeKeyUntil       = "auth.lpauth.dev/previous-code-key-until"
+	AnnotationPreviousIssueAPITokenUntil = "auth.lpauth.dev/previous-issue-api-token-until"
+	// AnnotationPreviousUntil is the one expiry operators before these two wrote for both
+	// previous values. It still applies to either value without an annotation of its own, and
+	// goes once no value depends on it.
+	AnnotationPreviousUntil = "auth.lpauth.dev/previous-until"
+)
+
+// DefaultIssueAPICredentialOverlap is spec.issueAPICredentialOverlap when unset (the CRD
+// defaults it too; an object stored before the field existed reads as zero).
+const DefaultIssueAPICredentialOverlap = 24 * time.Hour
+
+// RetiredDigestsKept is how long the digest of a retired issue-API credential stays in the
+// Secret, so a backend still sending it is told it was replaced rather than that it is wrong.
+const RetiredDigestsKept = 30 * 24 * time.Hour
 
 // issueTokenBytes is the entropy of a generated issue-API credential.
 const issueTokenBytes = 32
@@ -78,45 +99,211 @@ func RepairCredentials(s *corev1.Secret, random io.Reader) ([]string, error) {
 	return replaced, nil
 }
 
+// IssueAPICredentialOverlap is spec.issueAPICredentialOverlap with its default.
+func IssueAPICredentialOverlap(ts *v1alpha1.TokenServer) time.Duration {
+	if ts.Spec.IssueAPICredentialOverlap.Duration <= 0 {
+		return DefaultIssueAPICredentialOverlap
+	}
+	return ts.Spec.IssueAPICredentialOverlap.Duration
+}
+
+// Overlaps is how long each previous value stays accepted after a rotation.
+type Overlaps struct {
+	// CodeKey: as long as anything the old key sealed can still be valid.
+	CodeKey time.Duration
+	// IssueAPI: the time the brand's backends have to switch to the new credential.
+	IssueAPI time.Duration
+}
+
+// OverlapsFor is what a TokenServer's rotation keeps: the code key for the longest anything it
+// seals lives (codes, but also login forms, landing-page requests and upstream login state,
+// which live longer), the issue-API credential for spec.issueAPICredentialOverlap, however
+// short codes live.
+func OverlapsFor(ts *v1alpha1.TokenServer) Overlaps {
+	return Overlaps{CodeKey: ts.LongestSealedLifetime(), IssueAPI: IssueAPICredentialOverlap(ts)}
+}
+
+// previous is one previous value of the credentials Secret and its expiry annotation.
+type previous struct{ key, until string }
+
+var (
+	previousCodeKey       = previous{snapshot.PreviousCodeKeyKey, AnnotationPreviousCodeKeyUntil}
+	previousIssueAPIToken = previous{snapshot.PreviousIssueAPITokenKey, AnnotationPreviousIssueAPITokenUntil}
+	previousValues        = []previous{previousCodeKey, previousIssueAPIToken}
+)
+
+// expiry is when the value stops being accepted: its own annotation, else the single one older
+// operators wrote. ok is false when neither is there (a value put there by hand stays until
+// removed by hand); an unreadable time is the zero time, so the value goes.
+func (p previous) expiry(s *corev1.Secret) (t time.Time, ok bool) {
+	v, ok := s.Annotations[p.until]
+	if !ok {
+		v, ok = s.Annotations[AnnotationPreviousUntil]
+	}
+	if !ok {
+		return time.Time{}, false
+	}
+	t, _ = time.Parse(time.RFC3339, v)
+	return t, true
+}
+
+// accepted reports whether the token server still accepts the value at now.
+func (p previous) accepted(s *corev1.Secret, now time.Time) bool {
+	if len(s.Data[p.key]) == 0 {
+		return false
+	}
+	t, ok := p.expiry(s)
+	return !ok || now.Before(t)
+}
+
+// Rotation is what RotateCredentials did.
+type Rotation struct {
+	Rotated bool
+	// Cut are the previous values (their data keys) the rotation replaced while they were still
+	// accepted. Only one previous value of each kind is kept: a second rotation within an
+	// overlap makes the current values previous and ends the older ones' overlap at once.
+	Cut []string
+}
+
 // RotateCredentials acts on a rotate-credentials request once: the current code key and
-// issue-API credential become the previous ones, accepted until now + keep, and fresh ones take
-// their place. It reports whether it changed the Secret.
-func RotateCredentials(s *corev1.Secret, request string, now time.Time, keep time.Duration, random io.Reader) (bool, error) {
+// issue-API credential become the previous ones, each accepted for its overlap, and fresh ones
+// take their place. A previous issue-API credential it replaces is retired (see
+// ExpirePrevious).
+func RotateCredentials(s *corev1.Secret, request string, now time.Time, o Overlaps, random io.Reader) (Rotation, error) {
 	if request == "" || s.Annotations[v1alpha1.AnnotationHandledRotate] == request {
-		return false, nil
+		return Rotation{}, nil
 	}
 	k, err := randomBytes(random, codes.KeySize)
 	if err != nil {
-		return false, err
+		return Rotation{}, err
 	}
 	t, err := randomToken(random)
 	if err != nil {
-		return false, err
+		return Rotation{}, err
 	}
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	rot := Rotation{Rotated: true}
+	for _, p := range previousValues {
+		if p.accepted(s, now) {
+			rot.Cut = append(rot.Cut, p.key)
+		}
+	}
+	retire(s, s.Data[snapshot.PreviousIssueAPITokenKey], now)
 	s.Data[snapshot.PreviousCodeKeyKey] = s.Data[snapshot.CodeKeyKey]
 	s.Data[snapshot.PreviousIssueAPITokenKey] = s.Data[snapshot.IssueAPITokenKey]
 	s.Data[snapshot.CodeKeyKey], s.Data[snapshot.IssueAPITokenKey] = k, t
 	metav1.SetMetaDataAnnotation(&s.ObjectMeta, v1alpha1.AnnotationHandledRotate, request)
-	metav1.SetMetaDataAnnotation(&s.ObjectMeta, AnnotationPreviousUntil, now.Add(keep).UTC().Format(time.RFC3339))
-	return true, nil
+	metav1.SetMetaDataAnnotation(&s.ObjectMeta, AnnotationPreviousCodeKeyUntil, formatUntil(now.Add(o.CodeKey)))
+	metav1.SetMetaDataAnnotation(&s.ObjectMeta, AnnotationPreviousIssueAPITokenUntil, formatUntil(now.Add(o.IssueAPI)))
+	// Both values now have their own expiry.
+	delete(s.Annotations, AnnotationPreviousUntil)
+	return rot, nil
 }
 
-// ExpirePrevious removes the previous values once their time is over. It reports whether it
-// changed the Secret, and how long until it must look again (zero: nothing pending).
-func ExpirePrevious(s *corev1.Secret, now time.Time) (changed bool, wait time.Duration) {
-	until, ok := s.Annotations[AnnotationPreviousUntil]
+// formatUntil rounds up: a stored whole second never ends an overlap early.
+func formatUntil(t time.Time) string {
+	return t.Add(time.Second - 1).Truncate(time.Second).UTC().Format(time.RFC3339)
+}
+
+// ExpirePrevious removes each previous value once its time is over, with its annotation; the
+// issue-API credential's digest goes on the retired list, which keeps at most
+// snapshot.MaxRetiredIssueAPITokenDigests entries for RetiredDigestsKept. It reports the data
+// keys it removed, and how long until it must look again (zero: nothing pending).
+func ExpirePrevious(s *corev1.Secret, now time.Time) (removed []string, wait time.Duration) {
+	soonest := func(d time.Duration) {
+		// A second's margin: the next look comes after the stored time, never just before it.
+		if d += time.Second; wait == 0 || d < wait {
+			wait = d
+		}
+	}
+	for _, p := range previousValues {
+		v := s.Data[p.key]
+		if len(v) == 0 {
+			// Removed by hand, or never there: its expiry goes with it.
+			delete(s.Data, p.key)
+			delete(s.Annotations, p.until)
+			continue
+		}
+		t, ok := p.expiry(s)
+		if !ok {
+			continue
+		}
+		if now.Before(t) {
+			soonest(t.Sub(now))
+			continue
+		}
+		if p == previousIssueAPIToken {
+			retire(s, v, now)
+		}
+		delete(s.Data, p.key)
+		delete(s.Annotations, p.until)
+		removed = append(removed, p.key)
+	}
+	if _, ok := s.Annotations[AnnotationPreviousUntil]; ok && !dependsOnOldExpiry(s) {
+		delete(s.Annotations, AnnotationPreviousUntil)
+	}
+	if d := pruneRetired(s, now); d > 0 {
+		soonest(d)
+	}
+	return removed, wait
+}
+
+// dependsOnOldExpiry reports whether a previous value still takes its expiry from the single
+// annotation of older operators.
+func dependsOnOldExpiry(s *corev1.Secret) bool {
+	for _, p := range previousValues {
+		if _, own := s.Annotations[p.until]; len(s.Data[p.key]) > 0 && !own {
+			return true
+		}
+	}
+	return false
+}
+
+// retire puts the SHA-256 digest of an issue-API credential that is no longer accepted at the
+// head of the retired list, never the credential itself: the Secret is read by the token server
+// and whoever may read Secrets, and a retired credential must not be recoverable from it.
+func retire(s *corev1.Secret, credential []byte, now time.Time) {
+	// The token server trims what it accepts: the digest must be of the same bytes.
+	credential = bytes.TrimSpace(credential)
+	if len(credential) == 0 {
+		return
+	}
+	entry := snapshot.RetiredDigest{Retired: now, SHA256: sha256.Sum256(credential)}
+	list := slices.DeleteFunc(snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey]),
+		func(d snapshot.RetiredDigest) bool { return d.SHA256 == entry.SHA256 })
+	list = append([]snapshot.RetiredDigest{entry}, list...)
+	if len(list) > snapshot.MaxRetiredIssueAPITokenDigests {
+		list = list[:snapshot.MaxRetiredIssueAPITokenDigests]
+	}
+	s.Data[snapshot.RetiredIssueAPITokenDigestsKey] = snapshot.FormatRetiredDigests(list)
+}
+
+// pruneRetired drops retired digests older than RetiredDigestsKept (and lines it cannot read),
+// and says how long until the oldest kept one is due.
+func pruneRetired(s *corev1.Secret, now time.Time) time.Duration {
+	raw, ok := s.Data[snapshot.RetiredIssueAPITokenDigestsKey]
 	if !ok {
-		return false, 0
+		return 0
 	}
-	t, err := time.Parse(time.RFC3339, until)
-	if err == nil && now.Before(t) {
-		// Whole seconds are stored; one more second never ends the overlap early.
-		return false, t.Sub(now) + time.Second
+	list := slices.DeleteFunc(snapshot.ParseRetiredDigests(raw), func(d snapshot.RetiredDigest) bool {
+		return !now.Before(d.Retired.Add(RetiredDigestsKept))
+	})
+	if len(list) == 0 {
+		delete(s.Data, snapshot.RetiredIssueAPITokenDigestsKey)
+		return 0
 	}
-	delete(s.Data, snapshot.PreviousCodeKeyKey)
-	delete(s.Data, snapshot.PreviousIssueAPITokenKey)
-	delete(s.Annotations, AnnotationPreviousUntil)
-	return true, 0
+	if b := snapshot.FormatRetiredDigests(list); !bytes.Equal(b, raw) {
+		s.Data[snapshot.RetiredIssueAPITokenDigestsKey] = b
+	}
+	oldest := list[0].Retired
+	for _, d := range list[1:] {
+		if d.Retired.Before(oldest) {
+			oldest = d.Retired
+		}
+	}
+	return oldest.Add(RetiredDigestsKept).Sub(now)
 }
 
 func randomBytes(random io.Reader, n int) ([]byte, error) {

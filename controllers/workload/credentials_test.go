@@ -3,9 +3,14 @@ package workload_test
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/workload"
@@ -38,45 +43,202 @@ func TestNewCredentialsAreFreshLabelledAndOwned(t *testing.T) {
 	// A rotate request present at creation is already satisfied.
 	ts.Annotations = map[string]string{v1alpha1.AnnotationRotateCredentials: "r1"}
 	c, _ := workload.NewCredentials(ts, rand.Reader)
-	if changed, _ := workload.RotateCredentials(c, "r1", t0, time.Minute, rand.Reader); changed {
+	if rot, _ := workload.RotateCredentials(c, "r1", t0, overlaps, rand.Reader); rot.Rotated {
 		t.Fatal("a new Secret rotated for a request made before it existed")
 	}
 }
 
-func TestRotationKeepsThePreviousValuesForOneTTL(t *testing.T) {
+// overlaps are the defaults of a TokenServer without a landing page: the code key for the
+// login form's 10 minutes, the issue-API credential for a day.
+var overlaps = workload.Overlaps{CodeKey: 10 * time.Minute, IssueAPI: 24 * time.Hour}
+
+func TestRotationKeepsEachPreviousValueForItsOwnOverlap(t *testing.T) {
 	t.Parallel()
 	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
 	oldKey, oldToken := s.Data[snapshot.CodeKeyKey], s.Data[snapshot.IssueAPITokenKey]
 
-	changed, err := workload.RotateCredentials(s, "2026-11-25", t0, 2*time.Minute, rand.Reader)
-	if err != nil || !changed {
-		t.Fatalf("rotate: changed=%v err=%v", changed, err)
+	rot, err := workload.RotateCredentials(s, "2026-11-25", t0, overlaps, rand.Reader)
+	if err != nil || !rot.Rotated || len(rot.Cut) != 0 {
+		t.Fatalf("rotate: got %+v, %v; want rotated, nothing cut", rot, err)
 	}
 	if !bytes.Equal(s.Data[snapshot.PreviousCodeKeyKey], oldKey) || !bytes.Equal(s.Data[snapshot.PreviousIssueAPITokenKey], oldToken) {
-		t.Fatal("the previous values must stay, so codes already issued still redeem")
+		t.Fatal("the previous values must stay, so codes already issued still redeem and backends have time to switch")
 	}
 	if bytes.Equal(s.Data[snapshot.CodeKeyKey], oldKey) || bytes.Equal(s.Data[snapshot.IssueAPITokenKey], oldToken) {
 		t.Fatal("rotation did not replace the current values")
 	}
-	if changed, _ := workload.RotateCredentials(s, "2026-11-25", t0.Add(time.Hour), time.Minute, rand.Reader); changed {
+	for a, want := range map[string]string{
+		workload.AnnotationPreviousCodeKeyUntil:       "2026-11-25T09:10:00Z",
+		workload.AnnotationPreviousIssueAPITokenUntil: "2026-11-26T09:00:00Z",
+	} {
+		if got := s.Annotations[a]; got != want {
+			t.Errorf("%s: got %q, want %q", a, got, want)
+		}
+	}
+	if rot, _ := workload.RotateCredentials(s, "2026-11-25", t0.Add(time.Hour), overlaps, rand.Reader); rot.Rotated {
 		t.Fatal("the same request rotated twice")
 	}
 
-	// Before the TTL is over nothing is removed, and the wait says when to come back.
-	if changed, wait := workload.ExpirePrevious(s, t0.Add(time.Minute)); changed || wait != time.Minute+time.Second {
-		t.Fatalf("one minute in: changed=%v wait=%v", changed, wait)
+	// Before the code key's overlap ends nothing is removed; the wait is for the earlier end.
+	if removed, wait := workload.ExpirePrevious(s, t0.Add(time.Minute)); len(removed) != 0 || wait != 9*time.Minute+time.Second {
+		t.Fatalf("one minute in: got removed %v, wait %v; want nothing, 9m1s", removed, wait)
 	}
-	if changed, wait := workload.ExpirePrevious(s, t0.Add(2*time.Minute)); !changed || wait != 0 {
-		t.Fatalf("at the TTL: changed=%v wait=%v", changed, wait)
+	// The code key goes with its annotation; the issue-API credential stays for its own overlap.
+	removed, wait := workload.ExpirePrevious(s, t0.Add(10*time.Minute))
+	if !slices.Equal(removed, []string{snapshot.PreviousCodeKeyKey}) || wait != 23*time.Hour+50*time.Minute+time.Second {
+		t.Fatalf("at the code key's end: got removed %v, wait %v; want the code key, 23h50m1s", removed, wait)
 	}
-	if _, ok := s.Data[snapshot.PreviousCodeKeyKey]; ok {
-		t.Fatal("previous code key still there after its TTL")
+	if _, ok := s.Annotations[workload.AnnotationPreviousCodeKeyUntil]; ok {
+		t.Error("the code key's expiry outlived the code key")
 	}
-	if _, ok := s.Data[snapshot.PreviousIssueAPITokenKey]; ok {
-		t.Fatal("previous issue-API credential still there after its TTL")
+	if !bytes.Equal(s.Data[snapshot.PreviousIssueAPITokenKey], oldToken) {
+		t.Fatal("the previous issue-API credential went with the code key")
 	}
-	if changed, wait := workload.ExpirePrevious(s, t0.Add(time.Hour)); changed || wait != 0 {
-		t.Fatal("nothing pending, nothing to do")
+	if _, ok := s.Data[snapshot.RetiredIssueAPITokenDigestsKey]; ok {
+		t.Fatal("a credential still accepted is listed as retired")
+	}
+
+	removed, wait = workload.ExpirePrevious(s, t0.Add(24*time.Hour))
+	if !slices.Equal(removed, []string{snapshot.PreviousIssueAPITokenKey}) {
+		t.Fatalf("at the credential's end: got removed %v, want the issue-API credential", removed)
+	}
+	if _, ok := s.Annotations[workload.AnnotationPreviousIssueAPITokenUntil]; ok {
+		t.Error("the credential's expiry outlived the credential")
+	}
+	// Its digest is kept, for 30 days, so the token server can say it was replaced.
+	retired := snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey])
+	if len(retired) != 1 || retired[0].SHA256 != sha256.Sum256(oldToken) || !retired[0].Retired.Equal(t0.Add(24*time.Hour)) {
+		t.Fatalf("retired list: got %+v, want the old credential's digest, retired now", retired)
+	}
+	if wait != workload.RetiredDigestsKept+time.Second {
+		t.Errorf("wait: got %v, want the retired digest's %v (+1s)", wait, workload.RetiredDigestsKept)
+	}
+	assertNotInTheClear(t, s, oldToken)
+
+	if removed, wait := workload.ExpirePrevious(s, t0.Add(24*time.Hour+workload.RetiredDigestsKept)); len(removed) != 0 || wait != 0 {
+		t.Fatalf("30 days on: got removed %v, wait %v; want nothing pending", removed, wait)
+	}
+	if _, ok := s.Data[snapshot.RetiredIssueAPITokenDigestsKey]; ok {
+		t.Error("the retired list outlived its 30 days")
+	}
+}
+
+// The two overlaps are independent: a short credential overlap ends before the code key's.
+func TestAShortCredentialOverlapEndsFirst(t *testing.T) {
+	t.Parallel()
+	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
+	if _, err := workload.RotateCredentials(s, "r1", t0, workload.Overlaps{CodeKey: 45 * time.Minute, IssueAPI: time.Minute}, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	removed, wait := workload.ExpirePrevious(s, t0.Add(time.Minute))
+	if !slices.Equal(removed, []string{snapshot.PreviousIssueAPITokenKey}) || wait != 44*time.Minute+time.Second {
+		t.Fatalf("got removed %v, wait %v; want the credential, 44m1s", removed, wait)
+	}
+	if _, ok := s.Data[snapshot.PreviousCodeKeyKey]; !ok {
+		t.Fatal("the previous code key went with the credential, while what it sealed still lives")
+	}
+}
+
+// Secrets written by operators before the two expiries carry one annotation for both values.
+func TestTheOldSingleExpiryStillAppliesToBoth(t *testing.T) {
+	t.Parallel()
+	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
+	oldToken := []byte("an-older-operators-previous-credential-0123456789")
+	s.Data[snapshot.PreviousCodeKeyKey] = bytes.Repeat([]byte{7}, codes.KeySize)
+	s.Data[snapshot.PreviousIssueAPITokenKey] = oldToken
+	s.Annotations = map[string]string{workload.AnnotationPreviousUntil: t0.Add(2 * time.Minute).Format(time.RFC3339)}
+
+	if removed, wait := workload.ExpirePrevious(s, t0.Add(time.Minute)); len(removed) != 0 || wait != time.Minute+time.Second {
+		t.Fatalf("one minute in: got removed %v, wait %v; want nothing, 1m1s", removed, wait)
+	}
+	removed, _ := workload.ExpirePrevious(s, t0.Add(2*time.Minute))
+	if !slices.Equal(removed, []string{snapshot.PreviousCodeKeyKey, snapshot.PreviousIssueAPITokenKey}) {
+		t.Fatalf("at the old expiry: got removed %v, want both", removed)
+	}
+	if _, ok := s.Annotations[workload.AnnotationPreviousUntil]; ok {
+		t.Error("the old expiry outlived the values it applied to")
+	}
+	if r := snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey]); len(r) != 1 || r[0].SHA256 != sha256.Sum256(oldToken) {
+		t.Errorf("retired list: got %+v, want the old credential's digest", r)
+	}
+}
+
+// A second rotation within an overlap keeps one previous value of each: the current one. The
+// older one stops now, and says so.
+func TestASecondRotationCutsTheOlderOverlap(t *testing.T) {
+	t.Parallel()
+	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
+	first := s.Data[snapshot.IssueAPITokenKey]
+	s.Annotations = map[string]string{workload.AnnotationPreviousUntil: "stale, from an older operator"}
+	if _, err := workload.RotateCredentials(s, "r1", t0, overlaps, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Annotations[workload.AnnotationPreviousUntil]; ok {
+		t.Error("a rotation kept the old single expiry beside the two new ones")
+	}
+	second, secondKey := s.Data[snapshot.IssueAPITokenKey], s.Data[snapshot.CodeKeyKey]
+
+	// An hour later the code key's overlap is over (not yet removed), the credential's is not.
+	rot, err := workload.RotateCredentials(s, "r2", t0.Add(time.Hour), overlaps, rand.Reader)
+	if err != nil || !rot.Rotated {
+		t.Fatalf("second rotation: got %+v, %v", rot, err)
+	}
+	if !slices.Equal(rot.Cut, []string{snapshot.PreviousIssueAPITokenKey}) {
+		t.Errorf("cut: got %v, want only the credential still in its overlap", rot.Cut)
+	}
+	if !bytes.Equal(s.Data[snapshot.PreviousIssueAPITokenKey], second) || !bytes.Equal(s.Data[snapshot.PreviousCodeKeyKey], secondKey) {
+		t.Fatal("the values current before the second rotation must be the previous ones")
+	}
+	if got, want := s.Annotations[workload.AnnotationPreviousIssueAPITokenUntil], "2026-11-26T10:00:00Z"; got != want {
+		t.Errorf("credential expiry: got %q, want %q (a full overlap from the second rotation)", got, want)
+	}
+	if r := snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey]); len(r) != 1 || r[0].SHA256 != sha256.Sum256(first) {
+		t.Errorf("retired list: got %+v, want the first credential's digest", r)
+	}
+	assertNotInTheClear(t, s, first)
+}
+
+func TestTheRetiredListIsBounded(t *testing.T) {
+	t.Parallel()
+	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
+	var newest []byte
+	for i := range 3 * snapshot.MaxRetiredIssueAPITokenDigests {
+		at := t0.Add(time.Duration(i) * time.Hour)
+		newest = s.Data[snapshot.PreviousIssueAPITokenKey]
+		if _, err := workload.RotateCredentials(s, at.String(), at, overlaps, rand.Reader); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey])
+	if len(r) != snapshot.MaxRetiredIssueAPITokenDigests || r[0].SHA256 != sha256.Sum256(newest) {
+		t.Fatalf("got %d entries, newest %x; want %d, newest first", len(r), r[0].SHA256, snapshot.MaxRetiredIssueAPITokenDigests)
+	}
+}
+
+func TestIssueAPICredentialOverlapDefaultsToADay(t *testing.T) {
+	t.Parallel()
+	ts := server("brand", nil)
+	if got := workload.OverlapsFor(ts); got != (workload.Overlaps{CodeKey: v1alpha1.LoginFormTTL, IssueAPI: 24 * time.Hour}) {
+		t.Errorf("unset: got %+v, want the login form's TTL and 24h", got)
+	}
+	ts.Spec.IssueAPICredentialOverlap.Duration = 2 * time.Minute
+	if got := workload.OverlapsFor(ts).IssueAPI; got != 2*time.Minute {
+		t.Errorf("set: got %v, want 2m", got)
+	}
+}
+
+// assertNotInTheClear fails when the credential appears anywhere in the Secret but its own keys.
+func assertNotInTheClear(t *testing.T, s *corev1.Secret, credential []byte) {
+	t.Helper()
+	for k, v := range s.Data {
+		if k != snapshot.IssueAPITokenKey && k != snapshot.PreviousIssueAPITokenKey && bytes.Contains(v, credential) {
+			t.Errorf("%s holds a retired credential in the clear", k)
+		}
+	}
+	for k, v := range s.Annotations {
+		if strings.Contains(v, string(credential)) {
+			t.Errorf("annotation %s holds a credential in the clear", k)
+		}
 	}
 }
 

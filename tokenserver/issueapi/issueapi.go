@@ -93,17 +93,23 @@ func Bad(reason string) *oauth.Error {
 }
 
 // Check refuses a call before its body is read: no snapshot yet, not a POST, or a missing or
-// wrong bearer credential.
+// wrong bearer credential (a retired one is told it was replaced).
 func Check(r *http.Request, snap *snapshot.Snapshot) *oauth.Error {
 	switch {
 	case snap == nil:
 		return &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "no snapshot yet"}
 	case r.Method != http.MethodPost:
 		return &oauth.Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Reason: "method " + r.Method, Description: "use POST"}
-	case !Authorized(r, snap.IssueAPITokens):
+	case Authorized(r, snap.IssueAPITokens):
+		return nil
+	case Retired(r, snap.RetiredIssueAPITokenDigests):
+		// The backend kept a credential past its overlap: say so, or its operators hunt for a
+		// typo in a value that was right yesterday.
+		return &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "retired bearer credential",
+			Description: "this issue-API credential was replaced and is no longer accepted; use the current one from Secret " + snap.CredentialsSecret}
+	default:
 		return &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "missing or wrong bearer credential", Description: "send Authorization: Bearer <issue API credential>"}
 	}
-	return nil
 }
 
 func (h *Handler) handle(r *http.Request, what string, res *oauth.Result) (map[string]any, *oauth.Error) {
@@ -182,17 +188,40 @@ func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, no
 
 // Authorized compares the bearer credential with each valid one in constant time.
 func Authorized(r *http.Request, tokens [][]byte) bool {
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || given == "" {
+	g, ok := bearerDigest(r)
+	if !ok {
 		return false
 	}
-	g := sha256.Sum256([]byte(given))
 	match := 0
 	for _, t := range tokens {
 		w := sha256.Sum256(t)
 		match |= subtle.ConstantTimeCompare(g[:], w[:])
 	}
 	return match == 1
+}
+
+// Retired reports whether the bearer credential is one of the retired ones, given as SHA-256
+// digests; every entry is compared, each in constant time.
+func Retired(r *http.Request, digests [][sha256.Size]byte) bool {
+	g, ok := bearerDigest(r)
+	if !ok {
+		return false
+	}
+	match := 0
+	for _, d := range digests {
+		match |= subtle.ConstantTimeCompare(g[:], d[:])
+	}
+	return match == 1
+}
+
+// bearerDigest is the SHA-256 digest of the bearer credential: digests of equal length are
+// what the comparisons see, so their time says nothing about the credential's length.
+func bearerDigest(r *http.Request) ([sha256.Size]byte, bool) {
+	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || given == "" {
+		return [sha256.Size]byte{}, false
+	}
+	return sha256.Sum256([]byte(given)), true
 }
 
 // DecodeJSON reads an application/json body of at most max bytes into v, strictly: unknown

@@ -36,7 +36,17 @@ const (
 	PreviousCodeKeyKey       = "previousCodeKey"
 	IssueAPITokenKey         = "issueAPIToken"
 	PreviousIssueAPITokenKey = "previousIssueAPIToken"
+	// RetiredIssueAPITokenDigestsKey lists the issue-API credentials rotation retired recently,
+	// newest first, one per line: "<RFC 3339 time it stopped being accepted> <unpadded base64url
+	// SHA-256 of the credential>". Only digests: the token server can tell a backend its
+	// credential was replaced without anyone learning, from the Secret, what it was.
+	RetiredIssueAPITokenDigestsKey = "retiredIssueAPITokenDigests"
 )
+
+// MaxRetiredIssueAPITokenDigests bounds RetiredIssueAPITokenDigestsKey: the operator keeps at
+// most this many, and the token server reads no more, so however long a hand-edited list is, a
+// refused request compares against at most this many digests.
+const MaxRetiredIssueAPITokenDigests = 10
 
 // Keys of a client Secret the operator generates.
 const (
@@ -87,6 +97,11 @@ type Snapshot struct {
 	CodeTTL          time.Duration
 	// IssueAPITokens are the bearer credentials of the issue API: current, then previous.
 	IssueAPITokens [][]byte
+	// RetiredIssueAPITokenDigests are SHA-256 digests of issue-API credentials no longer
+	// accepted, so a backend still sending one is told it was replaced.
+	RetiredIssueAPITokenDigests [][sha256.Size]byte
+	// CredentialsSecret is the name of the credentials Secret, for error messages.
+	CredentialsSecret string
 	// Login is how /authorize logs a person in; nil when spec.login is unset or broken
 	// (LoginProblem says why).
 	Login        *Login
@@ -342,7 +357,62 @@ func (s *Snapshot) buildCredentials(secret *corev1.Secret) error {
 	if len(s.IssueAPITokens) == 0 {
 		return fmt.Errorf("credentials Secret %s has no %s", secret.Name, IssueAPITokenKey)
 	}
+	s.CredentialsSecret = secret.Name
+	for _, d := range ParseRetiredDigests(secret.Data[RetiredIssueAPITokenDigestsKey]) {
+		s.RetiredIssueAPITokenDigests = append(s.RetiredIssueAPITokenDigests, d.SHA256)
+	}
 	return nil
+}
+
+// RetiredDigest is one entry of RetiredIssueAPITokenDigestsKey.
+type RetiredDigest struct {
+	// Retired is when the credential stopped being accepted.
+	Retired time.Time
+	SHA256  [sha256.Size]byte
+}
+
+// ParseRetiredDigests reads RetiredIssueAPITokenDigestsKey: at most
+// MaxRetiredIssueAPITokenDigests entries, skipping malformed lines (a hand edit must not take
+// the server down for what only improves an error message).
+func ParseRetiredDigests(b []byte) []RetiredDigest {
+	var out []RetiredDigest
+	for line := range bytes.Lines(b) {
+		if len(out) == MaxRetiredIssueAPITokenDigests {
+			break
+		}
+		at, digest, ok := bytes.Cut(bytes.TrimSpace(line), []byte(" "))
+		if !ok {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, string(at))
+		if err != nil {
+			continue
+		}
+		digest = bytes.TrimSpace(digest)
+		var d RetiredDigest
+		// Decode writes past a too-small buffer: the length is checked first.
+		if base64.RawURLEncoding.DecodedLen(len(digest)) != sha256.Size {
+			continue
+		}
+		if n, err := base64.RawURLEncoding.Decode(d.SHA256[:], digest); err != nil || n != sha256.Size {
+			continue
+		}
+		d.Retired = t
+		out = append(out, d)
+	}
+	return out
+}
+
+// FormatRetiredDigests writes entries as ParseRetiredDigests reads them.
+func FormatRetiredDigests(ds []RetiredDigest) []byte {
+	var b bytes.Buffer
+	for _, d := range ds {
+		b.WriteString(d.Retired.UTC().Format(time.RFC3339))
+		b.WriteByte(' ')
+		b.WriteString(base64.RawURLEncoding.EncodeToString(d.SHA256[:]))
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
 }
 
 func buildClient(c *v1alpha1.LivePersonAuthClient, set map[string][]byte) (*Client, error) {
