@@ -308,9 +308,10 @@ var _ = Describe("CRD validation", func() {
 		Expect(lifetime).To(Equal("1h"))
 	})
 
-	It("accepts every sample in config/samples exactly as written", func() {
-		files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "*.yaml"))
+	DescribeTable("accepts every example exactly as written", func(dir string) {
+		files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", dir, "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
+		ns := newNamespace()
 		var samples []*unstructured.Unstructured
 		for _, f := range files {
 			if filepath.Base(f) == "kustomization.yaml" {
@@ -341,7 +342,10 @@ var _ = Describe("CRD validation", func() {
 				Expect(gotJSON).To(MatchJSON(wantJSON), "%s %s: the API server changed .%s (a pruned typo or a surprise default)", want.GetKind(), want.GetName(), field)
 			}
 		}
-	})
+	},
+		Entry("config/samples (the demo)", "samples"),
+		Entry("config/production (the starting point of a real install)", "production"),
+	)
 })
 
 func manyURIs(n int) string {
