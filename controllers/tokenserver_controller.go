@@ -16,6 +16,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -54,6 +55,7 @@ type TokenServerReconciler struct {
 	Image string
 	// AllowedImages are the prefixes spec.image may start with; empty allows only Image.
 	AllowedImages []string
+	annotations   annotationWarner
 }
 
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers,verbs=get;list;watch
@@ -74,6 +76,34 @@ type serverScope struct {
 	keyReady   bool
 	// requeue is when the credentials Secret next needs a look (previous values expiring).
 	requeue time.Duration
+	// brandingProblem says why the branding is not applied (cosmetic: not a reason for Ready);
+	// issuerProblem names an older TokenServer with the same issuer.
+	brandingProblem, issuerProblem string
+}
+
+// checkIssuerClaim: two TokenServers with one issuer both sign tokens with that iss and publish
+// different keys at the same URL; LivePerson verifies against whichever the ingress routes to.
+// That can be a deliberate move between namespaces, so the younger is flagged (IssuerUnique
+// False, a Warning), not stopped.
+func (r *TokenServerReconciler) checkIssuerClaim(ctx context.Context, s *serverScope) error {
+	ts := s.ts
+	list := &v1alpha1.TokenServerList{}
+	if err := r.List(ctx, list, client.MatchingFields{indexServerByIssuer: ts.Spec.Issuer}); err != nil {
+		return fmt.Errorf("looking for other TokenServers with issuer %s: %w", ts.Spec.Issuer, err)
+	}
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.UID == ts.UID || !other.DeletionTimestamp.IsZero() {
+			continue
+		}
+		older := other.CreationTimestamp.Before(&ts.CreationTimestamp) ||
+			(other.CreationTimestamp.Equal(&ts.CreationTimestamp) && other.Namespace+"/"+other.Name < ts.Namespace+"/"+ts.Name)
+		if older {
+			s.issuerProblem = fmt.Sprintf("issuer %s is also served by TokenServer %s/%s, created earlier: LivePerson verifies tokens against whichever server its requests reach, so tokens signed by the other fail; give each TokenServer its own issuer, or delete the one you moved away from", ts.Spec.Issuer, other.Namespace, other.Name)
+			return nil
+		}
+	}
+	return nil
 }
 
 func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, reterr error) {
@@ -85,8 +115,17 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// Owner references hand everything it owns to the garbage collector.
 		return ctrl.Result{}, nil
 	}
+	r.annotations.warn(r.Recorder, ts, tokenServerAnnotations)
 	base := ts.DeepCopy()
 	s := &serverScope{ts: ts}
+	// Read first, so Available tells what runs even when a later phase returns early.
+	s.deployment = &appsv1.Deployment{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: workload.Name(ts)}, s.deployment); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		s.deployment = nil
+	}
 	defer func() {
 		reason, err := v1alpha1.ReasonReconcileError, reterr
 		var nr *notReady
@@ -96,6 +135,19 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.event(ts, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
 		}
 		setServerStatus(ts, s.deployment, s.keyReady, reason, err)
+		setBrandingCondition(ts, s.brandingProblem)
+		setIssuerCondition(ts, s.issuerProblem)
+		for _, t := range []string{v1alpha1.ConditionBrandingApplied, v1alpha1.ConditionIssuerUnique} {
+			// A Warning when it turns False, not on every reconcile.
+			if c := meta.FindStatusCondition(ts.Status.Conditions, t); c != nil && c.Status == metav1.ConditionFalse &&
+				!meta.IsStatusConditionFalse(base.Status.Conditions, t) {
+				r.event(ts, corev1.EventTypeWarning, c.Reason, "Check", c.Message)
+			}
+		}
+		if s.brandingProblem != "" && (result.RequeueAfter == 0 || result.RequeueAfter > missingSecretRetry) {
+			// The ConfigMap is outside the label-selected cache until it exists and is labelled.
+			result.RequeueAfter = missingSecretRetry
+		}
 		if !equality.Semantic.DeepEqual(base.Status, ts.Status) {
 			if err := r.Status().Patch(ctx, ts, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
 				reterr = errors.Join(reterr, fmt.Errorf("writing status: %w", err))
@@ -116,7 +168,10 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.labelLoginSecret(ctx, ts); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.labelBranding(ctx, ts); err != nil {
+	if err := r.labelBranding(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.checkIssuerClaim(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
 	if ts.Spec.Image == "" && r.Image == "" {
@@ -299,7 +354,10 @@ func (r *TokenServerReconciler) labelLoginSecret(ctx context.Context, ts *v1alph
 }
 
 // labelBranding makes the branding ConfigMap visible to the token server's label-selected cache.
-func (r *TokenServerReconciler) labelBranding(ctx context.Context, ts *v1alpha1.TokenServer) error {
+// A missing one is cosmetic (the pages use the default look): it is reported in the
+// BrandingApplied condition, never as not Ready.
+func (r *TokenServerReconciler) labelBranding(ctx context.Context, s *serverScope) error {
+	ts := s.ts
 	if ts.Spec.Login == nil || ts.Spec.Login.BrandingConfigMapRef == nil {
 		return nil
 	}
@@ -307,8 +365,8 @@ func (r *TokenServerReconciler) labelBranding(ctx context.Context, ts *v1alpha1.
 	cm := &corev1.ConfigMap{}
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, cm); err != nil {
 		if apierrors.IsNotFound(err) {
-			return &notReady{reason: "ConfigMapNotFound", retryAfter: missingSecretRetry,
-				err: fmt.Errorf("branding ConfigMap %q not found in namespace %s", name, ts.Namespace)}
+			s.brandingProblem = fmt.Sprintf("branding ConfigMap %q not found in namespace %s: the pages use the default look", name, ts.Namespace)
+			return nil
 		}
 		return err
 	}
@@ -436,6 +494,22 @@ func (r *TokenServerReconciler) serversOfSecret(ctx context.Context, obj client.
 	return out
 }
 
+// sameIssuer maps a TokenServer to the others with its issuer.
+func (r *TokenServerReconciler) sameIssuer(ctx context.Context, obj client.Object) []reconcile.Request {
+	ts := obj.(*v1alpha1.TokenServer)
+	list := &v1alpha1.TokenServerList{}
+	if err := r.List(ctx, list, client.MatchingFields{indexServerByIssuer: ts.Spec.Issuer}); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].UID != ts.UID {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return out
+}
+
 // serversOfKey maps a SigningKey to the TokenServers it signs for.
 func (r *TokenServerReconciler) serversOfKey(ctx context.Context, obj client.Object) []reconcile.Request {
 	list := &v1alpha1.TokenServerList{}
@@ -464,6 +538,8 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.SigningKey{}, handler.EnqueueRequestsFromMapFunc(r.serversOfKey)).
+		// A TokenServer created or deleted may free or take another's issuer.
+		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.sameIssuer), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.serversOfSecret)).
 		Named("tokenserver").
 		Complete(r)

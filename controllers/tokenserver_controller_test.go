@@ -309,10 +309,12 @@ var _ = Describe("TokenServer", func() {
 				BrandingConfigMapRef: &v1alpha1.LocalObjectReference{Name: "look"},
 			}
 		})
-		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, "ConfigMapNotFound")
+		// A missing ConfigMap is cosmetic: said in BrandingApplied, Ready goes by the Deployment.
+		serverCondition(ts, v1alpha1.ConditionBrandingApplied, metav1.ConditionFalse, v1alpha1.ReasonConfigMapNotFound)
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
 		look := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "look", Namespace: ns}, Data: map[string]string{"title": "Brand"}}
 		Expect(k8s.Create(ctx, look)).To(Succeed())
-		serverConditionWithin(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing, secretRetry)
+		serverConditionWithin(ts, v1alpha1.ConditionBrandingApplied, metav1.ConditionTrue, v1alpha1.ReasonReconciled, secretRetry)
 		for name, obj := range map[string]client.Object{"users": &corev1.Secret{}, "look": &corev1.ConfigMap{}} {
 			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)).To(Succeed())
 			Expect(obj.GetLabels()).To(HaveKeyWithValue(v1alpha1.LabelTokenServerReads, "true"), name)
@@ -353,6 +355,43 @@ var _ = Describe("TokenServer", func() {
 		}
 		Expect(secretRules).To(HaveLen(1))
 		Expect(secretRules[0].ResourceNames).To(ConsistOf(workload.ReadSecrets(ts)))
+	})
+
+	// Regression: a missing branding ConfigMap made the TokenServer Available=False ("no
+	// available replica yet") and Ready=False while its Deployment served.
+	It("reports a missing branding ConfigMap as cosmetic and Available as the Deployment is (StatusTellsTheTruth)", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			t.Spec.Login = &v1alpha1.LoginSpec{LandingPage: &v1alpha1.LandingPageLogin{URL: "https://www.brand.example/login"},
+				BrandingConfigMapRef: &v1alpha1.LocalObjectReference{Name: "no-such-branding"}}
+		})
+		markServing(ts)
+		serverCondition(ts, v1alpha1.ConditionAvailable, metav1.ConditionTrue, v1alpha1.ReasonDeploymentAvailable)
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		got := serverCondition(ts, v1alpha1.ConditionBrandingApplied, metav1.ConditionFalse, v1alpha1.ReasonConfigMapNotFound)
+		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBrandingApplied).Message).To(ContainSubstring("no-such-branding"))
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonConfigMapNotFound))
+	})
+
+	It("flags a TokenServer whose issuer an older one already has (IssuerIsFlaggedWhenShared)", func() {
+		const shared = "https://shared.brand.example"
+		var servers []*v1alpha1.TokenServer
+		for _, prefix := range []string{"ts-a", "ts-b"} {
+			ns := newNamespace(prefix)
+			sk := ready(newSigningKeyNamed(ns, "keys", v1alpha1.ES256))
+			ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: ns},
+				Spec: v1alpha1.TokenServerSpec{Issuer: shared, SigningKeyRef: v1alpha1.LocalObjectReference{Name: sk.Name}}}
+			Expect(k8s.Create(ctx, ts)).To(Succeed())
+			servers = append(servers, ts)
+			time.Sleep(1100 * time.Millisecond) // creation times are kept to the second
+		}
+		serverCondition(servers[0], v1alpha1.ConditionIssuerUnique, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		got := serverCondition(servers[1], v1alpha1.ConditionIssuerUnique, metav1.ConditionFalse, v1alpha1.ReasonIssuerConflict)
+		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionIssuerUnique).Message).To(ContainSubstring(servers[0].Namespace))
+
+		Expect(k8s.Delete(ctx, servers[0])).To(Succeed())
+		serverCondition(servers[1], v1alpha1.ConditionIssuerUnique, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 	})
 
 	It("keeps the previous issue-API credential for spec.issueAPICredentialOverlap, independent of the code key (IssueAPICredentialOverlap)", func() {
