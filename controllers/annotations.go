@@ -5,8 +5,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -60,4 +63,32 @@ func (w *annotationWarner) warn(rec recorder.EventRecorder, obj client.Object, k
 		rec.Eventf(obj, nil, corev1.EventTypeWarning, "UnknownAnnotation", "Check",
 			"Annotation %s is not one this object acts on (ignored); did you mean one of %s?", k, strings.Join(known, ", "))
 	}
+}
+
+// waitGrace is how long an object may wait for another (created in any order, or still
+// starting) before the wait is worth a Warning event: a normal apply passes through such
+// waits in seconds and must not leave warnings behind; a typo never ends and must be heard.
+const waitGrace = 30 * time.Second
+
+// lateWarner warns once about a wait that outlasted waitGrace.
+type lateWarner struct {
+	warned sync.Map // "<uid>/<reason>/<since>" → struct{}
+}
+
+// due reports whether the wait for reason, under way since since (the Ready condition's last
+// transition), should be warned about now; it is true once per wait.
+func (l *lateWarner) due(obj client.Object, reason string, since time.Time) bool {
+	if since.IsZero() || time.Since(since) < waitGrace {
+		return false
+	}
+	_, dup := l.warned.LoadOrStore(fmt.Sprintf("%s/%s/%d", obj.GetUID(), reason, since.Unix()), struct{}{})
+	return !dup
+}
+
+// waitingSince is when the object's Ready condition took this reason, or zero.
+func waitingSince(conds []metav1.Condition, reason string) time.Time {
+	if c := meta.FindStatusCondition(conds, v1alpha1.ConditionReady); c != nil && c.Reason == reason {
+		return c.LastTransitionTime.Time
+	}
+	return time.Time{}
 }

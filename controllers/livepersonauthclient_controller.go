@@ -53,6 +53,7 @@ type LivePersonAuthClientReconciler struct {
 	// and the last written one is (see catchUp and statusPatchBase).
 	written     sync.Map // types.NamespacedName → statusWrite; forgotten when the client is gone
 	annotations annotationWarner
+	late        lateWarner
 	// pending remembers since when a client waits for the token server's secret set.
 	pending sync.Map // types.NamespacedName → time.Time
 }
@@ -166,10 +167,14 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 			if nr.quiet {
 				return
 			}
-			// Waiting on the TokenServer is said in status only: thousands of clients wait on
-			// one TokenServer at once, whose own status and events say why.
-			if nr.reason != v1alpha1.ReasonWaitingForTokenServer && nr.reason != v1alpha1.ReasonTokenServerNotReady {
+			switch {
+			case !waitingOnAnother(nr.reason):
 				r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
+			case r.late.due(c, nr.reason, waitingSince(base.Status.Conditions, nr.reason)):
+				r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error()+" (for over "+waitGrace.String()+")")
+			}
+			if waitingOnAnother(nr.reason) && result.RequeueAfter == 0 && nr.reason != v1alpha1.ReasonTokenServerNotReady {
+				result.RequeueAfter = waitGrace // to warn if the wait does not end
 			}
 		}
 		setClientReady(c, reason, err)
@@ -488,6 +493,18 @@ func (r *LivePersonAuthClientReconciler) checkEncryption(ctx context.Context, s 
 	}
 	s.encryptionKeys = secret.Data
 	return nil
+}
+
+// waitingOnAnother: reasons that only say another object is not there or not ready yet. They
+// are said in status, not as Warning events: applying a set of objects in any order passes
+// through them (no warnings on a normal apply), and thousands of clients wait on one
+// TokenServer at once, whose own status and events say why.
+func waitingOnAnother(reason string) bool {
+	switch reason {
+	case v1alpha1.ReasonWaitingForTokenServer, v1alpha1.ReasonTokenServerNotReady, v1alpha1.ReasonTokenServerNotFound, v1alpha1.ReasonSigningKeyNotFound, v1alpha1.ReasonSecretNotFound:
+		return true
+	}
+	return false
 }
 
 // reportConsole says, once per change, that a PEM-mode client's console needs a key: a Warning

@@ -1,14 +1,18 @@
 package controllers_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/testenv"
@@ -49,5 +53,16 @@ var _ = Describe("config/samples", func() {
 		}
 		Expect(console.ClientSecretRef).NotTo(BeNil())
 		Expect(console.AuthenticationEndpoint).To(Equal("https://auth.brand.example/authorize"))
+
+		// Applied in any order, the objects wait on one another without a single Warning. (The
+		// samples' issuer is the one every spec of this suite uses, so IssuerConflict is the
+		// suite's doing, not the samples'.)
+		evs := &eventsv1.EventList{}
+		Expect(k8s.List(ctx, evs, client.InNamespace(ns))).To(Succeed())
+		for _, e := range evs.Items {
+			if e.Type == corev1.EventTypeWarning && e.Reason != v1alpha1.ReasonIssuerConflict {
+				Fail(fmt.Sprintf("Warning %s on %s %s: %s", e.Reason, e.Regarding.Kind, e.Regarding.Name, e.Note))
+			}
+		}
 	})
 })

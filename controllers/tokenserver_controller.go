@@ -56,6 +56,7 @@ type TokenServerReconciler struct {
 	// AllowedImages are the prefixes spec.image may start with; empty allows only Image.
 	AllowedImages []string
 	annotations   annotationWarner
+	late          lateWarner
 }
 
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers,verbs=get;list;watch
@@ -132,7 +133,12 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if errors.As(reterr, &nr) {
 			reason, reterr = nr.reason, nil
 			result.RequeueAfter = nr.retryAfter
-			r.event(ts, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
+			switch {
+			case !waitingOnAnother(nr.reason):
+				r.event(ts, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
+			case r.late.due(ts, nr.reason, waitingSince(base.Status.Conditions, nr.reason)):
+				r.event(ts, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error()+" (for over "+waitGrace.String()+")")
+			}
 		}
 		setServerStatus(ts, s.deployment, s.keyReady, reason, err)
 		setBrandingCondition(ts, s.brandingProblem)

@@ -142,7 +142,8 @@ const (
 	// backup and restore that drops status keeps the id LivePerson's console holds.
 	AnnotationGeneratedClientID = "auth.lpauth.dev/generated-client-id"
 	// AnnotationRotateCredentials on a TokenServer replaces its code-sealing key and issue-API
-	// credential; the previous ones stay valid for one code TTL.
+	// credential; the previous code key stays valid as long as anything it sealed, the previous
+	// credential for spec.issueAPICredentialOverlap.
 	AnnotationRotateCredentials = "auth.lpauth.dev/rotate-credentials"
 )
 
