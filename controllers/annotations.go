@@ -22,7 +22,7 @@ const annotationDomain = "auth.lpauth.dev/"
 // Annotations each kind acts on: anything else under annotationDomain is a typo or a request
 // for something that does not exist, and would otherwise be ignored without a word.
 var (
-	signingKeyAnnotations  = []string{v1alpha1.AnnotationRotate, v1alpha1.AnnotationRevoke}
+	signingKeyAnnotations  = []string{v1alpha1.AnnotationRotate, v1alpha1.AnnotationRevoke, v1alpha1.AnnotationAdoptKeys}
 	tokenServerAnnotations = []string{v1alpha1.AnnotationRotateCredentials}
 	clientAnnotations      = []string{v1alpha1.AnnotationConsoleUpdated, v1alpha1.AnnotationGeneratedClientID}
 )
@@ -83,6 +83,12 @@ func (l *lateWarner) due(obj client.Object, reason string, since time.Time) bool
 	}
 	_, dup := l.warned.LoadOrStore(fmt.Sprintf("%s/%s/%d", obj.GetUID(), reason, since.Unix()), struct{}{})
 	return !dup
+}
+
+// warnedAbout reports whether the wait under way since since was warned about already.
+func (l *lateWarner) warnedAbout(obj client.Object, reason string, since time.Time) bool {
+	_, ok := l.warned.Load(fmt.Sprintf("%s/%s/%d", obj.GetUID(), reason, since.Unix()))
+	return ok
 }
 
 // waitingSince is when the object's Ready condition took this reason, or zero.

@@ -167,18 +167,23 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 			if nr.quiet {
 				return
 			}
+			// A wait on the TokenServer's readiness or its secret set is the TokenServer's to
+			// report (thousands of clients share one); other waits are warned about once they
+			// outlast waitGrace, with one look after it to do so.
+			since := waitingSince(base.Status.Conditions, nr.reason)
+			sharedWait := nr.reason == v1alpha1.ReasonTokenServerNotReady || nr.reason == v1alpha1.ReasonWaitingForTokenServer
 			switch {
 			case !waitingOnAnother(nr.reason):
 				r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
-			case r.late.due(c, nr.reason, waitingSince(base.Status.Conditions, nr.reason)):
+			case !sharedWait && r.late.due(c, nr.reason, since):
 				r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error()+" (for over "+waitGrace.String()+")")
 			}
-			if waitingOnAnother(nr.reason) && result.RequeueAfter == 0 && nr.reason != v1alpha1.ReasonTokenServerNotReady {
-				result.RequeueAfter = waitGrace // to warn if the wait does not end
+			if waitingOnAnother(nr.reason) && !sharedWait && result.RequeueAfter == 0 && !r.late.warnedAbout(c, nr.reason, since) {
+				result.RequeueAfter = waitGrace
 			}
 		}
-		setClientReady(c, reason, err)
 		setConsoleUpdateCondition(c, s.sk)
+		setClientReady(c, reason, err)
 		setClientTimingCondition(c, s.sk)
 		r.reportConsole(base, c)
 		if t := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionTimingValid); t != nil && t.Status == metav1.ConditionFalse &&
@@ -583,6 +588,13 @@ func (r *LivePersonAuthClientReconciler) acknowledgeConsole(s *clientScope) {
 			r.event(s.c, corev1.EventTypeWarning, "ConsoleKeyUnknown", "Acknowledge",
 				fmt.Sprintf("%s=%q names no Active or Next key of SigningKey %s; the keys are %s", v1alpha1.AnnotationConsoleUpdated, ack, s.sk.Name, keyList(s.sk)))
 		}
+		// Still what the user says the console holds (after a restore that made new keys, the
+		// key it names is gone): compared with the key that signs, it says the console is out
+		// of date rather than pretending it is not.
+		if len(ack) <= 128 {
+			s.c.Status.AcknowledgedKeyID = ack
+		}
+		return
 	} else {
 		s.c.Status.RejectedAcknowledgement = ""
 	}

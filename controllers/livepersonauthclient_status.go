@@ -79,8 +79,14 @@ func livePersonConsole(spec v1alpha1.LivePersonAuthClientSpec, in consoleInputs)
 }
 
 // setClientReady: True with the console values complete; otherwise reason and message say why.
+// A PEM-mode client whose console holds a key that does not sign is not Ready: LivePerson
+// rejects its tokens.
 func setClientReady(c *v1alpha1.LivePersonAuthClient, reason string, err error) {
 	cond := metav1.Condition{Type: v1alpha1.ConditionReady, ObservedGeneration: c.Generation}
+	if console := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired); err == nil && console != nil &&
+		console.Status == metav1.ConditionTrue && (console.Reason == v1alpha1.ReasonConsoleKeyOutdated || console.Reason == v1alpha1.ReasonConsoleKeyAhead) {
+		reason, err = v1alpha1.ReasonConsoleKeyOutdated, errors.New(console.Message)
+	}
 	if err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, err.Error()
 	} else {
@@ -100,6 +106,12 @@ func setConsoleUpdateCondition(c *v1alpha1.LivePersonAuthClient, sk *v1alpha1.Si
 	cond := metav1.Condition{Type: v1alpha1.ConditionConsoleUpdateRequired, ObservedGeneration: c.Generation}
 	next, active, held := keyOfState(sk, v1alpha1.KeyNext), sk.Status.ActiveKeyID, c.Status.AcknowledgedKeyID
 	switch {
+	case held != "" && active != "" && held == next:
+		// The console already holds the Next key; it signs once every PEM-mode client of the
+		// SigningKey has acknowledged it. Until then LivePerson rejects this client's tokens.
+		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonConsoleKeyAhead
+		cond.Message = fmt.Sprintf("LivePerson's console holds the Next key %s, which signs once every PEM-mode client of SigningKey %s has acknowledged it; until then LivePerson rejects this client's tokens (signed by %s). Acknowledge it on the other PEM-mode clients, or rotate now with `kubectl annotate sk/%s %s=%snow --overwrite`",
+			held, sk.Name, active, sk.Name, v1alpha1.AnnotationRotate, v1alpha1.ForceRotatePrefix)
 	case held != "" && active != "" && held != active:
 		// A forced rotation or a revoke changed the key that signs: every token fails
 		// verification at LivePerson until the console holds the new key.

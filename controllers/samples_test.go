@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -37,7 +38,7 @@ var _ = Describe("config/samples", func() {
 		// The TokenServer is complete: only the Deployment (no kubelet here) is left to run, and
 		// until it serves the client says so rather than Ready.
 		ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "brand"}}
-		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
+		serverConditionWithin(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing, 5*time.Second)
 		c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "brand-liveperson"}}
 		clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonTokenServerNotReady)
 		markServing(ts)

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
@@ -89,6 +90,8 @@ type skScope struct {
 	// revoke are the kids the revoke annotation asks for that are not revoked yet; ignored says
 	// what of the annotation was not acted on.
 	revoke, ignored []string
+	// adopted is set when this reconcile takes over a restored key Secret.
+	adopted bool
 	// notes are events about the requests themselves (held or forced rotations), emitted with the
 	// lifecycle's own once the step is stored.
 	notes []rotation.Event
@@ -120,6 +123,14 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	defer func() {
 		setSigningKeyReady(sk, reterr)
+		var nr *notReady
+		if errors.As(reterr, &nr) {
+			// The user's move: said in status (and once as an event), not retried.
+			if !meta.IsStatusConditionFalse(base.Status.Conditions, v1alpha1.ConditionReady) && r.Recorder != nil {
+				r.Recorder.Eventf(sk, nil, corev1.EventTypeWarning, nr.reason, "Check", "%s", nr.err.Error())
+			}
+			reterr = nil
+		}
 		sk.Status.ObservedGeneration = sk.Generation
 		if equality.Semantic.DeepEqual(base.Status, sk.Status) {
 			return
@@ -189,13 +200,21 @@ func (r *SigningKeyReconciler) readKeys(ctx context.Context, s *skScope) error {
 	}
 	if !metav1.IsControlledBy(secret, s.sk) {
 		if !adoptable(secret, s.sk, v1alpha1.SecretTypeSigningKeys) {
-			return fmt.Errorf("secret %s exists and is not this SigningKey's (a key Secret restored from a backup is taken over when it has type %s and label %s=%s and no other owner); delete or rename it",
+			return fmt.Errorf("secret %s exists and is not this SigningKey's (type %s, label %s=%s, and no other owner are needed to take it over); delete or rename it",
 				secret.Name, v1alpha1.SecretTypeSigningKeys, v1alpha1.LabelSigningKey, s.sk.Name)
 		}
 		// A restore: the SigningKey was re-created, its keys were not. Taking them over keeps
-		// every key LivePerson trusts; throwing them away would break every login.
+		// every key LivePerson trusts, but only when someone allowed to edit this SigningKey
+		// says so: whoever may merely create Secrets must not be able to plant the keys it signs
+		// with.
+		if s.sk.Annotations[v1alpha1.AnnotationAdoptKeys] != string(secret.UID) {
+			return &notReady{reason: v1alpha1.ReasonKeysFound, err: fmt.Errorf(
+				"secret %s holds keys labelled for this SigningKey (restored from a backup?); to take them over and keep every key LivePerson trusts, run `kubectl annotate sk/%s %s=%s`, or delete the Secret to start with new keys",
+				secret.Name, s.sk.Name, v1alpha1.AnnotationAdoptKeys, secret.UID)}
+		}
 		secret.OwnerReferences = withoutSigningKeyOwner(secret.OwnerReferences)
-		s.notes = append(s.notes, rotation.Event{Reason: "KeysAdopted", Message: fmt.Sprintf("Took over the key Secret %s (restored from a backup, or left by a SigningKey of the same name)", secret.Name)})
+		s.adopted = true
+		s.notes = append(s.notes, rotation.Event{Warning: true, Reason: "KeysAdopted", Message: fmt.Sprintf("Took over the keys of Secret %s, as %s asked", secret.Name, v1alpha1.AnnotationAdoptKeys)})
 	}
 	s.secret = secret
 	s.set, s.repairs = keys.Decode(secret.Data)
@@ -223,6 +242,21 @@ func adoptable(secret *corev1.Secret, sk *v1alpha1.SigningKey, secretType corev1
 	return owner == nil || (owner.Kind == "SigningKey" && owner.APIVersion == v1alpha1.GroupVersion.String() && owner.Name == sk.Name && owner.UID != sk.UID)
 }
 
+// recordMatches: every key of the record is in the key Secret, with the same public key (the
+// kid is its thumbprint).
+func recordMatches(record, set []keys.Key) bool {
+	have := map[string]bool{}
+	for _, k := range set {
+		have[k.ID()] = true
+	}
+	for _, k := range record {
+		if !have[k.ID()] {
+			return false
+		}
+	}
+	return true
+}
+
 // withoutSigningKeyOwner drops the references to a former SigningKey, so the new one can own.
 func withoutSigningKeyOwner(refs []metav1.OwnerReference) []metav1.OwnerReference {
 	var out []metav1.OwnerReference
@@ -245,14 +279,16 @@ func (r *SigningKeyReconciler) readRecord(ctx context.Context, s *skScope) error
 	case err != nil:
 		return fmt.Errorf("reading the key record Secret: %w", err)
 	}
+	set, revoked, problems := keys.DecodeRecord(secret.Data[keys.RecordDataKey])
 	if !metav1.IsControlledBy(secret, s.sk) {
-		if !adoptable(secret, s.sk, v1alpha1.SecretTypeKeyRecord) {
-			return fmt.Errorf("secret %s exists and is not this SigningKey's; delete or rename it", secret.Name)
+		// Taken over only with the key Secret it describes (an adopted one), and only if every
+		// key it lists is in that Secret: a record alone could publish anyone's key.
+		if !adoptable(secret, s.sk, v1alpha1.SecretTypeKeyRecord) || !s.adopted || !recordMatches(set, s.set) {
+			return fmt.Errorf("secret %s exists and is not this SigningKey's key record; delete it (the operator writes a new one)", secret.Name)
 		}
 		secret.OwnerReferences = withoutSigningKeyOwner(secret.OwnerReferences)
 	}
 	s.record = secret
-	set, revoked, problems := keys.DecodeRecord(secret.Data[keys.RecordDataKey])
 	s.recorded = set
 	s.revoked = keys.AddRevoked(s.revoked, revoked...)
 	for _, p := range problems {

@@ -402,7 +402,16 @@ var _ = Describe("SigningKey", func() {
 			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(sk), &v1alpha1.SigningKey{}))
 		}).Should(BeTrue())
 
-		again := ready(newSigningKey(ns, v1alpha1.ES256))
+		// Taken over only when someone allowed to edit the SigningKey says so, naming the Secret.
+		again := newSigningKey(ns, v1alpha1.ES256)
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(get(again).Status.Conditions, v1alpha1.ConditionReady)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonKeysFound))
+			g.Expect(c.Message).To(ContainSubstring(v1alpha1.AnnotationAdoptKeys + "=" + string(secretOf(again).UID)))
+		}).WithTimeout(5 * time.Second).Should(Succeed())
+		annotate(again, v1alpha1.AnnotationAdoptKeys, string(secretOf(again).UID))
+		again = ready(again)
 		Expect(again.Status.ActiveKeyID).To(Equal(active), "the restored Active key keeps signing")
 		Expect(keyIn(again, v1alpha1.KeyNext).KeyID).To(Equal(next))
 		Expect(metav1.IsControlledBy(secretOf(again), again)).To(BeTrue())

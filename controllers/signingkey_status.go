@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -92,6 +93,10 @@ func setSigningKeyReady(sk *v1alpha1.SigningKey, err error) {
 	switch {
 	case err != nil:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonReconcileError, err.Error()
+		var nr *notReady
+		if errors.As(err, &nr) {
+			c.Reason = nr.reason
+		}
 	case sk.Status.ActiveKeyID == "":
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonReconcileError, "No active key yet"
 	default:

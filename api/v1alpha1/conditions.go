@@ -98,6 +98,9 @@ const (
 	// ReasonConsoleKeyOutdated: the key that signs is not the one LivePerson's console holds (a
 	// forced rotation, a revoke): LivePerson rejects every token until it is pasted.
 	ReasonConsoleKeyOutdated = "ConsoleKeyOutdated"
+	// ReasonConsoleKeyAhead: LivePerson's console holds the Next key, which signs once every
+	// PEM-mode client of the SigningKey has acknowledged it; meanwhile its tokens are rejected.
+	ReasonConsoleKeyAhead = "ConsoleKeyAhead"
 	// ReasonNewKeyPending: a new key waits to be pasted into LivePerson's console.
 	ReasonNewKeyPending = "NewKeyPending"
 
@@ -105,6 +108,9 @@ const (
 	ReasonPublishAheadTooShort = "PublishAheadShorterThanJWKSCache"
 	// ReasonRetainTooShort: a retired key leaves the JWKS before the tokens it signed expire.
 	ReasonRetainTooShort = "RetainShorterThanTokens"
+	// ReasonKeysFound: a key Secret labelled for the SigningKey exists (a restore); the
+	// adopt-keys annotation takes it over.
+	ReasonKeysFound = "KeysFound"
 	// ReasonConfigMapNotFound: a referenced ConfigMap does not exist.
 	ReasonConfigMapNotFound = "ConfigMapNotFound"
 	// ReasonIssuerConflict: an older TokenServer has the same issuer.
@@ -127,6 +133,9 @@ const (
 	// clients have not acknowledged it yet: then the rotation waits for them like a scheduled
 	// one, unless the value starts with ForceRotatePrefix.
 	AnnotationRotate = "auth.lpauth.dev/rotate"
+	// AnnotationAdoptKeys on a SigningKey, set to the UID of an existing key Secret labelled for
+	// it (a restore), takes that Secret's keys over instead of refusing it.
+	AnnotationAdoptKeys = "auth.lpauth.dev/adopt-keys"
 	// ForceRotatePrefix starts a rotate value that rotates at once even though PEM-mode clients
 	// will fail until their console holds the new key.
 	ForceRotatePrefix = "force-"
