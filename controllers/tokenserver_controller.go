@@ -25,6 +25,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -544,8 +545,12 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.SigningKey{}, handler.EnqueueRequestsFromMapFunc(r.serversOfKey)).
-		// A TokenServer created or deleted may free or take another's issuer.
-		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.sameIssuer), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A deleted TokenServer may leave its issuer to a younger one. (A new one is always the
+		// youngest and the issuer is immutable, so nothing else changes who holds an issuer.)
+		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.sameIssuer), builder.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false }, UpdateFunc: func(event.UpdateEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return true },
+		})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.serversOfSecret)).
 		Named("tokenserver").
 		Complete(r)
