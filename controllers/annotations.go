@@ -22,8 +22,8 @@ const annotationDomain = "auth.lpauth.dev/"
 // Annotations each kind acts on: anything else under annotationDomain is a typo or a request
 // for something that does not exist, and would otherwise be ignored without a word.
 var (
-	signingKeyAnnotations  = []string{v1alpha1.AnnotationRotate, v1alpha1.AnnotationRevoke, v1alpha1.AnnotationAdoptKeys}
-	tokenServerAnnotations = []string{v1alpha1.AnnotationRotateCredentials}
+	signingKeyAnnotations  = []string{v1alpha1.AnnotationRotate, v1alpha1.AnnotationRevoke, v1alpha1.AnnotationAdoptKeys, v1alpha1.AnnotationDeleteAnyway}
+	tokenServerAnnotations = []string{v1alpha1.AnnotationRotateCredentials, v1alpha1.AnnotationDeleteAnyway}
 	clientAnnotations      = []string{v1alpha1.AnnotationConsoleUpdated, v1alpha1.AnnotationGeneratedClientID}
 )
 

@@ -66,7 +66,8 @@ func SecretName(sk *v1alpha1.SigningKey) string { return keys.SecretName(sk.Name
 // RecordSecretName is the name of a SigningKey's key record Secret.
 func RecordSecretName(sk *v1alpha1.SigningKey) string { return keys.RecordSecretName(sk.Name) }
 
-// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys/finalizers,verbs=update
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
@@ -116,6 +117,9 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	r.annotations.warn(r.Recorder, sk, signingKeyAnnotations)
+	if deleting, err := r.guardDeletion(ctx, sk); deleting || err != nil {
+		return ctrl.Result{}, err
+	}
 	base := sk.DeepCopy()
 	// Whole seconds: status times are stored to the second, so finer times would make every
 	// reconcile see a change and write status again.
@@ -175,6 +179,26 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // recheck bounds the wait between two looks at a SigningKey: its record Secret is not in the
 // operator's label-selected cache, so a deleted record is noticed by this look, not a watch.
 const recheck = time.Hour
+
+// guardDeletion holds a SigningKey's deletion while TokenServers sign with it.
+func (r *SigningKeyReconciler) guardDeletion(ctx context.Context, sk *v1alpha1.SigningKey) (bool, error) {
+	var users []string
+	if !sk.DeletionTimestamp.IsZero() {
+		list := &v1alpha1.TokenServerList{}
+		if err := r.List(ctx, list, client.InNamespace(sk.Namespace), client.MatchingFields{indexServerBySigningKey: sk.Name}); err != nil {
+			return true, fmt.Errorf("looking for TokenServers of SigningKey %s: %w", sk.Name, err)
+		}
+		for _, ts := range list.Items {
+			users = append(users, ts.Name)
+		}
+	}
+	base := sk.DeepCopy()
+	deleting, err := guardDeletion(ctx, r.Client, r.Recorder, sk, &sk.Status.Conditions, users, "TokenServer(s)")
+	if err == nil && deleting && !equality.Semantic.DeepEqual(base.Status, sk.Status) {
+		err = client.IgnoreNotFound(r.Status().Patch(ctx, sk, client.MergeFrom(base)))
+	}
+	return deleting, err
+}
 
 // requeueAt asks to be called again at due, the next rotation or removal, and at least once per
 // recheck.
@@ -571,7 +595,7 @@ func (r *SigningKeyReconciler) emitEvents(s *skScope) {
 // SetupWithManager watches SigningKeys (spec changes and annotations) and their Secrets.
 func (r *SigningKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.SigningKey{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&v1alpha1.SigningKey{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.keyOfServer), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.LivePersonAuthClient{}, handler.EnqueueRequestsFromMapFunc(r.keyOfClient),

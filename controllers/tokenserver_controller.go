@@ -60,7 +60,8 @@ type TokenServerReconciler struct {
 	late          lateWarner
 }
 
-// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
@@ -113,9 +114,9 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Get(ctx, req.NamespacedName, ts); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !ts.DeletionTimestamp.IsZero() {
-		// Owner references hand everything it owns to the garbage collector.
-		return ctrl.Result{}, nil
+	if deleting, err := r.guardDeletion(ctx, ts); deleting || err != nil {
+		// Once it goes, owner references hand everything it owns to the garbage collector.
+		return ctrl.Result{}, err
 	}
 	r.annotations.warn(r.Recorder, ts, tokenServerAnnotations)
 	base := ts.DeepCopy()
@@ -501,6 +502,37 @@ func (r *TokenServerReconciler) serversOfSecret(ctx context.Context, obj client.
 	return out
 }
 
+// guardDeletion holds a TokenServer's deletion while clients use it.
+func (r *TokenServerReconciler) guardDeletion(ctx context.Context, ts *v1alpha1.TokenServer) (bool, error) {
+	var users []string
+	if !ts.DeletionTimestamp.IsZero() {
+		list := &v1alpha1.LivePersonAuthClientList{}
+		if err := r.List(ctx, list, client.InNamespace(ts.Namespace), client.MatchingFields{indexClientByTokenServer: ts.Name}); err != nil {
+			return true, fmt.Errorf("looking for the clients of TokenServer %s: %w", ts.Name, err)
+		}
+		for _, c := range list.Items {
+			if c.DeletionTimestamp.IsZero() {
+				users = append(users, c.Name)
+			}
+		}
+		if len(users) > 20 {
+			users = append(users[:20], fmt.Sprintf("and %d more", len(users)-20))
+		}
+	}
+	base := ts.DeepCopy()
+	deleting, err := guardDeletion(ctx, r.Client, r.Recorder, ts, &ts.Status.Conditions, users, "LivePersonAuthClient(s)")
+	if err == nil && deleting && !equality.Semantic.DeepEqual(base.Status, ts.Status) {
+		err = client.IgnoreNotFound(r.Status().Patch(ctx, ts, client.MergeFrom(base)))
+	}
+	return deleting, err
+}
+
+// serverOfDeletedClient maps a deleted client to its TokenServer, whose deletion may wait on it.
+func (r *TokenServerReconciler) serverOfDeletedClient(_ context.Context, o client.Object) []reconcile.Request {
+	c := o.(*v1alpha1.LivePersonAuthClient)
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.TokenServerRef.Name}}}
+}
+
 // sameIssuer maps a TokenServer to the others with its issuer.
 func (r *TokenServerReconciler) sameIssuer(ctx context.Context, obj client.Object) []reconcile.Request {
 	ts := obj.(*v1alpha1.TokenServer)
@@ -535,7 +567,7 @@ func (r *TokenServerReconciler) serversOfKey(ctx context.Context, obj client.Obj
 // SetupWithManager watches TokenServers, everything they own, their SigningKey and Redis Secret.
 func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.TokenServer{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&v1alpha1.TokenServer{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ServiceAccount{}).
@@ -545,6 +577,10 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.SigningKey{}, handler.EnqueueRequestsFromMapFunc(r.serversOfKey)).
+		Watches(&v1alpha1.LivePersonAuthClient{}, handler.EnqueueRequestsFromMapFunc(r.serverOfDeletedClient), builder.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false }, UpdateFunc: func(event.UpdateEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return true },
+		})).
 		// A deleted TokenServer may leave its issuer to a younger one. (A new one is always the
 		// youngest and the issuer is immutable, so nothing else changes who holds an issuer.)
 		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.sameIssuer), builder.WithPredicates(predicate.Funcs{

@@ -449,6 +449,43 @@ var _ = Describe("TokenServer", func() {
 		}
 		Eventually(func() []string { return eventNotes(ns, "PreviousCredentialsCut") }).Should(ContainElement(ContainSubstring("code key and issue-API credential")))
 	})
+
+	// Regression: deleting a SigningKey its TokenServer signs with, or a TokenServer its clients
+	// use, went through at once and took every login down with it.
+	It("holds the deletion of what others still use, until they go or delete-anyway says so (DeletionIsGuarded)", func() {
+		ns := newNamespace("ts")
+		ts := newServingServer(ns, "brand")
+		clientCondition(newClient(ns, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		sk := &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ts.Spec.SigningKeyRef.Name}}
+		Eventually(func() []string { return get(sk).Finalizers }).Should(ContainElement(v1alpha1.FinalizerInUse))
+		Eventually(func() []string { return getServer(ts).Finalizers }).Should(ContainElement(v1alpha1.FinalizerInUse))
+
+		Expect(k8s.Delete(ctx, get(sk))).To(Succeed())
+		Expect(k8s.Delete(ctx, getServer(ts))).To(Succeed())
+		blocked := func(get func() []metav1.Condition, user string) {
+			Eventually(func(g Gomega) {
+				c := meta.FindStatusCondition(get(), v1alpha1.ConditionDeletionBlocked)
+				g.Expect(c).NotTo(BeNil())
+				g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+				g.Expect(c.Message).To(And(ContainSubstring(user), ContainSubstring(v1alpha1.AnnotationDeleteAnyway)))
+			}).WithTimeout(5 * time.Second).Should(Succeed())
+		}
+		blocked(func() []metav1.Condition { return get(sk).Status.Conditions }, "brand")
+		blocked(func() []metav1.Condition { return getServer(ts).Status.Conditions }, "lp")
+		Consistently(func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(ts), &v1alpha1.TokenServer{}) }, "1s").Should(Succeed())
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonInUse))
+
+		// The TokenServer goes when told to anyway; then nothing uses the SigningKey and it goes.
+		cur := getServer(ts)
+		patch := client.MergeFrom(cur.DeepCopy())
+		metav1.SetMetaDataAnnotation(&cur.ObjectMeta, v1alpha1.AnnotationDeleteAnyway, "true")
+		Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
+		gone := func(obj client.Object) {
+			Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj)) }).WithTimeout(5 * time.Second).Should(BeTrue())
+		}
+		gone(&v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ts.Name}})
+		gone(&v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sk.Name}})
+	})
 })
 
 func patchServer(ts *v1alpha1.TokenServer, mutate func(*v1alpha1.TokenServer)) {

@@ -26,6 +26,11 @@ const (
 	// depend on it.
 	ConditionTimingValid = "TimingValid"
 
+	// ConditionDeletionBlocked is True on a SigningKey or TokenServer being deleted while others
+	// still use it: the in-use finalizer holds it until they are gone or the delete-anyway
+	// annotation is set.
+	ConditionDeletionBlocked = "DeletionBlocked"
+
 	// ConditionIssuerUnique is False on a TokenServer when an older one has the same issuer.
 	ConditionIssuerUnique = "IssuerUnique"
 
@@ -108,6 +113,8 @@ const (
 	ReasonPublishAheadTooShort = "PublishAheadShorterThanJWKSCache"
 	// ReasonRetainTooShort: a retired key leaves the JWKS before the tokens it signed expire.
 	ReasonRetainTooShort = "RetainShorterThanTokens"
+	// ReasonInUse: a deletion waits for the objects that still use this one.
+	ReasonInUse = "InUse"
 	// ReasonKeysFound: a key Secret labelled for the SigningKey exists (a restore); the
 	// adopt-keys annotation takes it over.
 	ReasonKeysFound = "KeysFound"
@@ -136,6 +143,11 @@ const (
 	// AnnotationAdoptKeys on a SigningKey, set to the UID of an existing key Secret labelled for
 	// it (a restore), takes that Secret's keys over instead of refusing it.
 	AnnotationAdoptKeys = "auth.lpauth.dev/adopt-keys"
+	// AnnotationDeleteAnyway, "true" on a SigningKey or TokenServer being deleted, lets the
+	// deletion go on although others still use it.
+	AnnotationDeleteAnyway = "auth.lpauth.dev/delete-anyway"
+	// FinalizerInUse holds the deletion of a SigningKey or TokenServer while others use it.
+	FinalizerInUse = "auth.lpauth.dev/in-use"
 	// ForceRotatePrefix starts a rotate value that rotates at once even though PEM-mode clients
 	// will fail until their console holds the new key.
 	ForceRotatePrefix = "force-"
