@@ -16,6 +16,17 @@ const (
 	UpstreamLoginTTL = 10 * time.Minute
 )
 
+// Annotations on a TokenServer's credentials Secret: when each previous value stops being
+// accepted (RFC 3339). The operator removes a value with its annotation; the token server also
+// stops accepting it at that time, so an operator that is down never extends an overlap.
+const (
+	AnnotationPreviousCodeKeyUntil       = "auth.lpauth.dev/previous-code-key-until"
+	AnnotationPreviousIssueAPITokenUntil = "auth.lpauth.dev/previous-issue-api-token-until"
+	// AnnotationPreviousUntil is the one expiry older operators wrote for both previous values;
+	// it applies to either value without an annotation of its own.
+	AnnotationPreviousUntil = "auth.lpauth.dev/previous-until"
+)
+
 // JWKSMaxAge is how long relying parties may cache the JWKS and discovery documents
 // (Cache-Control max-age): a key must be published at least this long before it signs.
 const JWKSMaxAge = 5 * time.Minute

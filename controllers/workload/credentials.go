@@ -23,12 +23,12 @@ import (
 // backends time to switch (spec.issueAPICredentialOverlap, a day by default). The operator
 // removes a previous value and its annotation together.
 const (
-	AnnotationPreviousCodeKeyUntil       = "auth.lpauth.dev/previous-code-key-until"
-	AnnotationPreviousIssueAPITokenUntil = "auth.lpauth.dev/previous-issue-api-token-until"
+	AnnotationPreviousCodeKeyUntil       = v1alpha1.AnnotationPreviousCodeKeyUntil
+	AnnotationPreviousIssueAPITokenUntil = v1alpha1.AnnotationPreviousIssueAPITokenUntil
 	// AnnotationPreviousUntil is the one expiry operators before these two wrote for both
 	// previous values. It still applies to either value without an annotation of its own, and
 	// goes once no value depends on it.
-	AnnotationPreviousUntil = "auth.lpauth.dev/previous-until"
+	AnnotationPreviousUntil = v1alpha1.AnnotationPreviousUntil
 )
 
 // DefaultIssueAPICredentialOverlap is spec.issueAPICredentialOverlap when unset (the CRD

@@ -43,6 +43,9 @@ type Source struct {
 	// secrets are the informers of the Secrets read by name; keySecret is the key Secret's name.
 	secrets   map[string]toolscache.SharedIndexInformer
 	keySecret string
+	// expiry rebuilds the snapshot when a previous credential's overlap ends (at expires).
+	expiry  *time.Timer
+	expires time.Time
 }
 
 // Start runs the informers and the rebuild loop until ctx ends. It returns once the caches have
@@ -191,6 +194,14 @@ func (s *Source) rebuild(ctx context.Context) time.Duration {
 		return took
 	}
 	s.Holder.Store(snap)
+	if !snap.Expires.IsZero() && !snap.Expires.Equal(s.expires) {
+		// A previous credential's overlap ends with no event to say so when the operator is
+		// down: look again then (one timer, for the earliest end).
+		if s.expiry != nil {
+			s.expiry.Stop()
+		}
+		s.expires, s.expiry = snap.Expires, time.AfterFunc(time.Until(snap.Expires)+time.Second, s.poke)
+	}
 	s.Log.V(1).Info("Snapshot rebuilt", "clients", len(snap.Clients), "activeKey", snap.SigningKeyID, "took", took)
 	return took
 }

@@ -106,6 +106,9 @@ type Snapshot struct {
 	// (LoginProblem says why).
 	Login        *Login
 	LoginProblem error
+	// Expires, when set, is when a previous credential this snapshot accepts stops being
+	// accepted: the snapshot must be rebuilt then, whether or not anything else changes.
+	Expires time.Time
 	// Branding styles the login and error pages.
 	Branding Branding
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (spec.trustedProxyCIDRs).
@@ -178,7 +181,7 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 	if err := s.buildKeys(in); err != nil {
 		return nil, nil, err
 	}
-	if err := s.buildCredentials(in.Credentials); err != nil {
+	if err := s.buildCredentials(in.Credentials, in.Now); err != nil {
 		return nil, nil, err
 	}
 	if in.SecretSet == nil && in.BrandSecrets == nil {
@@ -334,13 +337,29 @@ func discovery(issuer string, urls endpoints.URLs, algs []string) map[string]any
 	}
 }
 
-func (s *Snapshot) buildCredentials(secret *corev1.Secret) error {
+func (s *Snapshot) buildCredentials(secret *corev1.Secret, now time.Time) error {
 	if secret == nil {
 		return errors.New("the TokenServer's credentials Secret is missing")
 	}
+	// A previous value past its time is not accepted, whether or not the operator has removed
+	// it yet: an operator that is down never extends an overlap.
+	current := func(key, until string) bool {
+		if key == CodeKeyKey || key == IssueAPITokenKey {
+			return true
+		}
+		v, ok := secret.Annotations[until]
+		if !ok {
+			v, ok = secret.Annotations[v1alpha1.AnnotationPreviousUntil]
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if ok && err == nil && now.Before(t) && (s.Expires.IsZero() || t.Before(s.Expires)) {
+			s.Expires = t
+		}
+		return !ok || err != nil || now.IsZero() || now.Before(t)
+	}
 	var ring [][]byte
 	for _, k := range []string{CodeKeyKey, PreviousCodeKeyKey} {
-		if v := secret.Data[k]; len(v) > 0 {
+		if v := secret.Data[k]; len(v) > 0 && current(k, v1alpha1.AnnotationPreviousCodeKeyUntil) {
 			ring = append(ring, v)
 		}
 	}
@@ -350,7 +369,7 @@ func (s *Snapshot) buildCredentials(secret *corev1.Secret) error {
 	}
 	s.Codes = sealer
 	for _, k := range []string{IssueAPITokenKey, PreviousIssueAPITokenKey} {
-		if v := bytes.TrimSpace(secret.Data[k]); len(v) > 0 {
+		if v := bytes.TrimSpace(secret.Data[k]); len(v) > 0 && current(k, v1alpha1.AnnotationPreviousIssueAPITokenUntil) {
 			s.IssueAPITokens = append(s.IssueAPITokens, v)
 		}
 	}

@@ -460,3 +460,30 @@ func TestBrandingText(t *testing.T) {
 		t.Errorf("no branding: got %+v, want DefaultText", got)
 	}
 }
+
+// Regression: the token server accepted a previous issue-API credential or code key as long as
+// it was in the Secret, so an operator that was down extended every overlap without end.
+func TestPreviousCredentialsEndOnTimeEvenWithoutTheOperator(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		until string
+		want  int
+	}{
+		{now.Add(time.Hour).Format(time.RFC3339), 2},    // still in its overlap
+		{now.Add(-time.Second).Format(time.RFC3339), 1}, // over: only the current one
+	} {
+		in := inputs(t)
+		in.Credentials.Data[snapshot.PreviousIssueAPITokenKey] = []byte("previous-token")
+		in.Credentials.Data[snapshot.PreviousCodeKeyKey] = bytes.Repeat([]byte{2}, 32)
+		in.Credentials.Annotations = map[string]string{
+			v1alpha1.AnnotationPreviousIssueAPITokenUntil: tc.until, v1alpha1.AnnotationPreviousCodeKeyUntil: tc.until,
+		}
+		s, _, err := snapshot.Build(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(s.IssueAPITokens); got != tc.want {
+			t.Errorf("until %s: %d issue-API credentials accepted, want %d", tc.until, got, tc.want)
+		}
+	}
+}
