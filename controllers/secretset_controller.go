@@ -170,8 +170,9 @@ func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServe
 	return nil
 }
 
-// serverOfClient maps a client to its TokenServer.
-func (r *SecretSetReconciler) serverOfClient(_ context.Context, o client.Object) []reconcile.Request {
+// serverOfClient maps a client to its TokenServer (whose secret set carries it, and whose
+// deletion may wait on it).
+func serverOfClient(_ context.Context, o client.Object) []reconcile.Request {
 	c := o.(*v1alpha1.LivePersonAuthClient)
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.TokenServerRef.Name}}}
 }
@@ -217,7 +218,7 @@ func (r *SecretSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.TokenServer{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&corev1.Secret{}).
-		Watches(&v1alpha1.LivePersonAuthClient{}, handler.EnqueueRequestsFromMapFunc(r.serverOfClient),
+		Watches(&v1alpha1.LivePersonAuthClient{}, handler.EnqueueRequestsFromMapFunc(serverOfClient),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.serversOfSecret)).
 		Named("tokenserver-secrets").

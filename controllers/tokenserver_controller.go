@@ -527,12 +527,6 @@ func (r *TokenServerReconciler) guardDeletion(ctx context.Context, ts *v1alpha1.
 	return deleting, err
 }
 
-// serverOfDeletedClient maps a deleted client to its TokenServer, whose deletion may wait on it.
-func (r *TokenServerReconciler) serverOfDeletedClient(_ context.Context, o client.Object) []reconcile.Request {
-	c := o.(*v1alpha1.LivePersonAuthClient)
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.TokenServerRef.Name}}}
-}
-
 // sameIssuer maps a TokenServer to the others with its issuer.
 func (r *TokenServerReconciler) sameIssuer(ctx context.Context, obj client.Object) []reconcile.Request {
 	ts := obj.(*v1alpha1.TokenServer)
@@ -577,7 +571,7 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.SigningKey{}, handler.EnqueueRequestsFromMapFunc(r.serversOfKey)).
-		Watches(&v1alpha1.LivePersonAuthClient{}, handler.EnqueueRequestsFromMapFunc(r.serverOfDeletedClient), builder.WithPredicates(predicate.Funcs{
+		Watches(&v1alpha1.LivePersonAuthClient{}, handler.EnqueueRequestsFromMapFunc(serverOfClient), builder.WithPredicates(predicate.Funcs{
 			CreateFunc: func(event.CreateEvent) bool { return false }, UpdateFunc: func(event.UpdateEvent) bool { return false },
 			GenericFunc: func(event.GenericEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return true },
 		})).
