@@ -30,6 +30,8 @@ func CacheOptions() cache.Options {
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
+			// Branding ConfigMaps, labelled like the Secrets when a TokenServer first names them.
+			&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
 			// The kinds the operator creates for token servers: only its own are cached.
 			&appsv1.Deployment{}: managed, &corev1.Service{}: managed, &corev1.ServiceAccount{}: managed,
 			&rbacv1.Role{}: managed, &rbacv1.RoleBinding{}: managed, &networkingv1.Ingress{}: managed,

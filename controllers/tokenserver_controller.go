@@ -33,6 +33,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/workload"
+	"github.com/lpauth/lpauth-operator/tokenserver/branding"
 	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
 	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
@@ -66,7 +67,7 @@ type TokenServerReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // RBAC lets the operator grant token servers only what it holds itself, hence list and watch of
-// ConfigMaps (the token server's branding informer), which the operator itself never uses.
+// ConfigMaps (the token server's branding informer; the operator watches branding ConfigMaps too).
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
@@ -80,32 +81,36 @@ type serverScope struct {
 	// requeue is when the credentials Secret next needs a look (previous values expiring).
 	requeue time.Duration
 	// brandingProblem says why the branding is not applied (cosmetic: not a reason for Ready);
-	// issuerProblem names an older TokenServer with the same issuer.
+	// issuerProblem names the other TokenServers with the same issuer.
 	brandingProblem, issuerProblem string
+	// brandingInvalid: the ConfigMap exists, but some of its values are refused.
+	brandingInvalid bool
 }
 
 // checkIssuerClaim: two TokenServers with one issuer both sign tokens with that iss and publish
-// different keys at the same URL; LivePerson verifies against whichever the ingress routes to.
-// That can be a deliberate move between namespaces, so the younger is flagged (IssuerUnique
-// False, a Warning), not stopped.
+// different keys at the same URL; LivePerson verifies against whichever the ingress routes to,
+// so logins through either can fail. That can be a deliberate move between namespaces, so both
+// are flagged (IssuerUnique False, a Warning), neither is stopped.
 func (r *TokenServerReconciler) checkIssuerClaim(ctx context.Context, s *serverScope) error {
 	ts := s.ts
 	list := &v1alpha1.TokenServerList{}
 	if err := r.List(ctx, list, client.MatchingFields{indexServerByIssuer: ts.Spec.Issuer}); err != nil {
 		return fmt.Errorf("looking for other TokenServers with issuer %s: %w", ts.Spec.Issuer, err)
 	}
+	var others []string
 	for i := range list.Items {
-		other := &list.Items[i]
-		if other.UID == ts.UID || !other.DeletionTimestamp.IsZero() {
-			continue
-		}
-		older := other.CreationTimestamp.Before(&ts.CreationTimestamp) ||
-			(other.CreationTimestamp.Equal(&ts.CreationTimestamp) && other.Namespace+"/"+other.Name < ts.Namespace+"/"+ts.Name)
-		if older {
-			s.issuerProblem = fmt.Sprintf("issuer %s is also served by TokenServer %s/%s, created earlier: LivePerson verifies tokens against whichever server its requests reach, so tokens signed by the other fail; give each TokenServer its own issuer, or delete the one you moved away from", ts.Spec.Issuer, other.Namespace, other.Name)
-			return nil
+		if other := &list.Items[i]; other.UID != ts.UID && other.DeletionTimestamp.IsZero() {
+			others = append(others, other.Namespace+"/"+other.Name)
 		}
 	}
+	if len(others) == 0 {
+		return nil
+	}
+	slices.Sort(others)
+	if len(others) > 5 {
+		others = append(others[:5], fmt.Sprintf("and %d more", len(others)-5))
+	}
+	s.issuerProblem = fmt.Sprintf("issuer %s is also served by TokenServer %s: LivePerson verifies tokens against whichever server its requests reach, so tokens signed by another fail; give each TokenServer its own issuer, or delete the one you moved away from", ts.Spec.Issuer, strings.Join(others, ", "))
 	return nil
 }
 
@@ -143,7 +148,7 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 		}
 		setServerStatus(ts, s.deployment, s.keyReady, reason, err)
-		setBrandingCondition(ts, s.brandingProblem)
+		setBrandingCondition(ts, s.brandingProblem, s.brandingInvalid)
 		setIssuerCondition(ts, s.issuerProblem)
 		for _, t := range []string{v1alpha1.ConditionBrandingApplied, v1alpha1.ConditionIssuerUnique} {
 			// A Warning when it turns False, not on every reconcile.
@@ -152,8 +157,9 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 				r.event(ts, corev1.EventTypeWarning, c.Reason, "Check", c.Message)
 			}
 		}
-		if s.brandingProblem != "" && (result.RequeueAfter == 0 || result.RequeueAfter > missingSecretRetry) {
-			// The ConfigMap is outside the label-selected cache until it exists and is labelled.
+		if s.brandingProblem != "" && !s.brandingInvalid && (result.RequeueAfter == 0 || result.RequeueAfter > missingSecretRetry) {
+			// A missing ConfigMap is outside the label-selected cache until it exists and is
+			// labelled; once labelled, its changes arrive through the watch.
 			result.RequeueAfter = missingSecretRetry
 		}
 		if !equality.Semantic.DeepEqual(base.Status, ts.Status) {
@@ -378,6 +384,15 @@ func (r *TokenServerReconciler) labelBranding(ctx context.Context, s *serverScop
 		}
 		return err
 	}
+	// The same parser the token server renders with, so the condition says what the pages do.
+	if _, errs := branding.Parse(cm.Data); len(errs) > 0 {
+		s.brandingInvalid = true
+		msgs := make([]string, len(errs))
+		for i, err := range errs {
+			msgs[i] = err.Error()
+		}
+		s.brandingProblem = fmt.Sprintf("branding ConfigMap %q: %s; the pages use the default for each value refused", name, strings.Join(msgs, "; "))
+	}
 	if cm.Labels[v1alpha1.LabelTokenServerReads] == "true" {
 		return nil
 	}
@@ -502,6 +517,21 @@ func (r *TokenServerReconciler) serversOfSecret(ctx context.Context, obj client.
 	return out
 }
 
+// serversOfBranding maps a ConfigMap to the TokenServers whose pages it brands.
+func (r *TokenServerReconciler) serversOfBranding(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &v1alpha1.TokenServerList{}
+	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, ts := range list.Items {
+		if ts.Spec.Login != nil && ts.Spec.Login.BrandingConfigMapRef != nil && ts.Spec.Login.BrandingConfigMapRef.Name == obj.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ts)})
+		}
+	}
+	return out
+}
+
 // guardDeletion holds a TokenServer's deletion while clients use it.
 func (r *TokenServerReconciler) guardDeletion(ctx context.Context, ts *v1alpha1.TokenServer) (bool, error) {
 	var users []string
@@ -575,12 +605,15 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			CreateFunc: func(event.CreateEvent) bool { return false }, UpdateFunc: func(event.UpdateEvent) bool { return false },
 			GenericFunc: func(event.GenericEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return true },
 		})).
-		// A deleted TokenServer may leave its issuer to a younger one. (A new one is always the
-		// youngest and the issuer is immutable, so nothing else changes who holds an issuer.)
+		// A TokenServer created or deleted changes whether the others with its issuer share it.
+		// (The issuer is immutable, so updates never do; mapping them too would reconcile every
+		// TokenServer of an issuer on each status write of any of them.)
 		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.sameIssuer), builder.WithPredicates(predicate.Funcs{
-			CreateFunc: func(event.CreateEvent) bool { return false }, UpdateFunc: func(event.UpdateEvent) bool { return false },
+			CreateFunc: func(event.CreateEvent) bool { return true }, UpdateFunc: func(event.UpdateEvent) bool { return false },
 			GenericFunc: func(event.GenericEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return true },
 		})).
+		// Only labelled ConfigMaps are cached: a branding ConfigMap is labelled when first found.
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.serversOfBranding)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.serversOfSecret)).
 		Named("tokenserver").
 		Complete(r)

@@ -374,7 +374,7 @@ var _ = Describe("TokenServer", func() {
 		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonConfigMapNotFound))
 	})
 
-	It("flags a TokenServer whose issuer an older one already has (IssuerIsFlaggedWhenShared)", func() {
+	It("flags every TokenServer that shares its issuer, until it no longer does (IssuerIsFlaggedWhenShared)", func() {
 		const shared = "https://shared.brand.example"
 		var servers []*v1alpha1.TokenServer
 		for _, prefix := range []string{"ts-a", "ts-b"} {
@@ -384,14 +384,48 @@ var _ = Describe("TokenServer", func() {
 				Spec: v1alpha1.TokenServerSpec{Issuer: shared, SigningKeyRef: v1alpha1.LocalObjectReference{Name: sk.Name}}}
 			Expect(k8s.Create(ctx, ts)).To(Succeed())
 			servers = append(servers, ts)
-			time.Sleep(1100 * time.Millisecond) // creation times are kept to the second
+			if len(servers) == 1 {
+				serverCondition(ts, v1alpha1.ConditionIssuerUnique, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+			}
 		}
-		serverCondition(servers[0], v1alpha1.ConditionIssuerUnique, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
-		got := serverCondition(servers[1], v1alpha1.ConditionIssuerUnique, metav1.ConditionFalse, v1alpha1.ReasonIssuerConflict)
-		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionIssuerUnique).Message).To(ContainSubstring(servers[0].Namespace))
+		// The first is flagged too: LivePerson's requests may reach either, so either's logins fail.
+		for i, ts := range servers {
+			got := serverCondition(ts, v1alpha1.ConditionIssuerUnique, metav1.ConditionFalse, v1alpha1.ReasonIssuerConflict)
+			Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionIssuerUnique).Message).To(ContainSubstring(servers[1-i].Namespace))
+			Eventually(func() []string { return eventReasons(ts.Namespace) }).Should(ContainElement(v1alpha1.ReasonIssuerConflict))
+		}
 
 		Expect(k8s.Delete(ctx, servers[0])).To(Succeed())
 		serverCondition(servers[1], v1alpha1.ConditionIssuerUnique, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+	})
+
+	// Regression: BrandingApplied said True for any ConfigMap that existed, while the pages
+	// refused its values and showed the defaults; and an edit was not noticed until a resync.
+	It("says which branding values the pages refuse, as the ConfigMap changes (BrandingIsValidated)", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+		look := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "look", Namespace: ns}, Data: map[string]string{"title": "Brand"}}
+		Expect(k8s.Create(ctx, look)).To(Succeed())
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			t.Spec.Login = &v1alpha1.LoginSpec{LandingPage: &v1alpha1.LandingPageLogin{URL: "https://www.brand.example/login"},
+				BrandingConfigMapRef: &v1alpha1.LocalObjectReference{Name: "look"}}
+		})
+		serverCondition(ts, v1alpha1.ConditionBrandingApplied, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+
+		// Well within the 10 s retry: the change comes through the watch.
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(look), look)).To(Succeed())
+		look.Data = map[string]string{"title": "Brand", "primaryColor": "red", "text.signinButton": "Go"}
+		Expect(k8s.Update(ctx, look)).To(Succeed())
+		got := serverConditionWithin(ts, v1alpha1.ConditionBrandingApplied, metav1.ConditionFalse, v1alpha1.ReasonInvalidBranding, 4*time.Second)
+		msg := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBrandingApplied).Message
+		Expect(msg).To(ContainSubstring("primaryColor must be #rgb or #rrggbb"))
+		Expect(msg).To(ContainSubstring(`"text.signinButton" is not one the pages use`))
+		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonInvalidBranding))
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
+
+		look.Data = map[string]string{"title": "Brand", "primaryColor": "#c00"}
+		Expect(k8s.Update(ctx, look)).To(Succeed())
+		serverConditionWithin(ts, v1alpha1.ConditionBrandingApplied, metav1.ConditionTrue, v1alpha1.ReasonReconciled, 4*time.Second)
 	})
 
 	It("keeps the previous issue-API credential for spec.issueAPICredentialOverlap, independent of the code key (IssueAPICredentialOverlap)", func() {

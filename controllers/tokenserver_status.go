@@ -53,7 +53,7 @@ func setServerStatus(ts *v1alpha1.TokenServer, d *appsv1.Deployment, keyReady bo
 
 // setBrandingCondition reports whether spec.login's branding is applied; absent when there is
 // none to apply. Cosmetic: Ready does not depend on it.
-func setBrandingCondition(ts *v1alpha1.TokenServer, problem string) {
+func setBrandingCondition(ts *v1alpha1.TokenServer, problem string, invalid bool) {
 	if ts.Spec.Login == nil || ts.Spec.Login.BrandingConfigMapRef == nil {
 		meta.RemoveStatusCondition(&ts.Status.Conditions, v1alpha1.ConditionBrandingApplied)
 		return
@@ -62,11 +62,14 @@ func setBrandingCondition(ts *v1alpha1.TokenServer, problem string) {
 		Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled, Message: "The login and error pages use the branding ConfigMap"}
 	if problem != "" {
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonConfigMapNotFound, problem
+		if invalid {
+			c.Reason = v1alpha1.ReasonInvalidBranding
+		}
 	}
 	meta.SetStatusCondition(&ts.Status.Conditions, c)
 }
 
-// setIssuerCondition: IssuerUnique is False while an older TokenServer has the same issuer.
+// setIssuerCondition: IssuerUnique is False while another TokenServer has the same issuer.
 func setIssuerCondition(ts *v1alpha1.TokenServer, problem string) {
 	c := metav1.Condition{Type: v1alpha1.ConditionIssuerUnique, ObservedGeneration: ts.Generation,
 		Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled, Message: "No other TokenServer serves " + ts.Spec.Issuer}

@@ -31,7 +31,7 @@ const (
 	// annotation is set.
 	ConditionDeletionBlocked = "DeletionBlocked"
 
-	// ConditionIssuerUnique is False on a TokenServer when an older one has the same issuer.
+	// ConditionIssuerUnique is False on each TokenServer that shares its issuer with another.
 	ConditionIssuerUnique = "IssuerUnique"
 
 	// ConditionConsoleUpdateRequired is True on a LivePersonAuthClient in PEM mode when a new
@@ -120,7 +120,10 @@ const (
 	ReasonKeysFound = "KeysFound"
 	// ReasonConfigMapNotFound: a referenced ConfigMap does not exist.
 	ReasonConfigMapNotFound = "ConfigMapNotFound"
-	// ReasonIssuerConflict: an older TokenServer has the same issuer.
+	// ReasonInvalidBranding: the branding ConfigMap has values the pages refuse (each keeps its
+	// default) or keys they do not use.
+	ReasonInvalidBranding = "InvalidBranding"
+	// ReasonIssuerConflict: another TokenServer has the same issuer.
 	ReasonIssuerConflict = "IssuerConflict"
 	// ReasonTokenServerNotReady: the client's TokenServer is not Ready, so LivePerson cannot use
 	// the client yet.

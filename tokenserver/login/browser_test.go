@@ -20,7 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+	"github.com/lpauth/lpauth-operator/tokenserver/branding"
 )
 
 // The pop-out window in a real browser: Debian's chromium, headless, driven over the DevTools
@@ -134,8 +134,8 @@ func TestPopoutInBrowserStaticUsers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser: %v", err)
 	}
-	if alert != snapshot.DefaultText.WrongCredentials {
-		t.Fatalf("got alert %q, want %q", alert, snapshot.DefaultText.WrongCredentials)
+	if alert != branding.DefaultText.WrongCredentials {
+		t.Fatalf("got alert %q, want %q", alert, branding.DefaultText.WrongCredentials)
 	}
 	checkWindowQuery(t, f, windowURL, waitWindow(t, got), state)
 }

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lpauth/lpauth-operator/tokenserver/branding"
 	"github.com/lpauth/lpauth-operator/tokenserver/login"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
 // postLogin posts the login form as forwarded for an address (none when forwardedFor is empty)
@@ -85,7 +85,7 @@ func TestLongUserNameIsRefusedBeforeBcrypt(t *testing.T) {
 		form.Set("password", tc.password)
 		calls := login.BcryptCalls()
 		status, page := postLogin(t, c, f, form, "")
-		if status != http.StatusUnauthorized || !strings.Contains(page, snapshot.DefaultText.WrongCredentials) {
+		if status != http.StatusUnauthorized || !strings.Contains(page, branding.DefaultText.WrongCredentials) {
 			t.Errorf("%s: got %d, want 401 with the wrong user name or password page", tc.name, status)
 		}
 		if got := login.BcryptCalls() - calls; got != tc.bcrypts {

@@ -9,7 +9,7 @@ import (
 	"html/template"
 	"net/http"
 
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+	"github.com/lpauth/lpauth-operator/tokenserver/branding"
 )
 
 //go:embed templates/page.html
@@ -31,7 +31,7 @@ const css = `body{font-family:system-ui,sans-serif;background:%s;color:#1b1d21;m
 	`.logo{display:block;max-width:100%%;max-height:4rem;margin:0 auto 1rem}`
 
 // style is the page's style sheet for a branding.
-func style(b snapshot.Branding) string {
+func style(b branding.Branding) string {
 	background, primary := "#f4f5f7", "#1d4ed8"
 	if b.BackgroundColor != "" {
 		background = b.BackgroundColor
@@ -79,7 +79,7 @@ const (
 )
 
 // words are p's heading (none for a login form's alert) and sentence in t.
-func (p problem) words(t snapshot.Text) (heading, message string) {
+func (p problem) words(t branding.Text) (heading, message string) {
 	switch p {
 	case wrongCredentials:
 		return "", t.WrongCredentials
@@ -114,7 +114,7 @@ type view struct {
 	Heading, Message string
 	Logo             string
 	CSS              template.CSS
-	Text             snapshot.Text
+	Text             branding.Text
 	// Form is set on the login form only.
 	Form *loginForm
 }
@@ -122,7 +122,7 @@ type view struct {
 // writePage renders the login form (form set, with p its alert) or an error page (form nil),
 // branded, with headers that keep it out of caches and frames.
 func (h *Handler) writePage(w http.ResponseWriter, status int, form *loginForm, p problem) {
-	var b snapshot.Branding
+	var b branding.Branding
 	if snap := h.Source.Snapshot(); snap != nil {
 		b = snap.Branding
 	}

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/branding"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
 	"github.com/lpauth/lpauth-operator/tokenserver/jwe"
@@ -110,7 +111,7 @@ type Snapshot struct {
 	// accepted: the snapshot must be rebuilt then, whether or not anything else changes.
 	Expires time.Time
 	// Branding styles the login and error pages.
-	Branding Branding
+	Branding branding.Branding
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (spec.trustedProxyCIDRs).
 	TrustedProxies []netip.Prefix
 	Built          time.Time
@@ -222,7 +223,7 @@ func Build(in Inputs) (*Snapshot, []Problem, error) {
 				problems = append(problems, Problem{Object: object, Err: errors.New("missing: the pages use the default look")})
 			} else {
 				var errs []error
-				s.Branding, errs = buildBranding(cm.Data)
+				s.Branding, errs = branding.Parse(cm.Data)
 				for _, err := range errs {
 					problems = append(problems, Problem{Object: object, Err: err})
 				}

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/branding"
 	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
@@ -226,7 +227,7 @@ func TestBrandingKeepsOnlySafeValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Branding != (snapshot.Branding{Title: "Brand", BackgroundColor: "#ABCDEF"}) {
+	if s.Branding != (branding.Branding{Title: "Brand", BackgroundColor: "#ABCDEF"}) {
 		t.Fatalf("branding = %+v", s.Branding)
 	}
 	if len(problems) != 2 {
@@ -397,7 +398,7 @@ func TestBrandingRefusesUnsafeText(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Branding != (snapshot.Branding{}) {
+		if s.Branding != (branding.Branding{}) {
 			t.Errorf("%s=%q: got branding %+v, want the defaults", tc.key, tc.value, s.Branding)
 		}
 		if len(problems) != 1 || !strings.Contains(problems[0].String(), tc.key) {
@@ -445,20 +446,6 @@ func TestBrandingText(t *testing.T) {
 		t.Errorf("got button %q, want the 100 characters", s.Branding.Text.SignInButton)
 	}
 
-	d := reflect.ValueOf(snapshot.DefaultText)
-	for i := range d.NumField() {
-		if d.Field(i).String() == "" {
-			t.Errorf("DefaultText.%s is empty", d.Type().Field(i).Name)
-		}
-	}
-	want := snapshot.DefaultText
-	want.SignInButton = "Se connecter"
-	if got := (snapshot.Text{SignInButton: "Se connecter"}).OrDefault(); got != want {
-		t.Errorf("OrDefault: got %+v, want %+v", got, want)
-	}
-	if got := (snapshot.Branding{}).Text.OrDefault(); got != snapshot.DefaultText {
-		t.Errorf("no branding: got %+v, want DefaultText", got)
-	}
 }
 
 // Regression: the token server accepted a previous issue-API credential or code key as long as
