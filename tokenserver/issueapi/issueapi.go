@@ -106,11 +106,21 @@ func Check(r *http.Request, snap *snapshot.Snapshot) *oauth.Error {
 		// The backend kept a credential past its overlap: say so, or its operators hunt for a
 		// typo in a value that was right yesterday.
 		return &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "retired bearer credential",
-			Description: "this issue-API credential was replaced and is no longer accepted; use the current one from Secret " + snap.CredentialsSecret}
+			Description: "this issue-API credential was replaced and is no longer accepted; use the current one from Secret " + snap.CredentialsSecret,
+			Challenge:   bearerChallenge + `, error="invalid_token", error_description="credential replaced"`}
+	case r.Header.Get("Authorization") == "":
+		// RFC 6750 section 3.1: a request without credentials gets the challenge without an error code.
+		return &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "no bearer credential",
+			Description: "send Authorization: Bearer <issue API credential>", Challenge: bearerChallenge}
 	default:
-		return &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "missing or wrong bearer credential", Description: "send Authorization: Bearer <issue API credential>"}
+		return &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "missing or wrong bearer credential",
+			Description: "send Authorization: Bearer <issue API credential>", Challenge: bearerChallenge + `, error="invalid_token"`}
 	}
 }
+
+// bearerChallenge is the issue API's WWW-Authenticate challenge (RFC 6750): the brand's backend
+// authenticates with a bearer credential, not with /token's HTTP Basic client credentials.
+const bearerChallenge = `Bearer realm="issue-api"`
 
 func (h *Handler) handle(r *http.Request, what string, res *oauth.Result) (map[string]any, *oauth.Error) {
 	snap := h.Source.Snapshot()

@@ -81,18 +81,21 @@ func TestARetiredCredentialIsToldItWasReplaced(t *testing.T) {
 		name, authorization string
 		wantStatus          int
 		wantError, wantDesc string
+		// wantChallenge is the WWW-Authenticate header (RFC 6750: Bearer, never /token's Basic).
+		wantChallenge string
 	}{
-		{"retired credential", "Bearer " + retired, http.StatusUnauthorized, "invalid_token", replaced},
-		{"unknown credential", "Bearer " + retired + "x", http.StatusUnauthorized, "invalid_token", generic},
-		{"no credential", "", http.StatusUnauthorized, "invalid_token", generic},
-		{"retired credential not as a bearer", "Basic " + retired, http.StatusUnauthorized, "invalid_token", generic},
+		{"retired credential", "Bearer " + retired, http.StatusUnauthorized, "invalid_token", replaced,
+			`Bearer realm="issue-api", error="invalid_token", error_description="credential replaced"`},
+		{"unknown credential", "Bearer " + retired + "x", http.StatusUnauthorized, "invalid_token", generic, `Bearer realm="issue-api", error="invalid_token"`},
+		{"no credential", "", http.StatusUnauthorized, "invalid_token", generic, `Bearer realm="issue-api"`},
+		{"retired credential not as a bearer", "Basic " + retired, http.StatusUnauthorized, "invalid_token", generic, `Bearer realm="issue-api", error="invalid_token"`},
 		// The current credential gets past the check: the body is what is refused.
-		{"current credential", "Bearer " + current, http.StatusBadRequest, "invalid_request", "client_id is required"},
+		{"current credential", "Bearer " + current, http.StatusBadRequest, "invalid_request", "client_id is required", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, errCode, desc := post(t, srv, tc.authorization)
-			if status != tc.wantStatus || errCode != tc.wantError || desc != tc.wantDesc {
-				t.Errorf("got %d %s %q, want %d %s %q", status, errCode, desc, tc.wantStatus, tc.wantError, tc.wantDesc)
+			status, errCode, desc, challenge := post(t, srv, tc.authorization)
+			if status != tc.wantStatus || errCode != tc.wantError || desc != tc.wantDesc || challenge != tc.wantChallenge {
+				t.Errorf("got %d %s %q %q, want %d %s %q %q", status, errCode, desc, challenge, tc.wantStatus, tc.wantError, tc.wantDesc, tc.wantChallenge)
 			}
 		})
 	}
@@ -112,13 +115,13 @@ func TestAHandEditedRetiredListIsReadWithinItsBound(t *testing.T) {
 	srv := httptest.NewServer((&issueapi.Handler{Source: holder{snap}, Now: func() time.Time { return now }, Log: logr.Discard()}).Codes())
 	defer srv.Close()
 	// Past the bound: the generic answer.
-	if _, _, desc := post(t, srv, "Bearer "+retired); desc != generic {
+	if _, _, desc, _ := post(t, srv, "Bearer "+retired); desc != generic {
 		t.Errorf("got %q, want %q", desc, generic)
 	}
 }
 
 // post calls the issue API with an empty request and returns the status and OAuth error.
-func post(t *testing.T, srv *httptest.Server, authorization string) (status int, errCode, desc string) {
+func post(t *testing.T, srv *httptest.Server, authorization string) (status int, errCode, desc, challenge string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{}`))
 	if err != nil {
@@ -140,5 +143,5 @@ func post(t *testing.T, srv *httptest.Server, authorization string) (status int,
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, body.Error, body.Description
+	return resp.StatusCode, body.Error, body.Description, resp.Header.Get("WWW-Authenticate")
 }

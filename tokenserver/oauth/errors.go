@@ -20,6 +20,9 @@ type Error struct {
 	Reason string `json:"-"`
 	// RetryAfter, when set, is sent as Retry-After (a 429).
 	RetryAfter time.Duration `json:"-"`
+	// Challenge is a 401's WWW-Authenticate value; empty means /token's client authentication
+	// challenge (HTTP Basic, RFC 6749 section 5.2).
+	Challenge string `json:"-"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Reason }
@@ -48,7 +51,11 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	if e.Status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", `Basic realm="token", error="invalid_client"`)
+		challenge := e.Challenge
+		if challenge == "" {
+			challenge = `Basic realm="token", error="invalid_client"`
+		}
+		h.Set("WWW-Authenticate", challenge)
 	}
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", RetryAfterSeconds(e.RetryAfter))
