@@ -23,8 +23,8 @@ const annotationDomain = "auth.lpauth.dev/"
 // for something that does not exist, and would otherwise be ignored without a word.
 var (
 	signingKeyAnnotations  = []string{v1alpha1.AnnotationRotate, v1alpha1.AnnotationRevoke, v1alpha1.AnnotationAdoptKeys, v1alpha1.AnnotationDeleteAnyway}
-	tokenServerAnnotations = []string{v1alpha1.AnnotationRotateCredentials, v1alpha1.AnnotationDeleteAnyway}
-	clientAnnotations      = []string{v1alpha1.AnnotationConsoleUpdated, v1alpha1.AnnotationGeneratedClientID}
+	tokenServerAnnotations = []string{v1alpha1.AnnotationRotateCredentials, v1alpha1.AnnotationDeleteAnyway, v1alpha1.AnnotationAdoptSecret}
+	clientAnnotations      = []string{v1alpha1.AnnotationConsoleUpdated, v1alpha1.AnnotationGeneratedClientID, v1alpha1.AnnotationAdoptSecret}
 )
 
 // unknownAnnotations lists, sorted, the annotations under annotationDomain that are not in known.

@@ -420,19 +420,36 @@ func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Conte
 	s.secret = &v1alpha1.SecretKeyRef{Name: name, Key: ClientSecretKey}
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: name}, secret)
-	if err != nil && !apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err):
+		return r.writeClientSecret(ctx, s, nil)
+	case err != nil:
 		return err
 	}
-	if err == nil {
-		if !metav1.IsControlledBy(secret, s.c) {
-			return notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s exists and is not owned by this client; set spec.clientSecretRef to use it, or delete it", name)
-		}
-		if checkClientSecret(secret.Data[ClientSecretKey]) == nil && string(secret.Data[ClientIDKey]) == s.clientID {
-			s.secretValue = secret.Data[ClientSecretKey]
+	return r.writeClientSecret(ctx, s, secret)
+}
+
+// writeClientSecret makes existing (nil: none) the client's Secret: taken over if it is a
+// restored one the client was told to adopt, its value kept if valid, the client id current.
+func (r *LivePersonAuthClientReconciler) writeClientSecret(ctx context.Context, s *clientScope, existing *corev1.Secret) error {
+	name := ClientSecretName(s.c)
+	var adopted *restoredSecret
+	if existing != nil {
+		if !metav1.IsControlledBy(existing, s.c) {
+			var err error
+			if adopted, err = r.adoptClientSecret(s, existing); err != nil {
+				return err
+			}
+		} else if checkClientSecret(existing.Data[ClientSecretKey]) == nil && string(existing.Data[ClientIDKey]) == s.clientID {
+			s.secretValue = existing.Data[ClientSecretKey]
 			return nil
 		}
 	}
-	value := secret.Data[ClientSecretKey]
+	want := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.c.Namespace}}
+	if existing != nil {
+		want = existing.DeepCopy()
+	}
+	value := want.Data[ClientSecretKey]
 	regenerated := checkClientSecret(value) != nil
 	if regenerated {
 		token, err := randomToken(32)
@@ -441,25 +458,21 @@ func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Conte
 		}
 		value = []byte(token)
 	}
-	want := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.c.Namespace}}
-	if err == nil {
-		want = secret.DeepCopy()
-	}
 	want.Labels = mergeMaps(want.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelTokenServerReads: "true"})
 	want.Data = map[string][]byte{ClientIDKey: []byte(s.clientID), ClientSecretKey: value}
 	if err := controllerutil.SetControllerReference(s.c, want, r.Scheme); err != nil {
 		return err
 	}
+	var err error
 	if want.ResourceVersion == "" {
 		err = r.Create(ctx, want)
 		if apierrors.IsAlreadyExists(err) {
-			// The cache has not yet seen the Secret an earlier reconcile created moments ago.
-			// Take the live one if it is that Secret; otherwise retry once the cache shows it.
+			// Either the cache has not yet seen the Secret an earlier reconcile created moments
+			// ago, or an unlabelled Secret (a restore, someone else's) is outside the cache: go by
+			// the live one.
 			live := &corev1.Secret{}
-			if r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), live) == nil && metav1.IsControlledBy(live, s.c) &&
-				checkClientSecret(live.Data[ClientSecretKey]) == nil && string(live.Data[ClientIDKey]) == s.clientID {
-				s.secretValue = live.Data[ClientSecretKey]
-				return nil
+			if getErr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), live); getErr == nil {
+				return r.writeClientSecret(ctx, s, live)
 			}
 		}
 	} else {
@@ -470,6 +483,8 @@ func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Conte
 	}
 	s.secretValue = value
 	switch {
+	case adopted != nil && !regenerated:
+		r.event(s.c, corev1.EventTypeWarning, "SecretAdopted", "Adopt", adopted.adoptedMessage())
 	case regenerated && s.c.Status.ClientSecretRef != nil:
 		r.event(s.c, corev1.EventTypeWarning, v1alpha1.ReasonClientSecretRegenerated, "Generate",
 			fmt.Sprintf("Secret %s was deleted or damaged: generated a new client secret; paste it into LivePerson's console", name))
@@ -477,6 +492,21 @@ func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Conte
 		r.event(s.c, corev1.EventTypeNormal, "ClientSecretGenerated", "Generate", fmt.Sprintf("Generated a client secret into Secret %s", name))
 	}
 	return nil
+}
+
+// adoptClientSecret decides whether a client Secret that is not this client's may be taken
+// over: one the operator wrote for an earlier client of this name with this client id, named
+// by the adopt-secret annotation. Then LivePerson's console keeps working across a restore.
+func (r *LivePersonAuthClientReconciler) adoptClientSecret(s *clientScope, secret *corev1.Secret) (*restoredSecret, error) {
+	rs := &restoredSecret{secret: secret, owner: s.c, kind: "LivePersonAuthClient", short: "lpac", keeps: "client secret",
+		ours: s.clientID != "" && string(secret.Data[ClientIDKey]) == s.clientID}
+	if err := rs.adoption(); err != nil {
+		if nr := (*notReady)(nil); errors.As(err, &nr) && nr.reason == v1alpha1.ReasonInvalidSecret {
+			return nil, notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s exists and is not owned by this client; set spec.clientSecretRef to use it, or delete it", secret.Name)
+		}
+		return nil, err
+	}
+	return rs, nil
 }
 
 // checkEncryption checks LivePerson's encryption keys.

@@ -131,12 +131,15 @@ func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServe
 		return err
 	}
 	exists := err == nil
-	if exists && !metav1.IsControlledBy(current, ts) {
+	if exists && !metav1.IsControlledBy(current, ts) && !leftByFormer(current, ts, "TokenServer") {
 		return fmt.Errorf("secret %s exists and is not owned by TokenServer %s; delete or rename it", key.Name, ts.Name)
 	}
 	want := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}
 	if exists {
+		// Ours, or left by an earlier TokenServer of this name (a restore): compiled from the
+		// sources alone, so taking it over keeps nothing of what it held.
 		want = current.DeepCopy()
+		want.OwnerReferences = withoutOwnersOfKind(want.OwnerReferences, "TokenServer")
 	}
 	want.Type = secretset.SecretType
 	want.Labels = mergeMaps(want.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelTokenServerReads: "true"})

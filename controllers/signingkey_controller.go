@@ -236,7 +236,7 @@ func (r *SigningKeyReconciler) readKeys(ctx context.Context, s *skScope) error {
 				"secret %s holds keys labelled for this SigningKey (restored from a backup?); to take them over and keep every key LivePerson trusts, run `kubectl annotate sk/%s %s=%s`, or delete the Secret to start with new keys",
 				secret.Name, s.sk.Name, v1alpha1.AnnotationAdoptKeys, secret.UID)}
 		}
-		secret.OwnerReferences = withoutSigningKeyOwner(secret.OwnerReferences)
+		secret.OwnerReferences = withoutOwnersOfKind(secret.OwnerReferences, "SigningKey")
 		s.adopted = true
 		s.notes = append(s.notes, rotation.Event{Warning: true, Reason: "KeysAdopted", Message: fmt.Sprintf("Took over the keys of Secret %s, as %s asked", secret.Name, v1alpha1.AnnotationAdoptKeys)})
 	}
@@ -281,17 +281,6 @@ func recordMatches(record, set []keys.Key) bool {
 	return true
 }
 
-// withoutSigningKeyOwner drops the references to a former SigningKey, so the new one can own.
-func withoutSigningKeyOwner(refs []metav1.OwnerReference) []metav1.OwnerReference {
-	var out []metav1.OwnerReference
-	for _, r := range refs {
-		if r.Kind != "SigningKey" || r.APIVersion != v1alpha1.GroupVersion.String() {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // readRecord reads the operator's record Secret uncached. A record that is not ours (no
 // controller reference to this SigningKey) is never trusted: it could publish anyone's key.
 func (r *SigningKeyReconciler) readRecord(ctx context.Context, s *skScope) error {
@@ -310,7 +299,7 @@ func (r *SigningKeyReconciler) readRecord(ctx context.Context, s *skScope) error
 		if !adoptable(secret, s.sk, v1alpha1.SecretTypeKeyRecord) || !s.adopted || !recordMatches(set, s.set) {
 			return fmt.Errorf("secret %s exists and is not this SigningKey's key record; delete it (the operator writes a new one)", secret.Name)
 		}
-		secret.OwnerReferences = withoutSigningKeyOwner(secret.OwnerReferences)
+		secret.OwnerReferences = withoutOwnersOfKind(secret.OwnerReferences, "SigningKey")
 	}
 	s.record = secret
 	s.recorded = set

@@ -25,6 +25,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -247,7 +248,7 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 		return err
 	}
 	if !metav1.IsControlledBy(secret, ts) {
-		return notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s exists and is not owned by this TokenServer; delete or rename it", secret.Name)
+		return r.adoptCredentials(ctx, ts, secret)
 	}
 	before := secret.DeepCopy()
 	replaced, err := workload.RepairCredentials(secret, rand.Reader)
@@ -322,12 +323,33 @@ func (r *TokenServerReconciler) createCredentials(ctx context.Context, ts *v1alp
 			// Not in the cache yet, or someone else's unlabelled Secret: look at the source.
 			existing := &corev1.Secret{}
 			if getErr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), existing); getErr == nil && !metav1.IsControlledBy(existing, ts) {
-				return notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s exists and is not owned by this TokenServer; delete or rename it", secret.Name)
+				return r.adoptCredentials(ctx, ts, existing)
 			}
 		}
 		return fmt.Errorf("creating the credentials Secret: %w", err)
 	}
 	r.event(ts, corev1.EventTypeNormal, "CredentialsGenerated", "Generate", "Generated the code key and issue-API credential into Secret "+secret.Name)
+	return nil
+}
+
+// adoptCredentials takes over a credentials Secret left by an earlier TokenServer of this name
+// when the adopt-secret annotation names it, so the brand's backends keep their issue-API
+// credential across a restore; otherwise it says why not. The Update brings the next reconcile.
+func (r *TokenServerReconciler) adoptCredentials(ctx context.Context, ts *v1alpha1.TokenServer, secret *corev1.Secret) error {
+	rs := restoredSecret{secret: secret, owner: ts, kind: "TokenServer", short: "ts", keeps: "code key and issue-API credential",
+		ours: secret.Type == corev1.SecretTypeOpaque && hasLabels(secret, workload.SelectorLabels(ts))}
+	if err := rs.adoption(); err != nil {
+		return err
+	}
+	secret.Labels = mergeMaps(secret.Labels, workload.Labels(ts))
+	secret.Labels[v1alpha1.LabelTokenServerReads] = "true"
+	if err := controllerutil.SetControllerReference(ts, secret, r.Scheme); err != nil {
+		return err
+	}
+	if err := r.Update(ctx, secret); err != nil {
+		return fmt.Errorf("taking over the credentials Secret: %w", err)
+	}
+	r.event(ts, corev1.EventTypeWarning, "SecretAdopted", "Adopt", rs.adoptedMessage())
 	return nil
 }
 

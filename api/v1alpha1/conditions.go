@@ -118,6 +118,9 @@ const (
 	// ReasonKeysFound: a key Secret labelled for the SigningKey exists (a restore); the
 	// adopt-keys annotation takes it over.
 	ReasonKeysFound = "KeysFound"
+	// ReasonSecretFound: a Secret the operator wrote for an earlier TokenServer or client of this
+	// name exists (a restore); the adopt-secret annotation takes it over.
+	ReasonSecretFound = "SecretFound"
 	// ReasonConfigMapNotFound: a referenced ConfigMap does not exist.
 	ReasonConfigMapNotFound = "ConfigMapNotFound"
 	// ReasonInvalidBranding: the branding ConfigMap has values the pages refuse (each keeps its
@@ -146,6 +149,10 @@ const (
 	// AnnotationAdoptKeys on a SigningKey, set to the UID of an existing key Secret labelled for
 	// it (a restore), takes that Secret's keys over instead of refusing it.
 	AnnotationAdoptKeys = "auth.lpauth.dev/adopt-keys"
+	// AnnotationAdoptSecret on a TokenServer or LivePersonAuthClient, set to the UID of an
+	// existing Secret the operator wrote for an earlier object of this name (a restore), takes
+	// it over (the credentials, the client secret) instead of refusing it.
+	AnnotationAdoptSecret = "auth.lpauth.dev/adopt-secret"
 	// AnnotationDeleteAnyway, "true" on a SigningKey or TokenServer being deleted, lets the
 	// deletion go on although others still use it.
 	AnnotationDeleteAnyway = "auth.lpauth.dev/delete-anyway"
