@@ -274,12 +274,16 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 		r.event(ts, corev1.EventTypeWarning, "CredentialsRepaired", "Repair",
 			fmt.Sprintf("Secret %s had no usable %s: generated new ones (codes sealed with an old key no longer redeem; brand backends need the new issue-API credential)", secret.Name, strings.Join(replaced, ", ")))
 	}
-	if rot.Rotated {
+	if rot.Emergency {
+		r.event(ts, corev1.EventTypeWarning, "CredentialsCut", "Rotate",
+			fmt.Sprintf("New code key and issue-API credential in Secret %s, and no old one accepted any more, as %s=%s... asked: backends still sending an old credential are refused (told it was replaced), and codes and sign-ins in flight fail, so customers start again",
+				secret.Name, v1alpha1.AnnotationRotateCredentials, v1alpha1.CutCredentialsPrefix))
+	} else if rot.Rotated {
 		r.event(ts, corev1.EventTypeNormal, "CredentialsRotated", "Rotate",
 			fmt.Sprintf("New code key and issue-API credential in Secret %s; the previous code key is accepted for %s (as long as anything it sealed lives), the previous issue-API credential for %s (spec.issueAPICredentialOverlap): switch the brand's backends to the new one within that time",
 				secret.Name, overlaps.CodeKey, overlaps.IssueAPI))
 	}
-	if len(rot.Cut) > 0 {
+	if len(rot.Cut) > 0 && !rot.Emergency {
 		r.event(ts, corev1.EventTypeWarning, "PreviousCredentialsCut", "Rotate",
 			fmt.Sprintf("This rotation came within the overlap of the one before: the %s that one replaced stopped being accepted now, not at the end of its overlap (only one previous value of each is kept: rotate again only once the brand's backends use the current credential)", previousNames(rot.Cut)))
 	}

@@ -161,6 +161,10 @@ const (
 	// ForceRotatePrefix starts a rotate value that rotates at once even though PEM-mode clients
 	// will fail until their console holds the new key.
 	ForceRotatePrefix = "force-"
+	// CutCredentialsPrefix starts a rotate-credentials value that keeps no previous value: the
+	// credentials leaked, so the old issue-API credential and code key stop being accepted at
+	// once (codes and sign-ins in flight fail; customers start again).
+	CutCredentialsPrefix = "cut-"
 	// AnnotationRevoke on a SigningKey removes the keys with these kids (comma-separated) from the
 	// Secret and the JWKS at once, activating a fresh key if one was the Active one. Append to the
 	// list rather than replace it: every kid listed is revoked once and stays on the deny-list.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -163,15 +164,21 @@ type Rotation struct {
 	// accepted. Only one previous value of each kind is kept: a second rotation within an
 	// overlap makes the current values previous and ends the older ones' overlap at once.
 	Cut []string
+	// Emergency: a cut- request, which kept no previous value.
+	Emergency bool
 }
 
 // RotateCredentials acts on a rotate-credentials request once: the current code key and
 // issue-API credential become the previous ones, each accepted for its overlap, and fresh ones
 // take their place. A previous issue-API credential it replaces is retired (see
-// ExpirePrevious).
+// ExpirePrevious). A request starting with v1alpha1.CutCredentialsPrefix keeps no previous
+// value: every old one is refused from now on (Rotation.Emergency).
 func RotateCredentials(s *corev1.Secret, request string, now time.Time, o Overlaps, random io.Reader) (Rotation, error) {
 	if request == "" || s.Annotations[v1alpha1.AnnotationHandledRotate] == request {
 		return Rotation{}, nil
+	}
+	if strings.HasPrefix(request, v1alpha1.CutCredentialsPrefix) {
+		return cutCredentials(s, request, now, random)
 	}
 	k, err := randomBytes(random, codes.KeySize)
 	if err != nil {
@@ -199,6 +206,38 @@ func RotateCredentials(s *corev1.Secret, request string, now time.Time, o Overla
 	metav1.SetMetaDataAnnotation(&s.ObjectMeta, AnnotationPreviousIssueAPITokenUntil, formatUntil(now.Add(o.IssueAPI)))
 	// Both values now have their own expiry.
 	delete(s.Annotations, AnnotationPreviousUntil)
+	return rot, nil
+}
+
+// cutCredentials replaces both values and keeps neither old one: the issue-API credentials
+// (current and previous) go on the retired list, so a backend still sending one is told it was
+// replaced; the code keys go, so nothing they sealed redeems.
+func cutCredentials(s *corev1.Secret, request string, now time.Time, random io.Reader) (Rotation, error) {
+	k, err := randomBytes(random, codes.KeySize)
+	if err != nil {
+		return Rotation{}, err
+	}
+	t, err := randomToken(random)
+	if err != nil {
+		return Rotation{}, err
+	}
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	rot := Rotation{Rotated: true, Emergency: true}
+	for _, p := range previousValues {
+		if p.accepted(s, now) {
+			rot.Cut = append(rot.Cut, p.key)
+		}
+		delete(s.Annotations, p.until)
+	}
+	retire(s, s.Data[snapshot.PreviousIssueAPITokenKey], now)
+	retire(s, s.Data[snapshot.IssueAPITokenKey], now)
+	delete(s.Data, snapshot.PreviousCodeKeyKey)
+	delete(s.Data, snapshot.PreviousIssueAPITokenKey)
+	delete(s.Annotations, AnnotationPreviousUntil)
+	s.Data[snapshot.CodeKeyKey], s.Data[snapshot.IssueAPITokenKey] = k, t
+	metav1.SetMetaDataAnnotation(&s.ObjectMeta, v1alpha1.AnnotationHandledRotate, request)
 	return rot, nil
 }
 

@@ -198,6 +198,48 @@ func TestASecondRotationCutsTheOlderOverlap(t *testing.T) {
 	assertNotInTheClear(t, s, first)
 }
 
+// A credential that leaked during an overlap could be used for the rest of it: cut- ends every
+// old value at once, and a backend still sending one is told it was replaced.
+func TestACutKeepsNoOldValue(t *testing.T) {
+	t.Parallel()
+	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
+	leaked := s.Data[snapshot.IssueAPITokenKey]
+	if _, err := workload.RotateCredentials(s, "r1", t0, overlaps, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	current, currentKey := s.Data[snapshot.IssueAPITokenKey], s.Data[snapshot.CodeKeyKey]
+
+	rot, err := workload.RotateCredentials(s, v1alpha1.CutCredentialsPrefix+"leak", t0.Add(time.Minute), overlaps, rand.Reader)
+	if err != nil || !rot.Rotated || !rot.Emergency {
+		t.Fatalf("cut: got %+v, %v; want an emergency rotation", rot, err)
+	}
+	if !slices.Equal(rot.Cut, []string{snapshot.PreviousCodeKeyKey, snapshot.PreviousIssueAPITokenKey}) {
+		t.Errorf("cut: got %v, want both previous values", rot.Cut)
+	}
+	for _, k := range []string{snapshot.PreviousCodeKeyKey, snapshot.PreviousIssueAPITokenKey} {
+		if _, ok := s.Data[k]; ok {
+			t.Errorf("%s kept after a cut", k)
+		}
+	}
+	for _, a := range []string{workload.AnnotationPreviousCodeKeyUntil, workload.AnnotationPreviousIssueAPITokenUntil, workload.AnnotationPreviousUntil} {
+		if _, ok := s.Annotations[a]; ok {
+			t.Errorf("%s kept after a cut", a)
+		}
+	}
+	if bytes.Equal(s.Data[snapshot.IssueAPITokenKey], current) || bytes.Equal(s.Data[snapshot.CodeKeyKey], currentKey) {
+		t.Fatal("a cut did not replace the current values")
+	}
+	r := snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey])
+	if len(r) != 2 || r[0].SHA256 != sha256.Sum256(current) || r[1].SHA256 != sha256.Sum256(leaked) {
+		t.Errorf("retired list: got %+v, want the current credential's digest, then the leaked one's", r)
+	}
+	assertNotInTheClear(t, s, leaked)
+	assertNotInTheClear(t, s, current)
+	if rot, _ := workload.RotateCredentials(s, v1alpha1.CutCredentialsPrefix+"leak", t0.Add(time.Hour), overlaps, rand.Reader); rot.Rotated {
+		t.Fatal("the same cut request acted twice")
+	}
+}
+
 func TestTheRetiredListIsBounded(t *testing.T) {
 	t.Parallel()
 	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
