@@ -482,6 +482,18 @@ var _ = Describe("TokenServer", func() {
 			Eventually(func() map[string]string { return credentials(ts).Annotations }).Should(HaveKeyWithValue(v1alpha1.AnnotationHandledRotate, request))
 		}
 		Eventually(func() []string { return eventNotes(ns, "PreviousCredentialsCut") }).Should(ContainElement(ContainSubstring("code key and issue-API credential")))
+
+		// A leak: cut- keeps no previous value at all, and says what that breaks.
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.AnnotationRotateCredentials, v1alpha1.CutCredentialsPrefix+"leak")
+		})
+		Eventually(func(g Gomega) {
+			got := credentials(ts)
+			g.Expect(got.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationHandledRotate, v1alpha1.CutCredentialsPrefix+"leak"))
+			g.Expect(got.Data).NotTo(HaveKey(snapshot.PreviousIssueAPITokenKey))
+			g.Expect(got.Data).NotTo(HaveKey(snapshot.PreviousCodeKeyKey))
+		}).Should(Succeed())
+		Eventually(func() []string { return eventNotes(ns, "CredentialsCut") }).Should(ContainElement(ContainSubstring("customers start again")))
 	})
 
 	// Regression: deleting a SigningKey its TokenServer signs with, or a TokenServer its clients
