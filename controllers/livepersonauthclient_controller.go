@@ -56,6 +56,29 @@ type LivePersonAuthClientReconciler struct {
 	late        lateWarner
 	// pending remembers since when a client waits for the token server's secret set.
 	pending sync.Map // types.NamespacedName → time.Time
+	// timingWarned remembers the SigningKey generations already warned about on the
+	// SigningKey, so an edit that makes many clients' tokens outlive their keys is one event.
+	timingWarned sync.Map // "uid/generation" → struct{}
+}
+
+// warnTiming emits one Warning per cause when a client's TimingValid turns False: on the client
+// when its own edit (or creation) did it, on the SigningKey once per generation when an edit of
+// the SigningKey did it for all its clients at once. The condition's transition is kept in
+// status, so a restarted operator does not warn again.
+func (r *LivePersonAuthClientReconciler) warnTiming(base, c *v1alpha1.LivePersonAuthClient, sk *v1alpha1.SigningKey) {
+	t := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionTimingValid)
+	if t == nil || t.Status != metav1.ConditionFalse || meta.IsStatusConditionFalse(base.Status.Conditions, v1alpha1.ConditionTimingValid) {
+		return
+	}
+	was := meta.FindStatusCondition(base.Status.Conditions, v1alpha1.ConditionTimingValid)
+	if was == nil || was.ObservedGeneration != c.Generation || sk == nil || r.Recorder == nil {
+		r.event(c, corev1.EventTypeWarning, t.Reason, "Check", t.Message)
+		return
+	}
+	if _, done := r.timingWarned.LoadOrStore(fmt.Sprintf("%s/%d", sk.UID, sk.Generation), struct{}{}); !done {
+		r.Recorder.Eventf(sk, nil, corev1.EventTypeWarning, t.Reason, "Check",
+			"%s (LivePersonAuthClient %s; each client of this key says so in its TimingValid condition)", t.Message, c.Name)
+	}
 }
 
 type statusWrite struct {
@@ -186,10 +209,7 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		setClientReady(c, reason, err)
 		setClientTimingCondition(c, s.sk)
 		r.reportConsole(base, c)
-		if t := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionTimingValid); t != nil && t.Status == metav1.ConditionFalse &&
-			!meta.IsStatusConditionFalse(base.Status.Conditions, v1alpha1.ConditionTimingValid) {
-			r.event(c, corev1.EventTypeWarning, t.Reason, "Check", t.Message)
-		}
+		r.warnTiming(base, c, s.sk)
 		c.Status.ObservedGeneration = c.Generation
 		if from := r.statusPatchBase(base, c); from != nil {
 			rv := c.ResourceVersion

@@ -121,6 +121,20 @@ func eventReasons(ns string) []string {
 	return out
 }
 
+// eventsAbout lists the objects ("Kind/name") the namespace's events with this reason are about,
+// one entry per event (a repeated event counts once: the recorder merges it into a series).
+func eventsAbout(ns, reason string) []string {
+	evs := &eventsv1.EventList{}
+	Expect(k8s.List(ctx, evs, client.InNamespace(ns))).To(Succeed())
+	var out []string
+	for _, e := range evs.Items {
+		if e.Reason == reason {
+			out = append(out, e.Regarding.Kind+"/"+e.Regarding.Name)
+		}
+	}
+	return out
+}
+
 func lpPublicKeyPEM(bits int) []byte {
 	k, err := rsa.GenerateKey(rand.Reader, bits)
 	Expect(err).NotTo(HaveOccurred())
@@ -435,9 +449,13 @@ var _ = Describe("LivePersonAuthClient", func() {
 		ns := newNamespace("lpac")
 		ts := newServingServer(ns, "brand")
 		sk := get(&v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ts.Spec.SigningKeyRef.Name}})
-		c := clientCondition(newClient(ns, "lp", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
-			s.IDToken.Lifetime = metav1.Duration{Duration: 2 * time.Hour}
-		}), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		var clients []*v1alpha1.LivePersonAuthClient
+		for i := range 5 {
+			clients = append(clients, newClient(ns, fmt.Sprintf("lp%d", i), "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
+				s.IDToken.Lifetime = metav1.Duration{Duration: 2 * time.Hour}
+			}))
+		}
+		c := clientCondition(clients[0], metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 		Expect(meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionTimingValid)).To(BeTrue())
 
 		base := sk.DeepCopy()
@@ -455,8 +473,24 @@ var _ = Describe("LivePersonAuthClient", func() {
 			g.Expect(cond).NotTo(BeNil())
 			g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonPublishAheadTooShort))
 		}).WithTimeout(5 * time.Second).Should(Succeed())
-		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonRetainTooShort))
 		Expect(meta.IsStatusConditionTrue(getClient(c).Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue(), "a warning, not a reason for not Ready")
+
+		// One edit of the SigningKey is one cause: one Warning, on the SigningKey, however many
+		// clients it affects (each says so in its condition).
+		for _, each := range clients {
+			Eventually(func() bool {
+				return meta.IsStatusConditionFalse(getClient(each).Status.Conditions, v1alpha1.ConditionTimingValid)
+			}).WithTimeout(5 * time.Second).Should(BeTrue(), each.Name)
+		}
+		Eventually(func() []string { return eventsAbout(ns, v1alpha1.ReasonRetainTooShort) }).Should(Equal([]string{"SigningKey/" + sk.Name}))
+		Consistently(func() []string { return eventsAbout(ns, v1alpha1.ReasonRetainTooShort) }, "1s").Should(HaveLen(1))
+
+		// A client whose own spec makes its tokens outlive the key is told on the client.
+		newClient(ns, "long", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
+			s.IDToken.Lifetime = metav1.Duration{Duration: 3 * time.Hour}
+		})
+		Eventually(func() []string { return eventsAbout(ns, v1alpha1.ReasonRetainTooShort) }).
+			Should(ConsistOf("SigningKey/"+sk.Name, "LivePersonAuthClient/long"))
 	})
 })
 
