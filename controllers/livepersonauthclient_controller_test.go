@@ -480,7 +480,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 		for _, each := range clients {
 			Eventually(func() bool {
 				return meta.IsStatusConditionFalse(getClient(each).Status.Conditions, v1alpha1.ConditionTimingValid)
-			}).WithTimeout(5 * time.Second).Should(BeTrue(), each.Name)
+			}).WithTimeout(5*time.Second).Should(BeTrue(), each.Name)
 		}
 		Eventually(func() []string { return eventsAbout(ns, v1alpha1.ReasonRetainTooShort) }).Should(Equal([]string{"SigningKey/" + sk.Name}))
 		Consistently(func() []string { return eventsAbout(ns, v1alpha1.ReasonRetainTooShort) }, "1s").Should(HaveLen(1))
