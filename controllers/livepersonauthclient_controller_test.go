@@ -354,6 +354,49 @@ var _ = Describe("LivePersonAuthClient", func() {
 
 	// Regression: two clients with one spec.clientID were both Ready, and the token server served
 	// whichever its cache listed first.
+	// Two PEM-mode clients of one SigningKey: the key that signs is one for both, so the one that
+	// pastes first holds a key that does not sign yet. That is said (ConsoleKeyAhead, not Ready),
+	// and the rotation waits for the other.
+	It("says which of two PEM-mode clients holds a key ahead, and rotates once both acknowledged (PEMClientsAcknowledgeApart)", func() {
+		ns := newNamespace("lpac")
+		ts := newServingServer(ns, "brand")
+		pem := func(s *v1alpha1.LivePersonAuthClientSpec) { s.PublicKeyMode = v1alpha1.PublicKeyPEM }
+		first := clientCondition(newClient(ns, "first", "brand", pem), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		second := clientCondition(newClient(ns, "second", "brand", pem), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		sk := get(&v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ts.Spec.SigningKeyRef.Name}})
+		active, next := sk.Status.ActiveKeyID, keyIn(sk, v1alpha1.KeyNext).KeyID
+
+		clock.Step(every + time.Hour)
+		poke(sk)
+		Eventually(func() string { return meta.FindStatusCondition(get(sk).Status.Conditions, v1alpha1.ConditionRotating).Reason }).
+			Should(Equal(v1alpha1.ReasonRotationHeld))
+		consoleReason := func(c *v1alpha1.LivePersonAuthClient) string {
+			cond := meta.FindStatusCondition(getClient(c).Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
+			if cond == nil {
+				return ""
+			}
+			return cond.Reason
+		}
+		for _, c := range []*v1alpha1.LivePersonAuthClient{first, second} {
+			Eventually(func() string { return consoleReason(c) }).Should(Equal(v1alpha1.ReasonNewKeyPending), c.Name)
+		}
+
+		annotateObject(first, v1alpha1.AnnotationConsoleUpdated, next)
+		Eventually(func() string { return consoleReason(first) }).Should(Equal(v1alpha1.ReasonConsoleKeyAhead))
+		clientCondition(first, metav1.ConditionFalse, v1alpha1.ReasonConsoleKeyAhead)
+		Consistently(func() string { return get(sk).Status.ActiveKeyID }, "1s").Should(Equal(active), "held for the second client")
+		Expect(consoleReason(second)).To(Equal(v1alpha1.ReasonNewKeyPending))
+		Expect(meta.IsStatusConditionTrue(getClient(second).Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue(),
+			"the second client's console still holds the key that signs")
+
+		annotateObject(second, v1alpha1.AnnotationConsoleUpdated, next)
+		Eventually(func() string { return get(sk).Status.ActiveKeyID }).Should(Equal(next))
+		for _, c := range []*v1alpha1.LivePersonAuthClient{first, second} {
+			Eventually(func() string { return consoleReason(c) }).Should(Equal(v1alpha1.ReasonConsoleUpToDate), c.Name)
+			clientCondition(c, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		}
+	})
+
 	It("keeps a client id for the older client: the younger is not Ready until the older goes (ClientIDBelongsToOneClient)", func() {
 		ns := newNamespace("lpac")
 		newServingServer(ns, "brand")

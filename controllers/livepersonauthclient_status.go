@@ -85,7 +85,7 @@ func setClientReady(c *v1alpha1.LivePersonAuthClient, reason string, err error) 
 	cond := metav1.Condition{Type: v1alpha1.ConditionReady, ObservedGeneration: c.Generation}
 	if console := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired); err == nil && console != nil &&
 		console.Status == metav1.ConditionTrue && (console.Reason == v1alpha1.ReasonConsoleKeyOutdated || console.Reason == v1alpha1.ReasonConsoleKeyAhead) {
-		reason, err = v1alpha1.ReasonConsoleKeyOutdated, errors.New(console.Message)
+		reason, err = console.Reason, errors.New(console.Message)
 	}
 	if err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, err.Error()
