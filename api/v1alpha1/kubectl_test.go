@@ -1,6 +1,9 @@
 package v1alpha1_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -8,6 +11,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/lpauth/lpauth-operator/controllers/testenv"
 )
@@ -65,6 +70,16 @@ var _ = Describe("kubectl", func() {
 		}
 	})
 
+	It("says each default in kubectl explain", func() {
+		defaults := crdDefaults()
+		Expect(defaults).To(HaveLen(16), "every defaulted field of the CRDs (update the count when adding one)")
+		for field, value := range defaults {
+			// kubectl wraps descriptions: compare words.
+			words := strings.Join(strings.Fields(kubectl("explain", field)), " ")
+			Expect(words).To(ContainSubstring("Defaults to "+value+"."), field)
+		}
+	})
+
 	It("shows the key facts as table columns, by short name", func() {
 		ns := newNamespace()
 		Expect(create(object("SigningKey", ns, validSigningKey))).To(Succeed())
@@ -76,3 +91,41 @@ var _ = Describe("kubectl", func() {
 		Expect(kubectl("get", "lpauth", "-n", ns)).To(ContainSubstring("livepersonauthclient.auth.lpauth.dev/"))
 	})
 })
+
+// crdDefaults reads the CRDs as installed and returns each field with a scalar or list default
+// ("kind.spec.field") and that default as the docs write it.
+func crdDefaults() map[string]string {
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", "*.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	out := map[string]string{}
+	var walk func(path string, p apiextensionsv1.JSONSchemaProps)
+	walk = func(path string, p apiextensionsv1.JSONSchemaProps) {
+		if p.Default != nil && p.Type != "object" {
+			var v any
+			Expect(json.Unmarshal(p.Default.Raw, &v)).To(Succeed())
+			switch v := v.(type) {
+			case []any:
+				words := make([]string, len(v))
+				for i, w := range v {
+					words[i] = fmt.Sprint(w)
+				}
+				out[path] = strings.Join(words, ", ")
+			default:
+				out[path] = fmt.Sprint(v)
+			}
+		}
+		for name, child := range p.Properties {
+			walk(path+"."+name, child)
+		}
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		Expect(err).NotTo(HaveOccurred())
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		Expect(yaml.Unmarshal(raw, crd)).To(Succeed())
+		for _, v := range crd.Spec.Versions {
+			walk(strings.ToLower(crd.Spec.Names.Kind), *v.Schema.OpenAPIV3Schema)
+		}
+	}
+	return out
+}

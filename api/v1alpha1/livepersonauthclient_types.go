@@ -71,7 +71,7 @@ type LivePersonAuthClientSpec struct {
 	AccountID string `json:"accountID"`
 
 	// flow is LivePerson's "Authentication type": Code (LivePerson redeems a code at the token
-	// endpoint) or Implicit (the brand hands LivePerson a signed JWT).
+	// endpoint) or Implicit (the brand hands LivePerson a signed JWT). Defaults to Code.
 	// +kubebuilder:default=Code
 	// +optional
 	Flow AuthFlow `json:"flow,omitempty"`
@@ -106,7 +106,7 @@ type LivePersonAuthClientSpec struct {
 	// pkce is whether codes must carry a PKCE challenge (flow Code). Allowed checks a challenge
 	// when one was given, and refuses a code_verifier sent for a code issued without one (RFC
 	// 9700: an injected code); Required also needs PKCE turned on in LivePerson's console;
-	// Disabled ignores challenges and verifiers alike. A challenge without a method is S256.
+	// Disabled ignores challenges and verifiers alike. A challenge without a method is S256. Defaults to Allowed.
 	// +kubebuilder:default=Allowed
 	// +optional
 	PKCE PKCEMode `json:"pkce,omitempty"`
@@ -128,7 +128,7 @@ type LivePersonAuthClientSpec struct {
 
 	// publicKeyMode is how LivePerson holds our public key: JWKS (a URL; rotation is automatic)
 	// or PEM (one pasted key; each rotation waits for a console update acknowledged with
-	// kubectl annotate lpac/NAME auth.lpauth.dev/console-updated=<kid>).
+	// kubectl annotate lpac/NAME auth.lpauth.dev/console-updated=<kid>). Defaults to JWKS.
 	// +kubebuilder:default=JWKS
 	// +optional
 	PublicKeyMode PublicKeyMode `json:"publicKeyMode,omitempty"`
@@ -137,7 +137,7 @@ type LivePersonAuthClientSpec struct {
 // IDTokenSpec shapes the id_token (and implicit-flow JWT) of a client.
 type IDTokenSpec struct {
 	// lifetime of issued tokens (Go duration, 1m to 24h). LivePerson asks for a new token after
-	// exp. Keep it shorter than the SigningKey's retainAfterRetire.
+	// exp. Keep it shorter than the SigningKey's retainAfterRetire. Defaults to 1h.
 	// +kubebuilder:default="1h"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
@@ -186,7 +186,7 @@ type EncryptionSpec struct {
 	// +optional
 	KeyID string `json:"keyID,omitempty"`
 
-	// enc is the content encryption algorithm (the key is always wrapped with RSA-OAEP-256).
+	// enc is the content encryption algorithm (the key is always wrapped with RSA-OAEP-256). Defaults to A256GCM.
 	// +kubebuilder:default=A256GCM
 	// +optional
 	Enc ContentEncryption `json:"enc,omitempty"`

@@ -36,7 +36,7 @@ const (
 type SigningKeySpec struct {
 	// algorithm is the JWS algorithm of every key in the set. LivePerson accepts only RS256;
 	// PS256 and ES256 are for other relying parties. Changing it rotates to a key of the new
-	// algorithm through the normal Next → Active lifecycle.
+	// algorithm through the normal Next → Active lifecycle. Defaults to RS256.
 	// +kubebuilder:default=RS256
 	// +optional
 	Algorithm SigningAlgorithm `json:"algorithm,omitempty"`
@@ -57,7 +57,7 @@ type SigningKeySpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.publishAhead) || !has(self.every) || !self.publishAhead.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || !self.every.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.publishAhead) < duration(self.every)",message="publishAhead must be shorter than every: the next key must be published before the current one is due to rotate"
 type KeyRotation struct {
 	// every is how long a key stays Active before the Next key replaces it (Go duration, at least
-	// 1h, e.g. 2160h for 90 days).
+	// 1h, e.g. 2160h for 90 days). Defaults to 2160h.
 	// +kubebuilder:default="2160h"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
@@ -67,7 +67,7 @@ type KeyRotation struct {
 	Every metav1.Duration `json:"every,omitzero"`
 
 	// publishAhead is how long a new key is in the JWKS before it signs. It must exceed how long
-	// relying parties cache the JWKS (LivePerson's cache time is undocumented: assume hours).
+	// relying parties cache the JWKS (LivePerson's cache time is undocumented: assume hours). Defaults to 24h.
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="publishAhead must be a Go duration such as 24h (units h, m, s; there is no d unit)"
@@ -77,7 +77,7 @@ type KeyRotation struct {
 
 	// retainAfterRetire is how long a retired key stays in the JWKS. It must be at least the
 	// longest id_token lifetime of any client plus clock skew, or tokens signed just before a
-	// rotation fail verification before they expire.
+	// rotation fail verification before they expire. Defaults to 24h.
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32

@@ -38,7 +38,7 @@ type TokenServerSpec struct {
 	// +required
 	SigningKeyRef LocalObjectReference `json:"signingKeyRef"`
 
-	// replicas is the number of token-server pods. More than one needs the Redis replay store.
+	// replicas is the number of token-server pods. More than one needs the Redis replay store. Defaults to 1.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
@@ -88,7 +88,7 @@ type TokenServerSpec struct {
 
 	// issueAPICredentialOverlap is how long the previous issue-API credential stays accepted
 	// after auth.lpauth.dev/rotate-credentials (Go duration, 1m to 720h): the time the brand's
-	// backends have to switch to the new one.
+	// backends have to switch to the new one. Defaults to 24h.
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
@@ -97,7 +97,7 @@ type TokenServerSpec struct {
 	// +optional
 	IssueAPICredentialOverlap metav1.Duration `json:"issueAPICredentialOverlap,omitzero"`
 
-	// codeTTL is how long an authorization code can be redeemed (Go duration, 10s to 10m).
+	// codeTTL is how long an authorization code can be redeemed (Go duration, 10s to 10m). Defaults to 120s.
 	// +kubebuilder:default="120s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
@@ -169,7 +169,7 @@ type LandingPageLogin struct {
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="url must be an absolute https URL (http is accepted only for localhost)"
 	URL string `json:"url"`
 
-	// requestTTL is how long the login request stays valid (Go duration, 1m to 1h).
+	// requestTTL is how long the login request stays valid (Go duration, 1m to 1h). Defaults to 10m.
 	// +kubebuilder:default="10m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
@@ -199,7 +199,7 @@ type UpstreamOIDCLogin struct {
 	// +required
 	ClientSecretRef SecretKeyRef `json:"clientSecretRef"`
 
-	// scopes requested upstream; must include openid.
+	// scopes requested upstream; must include openid. Defaults to openid, profile, email.
 	// +kubebuilder:default={openid,profile,email}
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=128
@@ -209,7 +209,7 @@ type UpstreamOIDCLogin struct {
 	Scopes []string `json:"scopes,omitempty"`
 
 	// subjectClaim is the upstream claim that becomes the person's sub (LivePerson's customer
-	// id). It must be unique, stable and not guessable: never an email or a phone number.
+	// id). It must be unique, stable and not guessable: never an email or a phone number. Defaults to sub.
 	// +kubebuilder:default=sub
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
@@ -253,7 +253,7 @@ type StaticUsersLogin struct {
 // ReplayStoreSpec is where redeemed codes are recorded.
 // +kubebuilder:validation:XValidation:rule="self.type == 'Redis' ? has(self.redis) : !has(self.redis)",message="replayStore.redis must be set when, and only when, type is Redis"
 type ReplayStoreSpec struct {
-	// type is Memory (one replica) or Redis (any number of replicas).
+	// type is Memory (one replica) or Redis (any number of replicas). Defaults to Memory.
 	// +kubebuilder:default=Memory
 	// +optional
 	Type ReplayStoreType `json:"type,omitempty"`
