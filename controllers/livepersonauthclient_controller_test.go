@@ -368,7 +368,9 @@ var _ = Describe("LivePersonAuthClient", func() {
 
 		clock.Step(every + time.Hour)
 		poke(sk)
-		Eventually(func() string { return meta.FindStatusCondition(get(sk).Status.Conditions, v1alpha1.ConditionRotating).Reason }).
+		Eventually(func() string {
+			return meta.FindStatusCondition(get(sk).Status.Conditions, v1alpha1.ConditionRotating).Reason
+		}).
 			Should(Equal(v1alpha1.ReasonRotationHeld))
 		consoleReason := func(c *v1alpha1.LivePersonAuthClient) string {
 			cond := meta.FindStatusCondition(getClient(c).Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
