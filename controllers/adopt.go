@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 )
 
 // restoredSecret is a Secret an object would generate that exists without being the object's:
@@ -38,7 +39,7 @@ func (rs restoredSecret) adoption() error {
 	}
 	if rs.owner.GetAnnotations()[v1alpha1.AnnotationAdoptSecret] != string(s.UID) {
 		return &notReady{reason: v1alpha1.ReasonSecretFound, err: fmt.Errorf(
-			"Secret %s holds this %s's %s (restored from a backup?); to keep it, run `kubectl annotate %s/%s %s=%s`, or delete the Secret to generate new values",
+			"Secret %s looks like this %s's %s restored from a backup; if you restored it yourself, keep it with `kubectl annotate %s/%s %s=%s`; otherwise delete it (anyone who may create Secrets here could have made it) and new values are generated",
 			s.Name, rs.kind, rs.keeps, rs.short, rs.owner.GetName(), v1alpha1.AnnotationAdoptSecret, s.UID)}
 	}
 	s.OwnerReferences = withoutOwnersOfKind(s.OwnerReferences, rs.kind)
@@ -78,4 +79,12 @@ func hasLabels(obj client.Object, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// secretSetTakeover reports whether a secret set Secret the TokenServer does not control may be
+// taken over without asking: one the operator wrote for an earlier TokenServer of this name (a
+// restore), of the set's type and not immutable, so that rewriting it replaces all it holds.
+// (The token server reads only a set the TokenServer controls, so nothing of it is served before.)
+func secretSetTakeover(s *corev1.Secret, ts *v1alpha1.TokenServer) bool {
+	return leftByFormer(s, ts, "TokenServer") && s.Type == secretset.SecretType && (s.Immutable == nil || !*s.Immutable)
 }

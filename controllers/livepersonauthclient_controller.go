@@ -58,24 +58,27 @@ type LivePersonAuthClientReconciler struct {
 	pending sync.Map // types.NamespacedName → time.Time
 	// timingWarned remembers the SigningKey generations already warned about on the
 	// SigningKey, so an edit that makes many clients' tokens outlive their keys is one event.
-	timingWarned sync.Map // "uid/generation" → struct{}
+	timingWarned sync.Map // SigningKey UID → the generation last warned about (int64)
 }
 
 // warnTiming emits one Warning per cause when a client's TimingValid turns False: on the client
-// when its own edit (or creation) did it, on the SigningKey once per generation when an edit of
-// the SigningKey did it for all its clients at once. The condition's transition is kept in
-// status, so a restarted operator does not warn again.
+// when its own spec asks for a lifetime the key cannot cover (set in this generation), else on
+// the SigningKey, once per generation of it, however many of its clients it affects (an edit
+// of the key, or clients created with the default lifetime against it). The condition's
+// transition is kept in status, so a restarted operator warns at most once more.
 func (r *LivePersonAuthClientReconciler) warnTiming(base, c *v1alpha1.LivePersonAuthClient, sk *v1alpha1.SigningKey) {
 	t := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionTimingValid)
 	if t == nil || t.Status != metav1.ConditionFalse || meta.IsStatusConditionFalse(base.Status.Conditions, v1alpha1.ConditionTimingValid) {
 		return
 	}
 	was := meta.FindStatusCondition(base.Status.Conditions, v1alpha1.ConditionTimingValid)
-	if was == nil || was.ObservedGeneration != c.Generation || sk == nil || r.Recorder == nil {
+	ownChoice := c.Spec.IDToken.Lifetime.Duration != 0 && (was == nil || was.ObservedGeneration != c.Generation)
+	if ownChoice || sk == nil || r.Recorder == nil {
 		r.event(c, corev1.EventTypeWarning, t.Reason, "Check", t.Message)
 		return
 	}
-	if _, done := r.timingWarned.LoadOrStore(fmt.Sprintf("%s/%d", sk.UID, sk.Generation), struct{}{}); !done {
+	// One entry per SigningKey, its last warned generation: bounded by the SigningKeys.
+	if prev, loaded := r.timingWarned.Swap(sk.UID, sk.Generation); !loaded || prev.(int64) != sk.Generation {
 		r.Recorder.Eventf(sk, nil, corev1.EventTypeWarning, t.Reason, "Check",
 			"%s (LivePersonAuthClient %s; each client of this key says so in its TimingValid condition)", t.Message, c.Name)
 	}
@@ -504,8 +507,8 @@ func (r *LivePersonAuthClientReconciler) writeClientSecret(ctx context.Context, 
 	s.secretValue = value
 	switch {
 	case adopted != nil && !regenerated:
-		r.event(s.c, corev1.EventTypeWarning, "SecretAdopted", "Adopt", adopted.adoptedMessage())
-	case regenerated && s.c.Status.ClientSecretRef != nil:
+		r.event(s.c, corev1.EventTypeWarning, v1alpha1.ReasonSecretAdopted, "Adopt", adopted.adoptedMessage())
+	case regenerated && (s.c.Status.ClientSecretRef != nil || adopted != nil):
 		r.event(s.c, corev1.EventTypeWarning, v1alpha1.ReasonClientSecretRegenerated, "Generate",
 			fmt.Sprintf("Secret %s was deleted or damaged: generated a new client secret; paste it into LivePerson's console", name))
 	case regenerated:
@@ -522,6 +525,11 @@ func (r *LivePersonAuthClientReconciler) adoptClientSecret(s *clientScope, secre
 		ours: s.clientID != "" && string(secret.Data[ClientIDKey]) == s.clientID}
 	if err := rs.adoption(); err != nil {
 		if nr := (*notReady)(nil); errors.As(err, &nr) && nr.reason == v1alpha1.ReasonInvalidSecret {
+			if id := string(secret.Data[ClientIDKey]); !rs.ours && s.c.Spec.ClientID == "" && leftByFormer(secret, s.c, "LivePersonAuthClient") && id != "" {
+				// A restore that lost the generated-id annotation (the manifest came from Git).
+				return nil, notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s was written for a client of this name with client id %q, not %q: if it is this client restored, set its %s annotation to %q (LivePerson's console holds that id), then adopt the Secret; otherwise delete the Secret",
+					secret.Name, id, s.clientID, v1alpha1.AnnotationGeneratedClientID, id)
+			}
 			return nil, notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s exists and is not owned by this client; set spec.clientSecretRef to use it, or delete it", secret.Name)
 		}
 		return nil, err

@@ -24,7 +24,9 @@ import (
 	"github.com/lpauth/lpauth-operator/controllers/workload"
 )
 
-const issuer = "https://auth.brand.example"
+// issuerFor is a TokenServer issuer of its own for each namespace: TokenServers sharing one are
+// flagged (IssuerUnique), and specs run side by side.
+func issuerFor(ns string) string { return "https://" + ns + ".brand.example" }
 
 // newServer creates a SigningKey and a TokenServer using it, and waits for the key.
 // newServingServer is newServer whose Deployment reports an available replica, as a cluster's
@@ -49,7 +51,7 @@ func newServer(ns, name string) *v1alpha1.TokenServer {
 	ready(sk)
 	ts := &v1alpha1.TokenServer{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec:       v1alpha1.TokenServerSpec{Issuer: issuer, SigningKeyRef: v1alpha1.LocalObjectReference{Name: sk.Name}},
+		Spec:       v1alpha1.TokenServerSpec{Issuer: issuerFor(ns), SigningKeyRef: v1alpha1.LocalObjectReference{Name: sk.Name}},
 	}
 	Expect(k8s.Create(ctx, ts)).To(Succeed())
 	return ts
@@ -159,6 +161,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 		Expect(secret.Data[controllers.ClientSecretKey]).To(HaveLen(43), "256 bits, base64url")
 		Expect(string(secret.Data[controllers.ClientSecretKey])).NotTo(ContainSubstring(":"))
 
+		issuer := issuerFor(ns)
 		Expect(*c.Status.LivePersonConsole).To(Equal(v1alpha1.LivePersonConsole{
 			AuthenticationType: "Code", PKCE: "Disabled", JWTIssuer: issuer,
 			TokenEndpoint: issuer + "/token", ClientID: c.Status.ClientID,
@@ -177,7 +180,7 @@ var _ = Describe("LivePersonAuthClient", func() {
 
 		ts := &v1alpha1.TokenServer{
 			ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: ns},
-			Spec:       v1alpha1.TokenServerSpec{Issuer: issuer, SigningKeyRef: v1alpha1.LocalObjectReference{Name: "later-keys"}},
+			Spec:       v1alpha1.TokenServerSpec{Issuer: issuerFor(ns), SigningKeyRef: v1alpha1.LocalObjectReference{Name: "later-keys"}},
 		}
 		Expect(k8s.Create(ctx, ts)).To(Succeed())
 		clientCondition(c, metav1.ConditionFalse, v1alpha1.ReasonSigningKeyNotFound)
@@ -500,8 +503,10 @@ var _ = Describe("LivePersonAuthClient", func() {
 				s.IDToken.Lifetime = metav1.Duration{Duration: 2 * time.Hour}
 			}))
 		}
-		c := clientCondition(clients[0], metav1.ConditionTrue, v1alpha1.ReasonReconciled)
-		Expect(meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionTimingValid)).To(BeTrue())
+		for _, each := range clients {
+			Expect(meta.IsStatusConditionTrue(clientCondition(each, metav1.ConditionTrue, v1alpha1.ReasonReconciled).Status.Conditions, v1alpha1.ConditionTimingValid)).To(BeTrue())
+		}
+		c := clients[0]
 
 		base := sk.DeepCopy()
 		sk.Spec.Rotation.RetainAfterRetire = metav1.Duration{Duration: 90 * time.Minute}

@@ -101,7 +101,15 @@ var _ = Describe("Restore", func() {
 		c := newClient(ns, "lp", "brand")
 		Expect(c.Name + "-client").To(Equal(controllers.ClientSecretName(c)))
 		annotateObject(c, v1alpha1.AnnotationAdoptSecret, string(planted.UID))
+		// Never taken over; the message names the id it holds, for a restore that lost the
+		// client's generated-id annotation, and says to delete it otherwise.
 		msg := readyReason(c, func() []metav1.Condition { return c.Status.Conditions }, v1alpha1.ReasonInvalidSecret)
-		Expect(msg).To(ContainSubstring("is not owned by this client"))
+		Expect(msg).To(And(ContainSubstring(`client id "someone-else"`), ContainSubstring("otherwise delete the Secret")))
+		Consistently(func(g Gomega) {
+			got := &corev1.Secret{}
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(planted), got)).To(Succeed())
+			g.Expect(got.OwnerReferences).To(BeEmpty())
+			g.Expect(got.Data).To(Equal(planted.Data))
+		}, "1s").Should(Succeed())
 	})
 })

@@ -131,7 +131,7 @@ func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServe
 		return err
 	}
 	exists := err == nil
-	if exists && !metav1.IsControlledBy(current, ts) && !leftByFormer(current, ts, "TokenServer") {
+	if exists && !metav1.IsControlledBy(current, ts) && !secretSetTakeover(current, ts) {
 		return fmt.Errorf("secret %s exists and is not owned by TokenServer %s; delete or rename it", key.Name, ts.Name)
 	}
 	want := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -86,6 +87,8 @@ type serverScope struct {
 	brandingProblem, issuerProblem string
 	// brandingInvalid: the ConfigMap exists, but some of its values are refused.
 	brandingInvalid bool
+	// checked: both looks above ran, so their conditions say what they found.
+	checked bool
 }
 
 // checkIssuerClaim: two TokenServers with one issuer both sign tokens with that iss and publish
@@ -100,7 +103,8 @@ func (r *TokenServerReconciler) checkIssuerClaim(ctx context.Context, s *serverS
 	}
 	var others []string
 	for i := range list.Items {
-		if other := &list.Items[i]; other.UID != ts.UID && other.DeletionTimestamp.IsZero() {
+		// One whose deletion is held (its clients remain) still serves: it counts.
+		if other := &list.Items[i]; other.UID != ts.UID {
 			others = append(others, other.Namespace+"/"+other.Name)
 		}
 	}
@@ -149,12 +153,14 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 		}
 		setServerStatus(ts, s.deployment, s.keyReady, reason, err)
-		setBrandingCondition(ts, s.brandingProblem, s.brandingInvalid)
-		setIssuerCondition(ts, s.issuerProblem)
+		if s.checked {
+			setBrandingCondition(ts, s.brandingProblem, s.brandingInvalid)
+			setIssuerCondition(ts, s.issuerProblem)
+		}
 		for _, t := range []string{v1alpha1.ConditionBrandingApplied, v1alpha1.ConditionIssuerUnique} {
-			// A Warning when it turns False, not on every reconcile.
-			if c := meta.FindStatusCondition(ts.Status.Conditions, t); c != nil && c.Status == metav1.ConditionFalse &&
-				!meta.IsStatusConditionFalse(base.Status.Conditions, t) {
+			// A Warning when it turns False or False for another reason, not on every reconcile.
+			c, was := meta.FindStatusCondition(ts.Status.Conditions, t), meta.FindStatusCondition(base.Status.Conditions, t)
+			if c != nil && c.Status == metav1.ConditionFalse && (was == nil || was.Status != metav1.ConditionFalse || was.Reason != c.Reason) {
 				r.event(ts, corev1.EventTypeWarning, c.Reason, "Check", c.Message)
 			}
 		}
@@ -173,7 +179,18 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}()
 
+	// The two warnings first: their conditions are written whatever a later phase returns.
+	if err := r.labelBranding(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.checkIssuerClaim(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	s.checked = true
 	if err := r.ensureCredentials(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.checkSecretSetName(ctx, ts); err != nil {
 		return ctrl.Result{}, err
 	}
 	startup, err := r.startupConfig(ctx, ts)
@@ -181,12 +198,6 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	if err := r.labelLoginSecret(ctx, ts); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.labelBranding(ctx, s); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.checkIssuerClaim(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
 	if ts.Spec.Image == "" && r.Image == "" {
@@ -275,7 +286,7 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 			fmt.Sprintf("Secret %s had no usable %s: generated new ones (codes sealed with an old key no longer redeem; brand backends need the new issue-API credential)", secret.Name, strings.Join(replaced, ", ")))
 	}
 	if rot.Emergency {
-		r.event(ts, corev1.EventTypeWarning, "CredentialsCut", "Rotate",
+		r.event(ts, corev1.EventTypeWarning, v1alpha1.ReasonCredentialsCut, "Rotate",
 			fmt.Sprintf("New code key and issue-API credential in Secret %s, and no old one accepted any more, as %s=%s... asked: backends still sending an old credential are refused (told it was replaced), and codes and sign-ins in flight fail, so customers start again",
 				secret.Name, v1alpha1.AnnotationRotateCredentials, v1alpha1.CutCredentialsPrefix))
 	} else if rot.Rotated {
@@ -336,6 +347,29 @@ func (r *TokenServerReconciler) createCredentials(ctx context.Context, ts *v1alp
 	return nil
 }
 
+// checkSecretSetName: the secret set is written by its own reconciler, which stops at a Secret
+// of its name that is neither this TokenServer's nor one it may take over; the token server then
+// serves no client. Say so here, where the platform team looks.
+func (r *TokenServerReconciler) checkSecretSetName(ctx context.Context, ts *v1alpha1.TokenServer) error {
+	key := client.ObjectKey{Namespace: ts.Namespace, Name: secretset.Name(ts.Name)}
+	cur := &corev1.Secret{}
+	err := r.Get(ctx, key, cur)
+	if apierrors.IsNotFound(err) {
+		// Unlabelled, it is outside the cache.
+		err = r.APIReader.Get(ctx, key, cur)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	case metav1.IsControlledBy(cur, ts) || secretSetTakeover(cur, ts):
+		return nil
+	}
+	return &notReady{reason: v1alpha1.ReasonNameConflict, retryAfter: missingSecretRetry,
+		err: fmt.Errorf("Secret %s exists and is not this TokenServer's (nor one the operator wrote for an earlier TokenServer of this name, of type %s): the token server serves no client until it is deleted", key.Name, secretset.SecretType)}
+}
+
 // adoptCredentials takes over a credentials Secret left by an earlier TokenServer of this name
 // when the adopt-secret annotation names it, so the brand's backends keep their issue-API
 // credential across a restore; otherwise it says why not. The Update brings the next reconcile.
@@ -353,7 +387,7 @@ func (r *TokenServerReconciler) adoptCredentials(ctx context.Context, ts *v1alph
 	if err := r.Update(ctx, secret); err != nil {
 		return fmt.Errorf("taking over the credentials Secret: %w", err)
 	}
-	r.event(ts, corev1.EventTypeWarning, "SecretAdopted", "Adopt", rs.adoptedMessage())
+	r.event(ts, corev1.EventTypeWarning, v1alpha1.ReasonSecretAdopted, "Adopt", rs.adoptedMessage())
 	return nil
 }
 
@@ -477,7 +511,7 @@ func (r *TokenServerReconciler) apply(ctx context.Context, ts *v1alpha1.TokenSer
 	switch {
 	case err == nil && !metav1.IsControlledBy(current, ts):
 		// The squatter is outside the cache, so its deletion is seen only by looking again.
-		return &notReady{reason: "NameConflict", retryAfter: missingSecretRetry,
+		return &notReady{reason: v1alpha1.ReasonNameConflict, retryAfter: missingSecretRetry,
 			err: fmt.Errorf("%s %s exists and is not owned by this TokenServer; delete or rename it", kind, obj.GetName())}
 	case err != nil && !apierrors.IsNotFound(err):
 		return err
@@ -583,17 +617,36 @@ func (r *TokenServerReconciler) guardDeletion(ctx context.Context, ts *v1alpha1.
 	return deleting, err
 }
 
-// sameIssuer maps a TokenServer to the others with its issuer.
-func (r *TokenServerReconciler) sameIssuer(ctx context.Context, obj client.Object) []reconcile.Request {
+// sameIssuer maps a TokenServer created or deleted to the others with its issuer whose
+// IssuerUnique must change: on a creation those not yet flagged, on a deletion the one left
+// alone and those whose message names the deleted one. Re-checking every one of them each time
+// would cost n reconciles per change, n² when n share an issuer (a test suite, a migration).
+func (r *TokenServerReconciler) sameIssuer(ctx context.Context, obj client.Object, deleted bool) []reconcile.Request {
 	ts := obj.(*v1alpha1.TokenServer)
 	list := &v1alpha1.TokenServerList{}
 	if err := r.List(ctx, list, client.MatchingFields{indexServerByIssuer: ts.Spec.Issuer}); err != nil {
 		return nil
 	}
-	var out []reconcile.Request
+	var others []*v1alpha1.TokenServer
 	for i := range list.Items {
-		if list.Items[i].UID != ts.UID {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		if o := &list.Items[i]; o.UID != ts.UID {
+			others = append(others, o)
+		}
+	}
+	var out []reconcile.Request
+	for _, o := range others {
+		flagged := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionIssuerUnique)
+		var stale bool
+		switch {
+		case !deleted:
+			stale = flagged == nil || flagged.Status != metav1.ConditionFalse
+		case len(others) == 1:
+			stale = true
+		default:
+			stale = flagged != nil && strings.Contains(flagged.Message, " "+ts.Namespace+"/"+ts.Name)
+		}
+		if stale {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
 		}
 	}
 	return out
@@ -634,10 +687,18 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A TokenServer created or deleted changes whether the others with its issuer share it.
 		// (The issuer is immutable, so updates never do; mapping them too would reconcile every
 		// TokenServer of an issuer on each status write of any of them.)
-		Watches(&v1alpha1.TokenServer{}, handler.EnqueueRequestsFromMapFunc(r.sameIssuer), builder.WithPredicates(predicate.Funcs{
-			CreateFunc: func(event.CreateEvent) bool { return true }, UpdateFunc: func(event.UpdateEvent) bool { return false },
-			GenericFunc: func(event.GenericEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return true },
-		})).
+		Watches(&v1alpha1.TokenServer{}, handler.Funcs{
+			CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				for _, req := range r.sameIssuer(ctx, e.Object, false) {
+					q.Add(req)
+				}
+			},
+			DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				for _, req := range r.sameIssuer(ctx, e.Object, true) {
+					q.Add(req)
+				}
+			},
+		}).
 		// Only labelled ConfigMaps are cached: a branding ConfigMap is labelled when first found.
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.serversOfBranding)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.serversOfSecret)).

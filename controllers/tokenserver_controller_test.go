@@ -22,6 +22,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/workload"
+	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -104,6 +105,7 @@ var _ = Describe("TokenServer", func() {
 		Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.Name(ts)}, &policyv1.PodDisruptionBudget{}))).To(BeTrue())
 
 		got := serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
+		issuer := ts.Spec.Issuer
 		Expect(*got.Status.Endpoints).To(Equal(v1alpha1.TokenServerEndpoints{
 			Authorization: issuer + "/authorize", Token: issuer + "/token", JWKS: issuer + "/.well-known/jwks.json",
 			Discovery: issuer + "/.well-known/openid-configuration", IssueAPI: issuer + "/api/v1",
@@ -282,7 +284,7 @@ var _ = Describe("TokenServer", func() {
 		ns := newNamespace("ts")
 		ts := &v1alpha1.TokenServer{
 			ObjectMeta: metav1.ObjectMeta{Name: "lonely", Namespace: ns},
-			Spec:       v1alpha1.TokenServerSpec{Issuer: issuer, SigningKeyRef: v1alpha1.LocalObjectReference{Name: "nope"}},
+			Spec:       v1alpha1.TokenServerSpec{Issuer: issuerFor(ns), SigningKeyRef: v1alpha1.LocalObjectReference{Name: "nope"}},
 		}
 		Expect(k8s.Create(ctx, ts)).To(Succeed())
 		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSigningKeyNotFound)
@@ -328,7 +330,7 @@ var _ = Describe("TokenServer", func() {
 		newSigningKeyNamed(ns, "keys", v1alpha1.ES256)
 		ts := &v1alpha1.TokenServer{
 			ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: ns},
-			Spec: v1alpha1.TokenServerSpec{Issuer: issuer, SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"},
+			Spec: v1alpha1.TokenServerSpec{Issuer: issuerFor(ns), SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"},
 				Image: "docker.io/attacker/steal-keys:latest"},
 		}
 		Expect(k8s.Create(ctx, ts)).To(Succeed())
@@ -426,6 +428,54 @@ var _ = Describe("TokenServer", func() {
 		look.Data = map[string]string{"title": "Brand", "primaryColor": "#c00"}
 		Expect(k8s.Update(ctx, look)).To(Succeed())
 		serverConditionWithin(ts, v1alpha1.ConditionBrandingApplied, metav1.ConditionTrue, v1alpha1.ReasonReconciled, 4*time.Second)
+	})
+
+	// Regression: BrandingApplied and IssuerUnique were computed by phases after the ones that
+	// can stop a reconcile, so a TokenServer waiting for its Redis Secret said its branding was
+	// applied and its issuer unique.
+	It("keeps its warnings true to what it found while it is not Ready (WarningsHoldWhileNotReady)", func() {
+		ns := newNamespace("ts")
+		sk := ready(newSigningKeyNamed(ns, "keys", v1alpha1.ES256))
+		look := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "look", Namespace: ns}, Data: map[string]string{"primaryColor": "red"}}
+		Expect(k8s.Create(ctx, look)).To(Succeed())
+		ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: ns},
+			Spec: v1alpha1.TokenServerSpec{Issuer: issuerFor(ns), SigningKeyRef: v1alpha1.LocalObjectReference{Name: sk.Name},
+				ReplayStore: &v1alpha1.ReplayStoreSpec{Type: v1alpha1.ReplayStoreRedis, Redis: &v1alpha1.RedisReplayStore{
+					AddressSecretRef: v1alpha1.SecretKeyRef{Name: "redis", Key: "url"}}},
+				Login: &v1alpha1.LoginSpec{LandingPage: &v1alpha1.LandingPageLogin{URL: "https://www.brand.example/login"},
+					BrandingConfigMapRef: &v1alpha1.LocalObjectReference{Name: "look"}}}}
+		Expect(k8s.Create(ctx, ts)).To(Succeed())
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound)
+		serverCondition(ts, v1alpha1.ConditionBrandingApplied, metav1.ConditionFalse, v1alpha1.ReasonInvalidBranding)
+	})
+
+	// A secret set Secret someone else made blocks the token server from every client: the
+	// TokenServer says so; one the operator wrote for an earlier TokenServer of the name (a
+	// restore) is taken over and rewritten.
+	It("refuses a secret set it did not write, and takes over one left by an earlier TokenServer (SecretSetName)", func() {
+		ns := newNamespace("ts")
+		planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "brand-token-server-secrets", Namespace: ns,
+			Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}},
+			StringData: map[string]string{"login": "attacker:$2y$10$planted"}}
+		Expect(k8s.Create(ctx, planted)).To(Succeed())
+		ts := newServer(ns, "brand")
+		got := serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNameConflict)
+		Expect(meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Message).To(ContainSubstring("serves no client"))
+		Expect(k8s.Delete(ctx, planted)).To(Succeed())
+		serverConditionWithin(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing, secretRetry)
+
+		other := newNamespace("ts")
+		left := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "brand-token-server-secrets", Namespace: other,
+			Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelTokenServerReads: "true"}},
+			Type: secretset.SecretType, StringData: map[string]string{"login": "from the backup"}}
+		Expect(k8s.Create(ctx, left)).To(Succeed())
+		restored := newServer(other, "brand")
+		Eventually(func(g Gomega) {
+			set := &corev1.Secret{}
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(left), set)).To(Succeed())
+			g.Expect(metav1.IsControlledBy(set, getServer(restored))).To(BeTrue())
+			g.Expect(set.Data).NotTo(HaveKey("login"), "rewritten from the sources alone")
+		}).WithTimeout(5 * time.Second).Should(Succeed())
 	})
 
 	It("keeps the previous issue-API credential for spec.issueAPICredentialOverlap, independent of the code key (IssueAPICredentialOverlap)", func() {

@@ -118,6 +118,12 @@ const (
 	// ReasonKeysFound: a key Secret labelled for the SigningKey exists (a restore); the
 	// adopt-keys annotation takes it over.
 	ReasonKeysFound = "KeysFound"
+	// ReasonSecretAdopted (event): a restored Secret was taken over, as adopt-secret asked.
+	ReasonSecretAdopted = "SecretAdopted"
+	// ReasonCredentialsCut (event): a cut- credential rotation kept no previous value.
+	ReasonCredentialsCut = "CredentialsCut"
+	// ReasonNameConflict: an object the TokenServer needs has a name taken by one it does not own.
+	ReasonNameConflict = "NameConflict"
 	// ReasonSecretFound: a Secret the operator wrote for an earlier TokenServer or client of this
 	// name exists (a restore); the adopt-secret annotation takes it over.
 	ReasonSecretFound = "SecretFound"

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -189,10 +191,23 @@ func (s *Source) rebuild(ctx context.Context) time.Duration {
 		s.Log.Info("Left out of the snapshot", "problem", p.String())
 	}
 	if err != nil {
-		// Keep serving the last good snapshot: a broken object never takes the server down.
+		// Keep serving the last good snapshot: a broken object never takes the server down. But
+		// its credentials follow the Secret: a cut (a leak) must not wait for the rest.
 		s.Log.Error(err, "Snapshot not rebuilt; serving the previous one")
+		if cur := s.Holder.Snapshot(); cur != nil {
+			if next, cerr := cur.WithCredentials(s.credentials(ctx), time.Now()); cerr == nil {
+				s.store(next)
+			}
+		}
 		return took
 	}
+	s.store(snap)
+	s.Log.V(1).Info("Snapshot rebuilt", "clients", len(snap.Clients), "activeKey", snap.SigningKeyID, "took", took)
+	return took
+}
+
+// store serves snap, and sets the timer for the earliest end of a previous credential's overlap.
+func (s *Source) store(snap *snapshot.Snapshot) {
 	s.Holder.Store(snap)
 	if !snap.Expires.IsZero() && !snap.Expires.Equal(s.expires) {
 		// A previous credential's overlap ends with no event to say so when the operator is
@@ -202,8 +217,15 @@ func (s *Source) rebuild(ctx context.Context) time.Duration {
 		}
 		s.expires, s.expiry = snap.Expires, time.AfterFunc(time.Until(snap.Expires)+time.Second, s.poke)
 	}
-	s.Log.V(1).Info("Snapshot rebuilt", "clients", len(snap.Clients), "activeKey", snap.SigningKeyID, "took", took)
-	return took
+}
+
+// credentials is the TokenServer's credentials Secret if the operator wrote it, or nil.
+func (s *Source) credentials(ctx context.Context) *corev1.Secret {
+	ts := &v1alpha1.TokenServer{}
+	if err := s.cache.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.TokenServer}, ts); err != nil {
+		return nil
+	}
+	return controlled(s.secret(snapshot.CredentialsSecretName(ts.Name)), "TokenServer", ts.Name, ts.UID, corev1.SecretTypeOpaque)
 }
 
 func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Problem, error) {
@@ -233,10 +255,27 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 	return snapshot.Build(snapshot.Inputs{
 		TokenServer: ts,
 		ConfigMaps:  cmByName,
-		KeySecret:   s.secret(s.keySecret),
-		Credentials: s.secret(snapshot.CredentialsSecretName(ts.Name)),
-		SecretSet:   s.secret(secretset.Name(ts.Name)),
+		KeySecret:   controlled(s.secret(s.keySecret), "SigningKey", ts.Spec.SigningKeyRef.Name, "", v1alpha1.SecretTypeSigningKeys),
+		Credentials: controlled(s.secret(snapshot.CredentialsSecretName(ts.Name)), "TokenServer", ts.Name, ts.UID, corev1.SecretTypeOpaque),
+		SecretSet:   controlled(s.secret(secretset.Name(ts.Name)), "TokenServer", ts.Name, ts.UID, secretset.SecretType),
 		Clients:     clients.Items,
 		Now:         time.Now(),
 	})
+}
+
+// controlled returns sec when the operator wrote it for this object: its controller is the
+// object of that kind and name (and UID, when known here) and it has the type the operator
+// gives it. A Secret of the same name that anyone else created (whoever may create Secrets in
+// the namespace) is treated as missing: it could plant a code key, a client secret's digest or
+// a login secret.
+func controlled(sec *corev1.Secret, kind, name string, uid types.UID, typ corev1.SecretType) *corev1.Secret {
+	if sec == nil || sec.Type != typ {
+		return nil
+	}
+	owner := metav1.GetControllerOf(sec)
+	if owner == nil || owner.Kind != kind || owner.Name != name || !strings.HasPrefix(owner.APIVersion, v1alpha1.GroupVersion.Group+"/") ||
+		(uid != "" && owner.UID != uid) {
+		return nil
+	}
+	return sec
 }

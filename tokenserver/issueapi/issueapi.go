@@ -108,8 +108,9 @@ func Check(r *http.Request, snap *snapshot.Snapshot) *oauth.Error {
 		return &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "retired bearer credential",
 			Description: "this issue-API credential was replaced and is no longer accepted; use the current one from Secret " + snap.CredentialsSecret,
 			Challenge:   bearerChallenge + `, error="invalid_token", error_description="credential replaced"`}
-	case r.Header.Get("Authorization") == "":
-		// RFC 6750 section 3.1: a request without credentials gets the challenge without an error code.
+	case !hasBearer(r):
+		// RFC 6750 section 3.1: a request without bearer credentials (none, or another scheme)
+		// gets the challenge without an error code.
 		return &oauth.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Reason: "no bearer credential",
 			Description: "send Authorization: Bearer <issue API credential>", Challenge: bearerChallenge}
 	default:
@@ -227,11 +228,27 @@ func Retired(r *http.Request, digests [][sha256.Size]byte) bool {
 // bearerDigest is the SHA-256 digest of the bearer credential: digests of equal length are
 // what the comparisons see, so their time says nothing about the credential's length.
 func bearerDigest(r *http.Request) ([sha256.Size]byte, bool) {
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || given == "" {
+	given, ok := bearer(r)
+	if !ok {
 		return [sha256.Size]byte{}, false
 	}
 	return sha256.Sum256([]byte(given)), true
+}
+
+// hasBearer reports whether the request carries a bearer credential, right or wrong.
+func hasBearer(r *http.Request) bool {
+	_, ok := bearer(r)
+	return ok
+}
+
+// bearer is the credential of an "Authorization: Bearer" header; the scheme name is
+// case-insensitive (RFC 7235 section 2.1).
+func bearer(r *http.Request) (string, bool) {
+	scheme, given, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || given == "" {
+		return "", false
+	}
+	return given, true
 }
 
 // DecodeJSON reads an application/json body of at most max bytes into v, strictly: unknown

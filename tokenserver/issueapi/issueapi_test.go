@@ -88,7 +88,9 @@ func TestARetiredCredentialIsToldItWasReplaced(t *testing.T) {
 			`Bearer realm="issue-api", error="invalid_token", error_description="credential replaced"`},
 		{"unknown credential", "Bearer " + retired + "x", http.StatusUnauthorized, "invalid_token", generic, `Bearer realm="issue-api", error="invalid_token"`},
 		{"no credential", "", http.StatusUnauthorized, "invalid_token", generic, `Bearer realm="issue-api"`},
-		{"retired credential not as a bearer", "Basic " + retired, http.StatusUnauthorized, "invalid_token", generic, `Bearer realm="issue-api", error="invalid_token"`},
+		{"retired credential not as a bearer", "Basic " + retired, http.StatusUnauthorized, "invalid_token", generic, `Bearer realm="issue-api"`},
+		// The scheme name is case-insensitive (RFC 7235).
+		{"current credential, lower-case scheme", "bearer " + current, http.StatusBadRequest, "invalid_request", "client_id is required", ""},
 		// The current credential gets past the check: the body is what is refused.
 		{"current credential", "Bearer " + current, http.StatusBadRequest, "invalid_request", "client_id is required", ""},
 	} {

@@ -119,7 +119,13 @@ func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient,
 			}
 			// A secret too weak to guess-proof is left out: /token compares before it counts
 			// failures, so it would have no defence. The client's status says InvalidSecret.
-			if s := get(name); s != nil && clientsecret.Check(s.Data[key]) == nil {
+			s := get(name)
+			if ref := c.Spec.ClientSecretRef; ref == nil && s != nil && !controlledBy(s, c) {
+				// Not the Secret the operator generated for this client (someone created one of
+				// that name first): never served, whatever it holds.
+				s = nil
+			}
+			if s != nil && clientsecret.Check(s.Data[key]) == nil {
 				sum := sha256.Sum256(s.Data[key])
 				data[secretKey(c.Name)] = sum[:]
 			}
@@ -172,9 +178,9 @@ func controlledBy(s *corev1.Secret, c *v1alpha1.LivePersonAuthClient) bool {
 			return true
 		}
 	}
-	// Test fixtures and tools hand Secrets without owners; in the cluster the operator's own
-	// Secret always carries one.
-	return len(s.OwnerReferences) == 0
+	// Test fixtures and tools hand clients without a UID and Secrets without owners; in the
+	// cluster every client has a UID and the operator's own Secret always names it.
+	return c.UID == "" && len(s.OwnerReferences) == 0
 }
 
 // AcceptedClientID is the client id the set serves client under, or "".

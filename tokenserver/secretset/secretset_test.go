@@ -195,3 +195,41 @@ func TestLongNamesCannotBeImpersonated(t *testing.T) {
 		}
 	}
 }
+
+// Regression: a Secret named like a client's generated Secret, created by anyone who may create
+// Secrets before the client existed, had its digest served: its value redeemed codes at /token
+// while the client itself said the Secret was not its own.
+func TestOnlyTheGeneratedSecretTheClientOwnsIsServed(t *testing.T) {
+	t.Parallel()
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}}
+	c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "lp", UID: "uid-lp",
+		Annotations: map[string]string{v1alpha1.AnnotationGeneratedClientID: "lp-id"}},
+		Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowCode}}
+	value := []byte("k3Jd93-Hs82bXq0Zp4Lm7Vt1Nc6Wy5Re2Ua8Io9Pf")
+	secret := func(owners ...metav1.OwnerReference) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "lp-client", OwnerReferences: owners},
+			Data: map[string][]byte{v1alpha1.ClientIDKey: []byte("lp-id"), v1alpha1.ClientSecretKey: value}}
+	}
+	yes := true
+	for _, tc := range []struct {
+		name   string
+		secret *corev1.Secret
+		served bool
+	}{
+		{"planted, no owner", secret(), false},
+		{"owned by an earlier client of that name", secret(metav1.OwnerReference{APIVersion: "auth.lpauth.dev/v1alpha1", Kind: "LivePersonAuthClient", Name: "lp", UID: "uid-gone", Controller: &yes}), false},
+		{"owned by something else", secret(metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "lp", UID: "uid-lp", Controller: &yes}), false},
+		{"the client's own", secret(metav1.OwnerReference{APIVersion: "auth.lpauth.dev/v1alpha1", Kind: "LivePersonAuthClient", Name: "lp", UID: "uid-lp", Controller: &yes}), true},
+	} {
+		data := secretset.Compile(ts, []*v1alpha1.LivePersonAuthClient{c}, func(name string) *corev1.Secret {
+			if name == "lp-client" {
+				return tc.secret
+			}
+			return nil
+		})
+		_, err := secretset.ClientSecretDigest(data, "lp")
+		if served := err == nil; served != tc.served {
+			t.Errorf("%s: served %v, want %v", tc.name, served, tc.served)
+		}
+	}
+}

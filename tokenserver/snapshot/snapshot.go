@@ -384,6 +384,18 @@ func (s *Snapshot) buildCredentials(secret *corev1.Secret, now time.Time) error 
 	return nil
 }
 
+// WithCredentials is s with the code keys and issue-API credentials read anew from secret, and
+// everything else as it was. The token server uses it when a full rebuild fails: a credential
+// cut because it leaked must stop being accepted even while another object is broken.
+func (s *Snapshot) WithCredentials(secret *corev1.Secret, now time.Time) (*Snapshot, error) {
+	next := *s
+	next.Codes, next.IssueAPITokens, next.RetiredIssueAPITokenDigests, next.Expires = nil, nil, nil, time.Time{}
+	if err := next.buildCredentials(secret, now); err != nil {
+		return nil, err
+	}
+	return &next, nil
+}
+
 // RetiredDigest is one entry of RetiredIssueAPITokenDigestsKey.
 type RetiredDigest struct {
 	// Retired is when the credential stopped being accepted.

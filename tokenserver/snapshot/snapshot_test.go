@@ -474,3 +474,36 @@ func TestPreviousCredentialsEndOnTimeEvenWithoutTheOperator(t *testing.T) {
 		}
 	}
 }
+
+// Regression: a snapshot that could not be rebuilt (another object broken) kept accepting a
+// credential cut because it leaked. WithCredentials replaces only the credentials.
+func TestCredentialsAreReplacedEvenWhenNothingElseCanBe(t *testing.T) {
+	t.Parallel()
+	in := inputs(t)
+	in.Credentials.Data[snapshot.PreviousIssueAPITokenKey] = []byte("leaked")
+	s, _, err := snapshot.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.IssueAPITokens) != 2 {
+		t.Fatalf("before: %d credentials, want the current and the previous", len(s.IssueAPITokens))
+	}
+	cut := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ts-credentials"}, Data: map[string][]byte{
+		snapshot.CodeKeyKey: bytes.Repeat([]byte{2}, 32), snapshot.IssueAPITokenKey: []byte("fresh")}}
+	next, err := s.WithCredentials(cut, in.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(next.IssueAPITokens) != 1 || string(next.IssueAPITokens[0]) != "fresh" {
+		t.Errorf("after: credentials %q, want only the fresh one", next.IssueAPITokens)
+	}
+	if reflect.ValueOf(next.Clients).Pointer() != reflect.ValueOf(s.Clients).Pointer() || next.Signer != s.Signer {
+		t.Error("everything but the credentials must stay as it was")
+	}
+	if len(s.IssueAPITokens) != 2 {
+		t.Error("the snapshot being served was modified")
+	}
+	if _, err := s.WithCredentials(nil, in.Now); err == nil {
+		t.Error("no credentials Secret: want an error (the previous snapshot stays)")
+	}
+}
