@@ -189,7 +189,7 @@ var _ = Describe("TokenServer", func() {
 			t.Spec.Ingress = &v1alpha1.IngressSpec{TLSSecretName: "brand-tls", ClassName: ptr.To("nginx")}
 		})
 		ing := owned(ts, &networkingv1.Ingress{}).(*networkingv1.Ingress)
-		Expect(ing.Spec.Rules[0].Host).To(Equal("auth.brand.example"))
+		Expect(ing.Spec.Rules[0].Host).To(Equal(ns + ".brand.example"))
 		Expect(ing.Spec.TLS[0].SecretName).To(Equal("brand-tls"))
 		owned(ts, &policyv1.PodDisruptionBudget{})
 		var redisHash string
