@@ -57,7 +57,7 @@ fmt: ## gofmt the code.
 .PHONY: vet
 vet: ## go vet (both signer builds), and fail on unformatted files.
 	go vet ./...
-	@tags=$$(hack/openssl.sh); if [ -n "$$tags" ]; then go vet -tags "$$tags" ./tokenserver/keys/; fi
+	@tags=$$(hack/openssl.sh); if [ -n "$$tags" ]; then go vet -tags "$$tags" ./tokenserver/signer/; fi
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: envtest
@@ -79,8 +79,8 @@ test: verify-generated vet ## Unit, envtest, browser and end-to-end tests; the s
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test $(GO_TEST_FLAGS) ./...
 	@# The libcrypto signer must pass what the pure-Go one passes (identical signatures included).
 	@tags=$$(hack/openssl.sh); if [ -n "$$tags" ]; then \
-	  echo "go test -tags $$tags ./tokenserver/keys/ ./tokenserver/server/"; \
-	  go test $(GO_TEST_FLAGS) -tags "$$tags" ./tokenserver/keys/ ./tokenserver/server/; fi
+	  echo "go test -tags $$tags ./tokenserver/signer/ ./tokenserver/server/"; \
+	  go test $(GO_TEST_FLAGS) -tags "$$tags" ./tokenserver/signer/ ./tokenserver/server/; fi
 
 .PHONY: bench
 bench: build ## Benchmarks: raw RSA limits, HTTP load on a real token server, control plane at scale (bench/results-*.txt).

@@ -34,11 +34,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers"
 	"github.com/lpauth/lpauth-operator/controllers/workload"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
 // The CRDs and samples travel inside the binary, so `dev` works from any directory.
@@ -307,10 +307,10 @@ func waitForDemo(ctx context.Context, c client.Client) (*demoInfo, error) {
 	info.ClientSecret = string(secret.Data[ref.Key])
 	creds := &corev1.Secret{}
 	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: devNamespace}}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: workload.CredentialsName(ts)}, creds); err != nil {
+	if err := c.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: credentials.SecretName(ts.Name)}, creds); err != nil {
 		return nil, err
 	}
-	info.IssueAPIToken = string(creds.Data[snapshot.IssueAPITokenKey])
+	info.IssueAPIToken = string(creds.Data[credentials.IssueAPITokenKey])
 	if err := c.Get(ctx, client.ObjectKeyFromObject(ts), ts); err != nil {
 		return nil, err
 	}

@@ -20,13 +20,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/lpauth/lpauth-operator/api/secretset"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/cluster"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/metrics"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
-	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
+	"github.com/lpauth/lpauth-operator/tokenserver/signer"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -92,7 +92,7 @@ func startTokenServer(ctx context.Context, cfg *rest.Config, namespace, name str
 	}
 	m := metrics.New()
 	holder := &snapshot.Holder{}
-	log.Info("Starting the token server", "issuer", ts.Spec.Issuer, "rs256Signer", keys.SignerImplementation)
+	log.Info("Starting the token server", "issuer", ts.Spec.Issuer, "rs256Signer", signer.Implementation)
 	src := &cluster.Source{Namespace: namespace, TokenServer: name, Holder: holder, Log: log.WithName("snapshot"), OnBuild: m.OnBuild}
 	if err := src.Start(ctx, cfg, scheme); err != nil {
 		return nil, nil, err

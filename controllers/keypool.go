@@ -6,9 +6,9 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/rotation"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 )
 
 // KeyGenerator makes a private key; keys.Generate in production, something cheaper in tests.

@@ -25,17 +25,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
+	"github.com/lpauth/lpauth-operator/api/clientsecret"
+	"github.com/lpauth/lpauth-operator/api/jwe"
+	"github.com/lpauth/lpauth-operator/api/secretset"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/clientsecret"
-	"github.com/lpauth/lpauth-operator/tokenserver/jwe"
-	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
-)
-
-// Keys of a generated client Secret (shared with the token server, which reads it).
-const (
-	ClientIDKey     = snapshot.ClientIDKey
-	ClientSecretKey = snapshot.ClientSecretKey
 )
 
 // LivePersonAuthClientReconciler gives each LivePerson account a client id and secret, checks
@@ -155,11 +148,6 @@ func (n *notReady) Error() string { return n.err.Error() }
 
 func notReadyf(reason, format string, args ...any) error {
 	return &notReady{reason: reason, err: fmt.Errorf(format, args...)}
-}
-
-// ClientSecretName is the Secret a client's generated secret is kept in.
-func ClientSecretName(c *v1alpha1.LivePersonAuthClient) string {
-	return snapshot.ClientSecretName(c.Name)
 }
 
 // missingSecretRetry is how often a client whose brand Secret is missing looks for it again.
@@ -295,9 +283,9 @@ func (r *LivePersonAuthClientReconciler) ensureClientID(ctx context.Context, s *
 func (r *LivePersonAuthClientReconciler) keepGeneratedClientID(ctx context.Context, s *clientScope) error {
 	recorded := s.c.Status.ClientID
 	secret := &corev1.Secret{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: ClientSecretName(s.c)}, secret); err == nil &&
-		metav1.IsControlledBy(secret, s.c) && len(secret.Data[ClientIDKey]) > 0 {
-		recorded = string(secret.Data[ClientIDKey])
+	if err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: v1alpha1.ClientSecretName(s.c.Name)}, secret); err == nil &&
+		metav1.IsControlledBy(secret, s.c) && len(secret.Data[v1alpha1.ClientIDKey]) > 0 {
+		recorded = string(secret.Data[v1alpha1.ClientIDKey])
 	} else if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -439,8 +427,8 @@ func labelledSecret(ctx context.Context, c client.Client, reader client.Reader, 
 // existing secret value is never replaced; a deleted Secret is generated anew, with a warning
 // that LivePerson's console needs the new value.
 func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Context, s *clientScope) error {
-	name := ClientSecretName(s.c)
-	s.secret = &v1alpha1.SecretKeyRef{Name: name, Key: ClientSecretKey}
+	name := v1alpha1.ClientSecretName(s.c.Name)
+	s.secret = &v1alpha1.SecretKeyRef{Name: name, Key: v1alpha1.ClientSecretKey}
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: name}, secret)
 	switch {
@@ -455,7 +443,7 @@ func (r *LivePersonAuthClientReconciler) ensureGeneratedSecret(ctx context.Conte
 // writeClientSecret makes existing (nil: none) the client's Secret: taken over if it is a
 // restored one the client was told to adopt, its value kept if valid, the client id current.
 func (r *LivePersonAuthClientReconciler) writeClientSecret(ctx context.Context, s *clientScope, existing *corev1.Secret) error {
-	name := ClientSecretName(s.c)
+	name := v1alpha1.ClientSecretName(s.c.Name)
 	var adopted *restoredSecret
 	if existing != nil {
 		if !metav1.IsControlledBy(existing, s.c) {
@@ -463,8 +451,8 @@ func (r *LivePersonAuthClientReconciler) writeClientSecret(ctx context.Context, 
 			if adopted, err = r.adoptClientSecret(s, existing); err != nil {
 				return err
 			}
-		} else if checkClientSecret(existing.Data[ClientSecretKey]) == nil && string(existing.Data[ClientIDKey]) == s.clientID {
-			s.secretValue = existing.Data[ClientSecretKey]
+		} else if checkClientSecret(existing.Data[v1alpha1.ClientSecretKey]) == nil && string(existing.Data[v1alpha1.ClientIDKey]) == s.clientID {
+			s.secretValue = existing.Data[v1alpha1.ClientSecretKey]
 			return nil
 		}
 	}
@@ -472,7 +460,7 @@ func (r *LivePersonAuthClientReconciler) writeClientSecret(ctx context.Context, 
 	if existing != nil {
 		want = existing.DeepCopy()
 	}
-	value := want.Data[ClientSecretKey]
+	value := want.Data[v1alpha1.ClientSecretKey]
 	regenerated := checkClientSecret(value) != nil
 	if regenerated {
 		token, err := randomToken(32)
@@ -482,7 +470,7 @@ func (r *LivePersonAuthClientReconciler) writeClientSecret(ctx context.Context, 
 		value = []byte(token)
 	}
 	want.Labels = mergeMaps(want.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelTokenServerReads: "true"})
-	want.Data = map[string][]byte{ClientIDKey: []byte(s.clientID), ClientSecretKey: value}
+	want.Data = map[string][]byte{v1alpha1.ClientIDKey: []byte(s.clientID), v1alpha1.ClientSecretKey: value}
 	if err := controllerutil.SetControllerReference(s.c, want, r.Scheme); err != nil {
 		return err
 	}
@@ -522,10 +510,10 @@ func (r *LivePersonAuthClientReconciler) writeClientSecret(ctx context.Context, 
 // by the adopt-secret annotation. Then LivePerson's console keeps working across a restore.
 func (r *LivePersonAuthClientReconciler) adoptClientSecret(s *clientScope, secret *corev1.Secret) (*restoredSecret, error) {
 	rs := &restoredSecret{secret: secret, owner: s.c, kind: "LivePersonAuthClient", short: "lpac", keeps: "client secret",
-		ours: s.clientID != "" && string(secret.Data[ClientIDKey]) == s.clientID}
+		ours: s.clientID != "" && string(secret.Data[v1alpha1.ClientIDKey]) == s.clientID}
 	if err := rs.adoption(); err != nil {
 		if nr := (*notReady)(nil); errors.As(err, &nr) && nr.reason == v1alpha1.ReasonInvalidSecret {
-			if id := string(secret.Data[ClientIDKey]); !rs.ours && s.c.Spec.ClientID == "" && leftByFormer(secret, s.c, "LivePersonAuthClient") && id != "" {
+			if id := string(secret.Data[v1alpha1.ClientIDKey]); !rs.ours && s.c.Spec.ClientID == "" && leftByFormer(secret, s.c, "LivePersonAuthClient") && id != "" {
 				// A restore that lost the generated-id annotation (the manifest came from Git).
 				return nil, notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s was written for a client of this name with client id %q, not %q: if it is this client restored, set its %s annotation to %q (LivePerson's console holds that id), then adopt the Secret; otherwise delete the Secret",
 					secret.Name, id, s.clientID, v1alpha1.AnnotationGeneratedClientID, id)

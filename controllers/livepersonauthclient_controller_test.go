@@ -154,18 +154,18 @@ var _ = Describe("LivePersonAuthClient", func() {
 		Expect(c.Status.ClientID).To(MatchRegexp(`^lp-[A-Za-z0-9_-]{22}$`))
 		Expect(c.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationGeneratedClientID, c.Status.ClientID))
 		secret := &corev1.Secret{}
-		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: controllers.ClientSecretName(c)}, secret)).To(Succeed())
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.ClientSecretName(c.Name)}, secret)).To(Succeed())
 		Expect(metav1.IsControlledBy(secret, c)).To(BeTrue())
 		Expect(secret.Labels).To(HaveKeyWithValue(v1alpha1.LabelTokenServerReads, "true"))
-		Expect(string(secret.Data[controllers.ClientIDKey])).To(Equal(c.Status.ClientID))
-		Expect(secret.Data[controllers.ClientSecretKey]).To(HaveLen(43), "256 bits, base64url")
-		Expect(string(secret.Data[controllers.ClientSecretKey])).NotTo(ContainSubstring(":"))
+		Expect(string(secret.Data[v1alpha1.ClientIDKey])).To(Equal(c.Status.ClientID))
+		Expect(secret.Data[v1alpha1.ClientSecretKey]).To(HaveLen(43), "256 bits, base64url")
+		Expect(string(secret.Data[v1alpha1.ClientSecretKey])).NotTo(ContainSubstring(":"))
 
 		issuer := issuerFor(ns)
 		Expect(*c.Status.LivePersonConsole).To(Equal(v1alpha1.LivePersonConsole{
 			AuthenticationType: "Code", PKCE: "Disabled", JWTIssuer: issuer,
 			TokenEndpoint: issuer + "/token", ClientID: c.Status.ClientID,
-			ClientSecretRef: &v1alpha1.SecretKeyRef{Name: secret.Name, Key: controllers.ClientSecretKey},
+			ClientSecretRef: &v1alpha1.SecretKeyRef{Name: secret.Name, Key: v1alpha1.ClientSecretKey},
 			CertificateType: "JWKS Endpoint", JWKSEndpoint: issuer + "/.well-known/jwks.json",
 			JSMethodName: controllers.DefaultJSMethodName,
 		}))
@@ -196,15 +196,15 @@ var _ = Describe("LivePersonAuthClient", func() {
 		newServingServer(ns, "brand")
 		c := clientCondition(newClient(ns, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 		old := &corev1.Secret{}
-		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: controllers.ClientSecretName(c)}, old)).To(Succeed())
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.ClientSecretName(c.Name)}, old)).To(Succeed())
 		Expect(k8s.Delete(ctx, old)).To(Succeed())
 
 		Eventually(func(g Gomega) {
 			s := &corev1.Secret{}
 			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(old), s)).To(Succeed())
 			g.Expect(s.UID).NotTo(Equal(old.UID))
-			g.Expect(s.Data[controllers.ClientSecretKey]).NotTo(Equal(old.Data[controllers.ClientSecretKey]))
-			g.Expect(string(s.Data[controllers.ClientIDKey])).To(Equal(c.Status.ClientID), "the client id never changes")
+			g.Expect(s.Data[v1alpha1.ClientSecretKey]).NotTo(Equal(old.Data[v1alpha1.ClientSecretKey]))
+			g.Expect(string(s.Data[v1alpha1.ClientIDKey])).To(Equal(c.Status.ClientID), "the client id never changes")
 		}).Should(Succeed())
 		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonClientSecretRegenerated))
 		clientCondition(c, metav1.ConditionTrue, v1alpha1.ReasonReconciled)

@@ -7,10 +7,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/lpauth/lpauth-operator/api/endpoints"
+	"github.com/lpauth/lpauth-operator/api/lpsdes"
+	"github.com/lpauth/lpauth-operator/api/redirect"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
-	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
-	"github.com/lpauth/lpauth-operator/tokenserver/redirect"
 )
 
 // Pure functions for LivePersonAuthClient: validation, console values, conditions.

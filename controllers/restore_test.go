@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/controllers"
 )
 
 // restored is a Secret as a backup restores it: same name, labels, type and data, new UID,
@@ -56,9 +55,9 @@ var _ = Describe("Restore", func() {
 		from := newNamespace("backup")
 		ts := newServingServer(from, "brand")
 		c := clientCondition(newClient(from, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
-		creds := credentials(ts)
+		creds := credentialsOf(ts)
 		clientSecret := &corev1.Secret{}
-		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: from, Name: controllers.ClientSecretName(c)}, clientSecret)).To(Succeed())
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: from, Name: v1alpha1.ClientSecretName(c.Name)}, clientSecret)).To(Succeed())
 
 		// The restore: the Secrets first (as backup tools order them), then the objects, with
 		// the client's generated id in its annotation.
@@ -69,7 +68,7 @@ var _ = Describe("Restore", func() {
 		Expect(msg).To(ContainSubstring("kubectl annotate ts/brand " + v1alpha1.AnnotationAdoptSecret + "=" + string(credsCopy.UID)))
 		annotateObject(ts2, v1alpha1.AnnotationAdoptSecret, string(credsCopy.UID))
 		Eventually(func(g Gomega) {
-			got := credentials(ts2)
+			got := credentialsOf(ts2)
 			g.Expect(metav1.IsControlledBy(got, ts2)).To(BeTrue())
 			g.Expect(got.Data).To(Equal(creds.Data), "the brand's backends keep their issue-API credential")
 		}).WithTimeout(5 * time.Second).Should(Succeed())
@@ -95,11 +94,11 @@ var _ = Describe("Restore", func() {
 		// The client id does not match: someone else's client, or a planted Secret.
 		planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "lp-client", Namespace: ns,
 			Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}},
-			Data: map[string][]byte{controllers.ClientIDKey: []byte("someone-else"), controllers.ClientSecretKey: []byte("planted-secret-planted-secret-planted")}}
+			Data: map[string][]byte{v1alpha1.ClientIDKey: []byte("someone-else"), v1alpha1.ClientSecretKey: []byte("planted-secret-planted-secret-planted")}}
 		Expect(k8s.Create(ctx, planted)).To(Succeed())
 		newServingServer(ns, "brand")
 		c := newClient(ns, "lp", "brand")
-		Expect(c.Name + "-client").To(Equal(controllers.ClientSecretName(c)))
+		Expect(c.Name + "-client").To(Equal(v1alpha1.ClientSecretName(c.Name)))
 		annotateObject(c, v1alpha1.AnnotationAdoptSecret, string(planted.UID))
 		// Never taken over; the message names the id it holds, for a restore that lost the
 		// client's generated-id annotation, and says to delete it otherwise.

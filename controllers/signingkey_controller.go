@@ -28,9 +28,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/rotation"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 )
 
 // SigningKeyReconciler keeps each SigningKey's Secret holding a safely rotating key set and
@@ -59,12 +59,6 @@ func NewSigningKeyReconciler(c client.Client, apiReader client.Reader, scheme *r
 	}
 	return &SigningKeyReconciler{Client: c, APIReader: apiReader, Scheme: scheme, Recorder: rec, Clock: clk, pool: newKeyPool(generate)}
 }
-
-// SecretName is the name of a SigningKey's key Secret.
-func SecretName(sk *v1alpha1.SigningKey) string { return keys.SecretName(sk.Name) }
-
-// RecordSecretName is the name of a SigningKey's key record Secret.
-func RecordSecretName(sk *v1alpha1.SigningKey) string { return keys.RecordSecretName(sk.Name) }
 
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys,verbs=get;list;watch;patch;update
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=signingkeys/finalizers,verbs=update
@@ -167,7 +161,7 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.storeRecord(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := setKeyStatus(sk, s.set, SecretName(sk), s.result.NextRotation, s.handled.rotate, s.handled.revoke, s.revoked); err != nil {
+	if err := setKeyStatus(sk, s.set, keys.SecretName(sk.Name), s.result.NextRotation, s.handled.rotate, s.handled.revoke, s.revoked); err != nil {
 		return ctrl.Result{}, err
 	}
 	setRotatingCondition(sk, s.set, s.earlyUntil, s.result.HeldDue, s.now)
@@ -212,7 +206,7 @@ func requeueAt(now, due time.Time) ctrl.Result {
 // readKeys reads the Secret and keeps every key it can parse.
 func (r *SigningKeyReconciler) readKeys(ctx context.Context, s *skScope) error {
 	secret := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.sk.Namespace, Name: SecretName(s.sk)}, secret)
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.sk.Namespace, Name: keys.SecretName(s.sk.Name)}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
 		if len(s.sk.Status.Keys) > 0 {
@@ -285,7 +279,7 @@ func recordMatches(record, set []keys.Key) bool {
 // controller reference to this SigningKey) is never trusted: it could publish anyone's key.
 func (r *SigningKeyReconciler) readRecord(ctx context.Context, s *skScope) error {
 	secret := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.sk.Namespace, Name: RecordSecretName(s.sk)}, secret)
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.sk.Namespace, Name: keys.RecordSecretName(s.sk.Name)}, secret)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil
@@ -474,7 +468,7 @@ func (r *SigningKeyReconciler) storeKeys(ctx context.Context, s *skScope) error 
 	if s.secret != nil {
 		want = s.secret.DeepCopy()
 	}
-	want.Name, want.Namespace = SecretName(s.sk), s.sk.Namespace
+	want.Name, want.Namespace = keys.SecretName(s.sk.Name), s.sk.Namespace
 	want.Type = v1alpha1.SecretTypeSigningKeys
 	want.Labels = mergeMaps(want.Labels, map[string]string{
 		v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelSigningKey: s.sk.Name,
@@ -514,7 +508,7 @@ func (r *SigningKeyReconciler) storeRecord(ctx context.Context, s *skScope) erro
 	if s.record != nil {
 		want = s.record.DeepCopy()
 	}
-	want.Name, want.Namespace = RecordSecretName(s.sk), s.sk.Namespace
+	want.Name, want.Namespace = keys.RecordSecretName(s.sk.Name), s.sk.Namespace
 	want.Type = v1alpha1.SecretTypeKeyRecord
 	want.Labels = mergeMaps(want.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelSigningKey: s.sk.Name})
 	want.Data = map[string][]byte{keys.RecordDataKey: data}

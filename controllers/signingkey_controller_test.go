@@ -18,10 +18,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/controllers"
 	"github.com/lpauth/lpauth-operator/controllers/testenv"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 )
 
 const (
@@ -64,7 +63,7 @@ func keyIn(sk *v1alpha1.SigningKey, state v1alpha1.KeyState) v1alpha1.KeyStatus 
 
 func secretOf(sk *v1alpha1.SigningKey) *corev1.Secret {
 	s := &corev1.Secret{}
-	Expect(k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: controllers.SecretName(sk)}, s)).To(Succeed())
+	Expect(k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: keys.SecretName(sk.Name)}, s)).To(Succeed())
 	return s
 }
 
@@ -281,7 +280,7 @@ var _ = Describe("SigningKey", func() {
 		Expect(k8s.Delete(ctx, secretOf(sk))).To(Succeed()) // and one that recovers a lost Secret
 		Eventually(func(g Gomega) {
 			s := &corev1.Secret{}
-			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: controllers.SecretName(sk)}, s)).To(Succeed())
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: keys.SecretName(sk.Name)}, s)).To(Succeed())
 			set, _ := keys.Decode(s.Data)
 			g.Expect(set).NotTo(BeEmpty())
 		}).Should(Succeed())
@@ -300,7 +299,7 @@ var _ = Describe("SigningKey", func() {
 		active := keyIn(sk, v1alpha1.KeyActive).KeyID
 		record := &corev1.Secret{}
 		Eventually(func() error {
-			return k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: controllers.RecordSecretName(sk)}, record)
+			return k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: keys.RecordSecretName(sk.Name)}, record)
 		}).Should(Succeed())
 		Expect(metav1.IsControlledBy(record, sk)).To(BeTrue())
 		Expect(string(record.Data[keys.RecordDataKey])).NotTo(ContainSubstring(`"d":`), "the record holds public parts only")
@@ -324,7 +323,7 @@ var _ = Describe("SigningKey", func() {
 		Expect(k8s.Delete(ctx, secretOf(sk))).To(Succeed())
 		Eventually(func(g Gomega) {
 			s := &corev1.Secret{}
-			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: controllers.SecretName(sk)}, s)).To(Succeed())
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: sk.Namespace, Name: keys.SecretName(sk.Name)}, s)).To(Succeed())
 			set, _ := keys.Decode(s.Data)
 			g.Expect(set).To(ContainElement(WithTransform(keys.Key.ID, Equal(active))))
 		}).Should(Succeed())

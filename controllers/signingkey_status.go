@@ -9,8 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 )
 
 // Pure status builders for SigningKey: inputs in, status fields out, no I/O.

@@ -33,12 +33,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
+	"github.com/lpauth/lpauth-operator/api/branding"
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/endpoints"
+	"github.com/lpauth/lpauth-operator/api/secretset"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/workload"
-	"github.com/lpauth/lpauth-operator/tokenserver/branding"
-	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
-	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
 // FieldOwner is the server-side-apply manager of everything the operator applies.
@@ -251,7 +251,7 @@ func (r *TokenServerReconciler) event(ts *v1alpha1.TokenServer, kind, reason, ac
 func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *serverScope) error {
 	ts := s.ts
 	secret := &corev1.Secret{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: workload.CredentialsName(ts)}, secret)
+	err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: credentials.SecretName(ts.Name)}, secret)
 	if apierrors.IsNotFound(err) {
 		return r.createCredentials(ctx, ts)
 	}
@@ -303,7 +303,7 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 		if len(removed) > 1 {
 			note = "The previous " + previousNames(removed) + " are no longer accepted"
 		}
-		if slices.Contains(removed, snapshot.PreviousIssueAPITokenKey) {
+		if slices.Contains(removed, credentials.PreviousIssueAPITokenKey) {
 			note += "; a backend still sending the old credential is told it was replaced"
 		}
 		r.event(ts, corev1.EventTypeNormal, "PreviousCredentialsRemoved", "Rotate", note)
@@ -317,9 +317,9 @@ func previousNames(keys []string) string {
 	names := make([]string, 0, len(keys))
 	for _, k := range keys {
 		switch k {
-		case snapshot.PreviousCodeKeyKey:
+		case credentials.PreviousCodeKeyKey:
 			names = append(names, "code key")
-		case snapshot.PreviousIssueAPITokenKey:
+		case credentials.PreviousIssueAPITokenKey:
 			names = append(names, "issue-API credential")
 		default:
 			names = append(names, k)

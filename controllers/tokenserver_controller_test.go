@@ -20,10 +20,10 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/secretset"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/workload"
-	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
 // testImage is what the suite's manager runs token servers with.
@@ -63,10 +63,10 @@ func owned(ts *v1alpha1.TokenServer, obj client.Object) client.Object {
 	return obj
 }
 
-func credentials(ts *v1alpha1.TokenServer) *corev1.Secret {
+func credentialsOf(ts *v1alpha1.TokenServer) *corev1.Secret {
 	s := &corev1.Secret{}
 	Eventually(func() error {
-		return k8s.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: workload.CredentialsName(ts)}, s)
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: credentials.SecretName(ts.Name)}, s)
 	}).Should(Succeed())
 	return s
 }
@@ -121,58 +121,58 @@ var _ = Describe("TokenServer", func() {
 	It("generates the credentials once and never overwrites them", func() {
 		ns := newNamespace("ts")
 		ts := newServer(ns, "brand")
-		s := credentials(ts)
+		s := credentialsOf(ts)
 		Expect(s.Labels).To(HaveKeyWithValue(v1alpha1.LabelTokenServerReads, "true"))
-		Expect(s.Data[snapshot.CodeKeyKey]).To(HaveLen(32))
-		Expect(s.Data[snapshot.IssueAPITokenKey]).To(HaveLen(43))
+		Expect(s.Data[credentials.CodeKeyKey]).To(HaveLen(32))
+		Expect(s.Data[credentials.IssueAPITokenKey]).To(HaveLen(43))
 		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement("CredentialsGenerated"))
 
 		// A spec change reconciles again; the Secret stays exactly as it was.
 		patchServer(ts, func(t *v1alpha1.TokenServer) { t.Spec.CodeTTL = metav1.Duration{Duration: time.Minute} })
 		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
-		Consistently(func() string { return credentials(ts).ResourceVersion }, "1s").Should(Equal(s.ResourceVersion))
+		Consistently(func() string { return credentialsOf(ts).ResourceVersion }, "1s").Should(Equal(s.ResourceVersion))
 
 		// A key damaged by hand is repaired with a warning; the sound credential is kept.
-		s.Data[snapshot.CodeKeyKey] = []byte("short")
+		s.Data[credentials.CodeKeyKey] = []byte("short")
 		Expect(k8s.Update(ctx, s)).To(Succeed())
-		Eventually(func() int { return len(credentials(ts).Data[snapshot.CodeKeyKey]) }).Should(Equal(32))
-		Expect(credentials(ts).Data[snapshot.IssueAPITokenKey]).To(Equal(s.Data[snapshot.IssueAPITokenKey]))
+		Eventually(func() int { return len(credentialsOf(ts).Data[credentials.CodeKeyKey]) }).Should(Equal(32))
+		Expect(credentialsOf(ts).Data[credentials.IssueAPITokenKey]).To(Equal(s.Data[credentials.IssueAPITokenKey]))
 		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement("CredentialsRepaired"))
 
 		// Deleted: generated anew.
-		Expect(k8s.Delete(ctx, credentials(ts))).To(Succeed())
-		Eventually(func() []byte { return credentials(ts).Data[snapshot.IssueAPITokenKey] }).ShouldNot(Equal(s.Data[snapshot.IssueAPITokenKey]))
+		Expect(k8s.Delete(ctx, credentialsOf(ts))).To(Succeed())
+		Eventually(func() []byte { return credentialsOf(ts).Data[credentials.IssueAPITokenKey] }).ShouldNot(Equal(s.Data[credentials.IssueAPITokenKey]))
 	})
 
 	It("rotates the credentials on request, keeping the previous code key as long as anything it sealed lives (PreviousCodeKeyOutlivesEverythingItSealed)", func() {
 		ns := newNamespace("ts")
 		ts := newServer(ns, "brand")
-		before := credentials(ts)
+		before := credentialsOf(ts)
 		patchServer(ts, func(t *v1alpha1.TokenServer) {
 			metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.AnnotationRotateCredentials, "first")
 		})
 		var after *corev1.Secret
-		Eventually(func() []byte { after = credentials(ts); return after.Data[snapshot.PreviousCodeKeyKey] }).Should(Equal(before.Data[snapshot.CodeKeyKey]))
-		Expect(after.Data[snapshot.PreviousIssueAPITokenKey]).To(Equal(before.Data[snapshot.IssueAPITokenKey]))
-		Expect(after.Data[snapshot.CodeKeyKey]).NotTo(Equal(before.Data[snapshot.CodeKeyKey]))
+		Eventually(func() []byte { after = credentialsOf(ts); return after.Data[credentials.PreviousCodeKeyKey] }).Should(Equal(before.Data[credentials.CodeKeyKey]))
+		Expect(after.Data[credentials.PreviousIssueAPITokenKey]).To(Equal(before.Data[credentials.IssueAPITokenKey]))
+		Expect(after.Data[credentials.CodeKeyKey]).NotTo(Equal(before.Data[credentials.CodeKeyKey]))
 		Expect(after.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationHandledRotate, "first"))
 
 		// The same value does not rotate again.
 		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "x") })
-		Consistently(func() []byte { return credentials(ts).Data[snapshot.CodeKeyKey] }, "1s").Should(Equal(after.Data[snapshot.CodeKeyKey]))
+		Consistently(func() []byte { return credentialsOf(ts).Data[credentials.CodeKeyKey] }, "1s").Should(Equal(after.Data[credentials.CodeKeyKey]))
 
 		// One code TTL (120 s by default) later a login form shown before the rotation (sealed
 		// for 10 minutes) must still open: the previous code key stays.
 		clock.Step(121 * time.Second)
 		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "y") })
-		Consistently(func() map[string][]byte { return credentials(ts).Data }, "1s").Should(HaveKey(snapshot.PreviousCodeKeyKey))
+		Consistently(func() map[string][]byte { return credentialsOf(ts).Data }, "1s").Should(HaveKey(credentials.PreviousCodeKeyKey))
 		// Once the longest of them (10 minutes) is over, the previous values go.
 		clock.Step(v1alpha1.LoginFormTTL)
 		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "z") })
-		Eventually(func() map[string][]byte { return credentials(ts).Data }).ShouldNot(HaveKey(snapshot.PreviousCodeKeyKey))
+		Eventually(func() map[string][]byte { return credentialsOf(ts).Data }).ShouldNot(HaveKey(credentials.PreviousCodeKeyKey))
 		// The brand's backends keep their own, longer overlap (spec.issueAPICredentialOverlap).
-		Expect(credentials(ts).Data).To(HaveKey(snapshot.PreviousIssueAPITokenKey))
-		Expect(credentials(ts).Data[snapshot.CodeKeyKey]).To(Equal(after.Data[snapshot.CodeKeyKey]))
+		Expect(credentialsOf(ts).Data).To(HaveKey(credentials.PreviousIssueAPITokenKey))
+		Expect(credentialsOf(ts).Data[credentials.CodeKeyKey]).To(Equal(after.Data[credentials.CodeKeyKey]))
 	})
 
 	It("adds an Ingress and a PDB when asked, removes them when not, and rolls pods only for start-up config", func() {
@@ -277,7 +277,7 @@ var _ = Describe("TokenServer", func() {
 		sk := &v1alpha1.SigningKey{}
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ts.Spec.SigningKeyRef.Name}, sk)).To(Succeed())
 		Expect(sk.OwnerReferences).To(BeEmpty())
-		Expect(metav1.IsControlledBy(credentials(ts), getServer(ts))).To(BeTrue())
+		Expect(metav1.IsControlledBy(credentialsOf(ts), getServer(ts))).To(BeTrue())
 	})
 
 	It("says what is missing: a SigningKey without an Active key, or the Redis Secret", func() {
@@ -300,7 +300,7 @@ var _ = Describe("TokenServer", func() {
 		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound)
 		userSecret(ns, "redis", map[string][]byte{"url": []byte("redis://r:6379")})
 		serverConditionWithin(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing, secretRetry)
-		Expect(bytes.Contains(credentials(ts).Data[snapshot.IssueAPITokenKey], []byte(":"))).To(BeFalse())
+		Expect(bytes.Contains(credentialsOf(ts).Data[credentials.IssueAPITokenKey], []byte(":"))).To(BeFalse())
 
 		// The login connector's Secret and the branding ConfigMap: said missing, labelled once
 		// there, so the token server's label-selected caches see them.
@@ -481,17 +481,17 @@ var _ = Describe("TokenServer", func() {
 	It("keeps the previous issue-API credential for spec.issueAPICredentialOverlap, independent of the code key (IssueAPICredentialOverlap)", func() {
 		ns := newNamespace("ts")
 		ts := newServer(ns, "brand")
-		before := credentials(ts)
-		oldToken := before.Data[snapshot.IssueAPITokenKey]
+		before := credentialsOf(ts)
+		oldToken := before.Data[credentials.IssueAPITokenKey]
 		patchServer(ts, func(t *v1alpha1.TokenServer) {
 			t.Spec.IssueAPICredentialOverlap = metav1.Duration{Duration: time.Hour}
 			metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.AnnotationRotateCredentials, "first")
 		})
-		Eventually(func() []byte { return credentials(ts).Data[snapshot.PreviousIssueAPITokenKey] }).Should(Equal(oldToken))
-		after := credentials(ts)
-		Expect(after.Annotations).To(HaveKey(workload.AnnotationPreviousCodeKeyUntil))
-		Expect(after.Annotations).To(HaveKey(workload.AnnotationPreviousIssueAPITokenUntil))
-		Expect(after.Annotations).NotTo(HaveKey(workload.AnnotationPreviousUntil))
+		Eventually(func() []byte { return credentialsOf(ts).Data[credentials.PreviousIssueAPITokenKey] }).Should(Equal(oldToken))
+		after := credentialsOf(ts)
+		Expect(after.Annotations).To(HaveKey(v1alpha1.AnnotationPreviousCodeKeyUntil))
+		Expect(after.Annotations).To(HaveKey(v1alpha1.AnnotationPreviousIssueAPITokenUntil))
+		Expect(after.Annotations).NotTo(HaveKey(v1alpha1.AnnotationPreviousUntil))
 		// The event says how long each stays accepted.
 		Eventually(func() []string { return eventNotes(ns, "CredentialsRotated") }).Should(ContainElement(
 			And(ContainSubstring("previous code key is accepted for 10m0s"), ContainSubstring("previous issue-API credential for 1h0m0s"))))
@@ -500,27 +500,27 @@ var _ = Describe("TokenServer", func() {
 		// credential stays for its own hour.
 		clock.Step(v1alpha1.LoginFormTTL + time.Second)
 		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "a") })
-		Eventually(func() map[string][]byte { return credentials(ts).Data }).ShouldNot(HaveKey(snapshot.PreviousCodeKeyKey))
-		mid := credentials(ts)
-		Expect(mid.Data).To(HaveKeyWithValue(snapshot.PreviousIssueAPITokenKey, oldToken))
-		Expect(mid.Data).NotTo(HaveKey(snapshot.RetiredIssueAPITokenDigestsKey))
-		Expect(mid.Annotations).NotTo(HaveKey(workload.AnnotationPreviousCodeKeyUntil))
-		Expect(mid.Annotations).To(HaveKey(workload.AnnotationPreviousIssueAPITokenUntil))
+		Eventually(func() map[string][]byte { return credentialsOf(ts).Data }).ShouldNot(HaveKey(credentials.PreviousCodeKeyKey))
+		mid := credentialsOf(ts)
+		Expect(mid.Data).To(HaveKeyWithValue(credentials.PreviousIssueAPITokenKey, oldToken))
+		Expect(mid.Data).NotTo(HaveKey(credentials.RetiredIssueAPITokenDigestsKey))
+		Expect(mid.Annotations).NotTo(HaveKey(v1alpha1.AnnotationPreviousCodeKeyUntil))
+		Expect(mid.Annotations).To(HaveKey(v1alpha1.AnnotationPreviousIssueAPITokenUntil))
 
 		// After the hour the credential goes too; only its digest stays, so the token server can
 		// tell a backend still sending it that it was replaced.
 		clock.Step(time.Hour)
 		patchServer(ts, func(t *v1alpha1.TokenServer) { metav1.SetMetaDataAnnotation(&t.ObjectMeta, "unrelated", "b") })
-		Eventually(func() map[string][]byte { return credentials(ts).Data }).ShouldNot(HaveKey(snapshot.PreviousIssueAPITokenKey))
-		done := credentials(ts)
-		Expect(done.Annotations).NotTo(HaveKey(workload.AnnotationPreviousIssueAPITokenUntil))
-		retired := snapshot.ParseRetiredDigests(done.Data[snapshot.RetiredIssueAPITokenDigestsKey])
+		Eventually(func() map[string][]byte { return credentialsOf(ts).Data }).ShouldNot(HaveKey(credentials.PreviousIssueAPITokenKey))
+		done := credentialsOf(ts)
+		Expect(done.Annotations).NotTo(HaveKey(v1alpha1.AnnotationPreviousIssueAPITokenUntil))
+		retired := credentials.ParseRetiredDigests(done.Data[credentials.RetiredIssueAPITokenDigestsKey])
 		Expect(retired).To(HaveLen(1))
 		Expect(retired[0].SHA256).To(Equal(sha256.Sum256(oldToken)))
 		for k, v := range done.Data {
 			Expect(bytes.Contains(v, oldToken)).To(BeFalse(), "%s holds the retired credential in the clear", k)
 		}
-		Expect(done.Data[snapshot.IssueAPITokenKey]).To(Equal(after.Data[snapshot.IssueAPITokenKey]))
+		Expect(done.Data[credentials.IssueAPITokenKey]).To(Equal(after.Data[credentials.IssueAPITokenKey]))
 		Eventually(func() []string { return eventNotes(ns, "PreviousCredentialsRemoved") }).Should(ContainElement(ContainSubstring("issue-API credential")))
 
 		// Only one previous value of each is kept: a rotation within the overlap of the one
@@ -529,7 +529,7 @@ var _ = Describe("TokenServer", func() {
 			patchServer(ts, func(t *v1alpha1.TokenServer) {
 				metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.AnnotationRotateCredentials, request)
 			})
-			Eventually(func() map[string]string { return credentials(ts).Annotations }).Should(HaveKeyWithValue(v1alpha1.AnnotationHandledRotate, request))
+			Eventually(func() map[string]string { return credentialsOf(ts).Annotations }).Should(HaveKeyWithValue(v1alpha1.AnnotationHandledRotate, request))
 		}
 		Eventually(func() []string { return eventNotes(ns, "PreviousCredentialsCut") }).Should(ContainElement(ContainSubstring("code key and issue-API credential")))
 
@@ -538,10 +538,10 @@ var _ = Describe("TokenServer", func() {
 			metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.AnnotationRotateCredentials, v1alpha1.CutCredentialsPrefix+"leak")
 		})
 		Eventually(func(g Gomega) {
-			got := credentials(ts)
+			got := credentialsOf(ts)
 			g.Expect(got.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationHandledRotate, v1alpha1.CutCredentialsPrefix+"leak"))
-			g.Expect(got.Data).NotTo(HaveKey(snapshot.PreviousIssueAPITokenKey))
-			g.Expect(got.Data).NotTo(HaveKey(snapshot.PreviousCodeKeyKey))
+			g.Expect(got.Data).NotTo(HaveKey(credentials.PreviousIssueAPITokenKey))
+			g.Expect(got.Data).NotTo(HaveKey(credentials.PreviousCodeKeyKey))
 		}).Should(Succeed())
 		Eventually(func() []string { return eventNotes(ns, "CredentialsCut") }).Should(ContainElement(ContainSubstring("customers start again")))
 	})

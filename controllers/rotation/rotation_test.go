@@ -9,8 +9,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/signer"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -306,7 +307,7 @@ func TestPropertyTokensStayVerifiable(t *testing.T) {
 }
 
 func sign(t *testing.T, k keys.Key, exp time.Time) token {
-	s, err := keys.NewSigner(k)
+	s, err := signer.New(k)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,23 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/codes"
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
-)
-
-// Annotations on the credentials Secret: when each previous value stops being accepted (RFC 3339,
-// rounded up to the second). Each has its own, because each serves a different reader: the code
-// key must outlive what it sealed (minutes), the issue-API credential must give the brand's
-// backends time to switch (spec.issueAPICredentialOverlap, a day by default). The operator
-// removes a previous value and its annotation together.
-const (
-	AnnotationPreviousCodeKeyUntil       = v1alpha1.AnnotationPreviousCodeKeyUntil
-	AnnotationPreviousIssueAPITokenUntil = v1alpha1.AnnotationPreviousIssueAPITokenUntil
-	// AnnotationPreviousUntil is the one expiry operators before these two wrote for both
-	// previous values. It still applies to either value without an annotation of its own, and
-	// goes once no value depends on it.
-	AnnotationPreviousUntil = v1alpha1.AnnotationPreviousUntil
 )
 
 // DefaultIssueAPICredentialOverlap is spec.issueAPICredentialOverlap when unset (the CRD
@@ -42,9 +27,6 @@ const RetiredDigestsKept = 30 * 24 * time.Hour
 
 // issueTokenBytes is the entropy of a generated issue-API credential.
 const issueTokenBytes = 32
-
-// CredentialsName is the name of a TokenServer's credentials Secret.
-func CredentialsName(ts *v1alpha1.TokenServer) string { return snapshot.CredentialsSecretName(ts.Name) }
 
 // CodeTTL is spec.codeTTL with its default.
 func CodeTTL(ts *v1alpha1.TokenServer) time.Duration {
@@ -60,7 +42,7 @@ func CodeTTL(ts *v1alpha1.TokenServer) time.Duration {
 func NewCredentials(ts *v1alpha1.TokenServer, random io.Reader) (*corev1.Secret, error) {
 	s := &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: meta(ts, CredentialsName(ts)),
+		ObjectMeta: meta(ts, credentials.SecretName(ts.Name)),
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{},
 	}
@@ -81,21 +63,21 @@ func RepairCredentials(s *corev1.Secret, random io.Reader) ([]string, error) {
 		s.Data = map[string][]byte{}
 	}
 	var replaced []string
-	if len(s.Data[snapshot.CodeKeyKey]) != codes.KeySize {
-		k, err := randomBytes(random, codes.KeySize)
+	if len(s.Data[credentials.CodeKeyKey]) != credentials.CodeKeySize {
+		k, err := randomBytes(random, credentials.CodeKeySize)
 		if err != nil {
 			return nil, err
 		}
-		s.Data[snapshot.CodeKeyKey] = k
-		replaced = append(replaced, snapshot.CodeKeyKey)
+		s.Data[credentials.CodeKeyKey] = k
+		replaced = append(replaced, credentials.CodeKeyKey)
 	}
-	if len(s.Data[snapshot.IssueAPITokenKey]) < issueTokenBytes {
+	if len(s.Data[credentials.IssueAPITokenKey]) < issueTokenBytes {
 		t, err := randomToken(random)
 		if err != nil {
 			return nil, err
 		}
-		s.Data[snapshot.IssueAPITokenKey] = t
-		replaced = append(replaced, snapshot.IssueAPITokenKey)
+		s.Data[credentials.IssueAPITokenKey] = t
+		replaced = append(replaced, credentials.IssueAPITokenKey)
 	}
 	return replaced, nil
 }
@@ -128,8 +110,8 @@ func OverlapsFor(ts *v1alpha1.TokenServer) Overlaps {
 type previous struct{ key, until string }
 
 var (
-	previousCodeKey       = previous{snapshot.PreviousCodeKeyKey, AnnotationPreviousCodeKeyUntil}
-	previousIssueAPIToken = previous{snapshot.PreviousIssueAPITokenKey, AnnotationPreviousIssueAPITokenUntil}
+	previousCodeKey       = previous{credentials.PreviousCodeKeyKey, v1alpha1.AnnotationPreviousCodeKeyUntil}
+	previousIssueAPIToken = previous{credentials.PreviousIssueAPITokenKey, v1alpha1.AnnotationPreviousIssueAPITokenUntil}
 	previousValues        = []previous{previousCodeKey, previousIssueAPIToken}
 )
 
@@ -139,7 +121,7 @@ var (
 func (p previous) expiry(s *corev1.Secret) (t time.Time, ok bool) {
 	v, ok := s.Annotations[p.until]
 	if !ok {
-		v, ok = s.Annotations[AnnotationPreviousUntil]
+		v, ok = s.Annotations[v1alpha1.AnnotationPreviousUntil]
 	}
 	if !ok {
 		return time.Time{}, false
@@ -180,7 +162,7 @@ func RotateCredentials(s *corev1.Secret, request string, now time.Time, o Overla
 	if strings.HasPrefix(request, v1alpha1.CutCredentialsPrefix) {
 		return cutCredentials(s, request, now, random)
 	}
-	k, err := randomBytes(random, codes.KeySize)
+	k, err := randomBytes(random, credentials.CodeKeySize)
 	if err != nil {
 		return Rotation{}, err
 	}
@@ -197,15 +179,15 @@ func RotateCredentials(s *corev1.Secret, request string, now time.Time, o Overla
 			rot.Cut = append(rot.Cut, p.key)
 		}
 	}
-	retire(s, s.Data[snapshot.PreviousIssueAPITokenKey], now)
-	s.Data[snapshot.PreviousCodeKeyKey] = s.Data[snapshot.CodeKeyKey]
-	s.Data[snapshot.PreviousIssueAPITokenKey] = s.Data[snapshot.IssueAPITokenKey]
-	s.Data[snapshot.CodeKeyKey], s.Data[snapshot.IssueAPITokenKey] = k, t
+	retire(s, s.Data[credentials.PreviousIssueAPITokenKey], now)
+	s.Data[credentials.PreviousCodeKeyKey] = s.Data[credentials.CodeKeyKey]
+	s.Data[credentials.PreviousIssueAPITokenKey] = s.Data[credentials.IssueAPITokenKey]
+	s.Data[credentials.CodeKeyKey], s.Data[credentials.IssueAPITokenKey] = k, t
 	metav1.SetMetaDataAnnotation(&s.ObjectMeta, v1alpha1.AnnotationHandledRotate, request)
-	metav1.SetMetaDataAnnotation(&s.ObjectMeta, AnnotationPreviousCodeKeyUntil, formatUntil(now.Add(o.CodeKey)))
-	metav1.SetMetaDataAnnotation(&s.ObjectMeta, AnnotationPreviousIssueAPITokenUntil, formatUntil(now.Add(o.IssueAPI)))
+	metav1.SetMetaDataAnnotation(&s.ObjectMeta, v1alpha1.AnnotationPreviousCodeKeyUntil, formatUntil(now.Add(o.CodeKey)))
+	metav1.SetMetaDataAnnotation(&s.ObjectMeta, v1alpha1.AnnotationPreviousIssueAPITokenUntil, formatUntil(now.Add(o.IssueAPI)))
 	// Both values now have their own expiry.
-	delete(s.Annotations, AnnotationPreviousUntil)
+	delete(s.Annotations, v1alpha1.AnnotationPreviousUntil)
 	return rot, nil
 }
 
@@ -213,7 +195,7 @@ func RotateCredentials(s *corev1.Secret, request string, now time.Time, o Overla
 // (current and previous) go on the retired list, so a backend still sending one is told it was
 // replaced; the code keys go, so nothing they sealed redeems.
 func cutCredentials(s *corev1.Secret, request string, now time.Time, random io.Reader) (Rotation, error) {
-	k, err := randomBytes(random, codes.KeySize)
+	k, err := randomBytes(random, credentials.CodeKeySize)
 	if err != nil {
 		return Rotation{}, err
 	}
@@ -231,12 +213,12 @@ func cutCredentials(s *corev1.Secret, request string, now time.Time, random io.R
 		}
 		delete(s.Annotations, p.until)
 	}
-	retire(s, s.Data[snapshot.PreviousIssueAPITokenKey], now)
-	retire(s, s.Data[snapshot.IssueAPITokenKey], now)
-	delete(s.Data, snapshot.PreviousCodeKeyKey)
-	delete(s.Data, snapshot.PreviousIssueAPITokenKey)
-	delete(s.Annotations, AnnotationPreviousUntil)
-	s.Data[snapshot.CodeKeyKey], s.Data[snapshot.IssueAPITokenKey] = k, t
+	retire(s, s.Data[credentials.PreviousIssueAPITokenKey], now)
+	retire(s, s.Data[credentials.IssueAPITokenKey], now)
+	delete(s.Data, credentials.PreviousCodeKeyKey)
+	delete(s.Data, credentials.PreviousIssueAPITokenKey)
+	delete(s.Annotations, v1alpha1.AnnotationPreviousUntil)
+	s.Data[credentials.CodeKeyKey], s.Data[credentials.IssueAPITokenKey] = k, t
 	metav1.SetMetaDataAnnotation(&s.ObjectMeta, v1alpha1.AnnotationHandledRotate, request)
 	return rot, nil
 }
@@ -248,7 +230,7 @@ func formatUntil(t time.Time) string {
 
 // ExpirePrevious removes each previous value once its time is over, with its annotation; the
 // issue-API credential's digest goes on the retired list, which keeps at most
-// snapshot.MaxRetiredIssueAPITokenDigests entries for RetiredDigestsKept. It reports the data
+// credentials.MaxRetiredIssueAPITokenDigests entries for RetiredDigestsKept. It reports the data
 // keys it removed, and how long until it must look again (zero: nothing pending).
 func ExpirePrevious(s *corev1.Secret, now time.Time) (removed []string, wait time.Duration) {
 	soonest := func(d time.Duration) {
@@ -280,8 +262,8 @@ func ExpirePrevious(s *corev1.Secret, now time.Time) (removed []string, wait tim
 		delete(s.Annotations, p.until)
 		removed = append(removed, p.key)
 	}
-	if _, ok := s.Annotations[AnnotationPreviousUntil]; ok && !dependsOnOldExpiry(s) {
-		delete(s.Annotations, AnnotationPreviousUntil)
+	if _, ok := s.Annotations[v1alpha1.AnnotationPreviousUntil]; ok && !dependsOnOldExpiry(s) {
+		delete(s.Annotations, v1alpha1.AnnotationPreviousUntil)
 	}
 	if d := pruneRetired(s, now); d > 0 {
 		soonest(d)
@@ -309,32 +291,32 @@ func retire(s *corev1.Secret, credential []byte, now time.Time) {
 	if len(credential) == 0 {
 		return
 	}
-	entry := snapshot.RetiredDigest{Retired: now, SHA256: sha256.Sum256(credential)}
-	list := slices.DeleteFunc(snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey]),
-		func(d snapshot.RetiredDigest) bool { return d.SHA256 == entry.SHA256 })
-	list = append([]snapshot.RetiredDigest{entry}, list...)
-	if len(list) > snapshot.MaxRetiredIssueAPITokenDigests {
-		list = list[:snapshot.MaxRetiredIssueAPITokenDigests]
+	entry := credentials.RetiredDigest{Retired: now, SHA256: sha256.Sum256(credential)}
+	list := slices.DeleteFunc(credentials.ParseRetiredDigests(s.Data[credentials.RetiredIssueAPITokenDigestsKey]),
+		func(d credentials.RetiredDigest) bool { return d.SHA256 == entry.SHA256 })
+	list = append([]credentials.RetiredDigest{entry}, list...)
+	if len(list) > credentials.MaxRetiredIssueAPITokenDigests {
+		list = list[:credentials.MaxRetiredIssueAPITokenDigests]
 	}
-	s.Data[snapshot.RetiredIssueAPITokenDigestsKey] = snapshot.FormatRetiredDigests(list)
+	s.Data[credentials.RetiredIssueAPITokenDigestsKey] = credentials.FormatRetiredDigests(list)
 }
 
 // pruneRetired drops retired digests older than RetiredDigestsKept (and lines it cannot read),
 // and says how long until the oldest kept one is due.
 func pruneRetired(s *corev1.Secret, now time.Time) time.Duration {
-	raw, ok := s.Data[snapshot.RetiredIssueAPITokenDigestsKey]
+	raw, ok := s.Data[credentials.RetiredIssueAPITokenDigestsKey]
 	if !ok {
 		return 0
 	}
-	list := slices.DeleteFunc(snapshot.ParseRetiredDigests(raw), func(d snapshot.RetiredDigest) bool {
+	list := slices.DeleteFunc(credentials.ParseRetiredDigests(raw), func(d credentials.RetiredDigest) bool {
 		return !now.Before(d.Retired.Add(RetiredDigestsKept))
 	})
 	if len(list) == 0 {
-		delete(s.Data, snapshot.RetiredIssueAPITokenDigestsKey)
+		delete(s.Data, credentials.RetiredIssueAPITokenDigestsKey)
 		return 0
 	}
-	if b := snapshot.FormatRetiredDigests(list); !bytes.Equal(b, raw) {
-		s.Data[snapshot.RetiredIssueAPITokenDigestsKey] = b
+	if b := credentials.FormatRetiredDigests(list); !bytes.Equal(b, raw) {
+		s.Data[credentials.RetiredIssueAPITokenDigestsKey] = b
 	}
 	oldest := list[0].Retired
 	for _, d := range list[1:] {

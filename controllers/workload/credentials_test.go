@@ -12,10 +12,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/workload"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
@@ -28,16 +28,16 @@ func TestNewCredentialsAreFreshLabelledAndOwned(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := workload.NewCredentials(ts, rand.Reader)
-	if len(a.Data[snapshot.CodeKeyKey]) != codes.KeySize || len(a.Data[snapshot.IssueAPITokenKey]) != 43 {
-		t.Fatalf("code key %d bytes, issue token %d bytes", len(a.Data[snapshot.CodeKeyKey]), len(a.Data[snapshot.IssueAPITokenKey]))
+	if len(a.Data[credentials.CodeKeyKey]) != credentials.CodeKeySize || len(a.Data[credentials.IssueAPITokenKey]) != 43 {
+		t.Fatalf("code key %d bytes, issue token %d bytes", len(a.Data[credentials.CodeKeyKey]), len(a.Data[credentials.IssueAPITokenKey]))
 	}
-	if bytes.Equal(a.Data[snapshot.CodeKeyKey], b.Data[snapshot.CodeKeyKey]) || bytes.Equal(a.Data[snapshot.IssueAPITokenKey], b.Data[snapshot.IssueAPITokenKey]) {
+	if bytes.Equal(a.Data[credentials.CodeKeyKey], b.Data[credentials.CodeKeyKey]) || bytes.Equal(a.Data[credentials.IssueAPITokenKey], b.Data[credentials.IssueAPITokenKey]) {
 		t.Fatal("two servers got the same credentials")
 	}
 	if a.Name != "brand-credentials" || a.Labels[v1alpha1.LabelTokenServerReads] != "true" || a.OwnerReferences[0].UID != ts.UID {
 		t.Fatalf("credentials Secret meta = %+v", a.ObjectMeta)
 	}
-	if _, err := codes.NewSealer(a.Data[snapshot.CodeKeyKey]); err != nil {
+	if _, err := codes.NewSealer(a.Data[credentials.CodeKeyKey]); err != nil {
 		t.Fatalf("the token server cannot use the code key: %v", err)
 	}
 	// A rotate request present at creation is already satisfied.
@@ -55,21 +55,21 @@ var overlaps = workload.Overlaps{CodeKey: 10 * time.Minute, IssueAPI: 24 * time.
 func TestRotationKeepsEachPreviousValueForItsOwnOverlap(t *testing.T) {
 	t.Parallel()
 	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
-	oldKey, oldToken := s.Data[snapshot.CodeKeyKey], s.Data[snapshot.IssueAPITokenKey]
+	oldKey, oldToken := s.Data[credentials.CodeKeyKey], s.Data[credentials.IssueAPITokenKey]
 
 	rot, err := workload.RotateCredentials(s, "2026-11-25", t0, overlaps, rand.Reader)
 	if err != nil || !rot.Rotated || len(rot.Cut) != 0 {
 		t.Fatalf("rotate: got %+v, %v; want rotated, nothing cut", rot, err)
 	}
-	if !bytes.Equal(s.Data[snapshot.PreviousCodeKeyKey], oldKey) || !bytes.Equal(s.Data[snapshot.PreviousIssueAPITokenKey], oldToken) {
+	if !bytes.Equal(s.Data[credentials.PreviousCodeKeyKey], oldKey) || !bytes.Equal(s.Data[credentials.PreviousIssueAPITokenKey], oldToken) {
 		t.Fatal("the previous values must stay, so codes already issued still redeem and backends have time to switch")
 	}
-	if bytes.Equal(s.Data[snapshot.CodeKeyKey], oldKey) || bytes.Equal(s.Data[snapshot.IssueAPITokenKey], oldToken) {
+	if bytes.Equal(s.Data[credentials.CodeKeyKey], oldKey) || bytes.Equal(s.Data[credentials.IssueAPITokenKey], oldToken) {
 		t.Fatal("rotation did not replace the current values")
 	}
 	for a, want := range map[string]string{
-		workload.AnnotationPreviousCodeKeyUntil:       "2026-11-25T09:10:00Z",
-		workload.AnnotationPreviousIssueAPITokenUntil: "2026-11-26T09:00:00Z",
+		v1alpha1.AnnotationPreviousCodeKeyUntil:       "2026-11-25T09:10:00Z",
+		v1alpha1.AnnotationPreviousIssueAPITokenUntil: "2026-11-26T09:00:00Z",
 	} {
 		if got := s.Annotations[a]; got != want {
 			t.Errorf("%s: got %q, want %q", a, got, want)
@@ -85,28 +85,28 @@ func TestRotationKeepsEachPreviousValueForItsOwnOverlap(t *testing.T) {
 	}
 	// The code key goes with its annotation; the issue-API credential stays for its own overlap.
 	removed, wait := workload.ExpirePrevious(s, t0.Add(10*time.Minute))
-	if !slices.Equal(removed, []string{snapshot.PreviousCodeKeyKey}) || wait != 23*time.Hour+50*time.Minute+time.Second {
+	if !slices.Equal(removed, []string{credentials.PreviousCodeKeyKey}) || wait != 23*time.Hour+50*time.Minute+time.Second {
 		t.Fatalf("at the code key's end: got removed %v, wait %v; want the code key, 23h50m1s", removed, wait)
 	}
-	if _, ok := s.Annotations[workload.AnnotationPreviousCodeKeyUntil]; ok {
+	if _, ok := s.Annotations[v1alpha1.AnnotationPreviousCodeKeyUntil]; ok {
 		t.Error("the code key's expiry outlived the code key")
 	}
-	if !bytes.Equal(s.Data[snapshot.PreviousIssueAPITokenKey], oldToken) {
+	if !bytes.Equal(s.Data[credentials.PreviousIssueAPITokenKey], oldToken) {
 		t.Fatal("the previous issue-API credential went with the code key")
 	}
-	if _, ok := s.Data[snapshot.RetiredIssueAPITokenDigestsKey]; ok {
+	if _, ok := s.Data[credentials.RetiredIssueAPITokenDigestsKey]; ok {
 		t.Fatal("a credential still accepted is listed as retired")
 	}
 
 	removed, wait = workload.ExpirePrevious(s, t0.Add(24*time.Hour))
-	if !slices.Equal(removed, []string{snapshot.PreviousIssueAPITokenKey}) {
+	if !slices.Equal(removed, []string{credentials.PreviousIssueAPITokenKey}) {
 		t.Fatalf("at the credential's end: got removed %v, want the issue-API credential", removed)
 	}
-	if _, ok := s.Annotations[workload.AnnotationPreviousIssueAPITokenUntil]; ok {
+	if _, ok := s.Annotations[v1alpha1.AnnotationPreviousIssueAPITokenUntil]; ok {
 		t.Error("the credential's expiry outlived the credential")
 	}
 	// Its digest is kept, for 30 days, so the token server can say it was replaced.
-	retired := snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey])
+	retired := credentials.ParseRetiredDigests(s.Data[credentials.RetiredIssueAPITokenDigestsKey])
 	if len(retired) != 1 || retired[0].SHA256 != sha256.Sum256(oldToken) || !retired[0].Retired.Equal(t0.Add(24*time.Hour)) {
 		t.Fatalf("retired list: got %+v, want the old credential's digest, retired now", retired)
 	}
@@ -118,7 +118,7 @@ func TestRotationKeepsEachPreviousValueForItsOwnOverlap(t *testing.T) {
 	if removed, wait := workload.ExpirePrevious(s, t0.Add(24*time.Hour+workload.RetiredDigestsKept)); len(removed) != 0 || wait != 0 {
 		t.Fatalf("30 days on: got removed %v, wait %v; want nothing pending", removed, wait)
 	}
-	if _, ok := s.Data[snapshot.RetiredIssueAPITokenDigestsKey]; ok {
+	if _, ok := s.Data[credentials.RetiredIssueAPITokenDigestsKey]; ok {
 		t.Error("the retired list outlived its 30 days")
 	}
 }
@@ -131,10 +131,10 @@ func TestAShortCredentialOverlapEndsFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	removed, wait := workload.ExpirePrevious(s, t0.Add(time.Minute))
-	if !slices.Equal(removed, []string{snapshot.PreviousIssueAPITokenKey}) || wait != 44*time.Minute+time.Second {
+	if !slices.Equal(removed, []string{credentials.PreviousIssueAPITokenKey}) || wait != 44*time.Minute+time.Second {
 		t.Fatalf("got removed %v, wait %v; want the credential, 44m1s", removed, wait)
 	}
-	if _, ok := s.Data[snapshot.PreviousCodeKeyKey]; !ok {
+	if _, ok := s.Data[credentials.PreviousCodeKeyKey]; !ok {
 		t.Fatal("the previous code key went with the credential, while what it sealed still lives")
 	}
 }
@@ -144,21 +144,21 @@ func TestTheOldSingleExpiryStillAppliesToBoth(t *testing.T) {
 	t.Parallel()
 	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
 	oldToken := []byte("an-older-operators-previous-credential-0123456789")
-	s.Data[snapshot.PreviousCodeKeyKey] = bytes.Repeat([]byte{7}, codes.KeySize)
-	s.Data[snapshot.PreviousIssueAPITokenKey] = oldToken
-	s.Annotations = map[string]string{workload.AnnotationPreviousUntil: t0.Add(2 * time.Minute).Format(time.RFC3339)}
+	s.Data[credentials.PreviousCodeKeyKey] = bytes.Repeat([]byte{7}, credentials.CodeKeySize)
+	s.Data[credentials.PreviousIssueAPITokenKey] = oldToken
+	s.Annotations = map[string]string{v1alpha1.AnnotationPreviousUntil: t0.Add(2 * time.Minute).Format(time.RFC3339)}
 
 	if removed, wait := workload.ExpirePrevious(s, t0.Add(time.Minute)); len(removed) != 0 || wait != time.Minute+time.Second {
 		t.Fatalf("one minute in: got removed %v, wait %v; want nothing, 1m1s", removed, wait)
 	}
 	removed, _ := workload.ExpirePrevious(s, t0.Add(2*time.Minute))
-	if !slices.Equal(removed, []string{snapshot.PreviousCodeKeyKey, snapshot.PreviousIssueAPITokenKey}) {
+	if !slices.Equal(removed, []string{credentials.PreviousCodeKeyKey, credentials.PreviousIssueAPITokenKey}) {
 		t.Fatalf("at the old expiry: got removed %v, want both", removed)
 	}
-	if _, ok := s.Annotations[workload.AnnotationPreviousUntil]; ok {
+	if _, ok := s.Annotations[v1alpha1.AnnotationPreviousUntil]; ok {
 		t.Error("the old expiry outlived the values it applied to")
 	}
-	if r := snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey]); len(r) != 1 || r[0].SHA256 != sha256.Sum256(oldToken) {
+	if r := credentials.ParseRetiredDigests(s.Data[credentials.RetiredIssueAPITokenDigestsKey]); len(r) != 1 || r[0].SHA256 != sha256.Sum256(oldToken) {
 		t.Errorf("retired list: got %+v, want the old credential's digest", r)
 	}
 }
@@ -168,31 +168,31 @@ func TestTheOldSingleExpiryStillAppliesToBoth(t *testing.T) {
 func TestASecondRotationCutsTheOlderOverlap(t *testing.T) {
 	t.Parallel()
 	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
-	first := s.Data[snapshot.IssueAPITokenKey]
-	s.Annotations = map[string]string{workload.AnnotationPreviousUntil: "stale, from an older operator"}
+	first := s.Data[credentials.IssueAPITokenKey]
+	s.Annotations = map[string]string{v1alpha1.AnnotationPreviousUntil: "stale, from an older operator"}
 	if _, err := workload.RotateCredentials(s, "r1", t0, overlaps, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.Annotations[workload.AnnotationPreviousUntil]; ok {
+	if _, ok := s.Annotations[v1alpha1.AnnotationPreviousUntil]; ok {
 		t.Error("a rotation kept the old single expiry beside the two new ones")
 	}
-	second, secondKey := s.Data[snapshot.IssueAPITokenKey], s.Data[snapshot.CodeKeyKey]
+	second, secondKey := s.Data[credentials.IssueAPITokenKey], s.Data[credentials.CodeKeyKey]
 
 	// An hour later the code key's overlap is over (not yet removed), the credential's is not.
 	rot, err := workload.RotateCredentials(s, "r2", t0.Add(time.Hour), overlaps, rand.Reader)
 	if err != nil || !rot.Rotated {
 		t.Fatalf("second rotation: got %+v, %v", rot, err)
 	}
-	if !slices.Equal(rot.Cut, []string{snapshot.PreviousIssueAPITokenKey}) {
+	if !slices.Equal(rot.Cut, []string{credentials.PreviousIssueAPITokenKey}) {
 		t.Errorf("cut: got %v, want only the credential still in its overlap", rot.Cut)
 	}
-	if !bytes.Equal(s.Data[snapshot.PreviousIssueAPITokenKey], second) || !bytes.Equal(s.Data[snapshot.PreviousCodeKeyKey], secondKey) {
+	if !bytes.Equal(s.Data[credentials.PreviousIssueAPITokenKey], second) || !bytes.Equal(s.Data[credentials.PreviousCodeKeyKey], secondKey) {
 		t.Fatal("the values current before the second rotation must be the previous ones")
 	}
-	if got, want := s.Annotations[workload.AnnotationPreviousIssueAPITokenUntil], "2026-11-26T10:00:00Z"; got != want {
+	if got, want := s.Annotations[v1alpha1.AnnotationPreviousIssueAPITokenUntil], "2026-11-26T10:00:00Z"; got != want {
 		t.Errorf("credential expiry: got %q, want %q (a full overlap from the second rotation)", got, want)
 	}
-	if r := snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey]); len(r) != 1 || r[0].SHA256 != sha256.Sum256(first) {
+	if r := credentials.ParseRetiredDigests(s.Data[credentials.RetiredIssueAPITokenDigestsKey]); len(r) != 1 || r[0].SHA256 != sha256.Sum256(first) {
 		t.Errorf("retired list: got %+v, want the first credential's digest", r)
 	}
 	assertNotInTheClear(t, s, first)
@@ -203,33 +203,33 @@ func TestASecondRotationCutsTheOlderOverlap(t *testing.T) {
 func TestACutKeepsNoOldValue(t *testing.T) {
 	t.Parallel()
 	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
-	leaked := s.Data[snapshot.IssueAPITokenKey]
+	leaked := s.Data[credentials.IssueAPITokenKey]
 	if _, err := workload.RotateCredentials(s, "r1", t0, overlaps, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	current, currentKey := s.Data[snapshot.IssueAPITokenKey], s.Data[snapshot.CodeKeyKey]
+	current, currentKey := s.Data[credentials.IssueAPITokenKey], s.Data[credentials.CodeKeyKey]
 
 	rot, err := workload.RotateCredentials(s, v1alpha1.CutCredentialsPrefix+"leak", t0.Add(time.Minute), overlaps, rand.Reader)
 	if err != nil || !rot.Rotated || !rot.Emergency {
 		t.Fatalf("cut: got %+v, %v; want an emergency rotation", rot, err)
 	}
-	if !slices.Equal(rot.Cut, []string{snapshot.PreviousCodeKeyKey, snapshot.PreviousIssueAPITokenKey}) {
+	if !slices.Equal(rot.Cut, []string{credentials.PreviousCodeKeyKey, credentials.PreviousIssueAPITokenKey}) {
 		t.Errorf("cut: got %v, want both previous values", rot.Cut)
 	}
-	for _, k := range []string{snapshot.PreviousCodeKeyKey, snapshot.PreviousIssueAPITokenKey} {
+	for _, k := range []string{credentials.PreviousCodeKeyKey, credentials.PreviousIssueAPITokenKey} {
 		if _, ok := s.Data[k]; ok {
 			t.Errorf("%s kept after a cut", k)
 		}
 	}
-	for _, a := range []string{workload.AnnotationPreviousCodeKeyUntil, workload.AnnotationPreviousIssueAPITokenUntil, workload.AnnotationPreviousUntil} {
+	for _, a := range []string{v1alpha1.AnnotationPreviousCodeKeyUntil, v1alpha1.AnnotationPreviousIssueAPITokenUntil, v1alpha1.AnnotationPreviousUntil} {
 		if _, ok := s.Annotations[a]; ok {
 			t.Errorf("%s kept after a cut", a)
 		}
 	}
-	if bytes.Equal(s.Data[snapshot.IssueAPITokenKey], current) || bytes.Equal(s.Data[snapshot.CodeKeyKey], currentKey) {
+	if bytes.Equal(s.Data[credentials.IssueAPITokenKey], current) || bytes.Equal(s.Data[credentials.CodeKeyKey], currentKey) {
 		t.Fatal("a cut did not replace the current values")
 	}
-	r := snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey])
+	r := credentials.ParseRetiredDigests(s.Data[credentials.RetiredIssueAPITokenDigestsKey])
 	if len(r) != 2 || r[0].SHA256 != sha256.Sum256(current) || r[1].SHA256 != sha256.Sum256(leaked) {
 		t.Errorf("retired list: got %+v, want the current credential's digest, then the leaked one's", r)
 	}
@@ -244,16 +244,16 @@ func TestTheRetiredListIsBounded(t *testing.T) {
 	t.Parallel()
 	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
 	var newest []byte
-	for i := range 3 * snapshot.MaxRetiredIssueAPITokenDigests {
+	for i := range 3 * credentials.MaxRetiredIssueAPITokenDigests {
 		at := t0.Add(time.Duration(i) * time.Hour)
-		newest = s.Data[snapshot.PreviousIssueAPITokenKey]
+		newest = s.Data[credentials.PreviousIssueAPITokenKey]
 		if _, err := workload.RotateCredentials(s, at.String(), at, overlaps, rand.Reader); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r := snapshot.ParseRetiredDigests(s.Data[snapshot.RetiredIssueAPITokenDigestsKey])
-	if len(r) != snapshot.MaxRetiredIssueAPITokenDigests || r[0].SHA256 != sha256.Sum256(newest) {
-		t.Fatalf("got %d entries, newest %x; want %d, newest first", len(r), r[0].SHA256, snapshot.MaxRetiredIssueAPITokenDigests)
+	r := credentials.ParseRetiredDigests(s.Data[credentials.RetiredIssueAPITokenDigestsKey])
+	if len(r) != credentials.MaxRetiredIssueAPITokenDigests || r[0].SHA256 != sha256.Sum256(newest) {
+		t.Fatalf("got %d entries, newest %x; want %d, newest first", len(r), r[0].SHA256, credentials.MaxRetiredIssueAPITokenDigests)
 	}
 }
 
@@ -273,7 +273,7 @@ func TestIssueAPICredentialOverlapDefaultsToADay(t *testing.T) {
 func assertNotInTheClear(t *testing.T, s *corev1.Secret, credential []byte) {
 	t.Helper()
 	for k, v := range s.Data {
-		if k != snapshot.IssueAPITokenKey && k != snapshot.PreviousIssueAPITokenKey && bytes.Contains(v, credential) {
+		if k != credentials.IssueAPITokenKey && k != credentials.PreviousIssueAPITokenKey && bytes.Contains(v, credential) {
 			t.Errorf("%s holds a retired credential in the clear", k)
 		}
 	}
@@ -287,13 +287,13 @@ func assertNotInTheClear(t *testing.T, s *corev1.Secret, credential []byte) {
 func TestRepairReplacesOnlyWhatIsUnusable(t *testing.T) {
 	t.Parallel()
 	s, _ := workload.NewCredentials(server("brand", nil), rand.Reader)
-	token := append([]byte(nil), s.Data[snapshot.IssueAPITokenKey]...)
-	s.Data[snapshot.CodeKeyKey] = []byte("edited by hand")
+	token := append([]byte(nil), s.Data[credentials.IssueAPITokenKey]...)
+	s.Data[credentials.CodeKeyKey] = []byte("edited by hand")
 	replaced, err := workload.RepairCredentials(s, rand.Reader)
-	if err != nil || len(replaced) != 1 || replaced[0] != snapshot.CodeKeyKey {
+	if err != nil || len(replaced) != 1 || replaced[0] != credentials.CodeKeyKey {
 		t.Fatalf("replaced %v, err %v; want only the code key", replaced, err)
 	}
-	if !bytes.Equal(token, s.Data[snapshot.IssueAPITokenKey]) {
+	if !bytes.Equal(token, s.Data[credentials.IssueAPITokenKey]) {
 		t.Fatal("a valid issue-API credential was replaced")
 	}
 	if replaced, _ := workload.RepairCredentials(s, rand.Reader); len(replaced) != 0 {

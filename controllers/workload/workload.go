@@ -23,9 +23,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/keys"
+	"github.com/lpauth/lpauth-operator/api/secretset"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
-	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 )
 
 // Ports of the token-server container.
@@ -128,7 +129,7 @@ func Role(ts *v1alpha1.TokenServer) *rbacv1.Role {
 
 // ReadSecrets are the names of the Secrets a token server reads.
 func ReadSecrets(ts *v1alpha1.TokenServer) []string {
-	return []string{keys.SecretName(ts.Spec.SigningKeyRef.Name), CredentialsName(ts), secretset.Name(ts.Name)}
+	return []string{keys.SecretName(ts.Spec.SigningKeyRef.Name), credentials.SecretName(ts.Name), secretset.Name(ts.Name)}
 }
 
 // RoleBinding binds the Role to the ServiceAccount.

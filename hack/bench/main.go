@@ -21,8 +21,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/signer"
 )
 
 type options struct {
@@ -105,7 +106,7 @@ func (r *report) write(dir string) {
 
 func run(o options, r *report) error {
 	r.line("lpauth-operator benchmarks — %s", r.start.UTC().Format(time.RFC3339))
-	r.line("machine: %s, %d cores (GOMAXPROCS %d), %s, RS256 signer: %s", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), keys.SignerImplementation)
+	r.line("machine: %s, %d cores (GOMAXPROCS %d), %s, RS256 signer: %s", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), signer.Implementation)
 	r.line("")
 	var l limits
 	if o.parts["raw"] || o.parts["http"] {
@@ -186,8 +187,8 @@ func rawLimits(r *report) limits {
 	for _, bits := range []int{2048, 3072, 4096} {
 		jwk, _ := keys.Generate(v1alpha1.RS256, bits)
 		k := keys.Key{JWK: jwk, State: v1alpha1.KeyActive}
-		build, _ := keys.NewSigner(k)
-		goSigner, _ := keys.NewGoSigner(k)
+		build, _ := signer.New(k)
+		goSigner, _ := signer.NewGo(k)
 		// openssl right before the signer it is compared with: this VM's speed drifts by
 		// ±20% over minutes. The libcrypto signer runs on its own threads, one per core, and
 		// is given four callers per core, as under HTTP load, so that each thread always has
@@ -198,14 +199,14 @@ func rawLimits(r *report) limits {
 		if bits == 2048 {
 			l.rs2048 = b
 		}
-		row["server's signer ("+keys.SignerImplementation+"), signs/s"] = append(row["server's signer ("+keys.SignerImplementation+"), signs/s"], fmt.Sprintf("%.0f", b))
+		row["server's signer ("+signer.Implementation+"), signs/s"] = append(row["server's signer ("+signer.Implementation+"), signs/s"], fmt.Sprintf("%.0f", b))
 		row["crypto/rsa via go-jose, signs/s"] = append(row["crypto/rsa via go-jose, signs/s"], fmt.Sprintf("%.0f", g))
 		if o > 0 {
 			row["openssl speed, signs/s"] = append(row["openssl speed, signs/s"], fmt.Sprintf("%.0f", o))
 			row["server's signer ÷ openssl"] = append(row["server's signer ÷ openssl"], fmt.Sprintf("%.2f", b/o))
 		}
 	}
-	for _, name := range []string{"server's signer (" + keys.SignerImplementation + "), signs/s", "crypto/rsa via go-jose, signs/s", "openssl speed, signs/s", "server's signer ÷ openssl"} {
+	for _, name := range []string{"server's signer (" + signer.Implementation + "), signs/s", "crypto/rsa via go-jose, signs/s", "openssl speed, signs/s", "server's signer ÷ openssl"} {
 		if v := row[name]; len(v) == 3 {
 			r.line("  %-34s %12s %12s %12s", name, v[0], v[1], v[2])
 		}

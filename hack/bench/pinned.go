@@ -22,8 +22,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/signer"
 )
 
 // On a shared machine the load generator's own CPU is taken from the server it measures, so
@@ -43,7 +44,7 @@ type oneCoreRaw struct {
 // signer starts one thread, on that core.
 func measureOneCoreRaw() {
 	jwk, _ := keys.Generate(v1alpha1.RS256, 2048)
-	signer, err := keys.NewSigner(keys.Key{JWK: jwk, State: v1alpha1.KeyActive})
+	sign, err := signer.New(keys.Key{JWK: jwk, State: v1alpha1.KeyActive})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -51,7 +52,7 @@ func measureOneCoreRaw() {
 	payload := []byte(`{"iss":"https://auth.brand.example","sub":"customer-8271","aud":"lp-client","exp":1800000000,"iat":1799996400}`)
 	lpKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	out := oneCoreRaw{
-		Sign2048: rate(2*time.Second, 4, func() error { _, err := signer.Sign(payload); return err }),
+		Sign2048: rate(2*time.Second, 4, func() error { _, err := sign.Sign(payload); return err }),
 		OAEP: rate(2*time.Second, 1, func() error {
 			_, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, &lpKey.PublicKey, make([]byte, 32), nil)
 			return err

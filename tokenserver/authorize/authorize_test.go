@@ -15,10 +15,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -54,7 +55,7 @@ func testSnapshot(t testing.TB) *snapshot.Snapshot {
 			TokenServer: &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "ts"}, Spec: v1alpha1.TokenServerSpec{Issuer: issuerTS}},
 			KeySecret:   &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys"}, Data: data},
 			Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{
-				snapshot.CodeKeyKey: bytes.Repeat([]byte{9}, 32), snapshot.IssueAPITokenKey: []byte("issue-token-0123456789")}},
+				credentials.CodeKeyKey: bytes.Repeat([]byte{9}, 32), credentials.IssueAPITokenKey: []byte("issue-token-0123456789")}},
 			Clients: []v1alpha1.LivePersonAuthClient{
 				client("code", codeID, v1alpha1.FlowCode, v1alpha1.PKCEAllowed),
 				client("implicit", implID, v1alpha1.FlowImplicit, ""),

@@ -25,9 +25,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/keys"
+	"github.com/lpauth/lpauth-operator/api/secretset"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
-	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -97,7 +98,7 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 	}
 	s.secrets = map[string]toolscache.SharedIndexInformer{}
 	synced := []toolscache.InformerSynced{}
-	for _, name := range []string{s.keySecret, snapshot.CredentialsSecretName(s.TokenServer), secretset.Name(s.TokenServer)} {
+	for _, name := range []string{s.keySecret, credentials.SecretName(s.TokenServer), secretset.Name(s.TokenServer)} {
 		inf := namedSecretInformer(cs, s.Namespace, name)
 		if _, err := inf.AddEventHandler(handlers); err != nil {
 			return err
@@ -225,7 +226,7 @@ func (s *Source) credentials(ctx context.Context) *corev1.Secret {
 	if err := s.cache.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.TokenServer}, ts); err != nil {
 		return nil
 	}
-	return controlled(s.secret(snapshot.CredentialsSecretName(ts.Name)), "TokenServer", ts.Name, ts.UID, corev1.SecretTypeOpaque)
+	return controlled(s.secret(credentials.SecretName(ts.Name)), "TokenServer", ts.Name, ts.UID, corev1.SecretTypeOpaque)
 }
 
 func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Problem, error) {
@@ -256,7 +257,7 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 		TokenServer: ts,
 		ConfigMaps:  cmByName,
 		KeySecret:   controlled(s.secret(s.keySecret), "SigningKey", ts.Spec.SigningKeyRef.Name, "", v1alpha1.SecretTypeSigningKeys),
-		Credentials: controlled(s.secret(snapshot.CredentialsSecretName(ts.Name)), "TokenServer", ts.Name, ts.UID, corev1.SecretTypeOpaque),
+		Credentials: controlled(s.secret(credentials.SecretName(ts.Name)), "TokenServer", ts.Name, ts.UID, corev1.SecretTypeOpaque),
 		SecretSet:   controlled(s.secret(secretset.Name(ts.Name)), "TokenServer", ts.Name, ts.UID, secretset.SecretType),
 		Clients:     clients.Items,
 		Now:         time.Now(),

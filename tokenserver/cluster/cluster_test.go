@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers"
 	"github.com/lpauth/lpauth-operator/controllers/testenv"
@@ -67,9 +68,9 @@ func TestServesFromTheCluster(t *testing.T) {
 	// The operator generates the TokenServer's credentials; the brand's backend reads them.
 	creds := &corev1.Secret{}
 	eventually(t, 10*time.Second, "the credentials Secret", func() bool {
-		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: snapshot.CredentialsSecretName("brand")}, creds) == nil
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: credentials.SecretName("brand")}, creds) == nil
 	})
-	issueToken = string(creds.Data[snapshot.IssueAPITokenKey])
+	issueToken = string(creds.Data[credentials.IssueAPITokenKey])
 
 	// The token server runs as its own ServiceAccount, with the Role the operator made for it:
 	// the test reads the cluster through that identity, so a Secret it may not read fails here.

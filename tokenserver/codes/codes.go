@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lpauth/lpauth-operator/api/credentials"
 )
 
 // KeySize is the size of a code key: AES-256.
-const KeySize = 32
+const KeySize = credentials.CodeKeySize
 
 // MaxPayload bounds what a code may carry (profile claims and lp_sdes included) before sealing.
 const MaxPayload = 12 << 10

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
+	"github.com/lpauth/lpauth-operator/api/lpsdes"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 

@@ -19,11 +19,11 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/lpauth/lpauth-operator/api/lpsdes"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
-	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )

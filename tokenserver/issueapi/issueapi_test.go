@@ -15,9 +15,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -54,9 +55,9 @@ func snapshotWithRetired(t *testing.T, digests string) *snapshot.Snapshot {
 			Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"}}},
 		KeySecret: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys-signing-keys"}, Data: keyData},
 		Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "brand-credentials"}, Data: map[string][]byte{
-			snapshot.CodeKeyKey:                     bytes.Repeat([]byte{1}, 32),
-			snapshot.IssueAPITokenKey:               []byte(current),
-			snapshot.RetiredIssueAPITokenDigestsKey: []byte(digests),
+			credentials.CodeKeyKey:                     bytes.Repeat([]byte{1}, 32),
+			credentials.IssueAPITokenKey:               []byte(current),
+			credentials.RetiredIssueAPITokenDigestsKey: []byte(digests),
 		}},
 		BrandSecrets: map[string]*corev1.Secret{},
 		Now:          now,
@@ -110,8 +111,8 @@ func TestAHandEditedRetiredListIsReadWithinItsBound(t *testing.T) {
 	sum := sha256.Sum256([]byte(retired))
 	junk := "not a line\n" + now.Format(time.RFC3339) + " " + strings.Repeat("A", 200) + "\n" +
 		"yesterday " + base64.RawURLEncoding.EncodeToString(sum[:]) + "\n"
-	snap := snapshotWithRetired(t, junk+strings.Repeat(retiredLine("someone else's", now), 3*snapshot.MaxRetiredIssueAPITokenDigests)+retiredLine(retired, now))
-	if got, want := len(snap.RetiredIssueAPITokenDigests), snapshot.MaxRetiredIssueAPITokenDigests; got != want {
+	snap := snapshotWithRetired(t, junk+strings.Repeat(retiredLine("someone else's", now), 3*credentials.MaxRetiredIssueAPITokenDigests)+retiredLine(retired, now))
+	if got, want := len(snap.RetiredIssueAPITokenDigests), credentials.MaxRetiredIssueAPITokenDigests; got != want {
 		t.Fatalf("got %d retired digests, want the bound %d", got, want)
 	}
 	srv := httptest.NewServer((&issueapi.Handler{Source: holder{snap}, Now: func() time.Time { return now }, Log: logr.Discard()}).Codes())

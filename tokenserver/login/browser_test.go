@@ -19,8 +19,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/lpauth/lpauth-operator/api/branding"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/branding"
 )
 
 // The pop-out window in a real browser: Debian's chromium, headless, driven over the DevTools

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lpauth/lpauth-operator/api/lpsdes"
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
 	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
-	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )

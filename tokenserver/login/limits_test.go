@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lpauth/lpauth-operator/tokenserver/branding"
+	"github.com/lpauth/lpauth-operator/api/branding"
 	"github.com/lpauth/lpauth-operator/tokenserver/login"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 )

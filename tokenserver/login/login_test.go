@@ -21,8 +21,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
@@ -107,7 +108,7 @@ func newFixtureWith(t testing.TB, proxies []string, branding map[string]string, 
 		TokenServer: &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "ts"}, Spec: v1alpha1.TokenServerSpec{Issuer: issuer, Login: login, TrustedProxyCIDRs: proxies}},
 		KeySecret:   &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys"}, Data: keyData},
 		Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{
-			snapshot.CodeKeyKey: bytes.Repeat([]byte{5}, 32), snapshot.IssueAPITokenKey: []byte(issueToken)}},
+			credentials.CodeKeyKey: bytes.Repeat([]byte{5}, 32), credentials.IssueAPITokenKey: []byte(issueToken)}},
 		Clients: []v1alpha1.LivePersonAuthClient{lpac("popout", clientID, v1alpha1.FlowCode), lpac("implicit", implicitID, v1alpha1.FlowImplicit)},
 		BrandSecrets: map[string]*corev1.Secret{
 			"client": {Data: map[string][]byte{"secret": []byte(clientSecret)}},

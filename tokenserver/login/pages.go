@@ -9,7 +9,7 @@ import (
 	"html/template"
 	"net/http"
 
-	"github.com/lpauth/lpauth-operator/tokenserver/branding"
+	"github.com/lpauth/lpauth-operator/api/branding"
 )
 
 //go:embed templates/page.html

@@ -18,10 +18,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
@@ -84,7 +85,7 @@ func newFixture(t testing.TB, trusted ...string) *fixture {
 			Issuer: "https://auth.brand.example", TrustedProxyCIDRs: trusted}},
 		KeySecret: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys"}, Data: keyData},
 		Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{
-			snapshot.CodeKeyKey: bytes.Repeat([]byte{3}, 32), snapshot.IssueAPITokenKey: []byte(issueToken)}},
+			credentials.CodeKeyKey: bytes.Repeat([]byte{3}, 32), credentials.IssueAPITokenKey: []byte(issueToken)}},
 		Clients: []v1alpha1.LivePersonAuthClient{
 			client("code", codeID, "code", nil),
 			client("brand", brandID, "brand", nil),

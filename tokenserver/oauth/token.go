@@ -14,11 +14,11 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/lpauth/lpauth-operator/api/lpsdes"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/clientaddr"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
-	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )

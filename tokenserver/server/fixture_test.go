@@ -20,8 +20,9 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/metrics"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
@@ -123,7 +124,7 @@ func buildSnapshot(t testing.TB, issuer string) *snapshot.Snapshot {
 		}},
 		KeySecret: keySecret,
 		Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "brand-credentials"}, Data: map[string][]byte{
-			snapshot.CodeKeyKey: codeKey, snapshot.IssueAPITokenKey: []byte(issueToken),
+			credentials.CodeKeyKey: codeKey, credentials.IssueAPITokenKey: []byte(issueToken),
 		}},
 		Clients: []v1alpha1.LivePersonAuthClient{
 			client("code", codeClientID, func(s *v1alpha1.LivePersonAuthClientSpec) {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/lpauth/lpauth-operator/api/endpoints"
 	"github.com/lpauth/lpauth-operator/tokenserver/discovery"
-	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
 	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
 	"github.com/lpauth/lpauth-operator/tokenserver/login"
 	"github.com/lpauth/lpauth-operator/tokenserver/metrics"

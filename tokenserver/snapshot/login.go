@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lpauth/lpauth-operator/api/secretset"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
 )
 
 // Login is the compiled spec.login: exactly one field is set.

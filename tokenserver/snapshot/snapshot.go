@@ -20,46 +20,18 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/lpauth/lpauth-operator/api/branding"
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/endpoints"
+	"github.com/lpauth/lpauth-operator/api/jwe"
+	"github.com/lpauth/lpauth-operator/api/keys"
+	"github.com/lpauth/lpauth-operator/api/lpsdes"
+	"github.com/lpauth/lpauth-operator/api/redirect"
+	"github.com/lpauth/lpauth-operator/api/secretset"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/branding"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
-	"github.com/lpauth/lpauth-operator/tokenserver/endpoints"
-	"github.com/lpauth/lpauth-operator/tokenserver/jwe"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
-	"github.com/lpauth/lpauth-operator/tokenserver/lpsdes"
-	"github.com/lpauth/lpauth-operator/tokenserver/redirect"
-	"github.com/lpauth/lpauth-operator/tokenserver/secretset"
+	"github.com/lpauth/lpauth-operator/tokenserver/signer"
 )
-
-// Keys of a TokenServer's credentials Secret, written by the operator.
-const (
-	CodeKeyKey               = "codeKey"
-	PreviousCodeKeyKey       = "previousCodeKey"
-	IssueAPITokenKey         = "issueAPIToken"
-	PreviousIssueAPITokenKey = "previousIssueAPIToken"
-	// RetiredIssueAPITokenDigestsKey lists the issue-API credentials rotation retired recently,
-	// newest first, one per line: "<RFC 3339 time it stopped being accepted> <unpadded base64url
-	// SHA-256 of the credential>". Only digests: the token server can tell a backend its
-	// credential was replaced without anyone learning, from the Secret, what it was.
-	RetiredIssueAPITokenDigestsKey = "retiredIssueAPITokenDigests"
-)
-
-// MaxRetiredIssueAPITokenDigests bounds RetiredIssueAPITokenDigestsKey: the operator keeps at
-// most this many, and the token server reads no more, so however long a hand-edited list is, a
-// refused request compares against at most this many digests.
-const MaxRetiredIssueAPITokenDigests = 10
-
-// Keys of a client Secret the operator generates.
-const (
-	ClientIDKey     = v1alpha1.ClientIDKey
-	ClientSecretKey = v1alpha1.ClientSecretKey
-)
-
-// ClientSecretName is the name of the Secret the operator generates for a client's secret.
-func ClientSecretName(client string) string { return v1alpha1.ClientSecretName(client) }
-
-// CredentialsSecretName is the name of a TokenServer's credentials Secret.
-func CredentialsSecretName(tokenServer string) string { return tokenServer + "-credentials" }
 
 // Client is one LivePersonAuthClient, ready to serve.
 type Client struct {
@@ -89,7 +61,7 @@ type Snapshot struct {
 	Endpoints endpoints.URLs
 	Clients   map[string]*Client
 	// Signer signs with the Active key; SigningKeyID and SigningAlgorithm describe it.
-	Signer           keys.JWTSigner
+	Signer           signer.JWTSigner
 	SigningKeyID     string
 	SigningAlgorithm jose.SignatureAlgorithm
 	ActiveKeyAge     time.Duration
@@ -270,11 +242,11 @@ func (s *Snapshot) buildKeys(in Inputs) error {
 	if !ok {
 		return fmt.Errorf("the signing key Secret %s has no active key", in.KeySecret.Name)
 	}
-	signer, err := keys.NewSigner(active)
+	sign, err := signer.New(active)
 	if err != nil {
 		return err
 	}
-	s.Signer, s.SigningKeyID, s.SigningAlgorithm = signer, active.ID(), jose.SignatureAlgorithm(active.Algorithm())
+	s.Signer, s.SigningKeyID, s.SigningAlgorithm = sign, active.ID(), jose.SignatureAlgorithm(active.Algorithm())
 	s.ActiveKeyAge = in.Now.Sub(active.ActivatesAt)
 	jwks, err := keys.JWKS(set)
 	if err != nil {
@@ -345,7 +317,7 @@ func (s *Snapshot) buildCredentials(secret *corev1.Secret, now time.Time) error 
 	// A previous value past its time is not accepted, whether or not the operator has removed
 	// it yet: an operator that is down never extends an overlap.
 	current := func(key, until string) bool {
-		if key == CodeKeyKey || key == IssueAPITokenKey {
+		if key == credentials.CodeKeyKey || key == credentials.IssueAPITokenKey {
 			return true
 		}
 		v, ok := secret.Annotations[until]
@@ -359,7 +331,7 @@ func (s *Snapshot) buildCredentials(secret *corev1.Secret, now time.Time) error 
 		return !ok || err != nil || now.IsZero() || now.Before(t)
 	}
 	var ring [][]byte
-	for _, k := range []string{CodeKeyKey, PreviousCodeKeyKey} {
+	for _, k := range []string{credentials.CodeKeyKey, credentials.PreviousCodeKeyKey} {
 		if v := secret.Data[k]; len(v) > 0 && current(k, v1alpha1.AnnotationPreviousCodeKeyUntil) {
 			ring = append(ring, v)
 		}
@@ -369,16 +341,16 @@ func (s *Snapshot) buildCredentials(secret *corev1.Secret, now time.Time) error 
 		return fmt.Errorf("credentials Secret %s: %w", secret.Name, err)
 	}
 	s.Codes = sealer
-	for _, k := range []string{IssueAPITokenKey, PreviousIssueAPITokenKey} {
+	for _, k := range []string{credentials.IssueAPITokenKey, credentials.PreviousIssueAPITokenKey} {
 		if v := bytes.TrimSpace(secret.Data[k]); len(v) > 0 && current(k, v1alpha1.AnnotationPreviousIssueAPITokenUntil) {
 			s.IssueAPITokens = append(s.IssueAPITokens, v)
 		}
 	}
 	if len(s.IssueAPITokens) == 0 {
-		return fmt.Errorf("credentials Secret %s has no %s", secret.Name, IssueAPITokenKey)
+		return fmt.Errorf("credentials Secret %s has no %s", secret.Name, credentials.IssueAPITokenKey)
 	}
 	s.CredentialsSecret = secret.Name
-	for _, d := range ParseRetiredDigests(secret.Data[RetiredIssueAPITokenDigestsKey]) {
+	for _, d := range credentials.ParseRetiredDigests(secret.Data[credentials.RetiredIssueAPITokenDigestsKey]) {
 		s.RetiredIssueAPITokenDigests = append(s.RetiredIssueAPITokenDigests, d.SHA256)
 	}
 	return nil
@@ -394,57 +366,6 @@ func (s *Snapshot) WithCredentials(secret *corev1.Secret, now time.Time) (*Snaps
 		return nil, err
 	}
 	return &next, nil
-}
-
-// RetiredDigest is one entry of RetiredIssueAPITokenDigestsKey.
-type RetiredDigest struct {
-	// Retired is when the credential stopped being accepted.
-	Retired time.Time
-	SHA256  [sha256.Size]byte
-}
-
-// ParseRetiredDigests reads RetiredIssueAPITokenDigestsKey: at most
-// MaxRetiredIssueAPITokenDigests entries, skipping malformed lines (a hand edit must not take
-// the server down for what only improves an error message).
-func ParseRetiredDigests(b []byte) []RetiredDigest {
-	var out []RetiredDigest
-	for line := range bytes.Lines(b) {
-		if len(out) == MaxRetiredIssueAPITokenDigests {
-			break
-		}
-		at, digest, ok := bytes.Cut(bytes.TrimSpace(line), []byte(" "))
-		if !ok {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339, string(at))
-		if err != nil {
-			continue
-		}
-		digest = bytes.TrimSpace(digest)
-		var d RetiredDigest
-		// Decode writes past a too-small buffer: the length is checked first.
-		if base64.RawURLEncoding.DecodedLen(len(digest)) != sha256.Size {
-			continue
-		}
-		if n, err := base64.RawURLEncoding.Decode(d.SHA256[:], digest); err != nil || n != sha256.Size {
-			continue
-		}
-		d.Retired = t
-		out = append(out, d)
-	}
-	return out
-}
-
-// FormatRetiredDigests writes entries as ParseRetiredDigests reads them.
-func FormatRetiredDigests(ds []RetiredDigest) []byte {
-	var b bytes.Buffer
-	for _, d := range ds {
-		b.WriteString(d.Retired.UTC().Format(time.RFC3339))
-		b.WriteByte(' ')
-		b.WriteString(base64.RawURLEncoding.EncodeToString(d.SHA256[:]))
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
 }
 
 func buildClient(c *v1alpha1.LivePersonAuthClient, set map[string][]byte) (*Client, error) {

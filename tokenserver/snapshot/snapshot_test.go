@@ -13,9 +13,10 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/lpauth/lpauth-operator/api/branding"
+	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/branding"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -46,9 +47,9 @@ func inputs(t *testing.T) snapshot.Inputs {
 		TokenServer: ts,
 		KeySecret:   keySecret(t, v1alpha1.KeyNext, v1alpha1.KeyActive, v1alpha1.KeyRetired),
 		Credentials: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ts-credentials"}, Data: map[string][]byte{
-			snapshot.CodeKeyKey: bytes.Repeat([]byte{1}, 32), snapshot.IssueAPITokenKey: []byte("issue-token\n")}},
+			credentials.CodeKeyKey: bytes.Repeat([]byte{1}, 32), credentials.IssueAPITokenKey: []byte("issue-token\n")}},
 		BrandSecrets: map[string]*corev1.Secret{
-			"good-client": {Data: map[string][]byte{snapshot.ClientSecretKey: []byte("G4tY9kP2wQ7xN1vR6mL3hZ8cB5jD0fSa")}},
+			"good-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: []byte("G4tY9kP2wQ7xN1vR6mL3hZ8cB5jD0fSa")}},
 		},
 		Now: now,
 	}
@@ -85,7 +86,7 @@ func TestBuildServesGoodClientsAndReportsBrokenOnes(t *testing.T) {
 			// Younger than "good" (created later), so it loses the id although its name sorts first.
 			c.CreationTimestamp = metav1.NewTime(time.Unix(2000, 0))
 			c.Spec.ClientID = "id-good"
-			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "good-client", Key: snapshot.ClientSecretKey}
+			c.Spec.ClientSecretRef = &v1alpha1.SecretKeyRef{Name: "good-client", Key: v1alpha1.ClientSecretKey}
 		}),
 		client("implicit", func(c *v1alpha1.LivePersonAuthClient) { c.Spec.Flow = v1alpha1.FlowImplicit }),
 	}
@@ -183,8 +184,8 @@ func TestBuildFailsOnlyWhenNothingCanBeServed(t *testing.T) {
 		"no key secret":      {func(in *snapshot.Inputs) { in.KeySecret = nil }, "signing key Secret"},
 		"no active key":      {func(in *snapshot.Inputs) { in.KeySecret = keySecret(t, v1alpha1.KeyNext) }, "no active key"},
 		"no credentials":     {func(in *snapshot.Inputs) { in.Credentials = nil }, "credentials Secret is missing"},
-		"short code key":     {func(in *snapshot.Inputs) { in.Credentials.Data[snapshot.CodeKeyKey] = []byte("short") }, "ts-credentials"},
-		"no issue API token": {func(in *snapshot.Inputs) { delete(in.Credentials.Data, snapshot.IssueAPITokenKey) }, "issueAPIToken"},
+		"short code key":     {func(in *snapshot.Inputs) { in.Credentials.Data[credentials.CodeKeyKey] = []byte("short") }, "ts-credentials"},
+		"no issue API token": {func(in *snapshot.Inputs) { delete(in.Credentials.Data, credentials.IssueAPITokenKey) }, "issueAPIToken"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -460,8 +461,8 @@ func TestPreviousCredentialsEndOnTimeEvenWithoutTheOperator(t *testing.T) {
 		{now.Add(-time.Second).Format(time.RFC3339), 1}, // over: only the current one
 	} {
 		in := inputs(t)
-		in.Credentials.Data[snapshot.PreviousIssueAPITokenKey] = []byte("previous-token")
-		in.Credentials.Data[snapshot.PreviousCodeKeyKey] = bytes.Repeat([]byte{2}, 32)
+		in.Credentials.Data[credentials.PreviousIssueAPITokenKey] = []byte("previous-token")
+		in.Credentials.Data[credentials.PreviousCodeKeyKey] = bytes.Repeat([]byte{2}, 32)
 		in.Credentials.Annotations = map[string]string{
 			v1alpha1.AnnotationPreviousIssueAPITokenUntil: tc.until, v1alpha1.AnnotationPreviousCodeKeyUntil: tc.until,
 		}
@@ -480,7 +481,7 @@ func TestPreviousCredentialsEndOnTimeEvenWithoutTheOperator(t *testing.T) {
 func TestCredentialsAreReplacedEvenWhenNothingElseCanBe(t *testing.T) {
 	t.Parallel()
 	in := inputs(t)
-	in.Credentials.Data[snapshot.PreviousIssueAPITokenKey] = []byte("leaked")
+	in.Credentials.Data[credentials.PreviousIssueAPITokenKey] = []byte("leaked")
 	s, _, err := snapshot.Build(in)
 	if err != nil {
 		t.Fatal(err)
@@ -489,7 +490,7 @@ func TestCredentialsAreReplacedEvenWhenNothingElseCanBe(t *testing.T) {
 		t.Fatalf("before: %d credentials, want the current and the previous", len(s.IssueAPITokens))
 	}
 	cut := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ts-credentials"}, Data: map[string][]byte{
-		snapshot.CodeKeyKey: bytes.Repeat([]byte{2}, 32), snapshot.IssueAPITokenKey: []byte("fresh")}}
+		credentials.CodeKeyKey: bytes.Repeat([]byte{2}, 32), credentials.IssueAPITokenKey: []byte("fresh")}}
 	next, err := s.WithCredentials(cut, in.Now)
 	if err != nil {
 		t.Fatal(err)

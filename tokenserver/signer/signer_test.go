@@ -1,4 +1,4 @@
-package keys_test
+package signer_test
 
 import (
 	"crypto/rsa"
@@ -9,8 +9,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/keys"
+	"github.com/lpauth/lpauth-operator/tokenserver/signer"
 )
 
 // The build's signer (libcrypto with -tags openssl, crypto/rsa otherwise) must be
@@ -18,18 +19,18 @@ import (
 // produce the very same bytes.
 func TestBuildSignerMatchesGo(t *testing.T) {
 	t.Parallel()
-	t.Logf("RS256 signer in this build: %s", keys.SignerImplementation)
+	t.Logf("RS256 signer in this build: %s", signer.Implementation)
 	for _, bits := range []int{2048, 3072} {
 		jwk, err := keys.Generate(v1alpha1.RS256, bits)
 		if err != nil {
 			t.Fatal(err)
 		}
 		k := keys.Key{JWK: jwk, State: v1alpha1.KeyActive, CreatedAt: time.Now()}
-		build, err := keys.NewSigner(k)
+		build, err := signer.New(k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		goSigner, _ := keys.NewGoSigner(k)
+		goSigner, _ := signer.NewGo(k)
 		var wg sync.WaitGroup
 		for i := range 8 {
 			wg.Go(func() {
@@ -72,13 +73,13 @@ func TestSignCompactMatchesGoJose(t *testing.T) {
 			t.Fatal(err)
 		}
 		k := keys.Key{JWK: jwk, State: v1alpha1.KeyActive}
-		build, err := keys.NewSigner(k)
+		build, err := signer.New(k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		goSigner, _ := keys.NewGoSigner(k)
+		goSigner, _ := signer.NewGo(k)
 		payload := []byte(`{"iss":"https://auth.brand.example","sub":"customer-ü","lp_sdes":[{"type":"ctmrinfo"}]}`)
-		for name, s := range map[string]keys.JWTSigner{"build": build, "go": goSigner} {
+		for name, s := range map[string]signer.JWTSigner{"build": build, "go": goSigner} {
 			compact, err := s.SignCompact(payload)
 			if err != nil {
 				t.Fatalf("%s %s: %v", alg, name, err)
@@ -113,7 +114,7 @@ func TestSignerManyInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := keys.NewSigner(keys.Key{JWK: jwk, State: v1alpha1.KeyActive})
+	s, err := signer.New(keys.Key{JWK: jwk, State: v1alpha1.KeyActive})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestNonRS256KeysSign(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := keys.NewSigner(keys.Key{JWK: jwk, State: v1alpha1.KeyActive})
+		s, err := signer.New(keys.Key{JWK: jwk, State: v1alpha1.KeyActive})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,11 +167,11 @@ func BenchmarkSign(b *testing.B) {
 			b.Fatal(err)
 		}
 		k := keys.Key{JWK: jwk, State: v1alpha1.KeyActive}
-		goSigner, _ := keys.NewGoSigner(k)
-		build, _ := keys.NewSigner(k)
+		goSigner, _ := signer.NewGo(k)
+		build, _ := signer.New(k)
 		signers := map[string]jose.Signer{"go": goSigner}
-		if keys.SignerImplementation != "go" {
-			signers[keys.SignerImplementation] = build
+		if signer.Implementation != "go" {
+			signers[signer.Implementation] = build
 		}
 		for name, s := range signers {
 			b.Run(fmt.Sprintf("RS%d/%s", bits, name), func(b *testing.B) {
@@ -189,5 +190,38 @@ func BenchmarkSign(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signs/s")
 			})
 		}
+	}
+}
+
+func TestSignerSetsKidAndVerifiesWithJWKS(t *testing.T) {
+	jwk, err := keys.Generate(v1alpha1.RS256, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := keys.Key{JWK: jwk, State: v1alpha1.KeyActive}
+	s, err := signer.New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := s.Sign([]byte(`{"sub":"abc"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact, _ := obj.CompactSerialize()
+	parsed, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := parsed.Signatures[0].Header
+	if h.KeyID != k.ID() || h.ExtraHeaders["typ"] != "JWT" {
+		t.Errorf("header kid %q typ %v, want %q JWT", h.KeyID, h.ExtraHeaders["typ"], k.ID())
+	}
+	pub := keys.PublicJWK(k)
+	if _, err := parsed.Verify(&pub); err != nil {
+		t.Errorf("verify: %v", err)
+	}
+	k.JWK = k.JWK.Public()
+	if _, err := signer.New(k); err == nil {
+		t.Error("New on a public-only key succeeded, want an error")
 	}
 }

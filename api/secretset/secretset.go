@@ -24,9 +24,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/lpauth/lpauth-operator/api/clientsecret"
+	"github.com/lpauth/lpauth-operator/api/jwe"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/clientsecret"
-	"github.com/lpauth/lpauth-operator/tokenserver/jwe"
 )
 
 // Name is the name of the TokenServer's secret set.

@@ -1,6 +1,7 @@
-// Package keys turns a SigningKey's Secret into signers and a public JWKS document, and back.
-// The operator (which writes the Secret) and the token server (which reads it) share it, so the
-// two can never disagree on the format.
+// Package keys is the format of a SigningKey's Secret: keys generated, encoded and decoded, and
+// their public forms (JWKS, one-line SPKI). The operator (which writes the Secret) and the token
+// server (which reads it, and signs with tokenserver/signer) share it, so the two can never
+// disagree on the format.
 //
 // The Secret holds one data entry per key, "key-<kid>.json", each a JSON object with the key's
 // lifecycle state, its timestamps and its JWK. One entry per key means a damaged or hand-edited
@@ -137,48 +138,6 @@ func Active(set []Key) (Key, bool) {
 		}
 	}
 	return Key{}, false
-}
-
-// opensslRS256, set in builds with the openssl tag, makes RS256 signers over libcrypto.
-var opensslRS256 func(Key) (jose.OpaqueSigner, error)
-
-// NewSigner returns a JWT signer for k that sets the kid header and typ "JWT". RS256 keys sign
-// through libcrypto in builds with the openssl tag (SignerImplementation says which).
-func NewSigner(k Key) (JWTSigner, error) {
-	if !k.CanSign() {
-		return nil, fmt.Errorf("key %s has no private part", k.ID())
-	}
-	opts := (&jose.SignerOptions{}).WithType("JWT")
-	if opensslRS256 != nil && k.JWK.Algorithm == string(jose.RS256) {
-		if opaque, err := opensslRS256(k); err == nil {
-			if js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: opaque}, opts); err == nil {
-				if d, ok := opaque.(digestSigner); ok {
-					return newJWTSigner(js, d.signDigest)
-				}
-			}
-		}
-		// A key libcrypto cannot load still signs, with crypto/rsa.
-	}
-	return NewGoSigner(k)
-}
-
-// NewGoSigner is the pure-Go signer (crypto/rsa and crypto/ecdsa), whatever the build:
-// benchmarks compare it with NewSigner.
-func NewGoSigner(k Key) (JWTSigner, error) {
-	if !k.CanSign() {
-		return nil, fmt.Errorf("key %s has no private part", k.ID())
-	}
-	jwk := k.JWK // the signer keeps a pointer; give it its own copy
-	opts := (&jose.SignerOptions{}).WithType("JWT")
-	js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(jwk.Algorithm), Key: &jwk}, opts)
-	if err != nil {
-		return nil, err
-	}
-	var rs256 func([32]byte) ([]byte, error)
-	if priv, ok := jwk.Key.(*rsa.PrivateKey); ok && jwk.Algorithm == string(jose.RS256) {
-		rs256 = func(digest [32]byte) ([]byte, error) { return rsa.SignPKCS1v15(nil, priv, crypto.SHA256, digest[:]) }
-	}
-	return newJWTSigner(js, rs256)
 }
 
 // entry is how one key is stored in the Secret.

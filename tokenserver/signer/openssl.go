@@ -1,6 +1,6 @@
 //go:build openssl && cgo
 
-package keys
+package signer
 
 // An RS256 signer over the system's libcrypto (OpenSSL 3), built with `-tags openssl`. RS256 is
 // the only algorithm LivePerson accepts, and its signature is the one irreducible cost of every
@@ -130,12 +130,14 @@ import (
 	"unsafe"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/lpauth/lpauth-operator/api/keys"
 )
 
 func init() { opensslRS256 = newOpenSSLSigner }
 
-// SignerImplementation names the RS256 implementation this build uses.
-const SignerImplementation = "openssl"
+// Implementation names the RS256 implementation this build uses.
+const Implementation = "openssl"
 
 type opensslSigner struct {
 	der    []byte // PKCS #1, to load a key per context
@@ -166,7 +168,7 @@ func (s *opensslSigner) newCtx() *signCtx {
 	return sc
 }
 
-func newOpenSSLSigner(k Key) (jose.OpaqueSigner, error) {
+func newOpenSSLSigner(k keys.Key) (jose.OpaqueSigner, error) {
 	if err := startWorkers(); err != nil {
 		return nil, err
 	}

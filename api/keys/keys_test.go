@@ -148,35 +148,6 @@ func TestSPKIIsOneLineDER(t *testing.T) {
 	}
 }
 
-func TestSignerSetsKidAndVerifiesWithJWKS(t *testing.T) {
-	k := newKey(t, v1alpha1.RS256, v1alpha1.KeyActive)
-	s, err := NewSigner(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := s.Sign([]byte(`{"sub":"abc"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	compact, _ := obj.CompactSerialize()
-	parsed, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.RS256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := parsed.Signatures[0].Header
-	if h.KeyID != k.ID() || h.ExtraHeaders["typ"] != "JWT" {
-		t.Errorf("header kid %q typ %v, want %q JWT", h.KeyID, h.ExtraHeaders["typ"], k.ID())
-	}
-	pub := PublicJWK(k)
-	if _, err := parsed.Verify(&pub); err != nil {
-		t.Errorf("verify: %v", err)
-	}
-	k.JWK = k.JWK.Public()
-	if _, err := NewSigner(k); err == nil {
-		t.Error("NewSigner on a public-only key succeeded, want an error")
-	}
-}
-
 // FuzzDecode: Secret data may be hand-edited; Decode must never panic and must only return keys
 // whose kid is their thumbprint.
 func FuzzDecode(f *testing.F) {

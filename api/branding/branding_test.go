@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/lpauth/lpauth-operator/tokenserver/branding"
+	"github.com/lpauth/lpauth-operator/api/branding"
 )
 
 // TestDefaultTextFillsWhatTheBrandLeavesOut: every sentence has an English default, and a
