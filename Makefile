@@ -69,8 +69,8 @@ DEV_LISTEN ?= 127.0.0.1:8080
 .PHONY: dev
 dev: ## The whole system on an embedded control plane: operator, samples, token server on DEV_LISTEN.
 	@hack/envtest.sh >/dev/null
-	go build -tags "$$(hack/openssl.sh)" -o bin/lpauth-operator .
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" bin/lpauth-operator dev --listen $(DEV_LISTEN) $(DEV_FLAGS)
+	go build -tags "$$(hack/openssl.sh)" -o bin/lpauth-dev ./hack/dev
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" bin/lpauth-dev --listen $(DEV_LISTEN) $(DEV_FLAGS)
 
 .PHONY: test
 test: verify-generated vet ## Unit, envtest, browser and end-to-end tests; the signer both ways.
@@ -92,7 +92,7 @@ bench: build ## Benchmarks: raw RSA limits, HTTP load on a real token server, co
 ##@ Build
 
 .PHONY: build
-build: ## Build the one binary (manager | tokenserver | dev) into bin/, with the libcrypto signer when possible.
+build: ## Build the one binary (manager | tokenserver) into bin/, with the libcrypto signer when possible.
 	go build -trimpath -tags "$$(hack/openssl.sh)" -o bin/lpauth-operator .
 
 .PHONY: build-installer

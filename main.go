@@ -1,32 +1,22 @@
-// Command lpauth-operator is one binary with three roles:
+// Command lpauth-operator is one binary with two roles:
 //
 //	lpauth-operator manager      the operator: reconciles SigningKeys, TokenServers, LivePersonAuthClients
 //	lpauth-operator tokenserver  the token server LivePerson calls (deployed by the operator)
-//	lpauth-operator dev          the whole system on an embedded control plane, for a laptop
 //
-// One image serves both in-cluster roles, so the operator deploys its own image as the token
-// server and the two never drift apart.
+// One image serves both, so the operator deploys its own image as the token server and the two
+// never drift apart. The whole system on an embedded control plane, for a laptop, is hack/dev
+// (`make dev`): it is not in this binary.
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-
-	authv1alpha1 "github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers"
+	"github.com/lpauth/lpauth-operator/tokenserver"
 )
 
 const usage = `Usage: lpauth-operator <command> [flags]
@@ -34,7 +24,8 @@ const usage = `Usage: lpauth-operator <command> [flags]
 Commands:
   manager      run the operator (reconciles SigningKeys, TokenServers, LivePersonAuthClients)
   tokenserver  run the token server LivePerson calls
-  dev          run everything on an embedded control plane, for local development
+
+For everything on an embedded control plane, on a laptop: make dev (hack/dev).
 
 Run "lpauth-operator <command> -h" for a command's flags.
 `
@@ -55,11 +46,9 @@ func run(args []string, stderr io.Writer) error {
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "manager":
-		return runManager(rest, stderr)
+		return controllers.Run(rest, stderr)
 	case "tokenserver":
-		return runTokenServer(rest, stderr)
-	case "dev":
-		return runDev(rest, os.Stdout, stderr)
+		return tokenserver.Run(rest, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stderr, usage)
 		return nil
@@ -67,71 +56,4 @@ func run(args []string, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
-}
-
-// newScheme returns the scheme every role uses: the built-in kinds plus ours.
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(authv1alpha1.AddToScheme(s))
-	return s
-}
-
-func runManager(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	metricsAddr := fs.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
-	probeAddr := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
-	leaderElect := fs.Bool("leader-elect", false, "elect a leader so only one replica reconciles at a time")
-	qps := fs.Float64("kube-api-qps", 200, "requests per second to the API server (thousands of clients need more than client-go's default)")
-	burst := fs.Int("kube-api-burst", 400, "burst of requests to the API server")
-	image := fs.String("token-server-image", os.Getenv("TOKEN_SERVER_IMAGE"), "image of token servers whose spec.image is empty: the operator's own (default $TOKEN_SERVER_IMAGE)")
-	allowedImages := fs.String("allowed-token-server-images", os.Getenv("ALLOWED_TOKEN_SERVER_IMAGES"), "comma-separated image prefixes (ending in '/', ':' or '@', or whole images) a TokenServer's spec.image may use; empty: only --token-server-image")
-	opts := zap.Options{}
-	opts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return fmt.Errorf("finding the cluster: %w", err)
-	}
-	cfg.QPS, cfg.Burst = float32(*qps), *burst
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 newScheme(),
-		Cache:                  controllers.CacheOptions(),
-		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
-		HealthProbeBindAddress: *probeAddr,
-		LeaderElection:         *leaderElect,
-		LeaderElectionID:       "lpauth-operator.auth.lpauth.dev",
-		// The Lease is released on a clean stop so a new leader takes over at once.
-		LeaderElectionReleaseOnCancel: true,
-	})
-	if err != nil {
-		return fmt.Errorf("creating the manager: %w", err)
-	}
-	if err := controllers.Setup(context.Background(), mgr, controllers.Options{TokenServerImage: *image, AllowedTokenServerImages: splitList(*allowedImages)}); err != nil {
-		return fmt.Errorf("setting up the controllers: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return fmt.Errorf("adding the health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return fmt.Errorf("adding the ready check: %w", err)
-	}
-	ctrl.Log.WithName("setup").Info("Starting manager")
-	return mgr.Start(ctrl.SetupSignalHandler())
-}
-
-// splitList reads a comma-separated flag value, dropping empty entries.
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -2,7 +2,7 @@ package main
 
 import (
 	"io"
-	"net"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -14,7 +14,8 @@ func TestRunRejectsBadCommands(t *testing.T) {
 	}{
 		{nil, "no command given"},
 		{[]string{"serve"}, `unknown command "serve"`},
-		{[]string{"dev", "--no-such-flag"}, "flag provided but not defined"},
+		// The laptop mode is its own program (hack/dev), not linked into this binary.
+		{[]string{"dev"}, `unknown command "dev"`},
 		{[]string{"tokenserver"}, "--namespace and --token-server are required"},
 		{[]string{"manager", "--no-such-flag"}, "flag provided but not defined"},
 	} {
@@ -30,22 +31,23 @@ func TestRunHelp(t *testing.T) {
 	if err := run([]string{"help"}, &out); err != nil {
 		t.Fatalf("run(help) = %v, want nil", err)
 	}
-	for _, cmd := range []string{"manager", "tokenserver", "dev"} {
+	for _, cmd := range []string{"manager", "tokenserver", "make dev"} {
 		if !strings.Contains(out.String(), cmd) {
 			t.Errorf("help does not mention %q:\n%s", cmd, out.String())
 		}
 	}
 }
 
-// A taken port is the commonest failure of `make dev`: it must say so, not print a stack trace.
-func TestDevSaysWhenThePortIsTaken(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// The shipped binary carries no dev wiring: neither envtest (controller-runtime's testing
+// packages) nor the demo samples.
+func TestTheBinaryLinksNoTestEnvironment(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("go list: %v\n%s", err, out)
 	}
-	defer ln.Close()
-	err = run([]string{"dev", "--listen", ln.Addr().String()}, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "another process is using it") || !strings.Contains(err.Error(), "DEV_LISTEN=") {
-		t.Fatalf("dev on a taken port = %v, want a message naming the port and the way out", err)
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "/envtest") || strings.HasSuffix(dep, "/testenv") || strings.Contains(dep, "/hack/") {
+			t.Errorf("the binary depends on %s", dep)
+		}
 	}
 }

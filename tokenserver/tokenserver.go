@@ -1,4 +1,8 @@
-package main
+// Package tokenserver is the token server's process: it reads one TokenServer, its clients and
+// its keys from the cluster (tokenserver/cluster) into snapshots (tokenserver/snapshot) and serves
+// LivePerson's endpoints from them (tokenserver/server). The operator deploys it as
+// "lpauth-operator tokenserver".
+package tokenserver
 
 import (
 	"context"
@@ -15,6 +19,9 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,8 +37,17 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
-// runTokenServer serves one TokenServer's endpoints from the cluster state of its namespace.
-func runTokenServer(args []string, stderr io.Writer) error {
+// Scheme is what the token server reads: the built-in kinds and ours.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// Run serves one TokenServer's endpoints from the cluster state of its namespace, with the
+// command line's flags, until SIGTERM.
+func Run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tokenserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	namespace := fs.String("namespace", os.Getenv("POD_NAMESPACE"), "namespace of the TokenServer (default $POD_NAMESPACE)")
@@ -56,7 +72,7 @@ func runTokenServer(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("finding the cluster: %w", err)
 	}
-	handler, m, err := startTokenServer(ctx, cfg, *namespace, *name, log)
+	handler, m, err := Start(ctx, cfg, *namespace, *name, log)
 	if err != nil {
 		return err
 	}
@@ -71,13 +87,13 @@ func runTokenServer(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", *listen, err)
 	}
-	return serve(ctx, server.NewHTTPServer(*listen, handler), ln, *grace, log)
+	return Serve(ctx, server.NewHTTPServer(*listen, handler), ln, *grace, log)
 }
 
-// startTokenServer reads the TokenServer, starts the informers that keep its snapshot current,
-// and returns its HTTP handler and metrics. The informers stop with ctx.
-func startTokenServer(ctx context.Context, cfg *rest.Config, namespace, name string, log logr.Logger) (http.Handler, *metrics.Metrics, error) {
-	scheme := newScheme()
+// Start reads the TokenServer, starts the informers that keep its snapshot current, and returns
+// its HTTP handler and metrics. The informers stop with ctx.
+func Start(ctx context.Context, cfg *rest.Config, namespace, name string, log logr.Logger) (http.Handler, *metrics.Metrics, error) {
+	scheme := Scheme()
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, nil, err
@@ -100,8 +116,8 @@ func startTokenServer(ctx context.Context, cfg *rest.Config, namespace, name str
 	return server.Handler(server.Config{Issuer: ts.Spec.Issuer, Source: holder, Replay: store, Log: log.WithName("http"), Metrics: m}), m, nil
 }
 
-// serve runs srv on ln until ctx ends, then lets in-flight requests finish within grace.
-func serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, log logr.Logger) error {
+// Serve runs srv on ln until ctx ends, then lets in-flight requests finish within grace.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, log logr.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("Serving", "address", ln.Addr().String())

@@ -1,13 +1,15 @@
+// Command dev runs the whole system on an embedded control plane, for a laptop: kube-apiserver
+// and etcd (envtest, started by controllers/testenv), the operator, the samples, and a token
+// server on localhost; then it prints how to use it. `make dev` builds and runs it. It is its
+// own program so the shipped binary carries neither envtest nor the demo samples.
 package main
 
 import (
 	"context"
-	"embed"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,7 +24,6 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -30,27 +31,33 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/lpauth/lpauth-operator/api/credentials"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers"
+	"github.com/lpauth/lpauth-operator/controllers/testenv"
 	"github.com/lpauth/lpauth-operator/controllers/workload"
+	"github.com/lpauth/lpauth-operator/tokenserver"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
 )
 
-// The CRDs and samples travel inside the binary, so `dev` works from any directory.
-//
-//go:embed config/crd/bases/*.yaml config/samples/*.yaml
-var devFiles embed.FS
-
 const devNamespace = "lpauth-demo"
 
-// runDev runs the whole system on an embedded control plane: kube-apiserver and etcd (envtest),
-// the operator, the samples, and a token server on localhost; then prints how to use it.
-func runDev(args []string, stdout, stderr io.Writer) error {
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "dev:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// run starts everything, prints the banner, and serves until ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the token server (the issuer is http://<this>)")
@@ -76,19 +83,19 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	}
 	log := zap.New(zap.WriteTo(logOut), zap.UseDevMode(true))
 	ctrl.SetLogger(log)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-
 	fmt.Fprintln(stdout, "Starting an embedded control plane (kube-apiserver + etcd)...")
-	env, cfg, err := startControlPlane()
+	env, cfg, err := testenv.Start()
 	if err != nil {
-		return err
+		return fmt.Errorf("starting kube-apiserver and etcd from %s: %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
 	}
 	defer func() {
 		fmt.Fprintln(stdout, "Stopping the control plane.")
 		_ = env.Stop()
 	}()
-	kubeconfig, err := writeKubeconfig(env, *stateDir)
+	if err := os.MkdirAll(*stateDir, 0o700); err != nil {
+		return err
+	}
+	kubeconfig, err := testenv.Kubeconfig(env, *stateDir)
 	if err != nil {
 		return err
 	}
@@ -101,22 +108,28 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	}
 	defer func() { stopManager(); <-mgrDone }()
 
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
 	if err != nil {
 		return err
 	}
 	if err := applySamples(ctx, c, issuer); err != nil {
 		return err
 	}
+	// The token server serves first: its TokenServer is Ready only once its one replica (this
+	// process) is, and the sample client only once its TokenServer is.
+	handler, _, err := tokenserver.Start(ctx, cfg, devNamespace, "brand", log.WithName("tokenserver"))
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() {
+		served <- tokenserver.Serve(ctx, server.NewHTTPServer(*listen, handler), ln, 5*time.Second, log.WithName("tokenserver"))
+	}()
+	go reportReplica(ctx, c, issuer, log)
 	info, err := waitForDemo(ctx, c)
 	if err != nil {
 		return err
 	}
-	handler, _, err := startTokenServer(ctx, cfg, devNamespace, "brand", log.WithName("tokenserver"))
-	if err != nil {
-		return err
-	}
-	go reportReplica(ctx, c, issuer, log)
 	info.Issuer, info.Kubeconfig, info.Namespace = issuer, kubeconfig, devNamespace
 	info.PopoutWindow = "https://lpcdn.lpsnmedia.net/le_unified_window/index.html"
 	info.PopoutURL = info.Endpoints.Authorization + "?" + url.Values{"response_type": {"code"}, "client_id": {info.Console.ClientID},
@@ -124,7 +137,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if err := devBanner.Execute(stdout, info); err != nil {
 		return err
 	}
-	err = serve(ctx, server.NewHTTPServer(*listen, handler), ln, 5*time.Second, log.WithName("tokenserver"))
+	err = <-served
 	fmt.Fprintln(stdout, "\nStopping the token server and the operator.")
 	return err
 }
@@ -139,54 +152,10 @@ func cacheDir() string {
 	return filepath.Join(os.TempDir(), "lpauth")
 }
 
-func startControlPlane() (*envtest.Environment, *rest.Config, error) {
-	var crds []*apiextensionsv1.CustomResourceDefinition
-	err := fs.WalkDir(devFiles, "config/crd/bases", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := devFiles.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := utilyaml.Unmarshal(data, crd); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		crds = append(crds, crd)
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	env := &envtest.Environment{CRDs: crds}
-	cfg, err := env.Start()
-	if err != nil {
-		return nil, nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
-	}
-	return env, cfg, nil
-}
-
-func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", err
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	return path, os.WriteFile(path, data, 0o600)
-}
-
 // startDevManager runs the operator in this process; the returned channel closes when it stops.
 func startDevManager(ctx context.Context, cfg *rest.Config) (<-chan struct{}, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: newScheme(), Cache: controllers.CacheOptions(),
+		Scheme: controllers.Scheme(), Cache: controllers.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 	})
 	if err != nil {
@@ -211,7 +180,8 @@ func applySamples(ctx context.Context, c client.Client, issuer string) error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: devNamespace}}); err != nil {
 		return err
 	}
-	entries, err := devFiles.ReadDir("config/samples")
+	dir := filepath.Join(testenv.RepoRoot(), "config", "samples")
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
@@ -219,7 +189,10 @@ func applySamples(ctx context.Context, c client.Client, issuer string) error {
 		if e.Name() == "kustomization.yaml" {
 			continue
 		}
-		data, _ := devFiles.ReadFile("config/samples/" + e.Name())
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
 		u := &unstructured.Unstructured{}
 		if err := utilyaml.Unmarshal(data, &u.Object); err != nil {
 			return fmt.Errorf("config/samples/%s: %w", e.Name(), err)
@@ -252,9 +225,13 @@ func reportReplica(ctx context.Context, c client.Client, issuer string, log logr
 	}
 	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: devNamespace}}
 	d := &appsv1.Deployment{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: workload.Name(ts)}, d); err != nil {
-		log.Error(err, "Reading the token-server Deployment")
-		return
+	// The operator creates the Deployment once the TokenServer's key is ready.
+	for c.Get(ctx, client.ObjectKey{Namespace: devNamespace, Name: workload.Name(ts)}, d) != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	now := metav1.Now()
 	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 1, ReadyReplicas: 1, AvailableReplicas: 1, UpdatedReplicas: 1,

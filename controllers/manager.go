@@ -1,0 +1,88 @@
+package controllers
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+)
+
+// Scheme is what the operator reads and writes: the built-in kinds and ours.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// Run runs the operator with the command line's flags until SIGTERM.
+func Run(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	metricsAddr := fs.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
+	probeAddr := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	leaderElect := fs.Bool("leader-elect", false, "elect a leader so only one replica reconciles at a time")
+	qps := fs.Float64("kube-api-qps", 200, "requests per second to the API server (thousands of clients need more than client-go's default)")
+	burst := fs.Int("kube-api-burst", 400, "burst of requests to the API server")
+	image := fs.String("token-server-image", os.Getenv("TOKEN_SERVER_IMAGE"), "image of token servers whose spec.image is empty: the operator's own (default $TOKEN_SERVER_IMAGE)")
+	allowedImages := fs.String("allowed-token-server-images", os.Getenv("ALLOWED_TOKEN_SERVER_IMAGES"), "comma-separated image prefixes (ending in '/', ':' or '@', or whole images) a TokenServer's spec.image may use; empty: only --token-server-image")
+	opts := zap.Options{}
+	opts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("finding the cluster: %w", err)
+	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burst
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 Scheme(),
+		Cache:                  CacheOptions(),
+		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
+		HealthProbeBindAddress: *probeAddr,
+		LeaderElection:         *leaderElect,
+		LeaderElectionID:       "lpauth-operator.auth.lpauth.dev",
+		// The Lease is released on a clean stop so a new leader takes over at once.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := Setup(context.Background(), mgr, Options{TokenServerImage: *image, AllowedTokenServerImages: splitList(*allowedImages)}); err != nil {
+		return fmt.Errorf("setting up the controllers: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding the health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding the ready check: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Starting manager")
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// splitList reads a comma-separated flag value, dropping empty entries.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
