@@ -2,7 +2,7 @@ package main
 
 // The end-to-end test: a real kube-apiserver, the operator and the token server as separate
 // processes of the built binary (each with only the RBAC the installer and the operator grant),
-// the samples applied with the real kubectl, and this test playing LivePerson as LIVEPERSON.md
+// the samples applied with the real kubectl, and this test playing LivePerson as api/LIVEPERSON.md
 // describes, with github.com/coreos/go-oidc as the independent verifier.
 
 import (

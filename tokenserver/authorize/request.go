@@ -1,4 +1,4 @@
-// Package authorize is the pop-out window's authorization endpoint (LIVEPERSON.md "Pop-out
+// Package authorize is the pop-out window's authorization endpoint (api/LIVEPERSON.md "The pop-out
 // window"): it parses and checks LivePerson's request, and once a login connector knows who the
 // person is, builds the redirect back to LivePerson's window with a code or a token and the state
 // echoed byte for byte. Errors that would make the redirect itself unsafe (unknown client, a

@@ -1,5 +1,5 @@
 // Package idtoken mints the tokens LivePerson verifies: the id_token of the code flow and the JWT
-// of the implicit flow, which follow the same rules (LIVEPERSON.md): RS256 with the Active key and
+// of the implicit flow, which follow the same rules (api/LIVEPERSON.md): RS256 with the Active key and
 // its kid, iss/sub/aud/iat/exp in seconds, profile claims, lp_sdes, and optionally a JWE around
 // the JWS for LivePerson's key.
 package idtoken
