@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -82,48 +83,72 @@ func requestsFor[T client.Object](list []T) []reconcile.Request {
 	return out
 }
 
-// clientsOfServers lists the clients of the named TokenServers.
-func clientsOfServers(ctx context.Context, c client.Reader, namespace string, servers []string) []*v1alpha1.LivePersonAuthClient {
+// clientsOfServers lists the clients of the named TokenServers. A failed look-up is an error,
+// never an empty list: a caller counting PEM-mode clients must not count none because the cache
+// failed (a rotation would then go on without its hold).
+func clientsOfServers(ctx context.Context, c client.Reader, namespace string, servers []string) ([]*v1alpha1.LivePersonAuthClient, error) {
 	var out []*v1alpha1.LivePersonAuthClient
 	for _, ts := range servers {
 		list := &v1alpha1.LivePersonAuthClientList{}
 		if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexClientByTokenServer: ts}); err != nil {
-			continue
+			return nil, fmt.Errorf("listing the clients of TokenServer %s: %w", ts, err)
 		}
 		for i := range list.Items {
 			out = append(out, &list.Items[i])
 		}
 	}
-	return out
+	return out, nil
 }
 
 // serversOfKey names the TokenServers that sign with the named SigningKey.
-func serversOfKey(ctx context.Context, c client.Reader, namespace, key string) []string {
+func serversOfKey(ctx context.Context, c client.Reader, namespace, key string) ([]string, error) {
 	list := &v1alpha1.TokenServerList{}
 	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexServerBySigningKey: key}); err != nil {
-		return nil
+		return nil, fmt.Errorf("listing the TokenServers of SigningKey %s: %w", key, err)
 	}
 	names := make([]string, 0, len(list.Items))
 	for _, ts := range list.Items {
 		names = append(names, ts.Name)
 	}
-	return names
+	return names, nil
+}
+
+// clientsOfKey lists the clients served with the named SigningKey.
+func clientsOfKey(ctx context.Context, c client.Reader, namespace, key string) ([]*v1alpha1.LivePersonAuthClient, error) {
+	servers, err := serversOfKey(ctx, c, namespace, key)
+	if err != nil {
+		return nil, err
+	}
+	return clientsOfServers(ctx, c, namespace, servers)
+}
+
+// mapped is a watch's map function result: a map function cannot return an error, so a failed
+// look-up is logged (the objects it would have found are looked at again on their next change
+// or resync).
+func mapped[T client.Object](ctx context.Context, list []T, err error) []reconcile.Request {
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Finding the objects a change affects")
+		return nil
+	}
+	return requestsFor(list)
 }
 
 // Map functions for watches.
 
 func (r *LivePersonAuthClientReconciler) clientsOfServer(ctx context.Context, o client.Object) []reconcile.Request {
-	return requestsFor(clientsOfServers(ctx, r.Client, o.GetNamespace(), []string{o.GetName()}))
+	list, err := clientsOfServers(ctx, r.Client, o.GetNamespace(), []string{o.GetName()})
+	return mapped(ctx, list, err)
 }
 
 func (r *LivePersonAuthClientReconciler) clientsOfKey(ctx context.Context, o client.Object) []reconcile.Request {
-	return requestsFor(clientsOfServers(ctx, r.Client, o.GetNamespace(), serversOfKey(ctx, r.Client, o.GetNamespace(), o.GetName())))
+	list, err := clientsOfKey(ctx, r.Client, o.GetNamespace(), o.GetName())
+	return mapped(ctx, list, err)
 }
 
 func (r *LivePersonAuthClientReconciler) clientsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &v1alpha1.LivePersonAuthClientList{}
 	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClientBySecret: o.GetName()}); err != nil {
-		return nil
+		return mapped[client.Object](ctx, nil, err)
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
@@ -141,7 +166,7 @@ func (r *LivePersonAuthClientReconciler) sameClientID(ctx context.Context, o cli
 	}
 	list := &v1alpha1.LivePersonAuthClientList{}
 	if err := r.List(ctx, list, client.InNamespace(c.Namespace), client.MatchingFields{indexClientByClientID: clientIDKey(c)}); err != nil {
-		return nil
+		return mapped[client.Object](ctx, nil, err)
 	}
 	var out []reconcile.Request
 	for i := range list.Items {
@@ -161,7 +186,8 @@ func (r *SigningKeyReconciler) keyOfClient(ctx context.Context, o client.Object)
 	c := o.(*v1alpha1.LivePersonAuthClient)
 	ts := &v1alpha1.TokenServer{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Spec.TokenServerRef.Name}, ts); err != nil {
-		return nil
+		// A client of a TokenServer not created yet has no key to wake.
+		return mapped[client.Object](ctx, nil, client.IgnoreNotFound(err))
 	}
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: ts.Spec.SigningKeyRef.Name}}}
 }

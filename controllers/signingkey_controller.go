@@ -379,7 +379,12 @@ func (r *SigningKeyReconciler) readConsoleClients(ctx context.Context, s *skScop
 		}
 	}
 	s.acknowledged = next != ""
-	for _, c := range clientsOfServers(ctx, r.Client, s.sk.Namespace, serversOfKey(ctx, r.Client, s.sk.Namespace, s.sk.Name)) {
+	clients, err := clientsOfKey(ctx, r.Client, s.sk.Namespace, s.sk.Name)
+	if err != nil {
+		// Counting none would rotate a key PEM-mode clients' consoles still hold.
+		return err
+	}
+	for _, c := range clients {
 		if c.Spec.PublicKeyMode != v1alpha1.PublicKeyPEM || !c.DeletionTimestamp.IsZero() {
 			continue
 		}

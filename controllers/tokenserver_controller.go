@@ -564,7 +564,7 @@ func serverEndpoints(issuer string) *v1alpha1.TokenServerEndpoints {
 func (r *TokenServerReconciler) serversOfSecret(ctx context.Context, obj client.Object) []reconcile.Request {
 	list := &v1alpha1.TokenServerList{}
 	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
-		return nil
+		return mapped[client.Object](ctx, nil, err)
 	}
 	var out []reconcile.Request
 	for _, ts := range list.Items {
@@ -581,7 +581,7 @@ func (r *TokenServerReconciler) serversOfSecret(ctx context.Context, obj client.
 func (r *TokenServerReconciler) serversOfBranding(ctx context.Context, obj client.Object) []reconcile.Request {
 	list := &v1alpha1.TokenServerList{}
 	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
-		return nil
+		return mapped[client.Object](ctx, nil, err)
 	}
 	var out []reconcile.Request
 	for _, ts := range list.Items {
@@ -625,7 +625,7 @@ func (r *TokenServerReconciler) sameIssuer(ctx context.Context, obj client.Objec
 	ts := obj.(*v1alpha1.TokenServer)
 	list := &v1alpha1.TokenServerList{}
 	if err := r.List(ctx, list, client.MatchingFields{indexServerByIssuer: ts.Spec.Issuer}); err != nil {
-		return nil
+		return mapped[client.Object](ctx, nil, err)
 	}
 	var others []*v1alpha1.TokenServer
 	for i := range list.Items {
@@ -652,19 +652,15 @@ func (r *TokenServerReconciler) sameIssuer(ctx context.Context, obj client.Objec
 	return out
 }
 
-// serversOfKey maps a SigningKey to the TokenServers it signs for.
+// serversOfKey maps a SigningKey to the TokenServers it signs for (the SigningKey index).
 func (r *TokenServerReconciler) serversOfKey(ctx context.Context, obj client.Object) []reconcile.Request {
 	list := &v1alpha1.TokenServerList{}
-	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
-		return nil
+	err := r.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{indexServerBySigningKey: obj.GetName()})
+	servers := make([]*v1alpha1.TokenServer, len(list.Items))
+	for i := range list.Items {
+		servers[i] = &list.Items[i]
 	}
-	var out []reconcile.Request
-	for _, ts := range list.Items {
-		if ts.Spec.SigningKeyRef.Name == obj.GetName() {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ts)})
-		}
-	}
-	return out
+	return mapped(ctx, servers, err)
 }
 
 // SetupWithManager watches TokenServers, everything they own, their SigningKey and Redis Secret.
