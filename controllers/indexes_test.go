@@ -21,7 +21,9 @@ func TestAFailedClientLookupStopsTheRotation(t *testing.T) {
 	ctx := context.Background()
 	cacheDown := errors.New("the cache is not synced")
 	c := fake.NewClientBuilder().WithScheme(Scheme()).WithInterceptorFuncs(interceptor.Funcs{
-		List: func(context.Context, client.WithWatch, client.ObjectList, ...client.ListOption) error { return cacheDown },
+		List: func(context.Context, client.WithWatch, client.ObjectList, ...client.ListOption) error {
+			return cacheDown
+		},
 	}).Build()
 	r := &SigningKeyReconciler{Client: c}
 	s := &skScope{sk: &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: "brand"}}}
