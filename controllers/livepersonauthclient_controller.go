@@ -11,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,11 +39,8 @@ type LivePersonAuthClientReconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  recorder.EventRecorder
 
-	// written remembers, per client, the last status this reconciler wrote and the
-	// resourceVersion it computed it from. Reconciles triggered by its own writes often run
-	// before the cache shows them: the cache's status is then not what the API server holds,
-	// and the last written one is (see catchUp and statusPatchBase).
-	written     sync.Map // types.NamespacedName → statusWrite; forgotten when the client is gone
+	// status writes status right even when the cache lags behind its own last write.
+	status      statusWriter
 	annotations annotationWarner
 	late        lateWarner
 	// pending remembers since when a client waits for the token server's secret set.
@@ -75,41 +71,6 @@ func (r *LivePersonAuthClientReconciler) warnTiming(base, c *v1alpha1.LivePerson
 		r.Recorder.Eventf(sk, nil, corev1.EventTypeWarning, t.Reason, "Check",
 			"%s (LivePersonAuthClient %s; each client of this key says so in its TimingValid condition)", t.Message, c.Name)
 	}
-}
-
-type statusWrite struct {
-	from   string // resourceVersion the status was computed from
-	status *v1alpha1.LivePersonAuthClientStatus
-}
-
-// catchUp replaces the status of c, read from the cache, with the status this reconciler
-// last wrote when it wrote it over this very resourceVersion: the cache has not caught up
-// with that write yet, and the API server holds it. Building on it keeps the conditions'
-// transition times, so the same outcome is not written again (a wasted API call per client
-// when thousands arrive at once).
-func (r *LivePersonAuthClientReconciler) catchUp(c *v1alpha1.LivePersonAuthClient) {
-	if v, ok := r.written.Load(client.ObjectKeyFromObject(c)); ok && v.(statusWrite).from == c.ResourceVersion {
-		c.Status = *v.(statusWrite).status.DeepCopy()
-	}
-}
-
-// statusPatchBase decides whether c's freshly computed status must be written, base being the
-// object as reconciling began, and returns what to compute the merge patch from (nil: nothing
-// to write). A status that differs from the last one written must be written even when a stale
-// cache already shows it: otherwise an error status written a moment ago would stay, with no
-// event left to correct it (status-only changes do not trigger reconciles). The patch is then
-// computed from that last written status, which is what the API server holds: from the stale
-// base it would leave out the very fields to correct.
-func (r *LivePersonAuthClientReconciler) statusPatchBase(base, c *v1alpha1.LivePersonAuthClient) *v1alpha1.LivePersonAuthClient {
-	if !equality.Semantic.DeepEqual(base.Status, c.Status) {
-		return base
-	}
-	if v, ok := r.written.Load(client.ObjectKeyFromObject(c)); ok && !equality.Semantic.DeepEqual(*v.(statusWrite).status, c.Status) {
-		last := base.DeepCopy()
-		last.Status = *v.(statusWrite).status.DeepCopy()
-		return last
-	}
-	return nil
 }
 
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=livepersonauthclients,verbs=get;list;watch;patch;update
@@ -157,42 +118,31 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 	c := &v1alpha1.LivePersonAuthClient{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.written.Delete(req.NamespacedName)
+			r.status.forget(req.NamespacedName)
 			r.pending.Delete(req.NamespacedName)
 			consoleUpdateRequired.DeletePartialMatch(map[string]string{"namespace": req.Namespace, "name": req.Name})
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	r.catchUp(c)
+	r.status.catchUp(c)
 	r.annotations.warn(r.Recorder, c, clientAnnotations)
 	base := c.DeepCopy()
 	s := &clientScope{c: c}
 
 	defer func() {
-		reason, err := v1alpha1.ReasonReconcileError, reterr
-		var nr *notReady
-		waiting := errors.As(reterr, &nr) && (nr.reason == v1alpha1.ReasonWaitingForTokenServer || nr.reason == v1alpha1.ReasonNotServed)
-		if !waiting {
+		reason, err, nr := settle(reterr)
+		if nr == nil || (nr.reason != v1alpha1.ReasonWaitingForTokenServer && nr.reason != v1alpha1.ReasonNotServed) {
 			r.pending.Delete(req.NamespacedName)
 		}
-		if errors.As(reterr, &nr) {
-			reason, reterr = nr.reason, nil
-			result.RequeueAfter = nr.retryAfter
+		if nr != nil {
+			reterr, result.RequeueAfter = nil, nr.retryAfter
 			if nr.quiet {
 				return
 			}
 			// A wait on the TokenServer's readiness or its secret set is the TokenServer's to
-			// report (thousands of clients share one); other waits are warned about once they
-			// outlast waitGrace, with one look after it to do so.
-			since := waitingSince(base.Status.Conditions, nr.reason)
-			sharedWait := nr.reason == v1alpha1.ReasonTokenServerNotReady || nr.reason == v1alpha1.ReasonWaitingForTokenServer
-			switch {
-			case !waitingOnAnother(nr.reason):
-				r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
-			case !sharedWait && r.late.due(c, nr.reason, since):
-				r.event(c, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error()+" (for over "+waitGrace.String()+")")
-			}
-			if waitingOnAnother(nr.reason) && !sharedWait && result.RequeueAfter == 0 && !r.late.warnedAbout(c, nr.reason, since) {
+			// report (thousands of clients share one).
+			shared := nr.reason == v1alpha1.ReasonTokenServerNotReady || nr.reason == v1alpha1.ReasonWaitingForTokenServer
+			if warnNotReady(r.Recorder, c, base.Status.Conditions, nr, &r.late, shared) && result.RequeueAfter == 0 {
 				result.RequeueAfter = waitGrace
 			}
 		}
@@ -202,14 +152,8 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		r.reportConsole(base, c)
 		r.warnTiming(base, c, s.sk)
 		c.Status.ObservedGeneration = c.Generation
-		if from := r.statusPatchBase(base, c); from != nil {
-			rv := c.ResourceVersion
-			if err := r.Status().Patch(ctx, c, client.MergeFrom(from)); err == nil {
-				// As the API server stored it (times to the second), not as computed.
-				r.written.Store(req.NamespacedName, statusWrite{from: rv, status: c.Status.DeepCopy()})
-			} else if !apierrors.IsNotFound(err) {
-				reterr = errors.Join(reterr, fmt.Errorf("writing status: %w", err))
-			}
+		if err := r.status.write(ctx, r.Client, base, c); err != nil {
+			reterr = errors.Join(reterr, err)
 		}
 	}()
 

@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
@@ -46,6 +45,9 @@ type SigningKeyReconciler struct {
 	Clock       clock.PassiveClock
 	pool        *keyPool
 	annotations annotationWarner
+	// status writes status right even when the cache lags behind its own last write.
+	status statusWriter
+	late   lateWarner
 }
 
 // NewSigningKeyReconciler returns a reconciler that generates keys with generate (keys.Generate
@@ -106,10 +108,12 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.Get(ctx, req.NamespacedName, sk); err != nil {
 		if apierrors.IsNotFound(err) {
 			// The Secret goes with its owner reference; only our memory is left to clean.
+			r.status.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
+	r.status.catchUp(sk)
 	r.annotations.warn(r.Recorder, sk, signingKeyAnnotations)
 	if deleting, err := r.guardDeletion(ctx, sk); deleting || err != nil {
 		return ctrl.Result{}, err
@@ -121,20 +125,14 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	defer func() {
 		setSigningKeyReady(sk, reterr)
-		var nr *notReady
-		if errors.As(reterr, &nr) {
+		if _, _, nr := settle(reterr); nr != nil {
 			// The user's move: said in status (and once as an event), not retried.
-			if !meta.IsStatusConditionFalse(base.Status.Conditions, v1alpha1.ConditionReady) && r.Recorder != nil {
-				r.Recorder.Eventf(sk, nil, corev1.EventTypeWarning, nr.reason, "Check", "%s", nr.err.Error())
-			}
+			warnNotReady(r.Recorder, sk, base.Status.Conditions, nr, &r.late, false)
 			reterr = nil
 		}
 		sk.Status.ObservedGeneration = sk.Generation
-		if equality.Semantic.DeepEqual(base.Status, sk.Status) {
-			return
-		}
-		if err := r.Status().Patch(ctx, sk, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-			reterr = errors.Join(reterr, fmt.Errorf("writing status: %w", err))
+		if err := r.status.write(ctx, r.Client, base, sk); err != nil {
+			reterr = errors.Join(reterr, err)
 		}
 	}()
 
@@ -188,8 +186,8 @@ func (r *SigningKeyReconciler) guardDeletion(ctx context.Context, sk *v1alpha1.S
 	}
 	base := sk.DeepCopy()
 	deleting, err := guardDeletion(ctx, r.Client, r.Recorder, sk, &sk.Status.Conditions, users, "TokenServer(s)")
-	if err == nil && deleting && !equality.Semantic.DeepEqual(base.Status, sk.Status) {
-		err = client.IgnoreNotFound(r.Status().Patch(ctx, sk, client.MergeFrom(base)))
+	if err == nil && deleting {
+		err = r.status.write(ctx, r.Client, base, sk)
 	}
 	return deleting, err
 }

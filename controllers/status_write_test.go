@@ -1,22 +1,25 @@
 package controllers
 
 import (
+	"context"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
 
 func TestStatusPatchBase(t *testing.T) {
+	t.Parallel()
 	ready := v1alpha1.LivePersonAuthClientStatus{ClientID: "lp-1", ObservedGeneration: 1}
 	failed := v1alpha1.LivePersonAuthClientStatus{ObservedGeneration: 1, Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonReconcileError}}}
 	obj := func(rv string, st v1alpha1.LivePersonAuthClientStatus) *v1alpha1.LivePersonAuthClient {
 		return &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "ns", ResourceVersion: rv}, Status: st}
 	}
-	key := types.NamespacedName{Namespace: "ns", Name: "c"}
 	for _, tc := range []struct {
 		name          string
 		last          *statusWrite
@@ -27,15 +30,15 @@ func TestStatusPatchBase(t *testing.T) {
 		{"nothing written, cache agrees", nil, obj("5", ready), obj("5", ready), nil},
 		// The API server holds the error: the patch must be computed from it, or it would not
 		// carry the conditions the stale cache already shows.
-		{"an error written last, stale cache shows the wanted status", &statusWrite{from: "5", status: &failed}, obj("6", ready), obj("6", ready), &failed},
-		{"changed since by someone else", &statusWrite{from: "5", status: &ready}, obj("7", failed), obj("7", ready), &failed},
-		{"written earlier, cache agrees", &statusWrite{from: "5", status: &ready}, obj("7", ready), obj("7", ready), nil},
+		{"an error written last, stale cache shows the wanted status", &statusWrite{from: "5", obj: obj("6", failed)}, obj("6", ready), obj("6", ready), &failed},
+		{"changed since by someone else", &statusWrite{from: "5", obj: obj("6", ready)}, obj("7", failed), obj("7", ready), &failed},
+		{"written earlier, cache agrees", &statusWrite{from: "5", obj: obj("6", ready)}, obj("7", ready), obj("7", ready), nil},
 	} {
-		r := &LivePersonAuthClientReconciler{}
+		w := &statusWriter{}
 		if tc.last != nil {
-			r.written.Store(key, *tc.last)
+			w.written.Store(client.ObjectKeyFromObject(tc.base), *tc.last)
 		}
-		got := r.statusPatchBase(tc.base, tc.current)
+		got, _ := w.patchBase(tc.base, tc.current).(*v1alpha1.LivePersonAuthClient)
 		switch {
 		case tc.want == nil && got != nil:
 			t.Errorf("%s: writes from %+v, want no write", tc.name, got.Status)
@@ -50,23 +53,69 @@ func TestStatusPatchBase(t *testing.T) {
 // A reconcile that sees the very resourceVersion its last status write was computed from
 // builds on that status, not on the cache's older one.
 func TestCatchUp(t *testing.T) {
-	ready := v1alpha1.LivePersonAuthClientStatus{ClientID: "lp-1", ObservedGeneration: 1}
-	r := &LivePersonAuthClientReconciler{}
-	r.written.Store(types.NamespacedName{Namespace: "ns", Name: "c"}, statusWrite{from: "5", status: &ready})
-	stale := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "ns", ResourceVersion: "5"}}
-	r.catchUp(stale)
-	if stale.Status.ClientID != "lp-1" {
+	t.Parallel()
+	w := &statusWriter{}
+	written := &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "k", Namespace: "ns", ResourceVersion: "6"}, Status: v1alpha1.SigningKeyStatus{ActiveKeyID: "kid-1"}}
+	w.written.Store(client.ObjectKeyFromObject(written), statusWrite{from: "5", obj: written})
+	stale := &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "k", Namespace: "ns", ResourceVersion: "5"}}
+	w.catchUp(stale)
+	if stale.Status.ActiveKeyID != "kid-1" {
 		t.Errorf("stale view not caught up: %+v", stale.Status)
 	}
-	newer := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "ns", ResourceVersion: "9"}}
-	r.catchUp(newer)
-	if newer.Status.ClientID != "" {
+	newer := &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "k", Namespace: "ns", ResourceVersion: "9"}}
+	w.catchUp(newer)
+	if newer.Status.ActiveKeyID != "" {
 		t.Errorf("a newer object's status was replaced: %+v", newer.Status)
 	}
-	stale.Status.ClientID = "changed by the reconcile"
-	again := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "ns", ResourceVersion: "5"}}
-	r.catchUp(again)
-	if again.Status.ClientID != "lp-1" {
+	stale.Status.ActiveKeyID = "changed by the reconcile"
+	again := &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "k", Namespace: "ns", ResourceVersion: "5"}}
+	w.catchUp(again)
+	if again.Status.ActiveKeyID != "kid-1" {
 		t.Error("catchUp shares the remembered status instead of copying it")
+	}
+}
+
+// The one status writer of all three kinds: no write when nothing changed, one when something
+// did, and after a write the stale cache's copy is caught up instead of being written again.
+func TestStatusWriterWritesOnlyChanges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: "ns"}}
+	patches := 0
+	c := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(ts).WithStatusSubresource(ts).
+		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			patches++
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		}}).Build()
+	read := func() *v1alpha1.TokenServer {
+		out := &v1alpha1.TokenServer{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(ts), out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	w := &statusWriter{}
+
+	cached := read() // what the cache holds before the write, and goes on holding for a while
+	obj := cached.DeepCopy()
+	if err := w.write(ctx, c, cached, obj); err != nil || patches != 0 {
+		t.Fatalf("nothing changed: %d patches, %v", patches, err)
+	}
+	obj.Status.ReadyReplicas = 2
+	if err := w.write(ctx, c, cached, obj); err != nil || patches != 1 || read().Status.ReadyReplicas != 2 {
+		t.Fatalf("a change: %d patches, %v, stored %d", patches, err, read().Status.ReadyReplicas)
+	}
+
+	// The next reconcile reads the stale copy, at the resourceVersion the write was computed
+	// from: it builds on the written status, and computing the same again writes nothing.
+	again := cached.DeepCopy()
+	w.catchUp(again)
+	base := again.DeepCopy()
+	if err := w.write(ctx, c, base, again); err != nil || patches != 1 {
+		t.Fatalf("the same status from a stale cache: %d patches, %v", patches, err)
+	}
+	w.forget(client.ObjectKeyFromObject(ts))
+	if _, ok := w.written.Load(client.ObjectKeyFromObject(ts)); ok {
+		t.Error("forget kept the object's last write")
 	}
 }

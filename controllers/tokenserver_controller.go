@@ -61,6 +61,8 @@ type TokenServerReconciler struct {
 	AllowedImages []string
 	annotations   annotationWarner
 	late          lateWarner
+	// status writes status right even when the cache lags behind its own last write.
+	status statusWriter
 }
 
 // +kubebuilder:rbac:groups=auth.lpauth.dev,resources=tokenservers,verbs=get;list;watch;patch;update
@@ -122,8 +124,12 @@ func (r *TokenServerReconciler) checkIssuerClaim(ctx context.Context, s *serverS
 func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, reterr error) {
 	ts := &v1alpha1.TokenServer{}
 	if err := r.Get(ctx, req.NamespacedName, ts); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.status.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	r.status.catchUp(ts)
 	if deleting, err := r.guardDeletion(ctx, ts); deleting || err != nil {
 		// Once it goes, owner references hand everything it owns to the garbage collector.
 		return ctrl.Result{}, err
@@ -140,16 +146,11 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		s.deployment = nil
 	}
 	defer func() {
-		reason, err := v1alpha1.ReasonReconcileError, reterr
-		var nr *notReady
-		if errors.As(reterr, &nr) {
-			reason, reterr = nr.reason, nil
-			result.RequeueAfter = nr.retryAfter
-			switch {
-			case !waitingOnAnother(nr.reason):
-				r.event(ts, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error())
-			case r.late.due(ts, nr.reason, waitingSince(base.Status.Conditions, nr.reason)):
-				r.event(ts, corev1.EventTypeWarning, nr.reason, "Check", nr.err.Error()+" (for over "+waitGrace.String()+")")
+		reason, err, nr := settle(reterr)
+		if nr != nil {
+			reterr, result.RequeueAfter = nil, nr.retryAfter
+			if warnNotReady(r.Recorder, ts, base.Status.Conditions, nr, &r.late, false) && result.RequeueAfter == 0 {
+				result.RequeueAfter = waitGrace
 			}
 		}
 		setServerStatus(ts, s.deployment, s.keyReady, reason, err)
@@ -169,10 +170,8 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			// labelled; once labelled, its changes arrive through the watch.
 			result.RequeueAfter = missingSecretRetry
 		}
-		if !equality.Semantic.DeepEqual(base.Status, ts.Status) {
-			if err := r.Status().Patch(ctx, ts, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-				reterr = errors.Join(reterr, fmt.Errorf("writing status: %w", err))
-			}
+		if err := r.status.write(ctx, r.Client, base, ts); err != nil {
+			reterr = errors.Join(reterr, err)
 		}
 		if reterr == nil && s.requeue > 0 && (result.RequeueAfter == 0 || s.requeue < result.RequeueAfter) {
 			result.RequeueAfter = s.requeue
@@ -611,8 +610,8 @@ func (r *TokenServerReconciler) guardDeletion(ctx context.Context, ts *v1alpha1.
 	}
 	base := ts.DeepCopy()
 	deleting, err := guardDeletion(ctx, r.Client, r.Recorder, ts, &ts.Status.Conditions, users, "LivePersonAuthClient(s)")
-	if err == nil && deleting && !equality.Semantic.DeepEqual(base.Status, ts.Status) {
-		err = client.IgnoreNotFound(r.Status().Patch(ctx, ts, client.MergeFrom(base)))
+	if err == nil && deleting {
+		err = r.status.write(ctx, r.Client, base, ts)
 	}
 	return deleting, err
 }
