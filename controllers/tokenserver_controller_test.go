@@ -232,11 +232,15 @@ var _ = Describe("TokenServer", func() {
 		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
 		d = owned(ts, &appsv1.Deployment{}).(*appsv1.Deployment)
 
-		// Reconciles triggered by unrelated annotation changes apply again: no write.
-		for i := range 3 {
+		// Reconciles triggered by annotation changes apply again: no write. Each annotation is
+		// one the TokenServer does not know, so each reconcile says so in an event: proof that
+		// the reconciles ran, not only that nothing happened.
+		for _, touch := range []string{"touch-a", "touch-b", "touch-c"} {
 			patchServer(ts, func(t *v1alpha1.TokenServer) {
-				metav1.SetMetaDataAnnotation(&t.ObjectMeta, "touch", string(rune('a'+i)))
+				metav1.SetMetaDataAnnotation(&t.ObjectMeta, "auth.lpauth.dev/"+touch, "x")
 			})
+			Eventually(func() []string { return eventNotes(ns, "UnknownAnnotation") }).
+				Should(ContainElement(ContainSubstring("auth.lpauth.dev/"+touch+" ")), "the reconcile for "+touch)
 		}
 		Consistently(func() []string {
 			fresh := owned(ts, &appsv1.Deployment{}).(*appsv1.Deployment)
