@@ -82,6 +82,10 @@ test: verify-generated vet ## Unit, envtest, browser and end-to-end tests; the s
 	  echo "go test -tags $$tags ./tokenserver/signer/ ./tokenserver/server/"; \
 	  go test $(GO_TEST_FLAGS) -tags "$$tags" ./tokenserver/signer/ ./tokenserver/server/; fi
 
+.PHONY: test-short
+test-short: ## Unit and fake-client tests only (go test -short): seconds, no envtest, browser or Redis.
+	go test -short ./...
+
 .PHONY: bench
 bench: build ## Benchmarks: raw RSA limits, HTTP load on a real token server, control plane at scale (bench/results-*.txt).
 	@mkdir -p bench

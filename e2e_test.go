@@ -54,6 +54,9 @@ type e2e struct {
 }
 
 func TestEndToEndAsLivePerson(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the end-to-end test (envtest, the built binary, kubectl): skipped by -short")
+	}
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		t.Skip("kubectl is not on PATH")
 	}

@@ -49,6 +49,9 @@ var (
 )
 
 func TestControllers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real kube-apiserver and etcd (envtest): skipped by -short")
+	}
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Controllers against a real kube-apiserver")
 }

@@ -21,6 +21,9 @@ var (
 )
 
 func TestAPIValidation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real kube-apiserver and etcd (envtest): skipped by -short")
+	}
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "API validation against a real kube-apiserver")
 }

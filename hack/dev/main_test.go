@@ -29,6 +29,9 @@ func TestDevSaysWhenThePortIsTaken(t *testing.T) {
 // client before starting the token server that makes it Ready, and gave up after a minute.
 // Here: the banner comes, the token server answers, and it all stops cleanly.
 func TestDevServesTheSamples(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an embedded control plane: skipped by -short")
+	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Skip("KUBEBUILDER_ASSETS is not set (make test sets it)")
 	}

@@ -39,6 +39,9 @@ var issueToken string
 // API server: a client is served seconds after it is created, a rotated key within 2 s, and a
 // broken client never takes the others down.
 func TestServesFromTheCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real kube-apiserver and etcd (envtest): skipped by -short")
+	}
 	env, cfg, err := testenv.Start()
 	if err != nil {
 		t.Fatal(err)

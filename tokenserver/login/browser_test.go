@@ -28,6 +28,9 @@ import (
 // with.
 
 func chromium(t *testing.T) string {
+	if testing.Short() {
+		t.Skip("a real browser (Chromium): skipped by -short")
+	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p

@@ -1,0 +1,130 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/lpauth/lpauth-operator/api/keys"
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+)
+
+// Fast tests of reconcile decisions, cert-manager's way: given these objects, one reconcile
+// against a fake client must leave these writes. The envtest suites check the same against a
+// real API server; these run in milliseconds with `go test -short`.
+
+func fakeClient(objs ...client.Object) client.Client {
+	return fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(objs...).
+		WithStatusSubresource(&v1alpha1.SigningKey{}, &v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{}).
+		WithIndex(&v1alpha1.TokenServer{}, indexServerBySigningKey, func(o client.Object) []string {
+			return []string{o.(*v1alpha1.TokenServer).Spec.SigningKeyRef.Name}
+		}).
+		WithIndex(&v1alpha1.LivePersonAuthClient{}, indexClientByTokenServer, func(o client.Object) []string {
+			return []string{o.(*v1alpha1.LivePersonAuthClient).Spec.TokenServerRef.Name}
+		}).Build()
+}
+
+func TestANewSigningKeyWritesItsKeysRecordAndStatus(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	sk := &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: "brand", UID: "uid-keys", Generation: 1},
+		Spec: v1alpha1.SigningKeySpec{Algorithm: v1alpha1.ES256, Rotation: v1alpha1.KeyRotation{
+			Every: metav1.Duration{Duration: 90 * 24 * time.Hour}, PublishAhead: metav1.Duration{Duration: 24 * time.Hour},
+			RetainAfterRetire: metav1.Duration{Duration: 24 * time.Hour}}}}
+	c := fakeClient(sk)
+	r := NewSigningKeyReconciler(c, c, Scheme(), nil, clocktesting.NewFakePassiveClock(now), nil)
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(sk)}); err != nil {
+		t.Fatal(err)
+	}
+
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "brand", Name: keys.SecretName("keys")}, secret); err != nil {
+		t.Fatalf("the key Secret: %v", err)
+	}
+	set, problems := keys.Decode(secret.Data)
+	if len(problems) != 0 || len(set) != 2 || !metav1.IsControlledBy(secret, sk) || secret.Type != v1alpha1.SecretTypeSigningKeys {
+		t.Fatalf("key Secret: %d keys, problems %v, owner %v, type %s; want an Active and a Next key, controlled by the SigningKey", len(set), problems, secret.OwnerReferences, secret.Type)
+	}
+	active, ok := keys.Active(set)
+	if !ok {
+		t.Fatal("no Active key")
+	}
+	record := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "brand", Name: keys.RecordSecretName("keys")}, record); err != nil {
+		t.Fatalf("the record Secret: %v", err)
+	}
+	recorded, _, _ := keys.DecodeRecord(record.Data[keys.RecordDataKey])
+	for _, k := range recorded {
+		if k.CanSign() {
+			t.Error("the record holds a private key")
+		}
+	}
+	got := &v1alpha1.SigningKey{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(sk), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.ActiveKeyID != active.ID() || !meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionReady) || got.Status.ObservedGeneration != 1 {
+		t.Errorf("status: active %q (want %q), conditions %+v", got.Status.ActiveKeyID, active.ID(), got.Status.Conditions)
+	}
+
+	// A second reconcile with nothing changed writes nothing.
+	before := []string{secret.ResourceVersion, record.ResourceVersion, got.ResourceVersion}
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(sk)}); err != nil {
+		t.Fatal(err)
+	}
+	after := make([]string, 3)
+	for i, o := range []client.Object{&corev1.Secret{}, &corev1.Secret{}, &v1alpha1.SigningKey{}} {
+		name := []string{keys.SecretName("keys"), keys.RecordSecretName("keys"), "keys"}[i]
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "brand", Name: name}, o); err != nil {
+			t.Fatal(err)
+		}
+		after[i] = o.GetResourceVersion()
+	}
+	for i := range before {
+		if before[i] != after[i] {
+			t.Errorf("a reconcile with nothing changed rewrote %s (%s → %s)", []string{"the key Secret", "the record", "the status"}[i], before[i], after[i])
+		}
+	}
+}
+
+// A TokenServer whose credentials Secret was left by an earlier TokenServer of its name (a
+// restore) takes it over only once adopt-secret names its UID; until then it writes nothing to it.
+func TestRestoredCredentialsAreTakenOverOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: "brand", UID: "uid-new"},
+		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"}}}
+	restored := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "brand-credentials", Namespace: "brand", UID: "uid-secret",
+		Labels: map[string]string{"app.kubernetes.io/name": "lpauth-token-server", "app.kubernetes.io/instance": "brand", v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}},
+		Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"issueAPIToken": []byte("what the backends hold")}}
+	c := fakeClient(ts, restored)
+	r := &TokenServerReconciler{Client: c, APIReader: c, Scheme: Scheme()}
+
+	err := r.adoptCredentials(ctx, ts, restored.DeepCopy())
+	if _, _, nr := settle(err); nr == nil || nr.reason != v1alpha1.ReasonSecretFound {
+		t.Fatalf("without adopt-secret: %v, want SecretFound", err)
+	}
+	got := &corev1.Secret{}
+	_ = c.Get(ctx, client.ObjectKeyFromObject(restored), got)
+	if len(got.OwnerReferences) != 0 {
+		t.Fatal("taken over without being asked")
+	}
+
+	ts.Annotations = map[string]string{v1alpha1.AnnotationAdoptSecret: "uid-secret"}
+	if err := r.adoptCredentials(ctx, ts, got.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Get(ctx, client.ObjectKeyFromObject(restored), got)
+	if !metav1.IsControlledBy(got, ts) || string(got.Data["issueAPIToken"]) != "what the backends hold" || got.Labels[v1alpha1.LabelTokenServerReads] != "true" {
+		t.Errorf("after adopt-secret: owners %v, data %q, labels %v", got.OwnerReferences, got.Data, got.Labels)
+	}
+}
