@@ -60,7 +60,7 @@ func (w *annotationWarner) warn(rec recorder.EventRecorder, obj client.Object, k
 		if _, dup := w.seen.LoadOrStore(key, struct{}{}); dup {
 			continue
 		}
-		rec.Eventf(obj, nil, corev1.EventTypeWarning, "UnknownAnnotation", "Check",
+		rec.Eventf(obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonUnknownAnnotation, "Check",
 			"Annotation %s is not one this object acts on (ignored); did you mean one of %s?", k, strings.Join(known, ", "))
 	}
 }

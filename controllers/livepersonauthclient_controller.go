@@ -444,7 +444,7 @@ func (r *LivePersonAuthClientReconciler) writeClientSecret(ctx context.Context, 
 		r.event(s.c, corev1.EventTypeWarning, v1alpha1.ReasonClientSecretRegenerated, "Generate",
 			fmt.Sprintf("Secret %s was deleted or damaged: generated a new client secret; paste it into LivePerson's console", name))
 	case regenerated:
-		r.event(s.c, corev1.EventTypeNormal, "ClientSecretGenerated", "Generate", fmt.Sprintf("Generated a client secret into Secret %s", name))
+		r.event(s.c, corev1.EventTypeNormal, v1alpha1.ReasonClientSecretGenerated, "Generate", fmt.Sprintf("Generated a client secret into Secret %s", name))
 	}
 	return nil
 }
@@ -568,14 +568,14 @@ func (r *LivePersonAuthClientReconciler) acknowledgeConsole(s *clientScope) {
 		for _, k := range s.sk.Status.Keys {
 			if k.KeyID == ack && k.State != v1alpha1.KeyRetired {
 				s.c.Status.AcknowledgedKeyID = ack
-				r.event(s.c, corev1.EventTypeNormal, "ConsoleKeyAcknowledged", "Acknowledge",
+				r.event(s.c, corev1.EventTypeNormal, v1alpha1.ReasonConsoleKeyAcknowledged, "Acknowledge",
 					fmt.Sprintf("LivePerson's console holds key %s", ack))
 				return
 			}
 		}
 		if s.c.Status.RejectedAcknowledgement != ack { // warned once per value, not on every reconcile
 			s.c.Status.RejectedAcknowledgement = ack
-			r.event(s.c, corev1.EventTypeWarning, "ConsoleKeyUnknown", "Acknowledge",
+			r.event(s.c, corev1.EventTypeWarning, v1alpha1.ReasonConsoleKeyUnknown, "Acknowledge",
 				fmt.Sprintf("%s=%q names no Active or Next key of SigningKey %s; the keys are %s", v1alpha1.AnnotationConsoleUpdated, ack, s.sk.Name, keyList(s.sk)))
 		}
 		// Still what the user says the console holds (after a restore that made new keys, the

@@ -230,7 +230,7 @@ func (r *SigningKeyReconciler) readKeys(ctx context.Context, s *skScope) error {
 		}
 		secret.OwnerReferences = withoutOwnersOfKind(secret.OwnerReferences, "SigningKey")
 		s.adopted = true
-		s.notes = append(s.notes, rotation.Event{Warning: true, Reason: "KeysAdopted", Message: fmt.Sprintf("Took over the keys of Secret %s, as %s asked", secret.Name, v1alpha1.AnnotationAdoptKeys)})
+		s.notes = append(s.notes, rotation.Event{Warning: true, Reason: v1alpha1.ReasonKeysAdopted, Message: fmt.Sprintf("Took over the keys of Secret %s, as %s asked", secret.Name, v1alpha1.AnnotationAdoptKeys)})
 	}
 	s.secret = secret
 	s.set, s.repairs = keys.Decode(secret.Data)
@@ -417,7 +417,7 @@ func (r *SigningKeyReconciler) advance(s *skScope) error {
 				v, s.pemClients, v1alpha1.AnnotationRotate, v1alpha1.ForceRotatePrefix)})
 		case s.pemClients > 0 && !s.acknowledged:
 			req.Rotate = true
-			s.notes = append(s.notes, rotation.Event{Warning: true, Reason: "ForcedRotationBreaksPEMClients", Message: fmt.Sprintf(
+			s.notes = append(s.notes, rotation.Event{Warning: true, Reason: v1alpha1.ReasonForcedRotationBreaksPEMClients, Message: fmt.Sprintf(
 				"Forced rotation %q: %d PEM-mode client(s) hold the old key in LivePerson's console; LivePerson rejects their tokens until the new key is pasted (see each client's ConsoleUpdateRequired)", v, s.pemClients)})
 		default:
 			req.Rotate = true
@@ -427,7 +427,7 @@ func (r *SigningKeyReconciler) advance(s *skScope) error {
 		req.Revoke = s.revoke
 		s.revoked = keys.AddRevoked(s.revoked, s.revoke...)
 		if active, ok := keys.Active(s.set); ok && s.pemClients > 0 && slices.Contains(s.revoke, active.ID()) {
-			s.notes = append(s.notes, rotation.Event{Warning: true, Reason: "RevokeBreaksPEMClients", Message: fmt.Sprintf(
+			s.notes = append(s.notes, rotation.Event{Warning: true, Reason: v1alpha1.ReasonRevokeBreaksPEMClients, Message: fmt.Sprintf(
 				"Revoked the Active key %s: %d PEM-mode client(s) hold it in LivePerson's console; LivePerson rejects their tokens until the new key is pasted (see each client's ConsoleUpdateRequired)", active.ID(), s.pemClients)})
 		}
 	}
@@ -560,7 +560,7 @@ func (r *SigningKeyReconciler) emitEvents(s *skScope) {
 		return
 	}
 	for _, why := range s.ignored {
-		r.Recorder.Eventf(s.sk, nil, corev1.EventTypeWarning, "RevokeIgnored", "Revoke", "Part of the %s annotation was not acted on: %s", v1alpha1.AnnotationRevoke, why)
+		r.Recorder.Eventf(s.sk, nil, corev1.EventTypeWarning, v1alpha1.ReasonRevokeIgnored, "Revoke", "Part of the %s annotation was not acted on: %s", v1alpha1.AnnotationRevoke, why)
 	}
 	for _, repair := range s.repairs {
 		r.Recorder.Eventf(s.sk, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretRecovered, "Repair", "Key Secret: %s", repair)

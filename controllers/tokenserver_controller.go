@@ -212,7 +212,7 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if ts.Spec.Ingress != nil && len(ts.Spec.TrustedProxyCIDRs) == 0 && ts.Generation != ts.Status.ObservedGeneration {
 		// Behind the ingress every request comes from the ingress controller's address: the
 		// per-address failure limits of /token and the login form then count everyone at once.
-		r.event(ts, corev1.EventTypeWarning, "TrustedProxiesUnset", "Check",
+		r.event(ts, corev1.EventTypeWarning, v1alpha1.ReasonTrustedProxiesUnset, "Check",
 			"spec.ingress is set but spec.trustedProxyCIDRs is empty: set it to the ingress controller's addresses, or failed logins by anyone slow down everyone")
 	}
 	s.keyReady = r.signingKeyReady(ctx, ts)
@@ -281,7 +281,7 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 		return fmt.Errorf("updating the credentials Secret: %w", err)
 	}
 	if len(replaced) > 0 {
-		r.event(ts, corev1.EventTypeWarning, "CredentialsRepaired", "Repair",
+		r.event(ts, corev1.EventTypeWarning, v1alpha1.ReasonCredentialsRepaired, "Repair",
 			fmt.Sprintf("Secret %s had no usable %s: generated new ones (codes sealed with an old key no longer redeem; brand backends need the new issue-API credential)", secret.Name, strings.Join(replaced, ", ")))
 	}
 	if rot.Emergency {
@@ -289,12 +289,12 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 			fmt.Sprintf("New code key and issue-API credential in Secret %s, and no old one accepted any more, as %s=%s... asked: backends still sending an old credential are refused (told it was replaced), and codes and sign-ins in flight fail, so customers start again",
 				secret.Name, v1alpha1.AnnotationRotateCredentials, v1alpha1.CutCredentialsPrefix))
 	} else if rot.Rotated {
-		r.event(ts, corev1.EventTypeNormal, "CredentialsRotated", "Rotate",
+		r.event(ts, corev1.EventTypeNormal, v1alpha1.ReasonCredentialsRotated, "Rotate",
 			fmt.Sprintf("New code key and issue-API credential in Secret %s; the previous code key is accepted for %s (as long as anything it sealed lives), the previous issue-API credential for %s (spec.issueAPICredentialOverlap): switch the brand's backends to the new one within that time",
 				secret.Name, overlaps.CodeKey, overlaps.IssueAPI))
 	}
 	if len(rot.Cut) > 0 && !rot.Emergency {
-		r.event(ts, corev1.EventTypeWarning, "PreviousCredentialsCut", "Rotate",
+		r.event(ts, corev1.EventTypeWarning, v1alpha1.ReasonPreviousCredentialsCut, "Rotate",
 			fmt.Sprintf("This rotation came within the overlap of the one before: the %s that one replaced stopped being accepted now, not at the end of its overlap (only one previous value of each is kept: rotate again only once the brand's backends use the current credential)", previousNames(rot.Cut)))
 	}
 	if len(removed) > 0 {
@@ -305,7 +305,7 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 		if slices.Contains(removed, credentials.PreviousIssueAPITokenKey) {
 			note += "; a backend still sending the old credential is told it was replaced"
 		}
-		r.event(ts, corev1.EventTypeNormal, "PreviousCredentialsRemoved", "Rotate", note)
+		r.event(ts, corev1.EventTypeNormal, v1alpha1.ReasonPreviousCredentialsRemoved, "Rotate", note)
 	}
 	return nil
 }
@@ -342,7 +342,7 @@ func (r *TokenServerReconciler) createCredentials(ctx context.Context, ts *v1alp
 		}
 		return fmt.Errorf("creating the credentials Secret: %w", err)
 	}
-	r.event(ts, corev1.EventTypeNormal, "CredentialsGenerated", "Generate", "Generated the code key and issue-API credential into Secret "+secret.Name)
+	r.event(ts, corev1.EventTypeNormal, v1alpha1.ReasonCredentialsGenerated, "Generate", "Generated the code key and issue-API credential into Secret "+secret.Name)
 	return nil
 }
 

@@ -155,7 +155,7 @@ func (s *step) revoke(kid string) bool {
 			return k.State == v1alpha1.KeyActive
 		}
 	}
-	s.event(true, "RevokeIgnored", "No key %s to revoke (kids are listed in status.keys); it stays on the deny-list", kid)
+	s.event(true, v1alpha1.ReasonRevokeIgnored, "No key %s to revoke (kids are listed in status.keys); it stays on the deny-list", kid)
 	s.events[len(s.events)-1].Subject = kid
 	return false
 }
@@ -173,7 +173,7 @@ func (s *step) oneActive() {
 		if k := &s.keys[i]; k.State == v1alpha1.KeyActive {
 			k.State, k.RetiresAt, k.RemoveAt = v1alpha1.KeyRetired, s.now, s.now.Add(s.p.RetainAfterRetire)
 			k.JWK = keys.PublicJWK(*k)
-			s.event(true, "ActiveKeysRepaired", "More than one key was Active: key %s keeps signing, key %s is retired and stays published until %s",
+			s.event(true, v1alpha1.ReasonActiveKeysRepaired, "More than one key was Active: key %s keeps signing, key %s is retired and stays published until %s",
 				s.keys[first].ID(), k.ID(), k.RemoveAt.UTC().Format(time.RFC3339))
 		}
 	}
@@ -189,7 +189,7 @@ func (s *step) oneNext() {
 		if k := s.keys[i]; k.State == v1alpha1.KeyNext {
 			s.remove(i)
 			i--
-			s.event(true, "NextKeysRepaired", "More than one key was Next: dropped key %s, which never signed", k.ID())
+			s.event(true, v1alpha1.ReasonNextKeysRepaired, "More than one key was Next: dropped key %s, which never signed", k.ID())
 		}
 	}
 }
@@ -209,7 +209,7 @@ func (s *step) removeExpired() {
 		if k := s.keys[i]; k.State == v1alpha1.KeyRetired && !s.now.Before(k.RemoveAt) {
 			s.remove(i)
 			i--
-			s.event(false, "KeyRemoved", "Removed retired key %s from the JWKS", k.ID())
+			s.event(false, v1alpha1.ReasonKeyRemoved, "Removed retired key %s from the JWKS", k.ID())
 		}
 	}
 }
@@ -219,7 +219,7 @@ func (s *step) removeExpired() {
 // dropping it is safe.
 func (s *step) dropUnusableNext() {
 	if i := s.find(v1alpha1.KeyNext); i >= 0 && (!s.keys[i].CanSign() || !s.matches(s.keys[i])) {
-		s.event(false, "NextKeyReplaced", "Replacing next key %s: it does not match the spec (%s)", s.keys[i].ID(), s.describe())
+		s.event(false, v1alpha1.ReasonNextKeyReplaced, "Replacing next key %s: it does not match the spec (%s)", s.keys[i].ID(), s.describe())
 		s.remove(i)
 	}
 }
@@ -251,7 +251,7 @@ func (s *step) ensureActive(revokedActive bool) error {
 			s.early = true
 		}
 		k.State, k.ActivatesAt = v1alpha1.KeyActive, s.now
-		s.event(true, "ActiveKeyReplaced", "No active key: promoted next key %s", k.ID())
+		s.event(true, v1alpha1.ReasonActiveKeyReplaced, "No active key: promoted next key %s", k.ID())
 		return nil
 	}
 	k, err := s.fresh(v1alpha1.KeyActive)
@@ -262,9 +262,9 @@ func (s *step) ensureActive(revokedActive bool) error {
 	s.keys = append(s.keys, k)
 	if len(s.keys) > 1 || revokedActive {
 		s.early = true
-		s.event(true, "ActiveKeyReplaced", "Activated fresh key %s at once: relying parties that cached the JWKS may fail until they refetch it", k.ID())
+		s.event(true, v1alpha1.ReasonActiveKeyReplaced, "Activated fresh key %s at once: relying parties that cached the JWKS may fail until they refetch it", k.ID())
 	} else {
-		s.event(false, "KeyCreated", "Created active key %s (%s)", k.ID(), s.describe())
+		s.event(false, v1alpha1.ReasonKeyCreated, "Created active key %s (%s)", k.ID(), s.describe())
 	}
 	return nil
 }
@@ -315,7 +315,7 @@ func (s *step) rotate(requested bool) (bool, error) {
 		s.early = true
 		s.event(true, v1alpha1.ReasonRotationEarly, "Rotated to key %s, published for less than publishAhead (%s): relying parties that cached the JWKS may fail verification until they refetch it", n.ID(), s.p.PublishAhead)
 	} else {
-		s.event(false, "KeyRotated", "Rotated: key %s signs now; key %s is retired and stays published until %s", n.ID(), a.ID(), a.RemoveAt.UTC().Format(time.RFC3339))
+		s.event(false, v1alpha1.ReasonKeyRotated, "Rotated: key %s signs now; key %s is retired and stays published until %s", n.ID(), a.ID(), a.RemoveAt.UTC().Format(time.RFC3339))
 	}
 	return true, nil
 }

@@ -389,7 +389,7 @@ func buildClient(c *v1alpha1.LivePersonAuthClient, set map[string][]byte) (*Clie
 		cl.Flow = v1alpha1.FlowCode
 	}
 	if cl.Lifetime == 0 {
-		cl.Lifetime = time.Hour
+		cl.Lifetime = v1alpha1.DefaultTokenLifetime
 	}
 	if cl.Audience == "" {
 		cl.Audience = id
