@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -364,7 +363,7 @@ func (s *skScope) recoverFromRecord() {
 		s.set = append(s.set, k)
 		s.repairs = append(s.repairs, fmt.Sprintf("key %s restored from the key record without its private part", k.ID()))
 	}
-	sort.SliceStable(s.set, func(i, j int) bool { return s.set[i].CreatedAt.Before(s.set[j].CreatedAt) })
+	keys.Sort(s.set)
 }
 
 // readConsoleClients finds the PEM-mode clients of this key (through their TokenServers) and
@@ -497,6 +496,7 @@ func (r *SigningKeyReconciler) storeKeys(ctx context.Context, s *skScope) error 
 	}
 	r.pool.stored(s.sk.UID, s.result.Keys)
 	s.set = s.result.Keys
+	keys.Sort(s.set)
 	return nil
 }
 

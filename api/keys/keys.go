@@ -188,13 +188,21 @@ func Decode(data map[string][]byte) (set []Key, problems []string) {
 		}
 		set = append(set, k)
 	}
+	Sort(set)
+	return set, problems
+}
+
+// Sort puts set in the one order every reader and writer uses: by creation time, then kid.
+// Keys created in the same second (a new SigningKey's Active and Next) would otherwise come back
+// from the Secret in another order than they were written, and every copy of the set (the
+// record, status) be written once more for nothing.
+func Sort(set []Key) {
 	sort.SliceStable(set, func(i, j int) bool {
 		if !set[i].CreatedAt.Equal(set[j].CreatedAt) {
 			return set[i].CreatedAt.Before(set[j].CreatedAt)
 		}
 		return set[i].ID() < set[j].ID()
 	})
-	return set, problems
 }
 
 func decodeEntry(name string, raw []byte) (Key, error) {
