@@ -91,7 +91,8 @@ bench: build ## Benchmarks: raw RSA limits, HTTP load on a real token server, co
 	@mkdir -p bench
 	@hack/wrk.sh
 	@hack/redis.sh >/dev/null
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run -tags "$$(hack/openssl.sh)" ./hack/bench -bin bin/lpauth-operator -out bench $(BENCH_FLAGS)
+	go build -trimpath -tags "$$(hack/openssl.sh)" -o bin/lpauth-dev ./hack/dev
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run -tags "$$(hack/openssl.sh)" ./hack/bench -bin bin/lpauth-operator -dev bin/lpauth-dev -out bench $(BENCH_FLAGS)
 
 ##@ Build
 

@@ -12,11 +12,31 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// RepoRoot is the repository's top folder, found from this file's location so tests work from
-// any package directory.
+// RepoRoot is the repository's top folder: found from this file's location, so tests work from
+// any package directory; in a binary built with -trimpath (which drops that location), the
+// first folder up from the working directory that holds the CRDs.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	if hasCRDs(root) {
+		return root
+	}
+	if dir, err := os.Getwd(); err == nil {
+		for ; ; dir = filepath.Dir(dir) {
+			if hasCRDs(dir) {
+				return dir
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
+		}
+	}
+	return root
+}
+
+func hasCRDs(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "config", "crd", "bases"))
+	return err == nil
 }
 
 // Start starts kube-apiserver and etcd from KUBEBUILDER_ASSETS and installs the CRDs from

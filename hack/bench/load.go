@@ -203,7 +203,7 @@ func httpLoad(o options, r *report, s *system, l limits) error {
 	if err != nil {
 		return err
 	}
-	r.line("HTTP load on loopback: `dev` token server process (memory replay store); load generator in this process, same cores")
+	r.line("HTTP load on loopback: the hack/dev token server process (memory replay store); load generator in this process, same cores")
 	r.line("  %-26s %5s %10s %9s %9s %9s %7s %10s", "endpoint", "conc", "req/s", "p50", "p99", "p99.9", "errors", "÷ limit")
 	row := func(name string, conc int, res result, limit float64) {
 		ratio := ""

@@ -28,6 +28,7 @@ import (
 
 type options struct {
 	bin         string
+	dev         string
 	out         string
 	step        time.Duration
 	concurrency []int
@@ -40,6 +41,7 @@ func main() {
 	var o options
 	var conc, scale string
 	flag.StringVar(&o.bin, "bin", "bin/lpauth-operator", "the lpauth-operator binary (built with the same signer tags as this program)")
+	flag.StringVar(&o.dev, "dev", "bin/lpauth-dev", "the hack/dev program, which runs the system the benchmarks load (built like -bin)")
 	flag.StringVar(&o.out, "out", "bench", "folder for the results file")
 	flag.DurationVar(&o.step, "step", 4*time.Second, "duration of each load step")
 	flag.StringVar(&conc, "concurrency", "4,16,64", "concurrency levels of the HTTP load")

@@ -60,14 +60,14 @@ func startSystem(o options) (*system, error) {
 		return nil, err
 	}
 	s := &system{dir: dir}
-	s.cmd = exec.Command(o.bin, "dev", "--listen", addr, "--state-dir", dir)
+	s.cmd = exec.Command(o.dev, "--listen", addr, "--state-dir", dir)
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s dev: %w", o.bin, err)
+		return nil, fmt.Errorf("starting %s: %w", o.dev, err)
 	}
 	fields := map[string]*regexp.Regexp{
 		"issuer":     regexp.MustCompile(`^\s+Issuer\s+(\S+)`),
@@ -91,7 +91,7 @@ func startSystem(o options) (*system, error) {
 	}()
 	if len(found) < len(fields) {
 		s.stop()
-		return nil, errors.New("`dev` did not print its endpoints and credentials")
+		return nil, errors.New("hack/dev did not print its endpoints and credentials")
 	}
 	s.issuer, s.clientID, s.secret, s.issueToken, s.kubeconfig = found["issuer"], found["clientID"], found["secret"], found["issueToken"], found["kubeconfig"]
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
