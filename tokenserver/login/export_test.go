@@ -3,7 +3,7 @@ package login
 import (
 	"sync/atomic"
 
-	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
+	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
 )
 
 var bcryptCalls atomic.Int64
@@ -22,12 +22,12 @@ func init() {
 func BcryptCalls() int64 { return bcryptCalls.Load() }
 
 // AllowLogin reports whether the login form would check a password of user from addr.
-func AllowLogin(l *oauth.FailureLimiter, user, password, addr string) bool {
+func AllowLogin(l *limiter.FailureLimiter, user, password, addr string) bool {
 	ok, _ := newLoginLimits(l, user, password, addr).allow()
 	return ok
 }
 
 // FailLogin counts a failed login of user from addr, as the login form does.
-func FailLogin(l *oauth.FailureLimiter, user, password, addr string) {
+func FailLogin(l *limiter.FailureLimiter, user, password, addr string) {
 	newLoginLimits(l, user, password, addr).fail()
 }

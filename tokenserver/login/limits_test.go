@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/lpauth/lpauth-operator/api/branding"
+	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
 	"github.com/lpauth/lpauth-operator/tokenserver/login"
-	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 )
 
 // postLogin posts the login form as forwarded for an address (none when forwardedFor is empty)
@@ -39,7 +39,7 @@ func postLogin(t *testing.T, c *http.Client, f *fixture, form url.Values, forwar
 // Not parallel: it measures the heap.
 func TestLoginLimiterMemoryIsBounded(t *testing.T) {
 	const failures = 200_000
-	l := oauth.NewFailureLimiter(5, 12*time.Second) // the login form's default
+	l := limiter.NewFailureLimiter(5, 12*time.Second) // the login form's default
 	start := time.Now()
 	l.Now = func() time.Time { return start }
 	name := []byte(strings.Repeat("n", 256)) // the longest user name that is counted per name
@@ -53,7 +53,7 @@ func TestLoginLimiterMemoryIsBounded(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if got, want := l.Len(), oauth.DefaultMaxEntries; got > want {
+	if got, want := l.Len(), limiter.DefaultMaxEntries; got > want {
 		t.Errorf("after %d failures: got %d counters, want at most %d", failures, got, want)
 	}
 	const maxHeap = 8 << 20
@@ -174,7 +174,7 @@ func floodUntilLimited(t *testing.T, c *http.Client, f *fixture, form url.Values
 // addresses that already failed for that user.
 func TestManyAddressesGuessingOneUserDoNotLockThemOut(t *testing.T) {
 	t.Parallel()
-	l := oauth.NewFailureLimiter(5, 12*time.Second)
+	l := limiter.NewFailureLimiter(5, 12*time.Second)
 	start := time.Now()
 	l.Now = func() time.Time { return start }
 	addr := func(i int) string { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}).String() }

@@ -17,6 +17,7 @@ import (
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
+	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
@@ -49,7 +50,7 @@ type Handler struct {
 	Secure bool
 	// Limiter counts failed logins on the login form per user name and client address, per
 	// client address, and loosely per user name (loginLimits).
-	Limiter *oauth.FailureLimiter
+	Limiter *limiter.FailureLimiter
 
 	providers providers
 }

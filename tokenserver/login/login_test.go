@@ -24,7 +24,7 @@ import (
 	"github.com/lpauth/lpauth-operator/api/credentials"
 	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
+	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
@@ -124,7 +124,7 @@ func newFixtureWith(t testing.TB, proxies []string, branding map[string]string, 
 	f.snap = snap
 	holder := &snapshot.Holder{}
 	holder.Store(snap)
-	limiter := oauth.NewFailureLimiter(5, 12*time.Second) // the server's default
+	limiter := limiter.NewFailureLimiter(5, 12*time.Second) // the server's default
 	limiter.Now = f.limiterNow
 	f.srv.Config = server.NewHTTPServer("", server.Handler(server.Config{
 		Issuer: issuer, Source: holder, Replay: replay.NewMemory(1000, nil), Log: logr.Discard(), Now: f.now, LoginLimiter: limiter,

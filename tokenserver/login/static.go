@@ -9,6 +9,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/clientaddr"
+	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
@@ -91,7 +92,7 @@ func (h *Handler) Login() http.Handler {
 			return
 		}
 		user, password := r.PostForm.Get("username"), r.PostForm.Get("password")
-		limits := newLoginLimits(h.Limiter, user, password, oauth.Network(clientaddr.Of(r, snap.TrustedProxies)))
+		limits := newLoginLimits(h.Limiter, user, password, limiter.Network(clientaddr.Of(r, snap.TrustedProxies)))
 		if ok, wait := limits.allow(); !ok {
 			h.Log.Info("Login refused: too many failed attempts", "clientID", client.ID)
 			w.Header().Set("Retry-After", oauth.RetryAfterSeconds(wait))
@@ -143,18 +144,18 @@ func checkPassword(users *snapshot.StaticUsers, user, password string) bool {
 // behind an ingress one attacker holds up only their own address. An over-long user name or
 // password counts against the address alone: it names no account, and is never hashed.
 type loginLimits struct {
-	l                      *oauth.FailureLimiter
+	l                      *limiter.FailureLimiter
 	tooLong                bool
-	userAddr, addr, user   oauth.Key
-	base, perAddr, perUser oauth.Rule
+	userAddr, addr, user   limiter.Key
+	base, perAddr, perUser limiter.Rule
 }
 
-func newLoginLimits(l *oauth.FailureLimiter, user, password, addr string) loginLimits {
+func newLoginLimits(l *limiter.FailureLimiter, user, password, addr string) loginLimits {
 	b := l.Rule
-	k := loginLimits{l: l, tooLong: len(user) > maxUserName || len(password) > maxPassword, addr: oauth.KeyOf("login-addr", addr),
-		base: b, perAddr: oauth.Rule{Burst: 4 * b.Burst, Interval: b.Interval}, perUser: oauth.Rule{Burst: 20 * b.Burst, Interval: b.Interval / 10}}
+	k := loginLimits{l: l, tooLong: len(user) > maxUserName || len(password) > maxPassword, addr: limiter.KeyOf("login-addr", addr),
+		base: b, perAddr: limiter.Rule{Burst: 4 * b.Burst, Interval: b.Interval}, perUser: limiter.Rule{Burst: 20 * b.Burst, Interval: b.Interval / 10}}
 	if !k.tooLong {
-		k.userAddr, k.user = oauth.KeyOf("login-user-addr", user, addr), oauth.KeyOf("login-user", user)
+		k.userAddr, k.user = limiter.KeyOf("login-user-addr", user, addr), limiter.KeyOf("login-user", user)
 	}
 	return k
 }

@@ -27,21 +27,25 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Reason }
 
-func errorf(status int, code, reason, description string) *Error {
+// Errorf is an error with its HTTP status, RFC 6749 code, the reason for our logs, and the
+// description the caller sees.
+func Errorf(status int, code, reason, description string) *Error {
 	return &Error{Status: status, Code: code, Reason: reason, Description: description}
 }
 
-// RFC 6749 error constructors.
-func invalidRequest(reason, description string) *Error {
-	return errorf(http.StatusBadRequest, "invalid_request", reason, description)
+// InvalidRequest, InvalidGrant and InvalidClient are RFC 6749's errors.
+func InvalidRequest(reason, description string) *Error {
+	return Errorf(http.StatusBadRequest, "invalid_request", reason, description)
 }
 
-func invalidGrant(reason, description string) *Error {
-	return errorf(http.StatusBadRequest, "invalid_grant", reason, description)
+// InvalidGrant: the code is unknown, expired, used, or not this client's.
+func InvalidGrant(reason, description string) *Error {
+	return Errorf(http.StatusBadRequest, "invalid_grant", reason, description)
 }
 
-func invalidClient(reason string) *Error {
-	return errorf(http.StatusUnauthorized, "invalid_client", reason, "client authentication failed")
+// InvalidClient: client authentication failed (a 401 with an HTTP Basic challenge).
+func InvalidClient(reason string) *Error {
+	return Errorf(http.StatusUnauthorized, "invalid_client", reason, "client authentication failed")
 }
 
 // WriteError writes e as JSON, with the headers RFC 6749 asks for.

@@ -16,11 +16,13 @@ import (
 	"github.com/lpauth/lpauth-operator/api/endpoints"
 	"github.com/lpauth/lpauth-operator/tokenserver/discovery"
 	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
+	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
 	"github.com/lpauth/lpauth-operator/tokenserver/login"
 	"github.com/lpauth/lpauth-operator/tokenserver/metrics"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+	"github.com/lpauth/lpauth-operator/tokenserver/token"
 )
 
 // Limits of the HTTP server. The pop-out window's authorize URL carries a state of several KB,
@@ -45,13 +47,13 @@ type Config struct {
 	// Limiter counts failed client authentications at /token per client id and client address
 	// (nil: the default, 429 after 10 failures, then one more per 6 s). A correct secret is never
 	// refused, so others' failures cannot lock LivePerson out.
-	Limiter *oauth.FailureLimiter
+	Limiter *limiter.FailureLimiter
 	// Metrics, when set, counts every request (served on its own port by the caller).
 	Metrics *metrics.Metrics
 	// LoginLimiter slows failed logins on the login form per user name and client address (nil:
 	// the default, 5 failures then one attempt per 12 s), per client address (4 times the
 	// burst) and loosely per user name (see login's loginLimits).
-	LoginLimiter *oauth.FailureLimiter
+	LoginLimiter *limiter.FailureLimiter
 }
 
 // Handler returns the token server's routes.
@@ -60,7 +62,7 @@ func Handler(cfg Config) http.Handler {
 		cfg.Now = time.Now
 	}
 	if cfg.Limiter == nil {
-		cfg.Limiter = oauth.NewFailureLimiter(10, 6*time.Second)
+		cfg.Limiter = limiter.NewFailureLimiter(10, 6*time.Second)
 		cfg.Limiter.Now = cfg.Now
 	}
 	if cfg.Metrics != nil && cfg.Observe == nil {
@@ -76,7 +78,7 @@ func Handler(cfg Config) http.Handler {
 		cfg.Log.Info("Issuer is not a URL: only /healthz and /readyz are served", "issuer", cfg.Issuer)
 	}
 	if cfg.LoginLimiter == nil {
-		cfg.LoginLimiter = oauth.NewFailureLimiter(5, 12*time.Second)
+		cfg.LoginLimiter = limiter.NewFailureLimiter(5, 12*time.Second)
 		cfg.LoginLimiter.Now = cfg.Now
 	}
 	pop := &login.Handler{Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("authorize"), Observe: cfg.Observe,
@@ -85,7 +87,7 @@ func Handler(cfg Config) http.Handler {
 	rt := &router{under: under, routes: map[string]route{
 		endpoints.DiscoveryPath: {"discovery", discovery.Configuration(cfg.Source)},
 		endpoints.JWKSPath:      {"jwks", discovery.JWKS(cfg.Source)},
-		endpoints.TokenPath: {"token", &oauth.TokenHandler{
+		endpoints.TokenPath: {"token", &token.Handler{
 			Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("token"), Observe: cfg.Observe, Limiter: cfg.Limiter,
 		}},
 		endpoints.AuthorizePath:            {"authorize", pop.Authorize()},

@@ -1,14 +1,14 @@
-package oauth_test
+package limiter_test
 
 import (
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
+	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
 )
 
-func stoppedClock(l *oauth.FailureLimiter) *time.Time {
+func stoppedClock(l *limiter.FailureLimiter) *time.Time {
 	now := time.Unix(1_800_000_000, 0)
 	l.Now = func() time.Time { return now }
 	return &now
@@ -16,9 +16,9 @@ func stoppedClock(l *oauth.FailureLimiter) *time.Time {
 
 func TestFailureLimiterAllowsBurstThenOnePerInterval(t *testing.T) {
 	t.Parallel()
-	l := oauth.NewFailureLimiter(3, 10*time.Second)
+	l := limiter.NewFailureLimiter(3, 10*time.Second)
 	now := stoppedClock(l)
-	k, rule := oauth.KeyOf("test", "a"), l.Rule
+	k, rule := limiter.KeyOf("test", "a"), l.Rule
 	for i := range 3 {
 		if ok, _ := l.Allow(k, rule); !ok {
 			t.Fatalf("failure %d: refused, want allowed", i+1)
@@ -37,7 +37,7 @@ func TestFailureLimiterAllowsBurstThenOnePerInterval(t *testing.T) {
 	if ok, _ := l.Allow(k, rule); ok {
 		t.Fatal("one failure after the wait: allowed, want refused")
 	}
-	if ok, _ := l.Allow(oauth.KeyOf("test", "b"), rule); !ok {
+	if ok, _ := l.Allow(limiter.KeyOf("test", "b"), rule); !ok {
 		t.Fatal("another key: refused, want allowed")
 	}
 	*now = now.Add(time.Minute)
@@ -50,15 +50,15 @@ func TestFailureLimiterAllowsBurstThenOnePerInterval(t *testing.T) {
 // the emptiest; an attacker's flood of fresh counters does not push out a full one.
 func TestFailureLimiterForgetsTheCounterClosestToDraining(t *testing.T) {
 	t.Parallel()
-	l := oauth.NewFailureLimiter(5, 12*time.Second)
+	l := limiter.NewFailureLimiter(5, 12*time.Second)
 	l.MaxEntries = 100
 	now := stoppedClock(l)
-	victim := oauth.KeyOf("test", "victim")
+	victim := limiter.KeyOf("test", "victim")
 	for range 5 {
 		l.Fail(victim, l.Rule)
 	}
 	for i := range 10_000 {
-		l.Fail(oauth.KeyOf("test", strconv.Itoa(i)), l.Rule)
+		l.Fail(limiter.KeyOf("test", strconv.Itoa(i)), l.Rule)
 	}
 	if got := l.Len(); got != 100 {
 		t.Errorf("counters: got %d, want 100", got)
@@ -67,7 +67,7 @@ func TestFailureLimiterForgetsTheCounterClosestToDraining(t *testing.T) {
 		t.Error("the victim's full counter after a flood of fresh ones: allowed, want still refused")
 	}
 	*now = now.Add(13 * time.Second) // the fresh counters drained, the victim's did not
-	l.Fail(oauth.KeyOf("test", "new"), l.Rule)
+	l.Fail(limiter.KeyOf("test", "new"), l.Rule)
 	if got := l.Len(); got != 2 {
 		t.Errorf("counters after the fresh ones drained: got %d, want 2", got)
 	}
@@ -75,7 +75,7 @@ func TestFailureLimiterForgetsTheCounterClosestToDraining(t *testing.T) {
 
 func TestKeyOfSeparatesParts(t *testing.T) {
 	t.Parallel()
-	if oauth.KeyOf("ab", "c") == oauth.KeyOf("a", "bc") {
+	if limiter.KeyOf("ab", "c") == limiter.KeyOf("a", "bc") {
 		t.Error(`KeyOf("ab", "c") == KeyOf("a", "bc"), want different keys`)
 	}
 }
@@ -89,7 +89,7 @@ func TestNetworkCountsIPv6Per64(t *testing.T) {
 		"2001:db8:1:2::99":     "2001:db8:1:2::/64",
 		"not an address":       "not an address",
 	} {
-		if got := oauth.Network(in); got != want {
+		if got := limiter.Network(in); got != want {
 			t.Errorf("Network(%q): got %q, want %q", in, got, want)
 		}
 	}

@@ -1,4 +1,6 @@
-package oauth
+// Package token serves POST /token: LivePerson redeems a code for an id_token, authenticating
+// with the client's id and secret.
+package token
 
 import (
 	"crypto/rand"
@@ -19,6 +21,8 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/clientaddr"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
+	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
+	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
@@ -27,43 +31,27 @@ import (
 // the form is small.
 var MaxFormBytes = int64(codes.MaxCodeLength + 8<<10)
 
-// Source gives the current snapshot, or nil before the first one is built.
-type Source interface {
-	Snapshot() *snapshot.Snapshot
-}
-
-// Result is what happened to a request, for metrics and logs (never a secret, code or token).
-type Result struct {
-	Endpoint string
-	ClientID string
-	Flow     string
-	Err      *Error
-}
-
-// Observer is told the result of every request it should count.
-type Observer func(r *http.Request, res Result)
-
-// TokenHandler serves POST /token, the authorization_code grant.
-type TokenHandler struct {
-	Source  Source
+// Handler serves POST /token, the authorization_code grant.
+type Handler struct {
+	Source  oauth.Source
 	Replay  replay.Store
 	Now     func() time.Time
 	Log     logr.Logger
-	Observe Observer
+	Observe oauth.Observer
 	// Limiter counts failed client authentications per client id and client address (nil:
 	// none). It never refuses a correct secret.
-	Limiter *FailureLimiter
+	Limiter *limiter.FailureLimiter
 }
 
-func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	res := Result{Endpoint: "token"}
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	res := oauth.Result{Endpoint: "token"}
 	body, err := h.serve(r, &res)
 	if err != nil {
 		res.Err = err
 		h.Log.Info("Token request refused", "error", err.Code, "reason", err.Reason, "clientID", res.ClientID)
-		WriteError(w, err)
+		oauth.WriteError(w, err)
 	} else {
-		WriteJSON(w, http.StatusOK, body)
+		oauth.WriteJSON(w, http.StatusOK, body)
 	}
 	if h.Observe != nil {
 		h.Observe(r, res)
@@ -77,13 +65,13 @@ type tokenResponse struct {
 	IDToken     string `json:"id_token"`
 }
 
-func (h *TokenHandler) serve(r *http.Request, res *Result) (*tokenResponse, *Error) {
+func (h *Handler) serve(r *http.Request, res *oauth.Result) (*tokenResponse, *oauth.Error) {
 	snap := h.Source.Snapshot()
 	if snap == nil {
-		return nil, errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "no snapshot yet", "the server is starting")
+		return nil, oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "no snapshot yet", "the server is starting")
 	}
 	if r.Method != http.MethodPost {
-		return nil, errorf(http.StatusMethodNotAllowed, "invalid_request", "method "+r.Method, "use POST")
+		return nil, oauth.Errorf(http.StatusMethodNotAllowed, "invalid_request", "method "+r.Method, "use POST")
 	}
 	form, err := parseForm(r)
 	if err != nil {
@@ -98,18 +86,18 @@ func (h *TokenHandler) serve(r *http.Request, res *Result) (*tokenResponse, *Err
 	}
 	if gt := form.Get("grant_type"); gt != "authorization_code" {
 		if gt == "" {
-			return nil, invalidRequest("no grant_type", "grant_type is required")
+			return nil, oauth.InvalidRequest("no grant_type", "grant_type is required")
 		}
-		return nil, errorf(http.StatusBadRequest, "unsupported_grant_type", "grant_type "+truncate(gt), "only authorization_code is supported")
+		return nil, oauth.Errorf(http.StatusBadRequest, "unsupported_grant_type", "grant_type "+truncate(gt), "only authorization_code is supported")
 	}
 	raw := form.Get("code")
 	if raw == "" {
-		return nil, invalidRequest("no code", "code is required")
+		return nil, oauth.InvalidRequest("no code", "code is required")
 	}
 	now := h.Now()
 	code, openErr := snap.Codes.Open(raw, now)
 	if openErr != nil {
-		return nil, invalidGrant(openErr.Error(), "the code is invalid or expired")
+		return nil, oauth.InvalidGrant(openErr.Error(), "the code is invalid or expired")
 	}
 	if err := checkCode(code, client, form); err != nil {
 		return nil, err
@@ -117,10 +105,10 @@ func (h *TokenHandler) serve(r *http.Request, res *Result) (*tokenResponse, *Err
 	// Claimed last, once everything else holds, so a mistaken request does not burn a good code.
 	fresh, claimErr := h.Replay.Claim(r.Context(), code.ID, time.Unix(code.Expiry, 0))
 	if claimErr != nil {
-		return nil, errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "replay store: "+claimErr.Error(), "try again")
+		return nil, oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "replay store: "+claimErr.Error(), "try again")
 	}
 	if !fresh {
-		return nil, invalidGrant("code already redeemed", "the code was already used")
+		return nil, oauth.InvalidGrant("code already redeemed", "the code was already used")
 	}
 	id, err := identityFromCode(code)
 	if err != nil {
@@ -128,32 +116,32 @@ func (h *TokenHandler) serve(r *http.Request, res *Result) (*tokenResponse, *Err
 	}
 	token, exp, mintErr := idtoken.Mint(snap, client, id, now)
 	if mintErr != nil {
-		return nil, errorf(http.StatusInternalServerError, "server_error", "minting: "+mintErr.Error(), "")
+		return nil, oauth.Errorf(http.StatusInternalServerError, "server_error", "minting: "+mintErr.Error(), "")
 	}
 	access, _ := randomString(32)
 	return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(now).Seconds()), IDToken: token}, nil
 }
 
 // parseForm reads a bounded urlencoded body and refuses repeated parameters (RFC 6749 3.2).
-func parseForm(r *http.Request) (url.Values, *Error) {
+func parseForm(r *http.Request) (url.Values, *oauth.Error) {
 	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/x-www-form-urlencoded" {
-		return nil, invalidRequest("content type "+truncate(r.Header.Get("Content-Type")), "the body must be application/x-www-form-urlencoded")
+		return nil, oauth.InvalidRequest("content type "+truncate(r.Header.Get("Content-Type")), "the body must be application/x-www-form-urlencoded")
 	}
 	r.Body = http.MaxBytesReader(nil, r.Body, MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "invalid_request", "body over the limit", "the request body is too large")
+			return nil, oauth.Errorf(http.StatusRequestEntityTooLarge, "invalid_request", "body over the limit", "the request body is too large")
 		}
-		return nil, invalidRequest("malformed form: "+err.Error(), "the body is not a valid form")
+		return nil, oauth.InvalidRequest("malformed form: "+err.Error(), "the body is not a valid form")
 	}
 	for k, v := range r.PostForm {
 		if len(v) > 1 {
-			return nil, invalidRequest("repeated parameter "+truncate(k), "parameter "+truncate(k)+" is repeated")
+			return nil, oauth.InvalidRequest("repeated parameter "+truncate(k), "parameter "+truncate(k)+" is repeated")
 		}
 	}
 	if len(r.URL.RawQuery) > 0 && (r.URL.Query().Has("client_secret") || r.URL.Query().Has("code")) {
-		return nil, invalidRequest("credentials in the query", "send the code and credentials in the body, not the URL")
+		return nil, oauth.InvalidRequest("credentials in the query", "send the code and credentials in the body, not the URL")
 	}
 	return r.PostForm, nil
 }
@@ -168,17 +156,17 @@ func parseForm(r *http.Request) (url.Values, *Error) {
 // operator refuses brand-chosen ones under 32 characters or an estimated 128 bits, so no rate
 // of online guessing finds one. The limiter, per client id and client address, tells a guesser
 // 429 and makes the abuse show in logs and metrics; the secret's entropy is what protects it.
-func (h *TokenHandler) authenticate(r *http.Request, form url.Values, snap *snapshot.Snapshot) (*snapshot.Client, *Error) {
+func (h *Handler) authenticate(r *http.Request, form url.Values, snap *snapshot.Snapshot) (*snapshot.Client, *oauth.Error) {
 	basicID, basicSecret, hasBasic := r.BasicAuth()
 	if r.Header.Get("Authorization") != "" && !hasBasic {
-		return nil, invalidClient("an Authorization header that is not Basic")
+		return nil, oauth.InvalidClient("an Authorization header that is not Basic")
 	}
 	postID, postSecret := form.Get("client_id"), form.Get("client_secret")
 	// Each credential in its two possible spellings: as sent, then form-decoded.
 	var ids, secrets [2]string
 	switch {
 	case hasBasic && postSecret != "":
-		return nil, invalidRequest("both client_secret_basic and client_secret_post", "use one client authentication method")
+		return nil, oauth.InvalidRequest("both client_secret_basic and client_secret_post", "use one client authentication method")
 	case hasBasic:
 		// RFC 6749 2.3.1 form-encodes id and secret before base64; LivePerson's docs show them
 		// sent as they are. Generated values read the same both ways, but a brand-chosen secret
@@ -186,36 +174,36 @@ func (h *TokenHandler) authenticate(r *http.Request, form url.Values, snap *snap
 		ids = [2]string{basicID, formDecode(basicID)}
 		secrets = [2]string{basicSecret, formDecode(basicSecret)}
 		if postID != "" && postID != ids[0] && postID != ids[1] {
-			return nil, invalidRequest("client_id differs from the Basic credentials", "client_id does not match the Authorization header")
+			return nil, oauth.InvalidRequest("client_id differs from the Basic credentials", "client_id does not match the Authorization header")
 		}
 	case postID != "":
 		// The body was form-decoded by ParseForm: there is one spelling.
 		ids, secrets = [2]string{postID, postID}, [2]string{postSecret, postSecret}
 	default:
-		return nil, invalidClient("no client credentials")
+		return nil, oauth.InvalidClient("no client credentials")
 	}
 	client := snap.Clients[ids[0]]
 	if client == nil {
 		client = snap.Clients[ids[1]]
 	}
 	if client == nil {
-		return nil, invalidClient("unknown client id " + truncate(ids[0]))
+		return nil, oauth.InvalidClient("unknown client id " + truncate(ids[0]))
 	}
 	if client.Flow == v1alpha1.FlowCode && secretMatches(client, secrets) {
 		return client, nil
 	}
 	if h.Limiter != nil {
 		// Counted per address too, so one address's failures never slow another's.
-		key := KeyOf("token", client.ID, Network(clientaddr.Of(r, snap.TrustedProxies)))
+		key := limiter.KeyOf("token", client.ID, limiter.Network(clientaddr.Of(r, snap.TrustedProxies)))
 		if ok, wait := h.Limiter.Allow(key, h.Limiter.Rule); !ok {
-			e := errorf(http.StatusTooManyRequests, "invalid_client", "wrong client secret; too many failed authentications from this address",
+			e := oauth.Errorf(http.StatusTooManyRequests, "invalid_client", "wrong client secret; too many failed authentications from this address",
 				"client authentication failed; too many failed attempts, retry later")
 			e.RetryAfter = wait
 			return client, e
 		}
 		h.Limiter.Fail(key, h.Limiter.Rule)
 	}
-	return client, invalidClient("wrong client secret")
+	return client, oauth.InvalidClient("wrong client secret")
 }
 
 func formDecode(s string) string {
@@ -238,16 +226,16 @@ func secretMatches(client *snapshot.Client, spellings [2]string) bool {
 }
 
 // checkCode ties the code to this client, redirect_uri and PKCE verifier.
-func checkCode(code codes.Payload, client *snapshot.Client, form url.Values) *Error {
+func checkCode(code codes.Payload, client *snapshot.Client, form url.Values) *oauth.Error {
 	if code.ClientID != client.ID {
-		return invalidGrant("code issued to another client", "the code was issued to another client")
+		return oauth.InvalidGrant("code issued to another client", "the code was issued to another client")
 	}
 	ru := form.Get("redirect_uri")
 	switch {
 	case code.RedirectURI != "" && ru != code.RedirectURI:
-		return invalidGrant("redirect_uri differs from the authorization request", "redirect_uri does not match")
+		return oauth.InvalidGrant("redirect_uri differs from the authorization request", "redirect_uri does not match")
 	case ru != "" && !client.Redirects.Allowed(ru):
-		return invalidGrant("redirect_uri not allowed: "+truncate(ru), "redirect_uri is not registered for this client")
+		return oauth.InvalidGrant("redirect_uri not allowed: "+truncate(ru), "redirect_uri is not registered for this client")
 	}
 	verifier := form.Get("code_verifier")
 	if client.PKCE == v1alpha1.PKCEDisabled && code.CodeChallenge == "" {
@@ -261,62 +249,33 @@ func checkCode(code codes.Payload, client *snapshot.Client, form url.Values) *Er
 		// RFC 9700 4.8.2: a verifier for a code issued without a challenge means the code was
 		// not the one this client's flow asked for (an injected code). Ignoring the verifier
 		// would let an attacker downgrade PKCE away.
-		return invalidGrant("code_verifier sent for a code issued without a code_challenge", "the code was issued without a code_challenge")
+		return oauth.InvalidGrant("code_verifier sent for a code issued without a code_challenge", "the code was issued without a code_challenge")
 	case code.CodeChallenge == "" && client.PKCE == v1alpha1.PKCERequired:
-		return invalidGrant("PKCE required but the code has no challenge", "this client requires PKCE")
+		return oauth.InvalidGrant("PKCE required but the code has no challenge", "this client requires PKCE")
 	case code.CodeChallenge == "":
 		return nil
 	case verifier == "":
-		return invalidGrant("no code_verifier for a PKCE code", "code_verifier is required")
+		return oauth.InvalidGrant("no code_verifier for a PKCE code", "code_verifier is required")
 	case code.CodeChallengeMethod == "plain" && !client.AllowPlainPKCE:
 		// Codes are sealed, so only a code issued before allowPlainPKCE was turned off gets here.
-		return invalidGrant("plain PKCE is not allowed for this client", "code_challenge_method plain is not allowed")
-	case !verifyPKCE(code.CodeChallenge, code.CodeChallengeMethod, verifier):
-		return invalidGrant("code_verifier does not match", "code_verifier does not match the code challenge")
+		return oauth.InvalidGrant("plain PKCE is not allowed for this client", "code_challenge_method plain is not allowed")
+	case !oauth.VerifyPKCE(code.CodeChallenge, code.CodeChallengeMethod, verifier):
+		return oauth.InvalidGrant("code_verifier does not match", "code_verifier does not match the code challenge")
 	}
 	return nil
 }
 
-// verifyPKCE checks a verifier against its challenge (RFC 7636 4.6); a method other than plain
-// is S256.
-func verifyPKCE(challenge, method, verifier string) bool {
-	if !validVerifier(verifier) {
-		return false
-	}
-	computed := verifier
-	if method != "plain" {
-		sum := sha256.Sum256([]byte(verifier))
-		computed = base64.RawURLEncoding.EncodeToString(sum[:])
-	}
-	return subtle.ConstantTimeCompare([]byte(computed), []byte(challenge)) == 1
-}
-
-// validVerifier is RFC 7636 4.1: 43 to 128 characters of [A-Za-z0-9-._~].
-func validVerifier(v string) bool {
-	if len(v) < 43 || len(v) > 128 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func identityFromCode(code codes.Payload) (idtoken.Identity, *Error) {
+func identityFromCode(code codes.Payload) (idtoken.Identity, *oauth.Error) {
 	id := idtoken.Identity{Subject: code.Subject}
 	if len(code.Claims) > 0 {
 		if err := json.Unmarshal(code.Claims, &id.Claims); err != nil {
-			return id, errorf(http.StatusInternalServerError, "server_error", "code claims: "+err.Error(), "")
+			return id, oauth.Errorf(http.StatusInternalServerError, "server_error", "code claims: "+err.Error(), "")
 		}
 	}
 	if len(code.LPSdes) > 0 {
 		sdes, err := lpsdes.Parse(code.LPSdes)
 		if err != nil {
-			return id, errorf(http.StatusInternalServerError, "server_error", "code lp_sdes: "+err.Error(), "")
+			return id, oauth.Errorf(http.StatusInternalServerError, "server_error", "code lp_sdes: "+err.Error(), "")
 		}
 		id.SDEs = sdes
 	}

@@ -1,4 +1,4 @@
-package oauth_test
+package token_test
 
 import (
 	"bytes"
@@ -23,9 +23,10 @@ import (
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
-	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
+	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
+	"github.com/lpauth/lpauth-operator/tokenserver/token"
 )
 
 const (
@@ -101,9 +102,9 @@ func newFixture(t testing.TB, trusted ...string) *fixture {
 	f := &fixture{snap: snap}
 	holder := &snapshot.Holder{}
 	holder.Store(snap)
-	limiter := oauth.NewFailureLimiter(10, 6*time.Second)
+	limiter := limiter.NewFailureLimiter(10, 6*time.Second)
 	limiter.Now = f.now
-	f.token = &oauth.TokenHandler{Source: holder, Replay: replay.NewMemory(1000, f.now), Now: f.now, Log: logr.Discard(), Limiter: limiter}
+	f.token = &token.Handler{Source: holder, Replay: replay.NewMemory(1000, f.now), Now: f.now, Log: logr.Discard(), Limiter: limiter}
 	f.issue = (&issueapi.Handler{Source: holder, Now: f.now, Log: logr.Discard()}).Codes()
 	return f
 }

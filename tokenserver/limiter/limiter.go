@@ -1,4 +1,4 @@
-package oauth
+package limiter
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package oauth_test
+package token_test
 
 import (
 	"encoding/json"
