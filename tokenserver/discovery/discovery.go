@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/lpauth/lpauth-operator/api/endpoints"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -63,4 +65,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write(doc.Body)
+}
+
+// Routes are the discovery document's and the JWKS's routes.
+func Routes(src Source) []oauth.Route {
+	return []oauth.Route{
+		{Name: "discovery", Path: endpoints.DiscoveryPath, Handler: Configuration(src)},
+		{Name: "jwks", Path: endpoints.JWKSPath, Handler: JWKS(src)},
+	}
 }

@@ -1,8 +1,9 @@
-// Package issueapi is the API the brand's backend calls for users it has already authenticated:
-// POST {issuer}/api/v1/codes returns an authorization code (the SDK code flow: the app hands the
-// code to LivePerson's SDK, LivePerson redeems it at /token), and POST {issuer}/api/v1/tokens
-// returns a signed, optionally encrypted JWT (the implicit flow). Both take a bearer credential
-// from the TokenServer's credentials Secret.
+// Package issueapi is the API the brand's backend calls for users it has already authenticated,
+// all of {issuer}/api/v1: POST /codes returns an authorization code (the SDK code flow: the app
+// hands the code to LivePerson's SDK, LivePerson redeems it at /token), POST /tokens returns a
+// signed, optionally encrypted JWT (the implicit flow), and POST /authorizations completes a
+// landing-page login request of the pop-out window. All take a bearer credential from the
+// TokenServer's credentials Secret.
 package issueapi
 
 import (
@@ -19,12 +20,14 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/lpauth/lpauth-operator/api/endpoints"
 	"github.com/lpauth/lpauth-operator/api/lpsdes"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
+	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -50,11 +53,25 @@ type Request struct {
 
 // Handler serves both endpoints.
 type Handler struct {
-	Source  oauth.Source
+	Source oauth.Source
+	// Replay makes each landing-page login request complete once (/authorizations).
+	Replay  replay.Store
 	Now     func() time.Time
 	Log     logr.Logger
 	Observe oauth.Observer
 }
+
+// Routes are the issue API's endpoints: all of /api/v1.
+func (h *Handler) Routes() []oauth.Route {
+	return []oauth.Route{
+		{Name: "issue_codes", Path: endpoints.IssueAPIPath + "/codes", Handler: h.Codes()},
+		{Name: "issue_tokens", Path: endpoints.IssueAPIPath + "/tokens", Handler: h.Tokens()},
+		{Name: "authorizations", Path: AuthorizationsPath, Handler: h.Authorizations()},
+	}
+}
+
+// AuthorizationsPath is where the brand's backend completes a landing-page login request.
+const AuthorizationsPath = endpoints.IssueAPIPath + "/authorizations"
 
 // Codes serves POST /api/v1/codes.
 func (h *Handler) Codes() http.Handler {

@@ -57,3 +57,11 @@ func ValidVerifier(v string) bool {
 	}
 	return true
 }
+
+// Route is one endpoint of the token server: the path under the issuer it serves, its handler,
+// and its name, which is also its metric label. Each endpoint package lists its routes; the
+// server's route table is made of them.
+type Route struct {
+	Name, Path string
+	Handler    http.Handler
+}

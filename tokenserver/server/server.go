@@ -13,13 +13,12 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/lpauth/lpauth-operator/api/endpoints"
 	"github.com/lpauth/lpauth-operator/tokenserver/discovery"
 	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
 	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
-	"github.com/lpauth/lpauth-operator/tokenserver/login"
 	"github.com/lpauth/lpauth-operator/tokenserver/metrics"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
+	"github.com/lpauth/lpauth-operator/tokenserver/popout"
 	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 	"github.com/lpauth/lpauth-operator/tokenserver/token"
@@ -81,22 +80,18 @@ func Handler(cfg Config) http.Handler {
 		cfg.LoginLimiter = limiter.NewFailureLimiter(5, 12*time.Second)
 		cfg.LoginLimiter.Now = cfg.Now
 	}
-	pop := &login.Handler{Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("authorize"), Observe: cfg.Observe,
+	pop := &popout.Handler{Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("authorize"), Observe: cfg.Observe,
 		Prefix: prefix, Secure: strings.HasPrefix(cfg.Issuer, "https://"), Limiter: cfg.LoginLimiter}
-	issue := &issueapi.Handler{Source: cfg.Source, Now: cfg.Now, Log: cfg.Log.WithName("issueapi"), Observe: cfg.Observe}
-	rt := &router{under: under, routes: map[string]route{
-		endpoints.DiscoveryPath: {"discovery", discovery.Configuration(cfg.Source)},
-		endpoints.JWKSPath:      {"jwks", discovery.JWKS(cfg.Source)},
-		endpoints.TokenPath: {"token", &token.Handler{
-			Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("token"), Observe: cfg.Observe, Limiter: cfg.Limiter,
-		}},
-		endpoints.AuthorizePath:            {"authorize", pop.Authorize()},
-		login.LoginPath:                    {"authorize_login", pop.Login()},
-		login.CallbackPath:                 {"authorize_callback", pop.Callback()},
-		login.AuthorizationsPath:           {"authorizations", pop.Authorizations()},
-		endpoints.IssueAPIPath + "/codes":  {"issue_codes", issue.Codes()},
-		endpoints.IssueAPIPath + "/tokens": {"issue_tokens", issue.Tokens()},
-	}, root: map[string]route{
+	issue := &issueapi.Handler{Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("issueapi"), Observe: cfg.Observe}
+	tok := &token.Handler{Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("token"), Observe: cfg.Observe, Limiter: cfg.Limiter}
+	// The route table is what the endpoint packages register: each route's name is its metric
+	// label, the same name its handler reports in oauth.Result.
+	var table []oauth.Route
+	table = append(table, discovery.Routes(cfg.Source)...)
+	table = append(table, tok.Route())
+	table = append(table, pop.Routes()...)
+	table = append(table, issue.Routes()...)
+	rt := &router{under: under, routes: map[string]route{}, root: map[string]route{
 		"/healthz": {"healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })},
 		"/readyz": {"readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			if cfg.Source.Snapshot() == nil {
@@ -106,6 +101,12 @@ func Handler(cfg Config) http.Handler {
 			w.WriteHeader(http.StatusOK)
 		})},
 	}}
+	for _, r := range table {
+		if _, dup := rt.routes[r.Path]; dup {
+			panic("server: two routes for " + r.Path)
+		}
+		rt.routes[r.Path] = route{r.Name, r.Handler}
+	}
 	var h http.Handler = rt
 	if cfg.Metrics != nil {
 		h = cfg.Metrics.Instrument(endpointName(rt), rt)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/lpauth/lpauth-operator/api/endpoints"
 	"github.com/lpauth/lpauth-operator/api/lpsdes"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/clientaddr"
@@ -30,6 +31,11 @@ import (
 // MaxFormBytes bounds a token request body. A code is at most codes.MaxCodeLength; the rest of
 // the form is small.
 var MaxFormBytes = int64(codes.MaxCodeLength + 8<<10)
+
+// Route is /token's route.
+func (h *Handler) Route() oauth.Route {
+	return oauth.Route{Name: "token", Path: endpoints.TokenPath, Handler: h}
+}
 
 // Handler serves POST /token, the authorization_code grant.
 type Handler struct {

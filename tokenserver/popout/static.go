@@ -1,4 +1,4 @@
-package login
+package popout
 
 import (
 	"net/http"
@@ -30,6 +30,15 @@ type formState struct {
 // dummyHash is compared against when the user does not exist, so the answer takes as long for
 // an unknown user as for a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("lpauth-no-such-user"), bcrypt.DefaultCost)
+
+// staticUsers is the demo login form over an htpasswd Secret: Begin shows the form, which posts
+// to its own route (LoginPath, served by Handler.Login).
+type staticUsers struct{ h *Handler }
+
+// Begin shows the login form.
+func (c staticUsers) Begin(w http.ResponseWriter, r *http.Request, f Flow) {
+	c.h.showForm(w, r, f.Snap, f.Req, noProblem, http.StatusOK)
+}
 
 // showForm shows the login form for req, with alert above it (noProblem for none).
 func (h *Handler) showForm(w http.ResponseWriter, r *http.Request, snap *snapshot.Snapshot, req authorize.Request, alert problem, status int) {

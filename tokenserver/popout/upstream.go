@@ -1,4 +1,4 @@
-package login
+package popout
 
 import (
 	"context"
@@ -183,8 +183,13 @@ func authStyle(pr *oidc.Provider) oauth2.AuthStyle {
 	return oauth2.AuthStyleInHeader
 }
 
-// toUpstream sends the browser to the brand's identity provider.
-func (h *Handler) toUpstream(w http.ResponseWriter, r *http.Request, snap *snapshot.Snapshot, req authorize.Request) {
+// upstreamOIDC logs the person in at the brand's own OpenID provider: Begin sends the browser
+// there, the provider sends it back to CallbackPath (served by Handler.Callback).
+type upstreamOIDC struct{ h *Handler }
+
+// Begin sends the browser to the brand's identity provider.
+func (c upstreamOIDC) Begin(w http.ResponseWriter, r *http.Request, f Flow) {
+	h, snap, req := c.h, f.Snap, f.Req
 	up := snap.Login.Upstream
 	pr, err := h.providers.get(r.Context(), up.Issuer, h.Now)
 	if err != nil {

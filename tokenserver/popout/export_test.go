@@ -1,4 +1,4 @@
-package login
+package popout
 
 import (
 	"sync/atomic"

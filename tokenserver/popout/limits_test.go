@@ -1,4 +1,4 @@
-package login_test
+package popout_test
 
 import (
 	"encoding/binary"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/branding"
 	"github.com/lpauth/lpauth-operator/tokenserver/limiter"
-	"github.com/lpauth/lpauth-operator/tokenserver/login"
+	"github.com/lpauth/lpauth-operator/tokenserver/popout"
 )
 
 // postLogin posts the login form as forwarded for an address (none when forwardedFor is empty)
@@ -49,7 +49,7 @@ func TestLoginLimiterMemoryIsBounded(t *testing.T) {
 	for i := range failures {
 		binary.BigEndian.PutUint32(name, uint32(i))
 		addr := netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}).String()
-		login.FailLogin(l, string(name), "guess", addr)
+		popout.FailLogin(l, string(name), "guess", addr)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -83,12 +83,12 @@ func TestLongUserNameIsRefusedBeforeBcrypt(t *testing.T) {
 	} {
 		form.Set("username", tc.user)
 		form.Set("password", tc.password)
-		calls := login.BcryptCalls()
+		calls := popout.BcryptCalls()
 		status, page := postLogin(t, c, f, form, "")
 		if status != http.StatusUnauthorized || !strings.Contains(page, branding.DefaultText.WrongCredentials) {
 			t.Errorf("%s: got %d, want 401 with the wrong user name or password page", tc.name, status)
 		}
-		if got := login.BcryptCalls() - calls; got != tc.bcrypts {
+		if got := popout.BcryptCalls() - calls; got != tc.bcrypts {
 			t.Errorf("%s: got %d bcrypt comparisons, want %d", tc.name, got, tc.bcrypts)
 		}
 	}
@@ -180,16 +180,16 @@ func TestManyAddressesGuessingOneUserDoNotLockThemOut(t *testing.T) {
 	addr := func(i int) string { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}).String() }
 	for i := range 50 { // 200 failures on one user, 4 per address: under the per-address limits
 		for range 4 {
-			login.FailLogin(l, "demo", "guess", addr(i))
+			popout.FailLogin(l, "demo", "guess", addr(i))
 		}
 	}
-	if login.AllowLogin(l, "demo", "guess", addr(0)) {
+	if popout.AllowLogin(l, "demo", "guess", addr(0)) {
 		t.Error("an address that failed for demo, once demo is over the per-user limit: allowed, want refused")
 	}
-	if !login.AllowLogin(l, "demo", "lpauth-demo", "198.51.100.9") {
+	if !popout.AllowLogin(l, "demo", "lpauth-demo", "198.51.100.9") {
 		t.Error("demo from an address that never failed: refused, want allowed")
 	}
-	if !login.AllowLogin(l, "someone-else", "guess", addr(0)) {
+	if !popout.AllowLogin(l, "someone-else", "guess", addr(0)) {
 		t.Error("another user from an attacking address under its limits: refused, want allowed")
 	}
 }

@@ -1,16 +1,18 @@
-package login
+package popout
 
 import (
 	"net/http"
 	"net/netip"
-
-	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
-// fromHeaders takes the person from an authenticating proxy's headers. They are believed only
-// from the proxy's own address: the TCP peer, never a forwarded-for header anyone can write.
-func (h *Handler) fromHeaders(w http.ResponseWriter, r *http.Request, snap *snapshot.Snapshot, client *snapshot.Client, req authorize.Request) {
+// trustedHeaders takes the person from an authenticating proxy's headers, at once: it has no
+// route of its own.
+type trustedHeaders struct{ h *Handler }
+
+// Begin takes the person from the proxy's headers. They are believed only from the proxy's own
+// address: the TCP peer, never a forwarded-for header anyone can write.
+func (c trustedHeaders) Begin(w http.ResponseWriter, r *http.Request, f Flow) {
+	h, snap, client, req := c.h, f.Snap, f.Client, f.Req
 	th := snap.Login.TrustedHeaders
 	if !trustedPeer(r.RemoteAddr, th.Proxies) {
 		h.Log.Info("Authorization refused: request did not come through the trusted proxy", "clientID", client.ID)

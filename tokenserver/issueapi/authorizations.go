@@ -1,54 +1,18 @@
-package login
+package issueapi
 
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/lpauth/lpauth-operator/api/lpsdes"
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
-	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
-	"github.com/lpauth/lpauth-operator/tokenserver/issueapi"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
-	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
-
-// landingState is the login request handed to the brand's landing page, sealed: the page cannot
-// read or change it, only pass it back with the person's identity.
-type landingState struct {
-	ID  string            `json:"id"`
-	Req authorize.Request `json:"r"`
-}
 
 // maxAuthorizationBody bounds POST /api/v1/authorizations: a login request plus claims.
 const maxAuthorizationBody = 96 << 10
-
-// toLandingPage sends the browser to the brand's login page with a sealed login request.
-func (h *Handler) toLandingPage(w http.ResponseWriter, r *http.Request, snap *snapshot.Snapshot, req authorize.Request) {
-	lp := snap.Login.LandingPage
-	id, err := codes.NewID()
-	if err != nil {
-		h.Log.Error(err, "Authorization failed: no login request id")
-		h.errorPage(w, http.StatusInternalServerError, unavailable)
-		return
-	}
-	sealed, err := snap.Codes.SealValue(purposeLanding, landingState{ID: id, Req: req}, h.Now().Add(lp.RequestTTL))
-	if err != nil {
-		h.Log.Info("Authorization refused: the login request cannot be sealed", "clientID", req.ClientID, "reason", err.Error())
-		h.errorPage(w, http.StatusBadRequest, linkNotValid)
-		return
-	}
-	target := *lp.URL
-	q := target.RawQuery
-	if q != "" {
-		q += "&"
-	}
-	target.RawQuery = q + "login_request=" + url.QueryEscape(sealed)
-	redirect(w, target.String())
-}
 
 // authorizationRequest is the body the brand's backend posts once the person is logged in.
 type authorizationRequest struct {
@@ -65,44 +29,42 @@ func (h *Handler) Authorizations() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res := oauth.Result{Endpoint: "authorizations"}
 		body, err := h.authorization(r, &res)
-		issueapi.Respond(w, r, h.Log, h.Observe, res, body, err)
+		Respond(w, r, h.Log, h.Observe, res, body, err)
 	})
 }
 
-var bad = issueapi.Bad
-
 func (h *Handler) authorization(r *http.Request, res *oauth.Result) (map[string]string, *oauth.Error) {
 	snap := h.Source.Snapshot()
-	if err := issueapi.Check(r, snap); err != nil {
+	if err := Check(r, snap); err != nil {
 		return nil, err
 	}
 	if snap.Login == nil || snap.Login.LandingPage == nil {
-		return nil, bad("this token server does not use a landing page (spec.login.landingPage)")
+		return nil, Bad("this token server does not use a landing page (spec.login.landingPage)")
 	}
 	var body authorizationRequest
-	if err := issueapi.DecodeJSON(r, maxAuthorizationBody, &body); err != nil {
+	if err := DecodeJSON(r, maxAuthorizationBody, &body); err != nil {
 		return nil, err
 	}
-	var st landingState
-	if err := snap.Codes.OpenValue(purposeLanding, strings.TrimSpace(body.LoginRequest), h.Now(), &st); err != nil {
-		return nil, bad("login_request is invalid or expired: start again from the chat window")
+	st, err := authorize.OpenLanding(snap, body.LoginRequest, h.Now())
+	if err != nil {
+		return nil, Bad("login_request is invalid or expired: start again from the chat window")
 	}
 	res.ClientID = st.Req.ClientID
 	client, aerr := authorize.Check(snap, st.Req)
 	if aerr != nil {
 		if aerr.Page {
-			return nil, bad("the login request no longer matches a client: " + aerr.Description)
+			return nil, Bad("the login request no longer matches a client: " + aerr.Description)
 		}
 		return map[string]string{"redirect_to": authorize.ErrorLocation(st.Req, aerr)}, nil
 	}
 	res.Flow = st.Req.ResponseType
 	sdes, perr := lpsdes.Parse(body.LPSdes)
 	if perr != nil {
-		return nil, bad(perr.Error())
+		return nil, Bad(perr.Error())
 	}
 	id := idtoken.Identity{Subject: body.Subject, Claims: body.Claims, SDEs: sdes}
 	if err := id.Validate(); err != nil {
-		return nil, bad(err.Error())
+		return nil, Bad(err.Error())
 	}
 	// Claimed last: a request refused for a fixable mistake (no sub) can be sent again.
 	first, err := h.Replay.Claim(r.Context(), "login:"+st.ID, h.Now().Add(snap.Login.LandingPage.RequestTTL+time.Minute))
@@ -110,11 +72,11 @@ func (h *Handler) authorization(r *http.Request, res *oauth.Result) (map[string]
 		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "replay store: " + err.Error(), Description: "try again"}
 	}
 	if !first {
-		return nil, bad("login_request was already used: start again from the chat window")
+		return nil, Bad("login_request was already used: start again from the chat window")
 	}
 	loc, err := authorize.Complete(snap, client, st.Req, id, h.Now())
 	if err != nil {
-		return nil, bad(err.Error())
+		return nil, Bad(err.Error())
 	}
 	return map[string]string{"redirect_to": loc}, nil
 }

@@ -1,8 +1,10 @@
-// Package login serves the pop-out window's authorization endpoint and the login connectors
-// behind it: the brand's own landing page, an authenticating proxy's headers, or a demo login
-// form over an htpasswd Secret. Every connector ends the same way: authorize.Complete issues a
-// code or token for the person and the browser goes back to LivePerson's window.
-package login
+// Package popout is the pop-out window's authorization flow, in the shape Dex gives it: GET
+// /authorize is parsed and checked (package authorize), then handed to the Connector of the
+// TokenServer's spec.login — the brand's own landing page, its upstream OpenID provider, an
+// authenticating proxy's headers, or a demo login form over an htpasswd Secret. Every connector
+// ends the same way: authorize.Complete issues a code or token for the person and the browser
+// goes back to LivePerson's window.
+package popout
 
 import (
 	"crypto/rand"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/lpauth/lpauth-operator/api/endpoints"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
@@ -23,17 +26,11 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
-// Paths under the issuer, beside endpoints.AuthorizePath.
-const (
-	LoginPath          = "/authorize/login"
-	AuthorizationsPath = "/api/v1/authorizations"
-)
+// LoginPath is the login form's route (staticUsers), beside endpoints.AuthorizePath.
+const LoginPath = "/authorize/login"
 
-// Purposes of sealed values: a value sealed for one never opens as another.
-const (
-	purposeForm    = "lpauth-login-form-v1"
-	purposeLanding = "lpauth-landing-v1"
-)
+// purposeForm marks a sealed login form: a value sealed for another purpose never opens as one.
+const purposeForm = "lpauth-login-form-v1"
 
 // formTTL is how long a login form stays usable.
 const formTTL = v1alpha1.LoginFormTTL
@@ -67,21 +64,57 @@ func (h *Handler) Authorize() http.Handler {
 		if !ok {
 			return
 		}
-		login := snap.Login
-		switch {
-		case login == nil:
+		c := h.connector(snap.Login)
+		if c == nil {
 			h.Log.Info("Authorization refused: no usable login connector", "clientID", client.ID, "problem", errString(snap.LoginProblem))
 			h.errorPage(w, http.StatusServiceUnavailable, unavailable)
-		case login.StaticUsers != nil:
-			h.showForm(w, r, snap, req, noProblem, http.StatusOK)
-		case login.TrustedHeaders != nil:
-			h.fromHeaders(w, r, snap, client, req)
-		case login.LandingPage != nil:
-			h.toLandingPage(w, r, snap, req)
-		case login.Upstream != nil:
-			h.toUpstream(w, r, snap, req)
+			return
 		}
+		c.Begin(w, r, Flow{Snap: snap, Client: client, Req: req})
 	})
+}
+
+// Connector logs a person in for the pop-out window: one kind per spec.login field. Begin gets
+// an authorization request that passed its checks; the connector either completes it at once
+// (Handler.complete) or sends the browser somewhere that comes back to a route of its own, which
+// completes it. Routes lists every connector's routes.
+type Connector interface {
+	Begin(w http.ResponseWriter, r *http.Request, f Flow)
+}
+
+// Flow is one checked authorization request: the snapshot it was checked against, its client,
+// and the request as LivePerson sent it.
+type Flow struct {
+	Snap   *snapshot.Snapshot
+	Client *snapshot.Client
+	Req    authorize.Request
+}
+
+// connector is the Connector of the TokenServer's spec.login, or nil when it has none usable.
+func (h *Handler) connector(l *snapshot.Login) Connector {
+	switch {
+	case l == nil:
+		return nil
+	case l.StaticUsers != nil:
+		return staticUsers{h}
+	case l.TrustedHeaders != nil:
+		return trustedHeaders{h}
+	case l.LandingPage != nil:
+		return landingPage{h}
+	case l.Upstream != nil:
+		return upstreamOIDC{h}
+	}
+	return nil
+}
+
+// Routes are the pop-out window's endpoints: /authorize, and the routes connectors come back
+// to. (The landing page's completion is the brand backend's call to the issue API.)
+func (h *Handler) Routes() []oauth.Route {
+	return []oauth.Route{
+		{Name: "authorize", Path: endpoints.AuthorizePath, Handler: h.Authorize()},
+		{Name: "authorize_login", Path: LoginPath, Handler: h.Login()},
+		{Name: "authorize_callback", Path: CallbackPath, Handler: h.Callback()},
+	}
 }
 
 // checked parses and checks a request, answering the browser itself when it is refused.

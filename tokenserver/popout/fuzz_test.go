@@ -1,4 +1,4 @@
-package login_test
+package popout_test
 
 import (
 	"net/http"
