@@ -38,8 +38,8 @@ func TestRunHelp(t *testing.T) {
 	}
 }
 
-// The shipped binary carries no dev wiring: neither envtest (controller-runtime's testing
-// packages) nor the demo samples.
+// The shipped binary carries no dev wiring: it depends on neither envtest (controller-runtime's
+// testing packages) nor hack/dev (which reads the demo samples) nor controllers/testenv.
 func TestTheBinaryLinksNoTestEnvironment(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {

@@ -33,34 +33,43 @@ func clientIDKey(c *v1alpha1.LivePersonAuthClient) string {
 	return c.Spec.TokenServerRef.Name + "/" + id
 }
 
-func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
-	fi := mgr.GetFieldIndexer()
-	if err := fi.IndexField(ctx, &v1alpha1.LivePersonAuthClient{}, indexClientByTokenServer, func(o client.Object) []string {
+// index is one field index: the kind it indexes, its name, and the values of an object.
+type index struct {
+	obj   client.Object
+	field string
+	of    client.IndexerFunc
+}
+
+// indexes are the operator's field indexes; the manager's cache and the fake clients of the unit
+// tests both register exactly these.
+var indexes = []index{
+	{&v1alpha1.LivePersonAuthClient{}, indexClientByTokenServer, func(o client.Object) []string {
 		return []string{o.(*v1alpha1.LivePersonAuthClient).Spec.TokenServerRef.Name}
-	}); err != nil {
-		return err
-	}
-	if err := fi.IndexField(ctx, &v1alpha1.LivePersonAuthClient{}, indexClientBySecret, func(o client.Object) []string {
+	}},
+	{&v1alpha1.LivePersonAuthClient{}, indexClientBySecret, func(o client.Object) []string {
 		return referencedSecrets(o.(*v1alpha1.LivePersonAuthClient))
-	}); err != nil {
-		return err
-	}
-	if err := fi.IndexField(ctx, &v1alpha1.LivePersonAuthClient{}, indexClientByClientID, func(o client.Object) []string {
+	}},
+	{&v1alpha1.LivePersonAuthClient{}, indexClientByClientID, func(o client.Object) []string {
 		if k := clientIDKey(o.(*v1alpha1.LivePersonAuthClient)); k != "" {
 			return []string{k}
 		}
 		return nil
-	}); err != nil {
-		return err
-	}
-	if err := fi.IndexField(ctx, &v1alpha1.TokenServer{}, indexServerByIssuer, func(o client.Object) []string {
+	}},
+	{&v1alpha1.TokenServer{}, indexServerByIssuer, func(o client.Object) []string {
 		return []string{o.(*v1alpha1.TokenServer).Spec.Issuer}
-	}); err != nil {
-		return err
-	}
-	return fi.IndexField(ctx, &v1alpha1.TokenServer{}, indexServerBySigningKey, func(o client.Object) []string {
+	}},
+	{&v1alpha1.TokenServer{}, indexServerBySigningKey, func(o client.Object) []string {
 		return []string{o.(*v1alpha1.TokenServer).Spec.SigningKeyRef.Name}
-	})
+	}},
+}
+
+func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	for _, ix := range indexes {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, ix.obj, ix.field, ix.of); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // referencedSecrets are the user's Secrets a client reads.

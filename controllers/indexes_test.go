@@ -32,13 +32,7 @@ func TestAFailedClientLookupStopsTheRotation(t *testing.T) {
 	}
 
 	// And with the look-up working, the PEM-mode clients of every TokenServer of the key count.
-	ok := fake.NewClientBuilder().WithScheme(Scheme()).
-		WithIndex(&v1alpha1.TokenServer{}, indexServerBySigningKey, func(o client.Object) []string {
-			return []string{o.(*v1alpha1.TokenServer).Spec.SigningKeyRef.Name}
-		}).
-		WithIndex(&v1alpha1.LivePersonAuthClient{}, indexClientByTokenServer, func(o client.Object) []string {
-			return []string{o.(*v1alpha1.LivePersonAuthClient).Spec.TokenServerRef.Name}
-		}).
+	ok := fakeBuilder().
 		WithObjects(
 			&v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "ts", Namespace: "brand"}, Spec: v1alpha1.TokenServerSpec{SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"}}},
 			&v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "brand"}, Spec: v1alpha1.TokenServerSpec{SigningKeyRef: v1alpha1.LocalObjectReference{Name: "other-keys"}}},

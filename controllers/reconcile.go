@@ -28,14 +28,15 @@ func settle(reterr error) (reason string, cause error, nr *notReady) {
 }
 
 // warnNotReady emits the Warning a not-ready outcome deserves, once per cause: a problem of the
-// object's own when its Ready condition takes that reason; a wait on another object only once it
+// object's own when its Ready condition takes that reason or message (another problem of the same
+// kind is another cause); a wait on another object only once it
 // has lasted waitGrace (a normal apply creates objects in any order), and never when the wait is
 // shared (a TokenServer not ready: it reports that itself, not each of its thousands of
 // clients). It reports whether the reconcile must look again after waitGrace to be able to warn.
 func warnNotReady(rec recorder.EventRecorder, obj client.Object, before []metav1.Condition, nr *notReady, late *lateWarner, shared bool) (lookAgain bool) {
 	if !waitingOnAnother(nr.reason) {
 		was := meta.FindStatusCondition(before, v1alpha1.ConditionReady)
-		if was == nil || was.Status != metav1.ConditionFalse || was.Reason != nr.reason {
+		if was == nil || was.Status != metav1.ConditionFalse || was.Reason != nr.reason || was.Message != nr.err.Error() {
 			eventf(rec, obj, corev1.EventTypeWarning, nr.reason, "Check", "%s", nr.err.Error())
 		}
 		return false

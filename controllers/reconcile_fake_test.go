@@ -21,16 +21,18 @@ import (
 // against a fake client must leave these writes. The envtest suites check the same against a
 // real API server; these run in milliseconds with `go test -short`.
 
-func fakeClient(objs ...client.Object) client.Client {
-	return fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(objs...).
-		WithStatusSubresource(&v1alpha1.SigningKey{}, &v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{}).
-		WithIndex(&v1alpha1.TokenServer{}, indexServerBySigningKey, func(o client.Object) []string {
-			return []string{o.(*v1alpha1.TokenServer).Spec.SigningKeyRef.Name}
-		}).
-		WithIndex(&v1alpha1.LivePersonAuthClient{}, indexClientByTokenServer, func(o client.Object) []string {
-			return []string{o.(*v1alpha1.LivePersonAuthClient).Spec.TokenServerRef.Name}
-		}).Build()
+// fakeBuilder is a fake client with our scheme, status subresources and the operator's own
+// field indexes (the very functions the manager registers).
+func fakeBuilder(objs ...client.Object) *fake.ClientBuilder {
+	b := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(objs...).
+		WithStatusSubresource(&v1alpha1.SigningKey{}, &v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{})
+	for _, ix := range indexes {
+		b = b.WithIndex(ix.obj, ix.field, ix.of)
+	}
+	return b
 }
+
+func fakeClient(objs ...client.Object) client.Client { return fakeBuilder(objs...).Build() }
 
 func TestANewSigningKeyWritesItsKeysRecordAndStatus(t *testing.T) {
 	t.Parallel()

@@ -26,21 +26,22 @@ import (
 //     to correct it: status-only changes do not trigger reconciles), and the patch is computed
 //     from the last written status, which is what the API server holds.
 //
-// The zero value is ready to use.
+// The zero value is ready to use; each reconciler has its own (the memo is keyed by namespace
+// and name, which objects of different kinds may share).
 type statusWriter struct {
 	written sync.Map // types.NamespacedName → statusWrite; forgotten when the object is gone
 }
 
 type statusWrite struct {
-	from string        // the resourceVersion the status was computed from
-	obj  client.Object // the object as the API server returned it after the write
+	from   string // the resourceVersion the status was computed from
+	status any    // a copy of the status as the API server returned it after the write
 }
 
 // catchUp gives obj, just read from the cache, the status last written over its very
 // resourceVersion.
 func (w *statusWriter) catchUp(obj client.Object) {
 	if v, ok := w.written.Load(client.ObjectKeyFromObject(obj)); ok && v.(statusWrite).from == obj.GetResourceVersion() {
-		copyStatus(obj, v.(statusWrite).obj)
+		setStatus(obj, v.(statusWrite).status)
 	}
 }
 
@@ -50,9 +51,9 @@ func (w *statusWriter) patchBase(base, obj client.Object) client.Object {
 	if !equality.Semantic.DeepEqual(statusOf(base), statusOf(obj)) {
 		return base
 	}
-	if v, ok := w.written.Load(client.ObjectKeyFromObject(obj)); ok && !equality.Semantic.DeepEqual(statusOf(v.(statusWrite).obj), statusOf(obj)) {
+	if v, ok := w.written.Load(client.ObjectKeyFromObject(obj)); ok && !equality.Semantic.DeepEqual(v.(statusWrite).status, statusOf(obj)) {
 		last := base.DeepCopyObject().(client.Object)
-		copyStatus(last, v.(statusWrite).obj)
+		setStatus(last, v.(statusWrite).status)
 		return last
 	}
 	return nil
@@ -72,7 +73,7 @@ func (w *statusWriter) write(ctx context.Context, c client.StatusClient, base, o
 		}
 		return fmt.Errorf("writing status: %w", err)
 	}
-	w.written.Store(client.ObjectKeyFromObject(obj), statusWrite{from: rv, obj: obj.DeepCopyObject().(client.Object)})
+	w.written.Store(client.ObjectKeyFromObject(obj), statusWrite{from: rv, status: copyOfStatus(obj)})
 	return nil
 }
 
@@ -92,15 +93,28 @@ func statusOf(obj client.Object) any {
 	panic(fmt.Sprintf("statusWriter: %T is not one of our kinds", obj))
 }
 
-// copyStatus sets dst's status to a deep copy of src's (both of the same kind).
-func copyStatus(dst, src client.Object) {
+// copyOfStatus is a deep copy of obj's status, as a pointer (what statusOf returns).
+func copyOfStatus(obj client.Object) any {
+	switch o := obj.(type) {
+	case *v1alpha1.LivePersonAuthClient:
+		return o.Status.DeepCopy()
+	case *v1alpha1.SigningKey:
+		return o.Status.DeepCopy()
+	case *v1alpha1.TokenServer:
+		return o.Status.DeepCopy()
+	}
+	panic(fmt.Sprintf("statusWriter: %T is not one of our kinds", obj))
+}
+
+// setStatus sets dst's status to a deep copy of st, a status of dst's kind (from copyOfStatus).
+func setStatus(dst client.Object, st any) {
 	switch d := dst.(type) {
 	case *v1alpha1.LivePersonAuthClient:
-		d.Status = *src.(*v1alpha1.LivePersonAuthClient).Status.DeepCopy()
+		d.Status = *st.(*v1alpha1.LivePersonAuthClientStatus).DeepCopy()
 	case *v1alpha1.SigningKey:
-		d.Status = *src.(*v1alpha1.SigningKey).Status.DeepCopy()
+		d.Status = *st.(*v1alpha1.SigningKeyStatus).DeepCopy()
 	case *v1alpha1.TokenServer:
-		d.Status = *src.(*v1alpha1.TokenServer).Status.DeepCopy()
+		d.Status = *st.(*v1alpha1.TokenServerStatus).DeepCopy()
 	default:
 		panic(fmt.Sprintf("statusWriter: %T is not one of our kinds", dst))
 	}

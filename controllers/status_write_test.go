@@ -30,9 +30,9 @@ func TestStatusPatchBase(t *testing.T) {
 		{"nothing written, cache agrees", nil, obj("5", ready), obj("5", ready), nil},
 		// The API server holds the error: the patch must be computed from it, or it would not
 		// carry the conditions the stale cache already shows.
-		{"an error written last, stale cache shows the wanted status", &statusWrite{from: "5", obj: obj("6", failed)}, obj("6", ready), obj("6", ready), &failed},
-		{"changed since by someone else", &statusWrite{from: "5", obj: obj("6", ready)}, obj("7", failed), obj("7", ready), &failed},
-		{"written earlier, cache agrees", &statusWrite{from: "5", obj: obj("6", ready)}, obj("7", ready), obj("7", ready), nil},
+		{"an error written last, stale cache shows the wanted status", &statusWrite{from: "5", status: failed.DeepCopy()}, obj("6", ready), obj("6", ready), &failed},
+		{"changed since by someone else", &statusWrite{from: "5", status: ready.DeepCopy()}, obj("7", failed), obj("7", ready), &failed},
+		{"written earlier, cache agrees", &statusWrite{from: "5", status: ready.DeepCopy()}, obj("7", ready), obj("7", ready), nil},
 	} {
 		w := &statusWriter{}
 		if tc.last != nil {
@@ -56,7 +56,7 @@ func TestCatchUp(t *testing.T) {
 	t.Parallel()
 	w := &statusWriter{}
 	written := &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "k", Namespace: "ns", ResourceVersion: "6"}, Status: v1alpha1.SigningKeyStatus{ActiveKeyID: "kid-1"}}
-	w.written.Store(client.ObjectKeyFromObject(written), statusWrite{from: "5", obj: written})
+	w.written.Store(client.ObjectKeyFromObject(written), statusWrite{from: "5", status: written.Status.DeepCopy()})
 	stale := &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "k", Namespace: "ns", ResourceVersion: "5"}}
 	w.catchUp(stale)
 	if stale.Status.ActiveKeyID != "kid-1" {

@@ -27,7 +27,7 @@ import (
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
 
-// system is `lpauth-operator dev` running as a process: an embedded control plane, the operator,
+// system is hack/dev running as a process: an embedded control plane, the operator,
 // the samples and a token server on loopback.
 type system struct {
 	cmd                                  *exec.Cmd

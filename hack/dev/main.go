@@ -236,7 +236,7 @@ func reportReplica(ctx context.Context, c client.Client, issuer string, log logr
 	now := metav1.Now()
 	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 1, ReadyReplicas: 1, AvailableReplicas: 1, UpdatedReplicas: 1,
 		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "ServedByLpauthDev",
-			Message: "lpauth-operator dev serves this token server in-process", LastUpdateTime: now, LastTransitionTime: now}}}
+			Message: "make dev (hack/dev) serves this token server in-process", LastUpdateTime: now, LastTransitionTime: now}}}
 	if err := c.Status().Update(ctx, d); err != nil {
 		log.Error(err, "Reporting the in-process replica")
 	}

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -22,12 +21,8 @@ type LandingRequest struct {
 	Req Request `json:"r"`
 }
 
-// SealLanding seals req for the landing page, valid until expiry.
-func SealLanding(snap *snapshot.Snapshot, req Request, expiry time.Time) (string, error) {
-	id, err := codes.NewID()
-	if err != nil {
-		return "", err
-	}
+// SealLanding seals req for the landing page under id (codes.NewID), valid until expiry.
+func SealLanding(snap *snapshot.Snapshot, id string, req Request, expiry time.Time) (string, error) {
 	return snap.Codes.SealValue(purposeLanding, LandingRequest{ID: id, Req: req}, expiry)
 }
 

@@ -27,7 +27,7 @@ type authorizationRequest struct {
 // to. Each login request completes once.
 func (h *Handler) Authorizations() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res := oauth.Result{Endpoint: "authorizations"}
+		res := oauth.Result{Endpoint: oauth.Endpoint(r)}
 		body, err := h.authorization(r, &res)
 		Respond(w, r, h.Log, h.Observe, res, body, err)
 	})
@@ -65,6 +65,10 @@ func (h *Handler) authorization(r *http.Request, res *oauth.Result) (map[string]
 	id := idtoken.Identity{Subject: body.Subject, Claims: body.Claims, SDEs: sdes}
 	if err := id.Validate(); err != nil {
 		return nil, Bad(err.Error())
+	}
+	if h.Replay == nil {
+		// Without it a login request could complete twice: refuse rather than serve unsafely.
+		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "no replay store", Description: "try again"}
 	}
 	// Claimed last: a request refused for a fixable mistake (no sub) can be sent again.
 	first, err := h.Replay.Claim(r.Context(), "login:"+st.ID, h.Now().Add(snap.Login.LandingPage.RequestTTL+time.Minute))

@@ -54,7 +54,8 @@ type Request struct {
 // Handler serves both endpoints.
 type Handler struct {
 	Source oauth.Source
-	// Replay makes each landing-page login request complete once (/authorizations).
+	// Replay makes each landing-page login request complete once (/authorizations); without
+	// one, /authorizations answers 503.
 	Replay  replay.Store
 	Now     func() time.Time
 	Log     logr.Logger
@@ -84,7 +85,7 @@ func (h *Handler) Tokens() http.Handler {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, what string) {
-	res := oauth.Result{Endpoint: "issue_" + what}
+	res := oauth.Result{Endpoint: oauth.Endpoint(r)}
 	body, err := h.handle(r, what, &res)
 	Respond(w, r, h.Log, h.Observe, res, body, err)
 }

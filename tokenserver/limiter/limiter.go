@@ -1,3 +1,6 @@
+// Package limiter slows down repeated failures (wrong client secrets at /token, wrong passwords
+// at the login form) per key, in bounded memory, without ever refusing a request that would
+// succeed: callers check the credential first and count only failures.
 package limiter
 
 import (
@@ -10,7 +13,7 @@ import (
 
 // DefaultMaxEntries bounds a FailureLimiter's table: about 70 bytes an entry (a 16-byte key in a
 // map, and in a heap with its time), so under 5 MiB whatever is thrown at it (measured by
-// login's TestLoginLimiterMemoryIsBounded).
+// popout's TestLoginLimiterMemoryIsBounded).
 const DefaultMaxEntries = 1 << 16
 
 // Rule is one limit: Burst failures, then one more each Interval as failures drain.

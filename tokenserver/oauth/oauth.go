@@ -5,6 +5,7 @@
 package oauth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -64,4 +65,19 @@ func ValidVerifier(v string) bool {
 type Route struct {
 	Name, Path string
 	Handler    http.Handler
+}
+
+type endpointKey struct{}
+
+// WithEndpoint is r with the name of the route that serves it: the router sets it, so the name a
+// handler reports in its Result (and the metrics count) is the name the route was registered under.
+func WithEndpoint(r *http.Request, name string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), endpointKey{}, name))
+}
+
+// Endpoint is the name of the route serving r, or "" outside the route table (a test calling a
+// handler directly).
+func Endpoint(r *http.Request) string {
+	name, _ := r.Context().Value(endpointKey{}).(string)
+	return name
 }

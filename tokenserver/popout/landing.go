@@ -5,6 +5,7 @@ import (
 	"net/url"
 
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
+	"github.com/lpauth/lpauth-operator/tokenserver/codes"
 )
 
 // landingPage is the brand's own login page: the browser goes there with a sealed login
@@ -16,7 +17,13 @@ type landingPage struct{ h *Handler }
 func (c landingPage) Begin(w http.ResponseWriter, r *http.Request, f Flow) {
 	h, snap, req := c.h, f.Snap, f.Req
 	lp := snap.Login.LandingPage
-	sealed, err := authorize.SealLanding(snap, req, h.Now().Add(lp.RequestTTL))
+	id, err := codes.NewID()
+	if err != nil {
+		h.Log.Error(err, "Authorization failed: no login request id")
+		h.errorPage(w, http.StatusInternalServerError, unavailable)
+		return
+	}
+	sealed, err := authorize.SealLanding(snap, id, req, h.Now().Add(lp.RequestTTL))
 	if err != nil {
 		h.Log.Info("Authorization refused: the login request cannot be sealed", "clientID", req.ClientID, "reason", err.Error())
 		h.errorPage(w, http.StatusBadRequest, linkNotValid)

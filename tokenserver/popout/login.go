@@ -143,7 +143,7 @@ func (h *Handler) checked(w http.ResponseWriter, r *http.Request) (*snapshot.Sna
 func (h *Handler) refused(w http.ResponseWriter, r *http.Request, req authorize.Request, aerr *authorize.Error) {
 	h.Log.Info("Authorization refused", "error", aerr.Code, "reason", aerr.Description, "clientID", req.ClientID)
 	if h.Observe != nil {
-		h.Observe(r, oauth.Result{Endpoint: "authorize", ClientID: req.ClientID, Err: &oauth.Error{Code: aerr.Code, Reason: aerr.Description}})
+		h.Observe(r, oauth.Result{Endpoint: oauth.Endpoint(r), ClientID: req.ClientID, Err: &oauth.Error{Code: aerr.Code, Reason: aerr.Description}})
 	}
 	if aerr.Page {
 		h.errorPage(w, http.StatusBadRequest, linkNotValid)
@@ -161,7 +161,7 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, snap *snapsho
 		return
 	}
 	if h.Observe != nil {
-		h.Observe(r, oauth.Result{Endpoint: "authorize", ClientID: client.ID, Flow: req.ResponseType})
+		h.Observe(r, oauth.Result{Endpoint: oauth.Endpoint(r), ClientID: client.ID, Flow: req.ResponseType})
 	}
 	redirect(w, loc)
 }

@@ -51,7 +51,7 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// LoginLimiter slows failed logins on the login form per user name and client address (nil:
 	// the default, 5 failures then one attempt per 12 s), per client address (4 times the
-	// burst) and loosely per user name (see login's loginLimits).
+	// burst) and loosely per user name (see popout's loginLimits).
 	LoginLimiter *limiter.FailureLimiter
 }
 
@@ -85,7 +85,8 @@ func Handler(cfg Config) http.Handler {
 	issue := &issueapi.Handler{Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("issueapi"), Observe: cfg.Observe}
 	tok := &token.Handler{Source: cfg.Source, Replay: cfg.Replay, Now: cfg.Now, Log: cfg.Log.WithName("token"), Observe: cfg.Observe, Limiter: cfg.Limiter}
 	// The route table is what the endpoint packages register: each route's name is its metric
-	// label, the same name its handler reports in oauth.Result.
+	// label, and the router hands it to the handler (oauth.Endpoint), which reports it in its
+	// oauth.Result: one name per route, wherever it is counted.
 	var table []oauth.Route
 	table = append(table, discovery.Routes(cfg.Source)...)
 	table = append(table, tok.Route())
@@ -133,7 +134,7 @@ type router struct {
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e, ok := rt.match(r); ok {
-		e.h.ServeHTTP(w, r)
+		e.h.ServeHTTP(w, oauth.WithEndpoint(r, e.name))
 		return
 	}
 	http.NotFound(w, r)

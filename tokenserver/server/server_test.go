@@ -382,7 +382,7 @@ func TestRepeatedFailedAuthenticationIsSlowed(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || body["error"] != "invalid_client" || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("the 11th failure: %d %v (Retry-After %q), want 429 invalid_client with Retry-After", resp.StatusCode, body["error"], resp.Header.Get("Retry-After"))
 	}
-	// A correct secret is never refused (oauth's TestCorrectSecretIsNeverLockedOutByOthers).
+	// A correct secret is never refused (token's TestCorrectSecretIsNeverLockedOutByOthers).
 	resp, body = f.postToken(t, form(f.code(t, map[string]any{"client_id": codeClientID, "sub": "u"}), lpRedirect), basic(codeClientID, codeSecret))
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("the correct secret after 10 failures: %d %v, want 200", resp.StatusCode, body["error"])

@@ -175,7 +175,7 @@ func TestNonRS256KeysSign(t *testing.T) {
 }
 
 // BenchmarkSign compares the pure-Go signer with the build's at LivePerson's key sizes, on all
-// cores (`go test -bench Sign -tags openssl ./tokenserver/keys/`).
+// cores (`go test -bench Sign -tags openssl ./tokenserver/signer/`).
 func BenchmarkSign(b *testing.B) {
 	for _, bits := range []int{2048, 3072, 4096} {
 		jwk, err := keys.Generate(v1alpha1.RS256, bits)

@@ -50,7 +50,7 @@ type Handler struct {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	res := oauth.Result{Endpoint: "token"}
+	res := oauth.Result{Endpoint: oauth.Endpoint(r)}
 	body, err := h.serve(r, &res)
 	if err != nil {
 		res.Err = err
