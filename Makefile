@@ -94,6 +94,11 @@ bench: build ## Benchmarks: raw RSA limits, HTTP load on a real token server, co
 	go build -trimpath -tags "$$(hack/openssl.sh)" -o bin/lpauth-dev ./hack/dev
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run -tags "$$(hack/openssl.sh)" ./hack/bench -bin bin/lpauth-operator -dev bin/lpauth-dev -out bench $(BENCH_FLAGS)
 
+.PHONY: faults
+faults: build ## Fault injection under load: operator SIGKILLs during rotations, token server SIGTERMs, Redis killed (faults/results-<time>.txt).
+	@hack/redis.sh >/dev/null
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run ./hack/faults -bin bin/lpauth-operator -out faults $(FAULTS_FLAGS)
+
 ##@ Build
 
 .PHONY: build

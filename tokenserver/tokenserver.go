@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,6 +56,7 @@ func Run(args []string, stderr io.Writer) error {
 	listen := fs.String("listen", ":8080", "address of the endpoints LivePerson and the brand's backend call")
 	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics (Prometheus), kept off the public listener")
 	grace := fs.Duration("shutdown-grace", 20*time.Second, "how long in-flight requests may finish after SIGTERM")
+	drainDelay := fs.Duration("drain-delay", 0, "after SIGTERM, how long to keep serving while /readyz says 503 and connections close after each response, before draining: for load balancers that follow readiness (in Kubernetes the pod's preStop pause does this)")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -72,11 +74,11 @@ func Run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("finding the cluster: %w", err)
 	}
-	handler, m, err := Start(ctx, cfg, *namespace, *name, log)
+	ts, err := Start(ctx, cfg, *namespace, *name, log)
 	if err != nil {
 		return err
 	}
-	metricsSrv := server.NewHTTPServer(*metricsListen, m.Handler())
+	metricsSrv := server.NewHTTPServer(*metricsListen, ts.Metrics.Handler())
 	go func() {
 		if err := metricsSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error(err, "Metrics listener stopped")
@@ -87,37 +89,59 @@ func Run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", *listen, err)
 	}
-	return Serve(ctx, server.NewHTTPServer(*listen, handler), ln, *grace, log)
+	return ts.Serve(ctx, server.NewHTTPServer(*listen, ts.Handler), ln, *drainDelay, *grace, log)
+}
+
+// Server is a started token server: its handler, its metrics, and whether it is draining
+// (its /readyz then answers 503, so a load balancer that follows readiness stops sending to it).
+type Server struct {
+	Handler  http.Handler
+	Metrics  *metrics.Metrics
+	draining atomic.Bool
 }
 
 // Start reads the TokenServer, starts the informers that keep its snapshot current, and returns
-// its HTTP handler and metrics. The informers stop with ctx.
-func Start(ctx context.Context, cfg *rest.Config, namespace, name string, log logr.Logger) (http.Handler, *metrics.Metrics, error) {
+// the server. The informers stop with ctx.
+func Start(ctx context.Context, cfg *rest.Config, namespace, name string, log logr.Logger) (*Server, error) {
 	scheme := Scheme()
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ts := &v1alpha1.TokenServer{}
 	if err := direct.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, ts); err != nil {
-		return nil, nil, fmt.Errorf("reading TokenServer %s/%s: %w", namespace, name, err)
+		return nil, fmt.Errorf("reading TokenServer %s/%s: %w", namespace, name, err)
 	}
 	store, err := replayStore(ctx, direct, ts)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	m := metrics.New()
 	holder := &snapshot.Holder{}
 	log.Info("Starting the token server", "issuer", ts.Spec.Issuer, "rs256Signer", signer.Implementation)
 	src := &cluster.Source{Namespace: namespace, TokenServer: name, Holder: holder, Log: log.WithName("snapshot"), OnBuild: m.OnBuild}
 	if err := src.Start(ctx, cfg, scheme); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return server.Handler(server.Config{Issuer: ts.Spec.Issuer, Source: holder, Replay: store, Log: log.WithName("http"), Metrics: m}), m, nil
+	s := &Server{Metrics: m}
+	s.Handler = server.Handler(server.Config{Issuer: ts.Spec.Issuer, Source: holder, Replay: store, Log: log.WithName("http"), Metrics: m, Draining: s.draining.Load})
+	return s, nil
 }
 
-// Serve runs srv on ln until ctx ends, then lets in-flight requests finish within grace.
-func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, log logr.Logger) error {
+// Serve runs srv on ln until ctx ends. Then it drains: for drainDelay it keeps serving with
+// /readyz at 503 and closes each connection after its response (so clients reconnect, through
+// the load balancer, to a server that stays), then lets in-flight requests finish within grace.
+func (s *Server) Serve(ctx context.Context, srv *http.Server, ln net.Listener, drainDelay, grace time.Duration, log logr.Logger) error {
+	// While draining, each response closes its connection: the client's next request opens a new
+	// one, which the load balancer sends to a server that stays. Idle connections are left open
+	// until the end of the drain delay (closing them now races with a request being sent on them).
+	next := srv.Handler
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("Serving", "address", ln.Addr().String())
@@ -125,6 +149,11 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	case err := <-errc:
 		return fmt.Errorf("serving on %s: %w", srv.Addr, err)
 	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	if drainDelay > 0 {
+		log.Info("Stopping: out of rotation, still serving", "for", drainDelay)
+		time.Sleep(drainDelay)
 	}
 	log.Info("Shutting down; draining in-flight requests", "grace", grace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)

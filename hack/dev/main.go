@@ -117,13 +117,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// The token server serves first: its TokenServer is Ready only once its one replica (this
 	// process) is, and the sample client only once its TokenServer is.
-	handler, _, err := tokenserver.Start(ctx, cfg, devNamespace, "brand", log.WithName("tokenserver"))
+	ts, err := tokenserver.Start(ctx, cfg, devNamespace, "brand", log.WithName("tokenserver"))
 	if err != nil {
 		return err
 	}
 	served := make(chan error, 1)
 	go func() {
-		served <- tokenserver.Serve(ctx, server.NewHTTPServer(*listen, handler), ln, 5*time.Second, log.WithName("tokenserver"))
+		served <- ts.Serve(ctx, server.NewHTTPServer(*listen, ts.Handler), ln, 0, 5*time.Second, log.WithName("tokenserver"))
 	}()
 	go reportReplica(ctx, c, issuer, log)
 	info, err := waitForDemo(ctx, c)

@@ -137,7 +137,7 @@ func Complete(snap *snapshot.Snapshot, client *snapshot.Client, req Request, id 
 		}
 		return appendQuery(req.RedirectURI, "token="+url.QueryEscape(token), req), nil
 	}
-	p := codes.Payload{ClientID: client.ID, Subject: id.Subject, Expiry: now.Add(snap.CodeTTL).Unix(), RedirectURI: req.RedirectURI}
+	p := codes.Payload{ClientID: client.ID, Subject: id.Subject, Issued: now.Unix(), Expiry: now.Add(snap.CodeTTL).Unix(), RedirectURI: req.RedirectURI}
 	if req.CodeChallenge != "" && client.PKCE != v1alpha1.PKCEDisabled {
 		// Check judged the request already; the client may have changed since (a login form
 		// is posted minutes later), so the method is judged again.

@@ -19,11 +19,15 @@ type LandingRequest struct {
 	// ID makes each request single-use: the issue API claims it in the replay store.
 	ID  string  `json:"id"`
 	Req Request `json:"r"`
+	// Issued is when it was sealed (Unix seconds; absent in requests sealed before it was
+	// recorded), for the replay store (see replay.Store).
+	Issued int64 `json:"iat,omitempty"`
 }
 
-// SealLanding seals req for the landing page under id (codes.NewID), valid until expiry.
-func SealLanding(snap *snapshot.Snapshot, id string, req Request, expiry time.Time) (string, error) {
-	return snap.Codes.SealValue(purposeLanding, LandingRequest{ID: id, Req: req}, expiry)
+// SealLanding seals req for the landing page under id (codes.NewID), issued now and valid until
+// expiry.
+func SealLanding(snap *snapshot.Snapshot, id string, req Request, now, expiry time.Time) (string, error) {
+	return snap.Codes.SealValue(purposeLanding, LandingRequest{ID: id, Req: req, Issued: now.Unix()}, expiry)
 }
 
 // OpenLanding opens a sealed landing request, refusing it at or after its expiry.

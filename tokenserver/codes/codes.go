@@ -42,12 +42,15 @@ var ErrInvalid = errors.New("invalid code")
 // Payload is what a code stands for.
 type Payload struct {
 	// ID is random and unique: the replay store records it on redemption.
-	ID       string          `json:"jti"`
-	ClientID string          `json:"cid"`
-	Subject  string          `json:"sub"`
-	Expiry   int64           `json:"exp"` // Unix seconds
-	Claims   json.RawMessage `json:"clm,omitempty"`
-	LPSdes   json.RawMessage `json:"sdes,omitempty"`
+	ID       string `json:"jti"`
+	ClientID string `json:"cid"`
+	Subject  string `json:"sub"`
+	Expiry   int64  `json:"exp"` // Unix seconds
+	// Issued is when the code was issued (Unix seconds; absent in codes issued before it was
+	// recorded): a replay store that lost its records refuses codes issued before they begin.
+	Issued int64           `json:"iat,omitempty"`
+	Claims json.RawMessage `json:"clm,omitempty"`
+	LPSdes json.RawMessage `json:"sdes,omitempty"`
 	// RedirectURI is the redirect_uri of the request that issued the code, if any; redemption
 	// must present the same value.
 	RedirectURI string `json:"ru,omitempty"`

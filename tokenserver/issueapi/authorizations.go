@@ -71,7 +71,11 @@ func (h *Handler) authorization(r *http.Request, res *oauth.Result) (map[string]
 		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "no replay store", Description: "try again"}
 	}
 	// Claimed last: a request refused for a fixable mistake (no sub) can be sent again.
-	first, err := h.Replay.Claim(r.Context(), "login:"+st.ID, h.Now().Add(snap.Login.LandingPage.RequestTTL+time.Minute))
+	issued := time.Unix(st.Issued, 0)
+	if st.Issued == 0 {
+		issued = h.Now().Add(-snap.Login.LandingPage.RequestTTL) // sealed before iat was recorded
+	}
+	first, err := h.Replay.Claim(r.Context(), "login:"+st.ID, issued, h.Now().Add(snap.Login.LandingPage.RequestTTL+time.Minute))
 	if err != nil {
 		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "replay store: " + err.Error(), Description: "try again"}
 	}

@@ -185,7 +185,7 @@ func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, no
 	if req.RedirectURI != "" && !client.Redirects.Allowed(req.RedirectURI) {
 		return nil, Bad("redirect_uri is not registered for this client")
 	}
-	p := codes.Payload{ClientID: client.ID, Subject: req.Subject, Expiry: now.Add(snap.CodeTTL).Unix(), RedirectURI: req.RedirectURI}
+	p := codes.Payload{ClientID: client.ID, Subject: req.Subject, Issued: now.Unix(), Expiry: now.Add(snap.CodeTTL).Unix(), RedirectURI: req.RedirectURI}
 	if client.PKCE != v1alpha1.PKCEDisabled && req.CodeChallenge != "" {
 		// The authorization endpoint's rule: S256 when no method is given, plain only where
 		// the client allows it.

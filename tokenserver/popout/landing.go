@@ -23,7 +23,7 @@ func (c landingPage) Begin(w http.ResponseWriter, r *http.Request, f Flow) {
 		h.errorPage(w, http.StatusInternalServerError, unavailable)
 		return
 	}
-	sealed, err := authorize.SealLanding(snap, id, req, h.Now().Add(lp.RequestTTL))
+	sealed, err := authorize.SealLanding(snap, id, req, h.Now(), h.Now().Add(lp.RequestTTL))
 	if err != nil {
 		h.Log.Info("Authorization refused: the login request cannot be sealed", "clientID", req.ClientID, "reason", err.Error())
 		h.errorPage(w, http.StatusBadRequest, linkNotValid)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -60,7 +62,7 @@ func NewRedis(url, prefix string) (*Redis, error) {
 }
 
 // Claim implements Store.
-func (r *Redis) Claim(ctx context.Context, id string, expiry time.Time) (bool, error) {
+func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) (bool, error) {
 	ttl := time.Until(expiry)
 	if ttl < time.Second {
 		ttl = time.Second // the code is about to expire; keep the ID long enough to refuse a replay
@@ -69,9 +71,20 @@ func (r *Redis) Claim(ctx context.Context, id string, expiry time.Time) (bool, e
 	defer cancel()
 	// A value no other claim writes: 128 random bits.
 	token, key := rand.Text(), r.prefix+id
-	set, err := r.client.SetNX(ctx, key, token, ttl).Result()
+	// One round trip: when the records begin, and the claim.
+	pipe := r.client.Pipeline()
+	since := pipe.Get(ctx, r.prefix+epochKey)
+	claim := pipe.SetNX(ctx, key, token, ttl)
+	_, _ = pipe.Exec(ctx)
+	set, err := claim.Result()
 	if err == nil {
-		return set, nil // a definite answer: nothing was lost
+		// A definite answer: nothing was lost. Unless the ID predates the records.
+		if complete, eerr := r.completeSince(ctx, since); eerr != nil {
+			return false, eerr
+		} else if issued.Unix() < complete {
+			return false, nil
+		}
+		return set, nil
 	}
 	if notSent(err) {
 		return false, fmt.Errorf("redis SET NX: %w", err)
@@ -84,7 +97,14 @@ func (r *Redis) Claim(ctx context.Context, id string, expiry time.Time) (bool, e
 		held, gerr := r.client.Get(ctx, key).Result()
 		switch {
 		case gerr == nil:
-			return held == token, nil
+			if held != token {
+				return false, nil
+			}
+			complete, eerr := r.completeSince(ctx, r.client.Get(ctx, r.prefix+epochKey))
+			if eerr != nil {
+				return false, eerr
+			}
+			return issued.Unix() >= complete, nil
 		case !errors.Is(gerr, redis.Nil):
 			err = gerr
 			continue
@@ -93,13 +113,62 @@ func (r *Redis) Claim(ctx context.Context, id string, expiry time.Time) (bool, e
 		// the same token; if that finds the key held, the next read tells whose it is.
 		set, serr := r.client.SetNX(ctx, key, token, ttl).Result()
 		if serr == nil && set {
-			return true, nil
+			complete, eerr := r.completeSince(ctx, r.client.Get(ctx, r.prefix+epochKey))
+			if eerr != nil {
+				return false, eerr
+			}
+			return issued.Unix() >= complete, nil
 		}
 		if serr != nil {
 			err = serr
 		}
 	}
 	return false, fmt.Errorf("redis SET NX: outcome unknown: %w", err)
+}
+
+// epochKey holds, under the store's prefix, when its records begin (Unix seconds): written when
+// missing, which is when Redis lost what it held (a restart without persistence, a flush). The
+// key is replicated with the rest, so a failover keeps it (and loses only the writes the replica
+// had not received: see the README).
+const epochKey = "records-since"
+
+// completeSince is when the records begin: the epoch key's value, or, when the key is missing
+// (Redis lost its data), the time the Redis server started, written for the next claims. Every
+// claim made before that start is lost, so an ID issued before it may have been claimed.
+func (r *Redis) completeSince(ctx context.Context, got *redis.StringCmd) (int64, error) {
+	v, err := got.Int64()
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("redis GET %s: %w", epochKey, err)
+	}
+	info, err := r.client.Info(ctx, "server").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis INFO: %w", err)
+	}
+	now, err := r.client.Time(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis TIME: %w", err)
+	}
+	start := now.Unix() - uptimeSeconds(info)
+	// Another replica may write it first: theirs and ours are the same server start.
+	if _, err := r.client.SetNX(ctx, r.prefix+epochKey, start, 0).Result(); err != nil {
+		return 0, fmt.Errorf("redis SET %s: %w", epochKey, err)
+	}
+	return start, nil
+}
+
+// uptimeSeconds reads uptime_in_seconds from INFO server (0 when absent: the whole past is
+// then assumed lost, which refuses more, never less).
+func uptimeSeconds(info string) int64 {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "uptime_in_seconds:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // notSent reports errors that leave no doubt the command never reached Redis: no connection

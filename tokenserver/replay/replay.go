@@ -13,9 +13,12 @@ import (
 
 // Store records code IDs.
 type Store interface {
-	// Claim records id as used until expiry. It returns false when id was already claimed, and an
-	// error when it cannot tell (the caller must then refuse the code).
-	Claim(ctx context.Context, id string, expiry time.Time) (bool, error)
+	// Claim records id, issued at issued, as used until expiry. It returns false when id was
+	// already claimed, or may have been: when it was issued before the store's records begin (a
+	// store that lost what it held, restarted Redis or a restarted process, cannot tell whether
+	// it was claimed before). It returns an error when it cannot tell (the caller must then
+	// refuse the code).
+	Claim(ctx context.Context, id string, issued, expiry time.Time) (bool, error)
 }
 
 // ErrFull is returned by a Memory store that holds its maximum of unexpired IDs.
@@ -29,8 +32,11 @@ var ErrFull = errors.New("replay store full")
 // them, and expired IDs leave from the front of an insertion-ordered queue instead of by walking
 // the whole map.
 type Memory struct {
-	max     int
-	now     func() time.Time
+	max int
+	now func() time.Time
+	// since is when the store began: it knows nothing of claims made before (by an earlier
+	// process), so IDs issued before it are refused.
+	since   time.Time
 	mu      sync.Mutex
 	expires map[digest]int64
 	// order lists claims oldest first, from head on. Codes are redeemed roughly in the order
@@ -52,7 +58,7 @@ func NewMemory(max int, now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{max: max, now: now, expires: make(map[digest]int64)}
+	return &Memory{max: max, now: now, since: now().Truncate(time.Second), expires: make(map[digest]int64)}
 }
 
 // digestOf names an ID by 128 bits of its SHA-256: IDs are attacker-chosen strings, and two of
@@ -64,7 +70,10 @@ func digestOf(id string) (d digest) {
 }
 
 // Claim implements Store.
-func (m *Memory) Claim(_ context.Context, id string, expiry time.Time) (bool, error) {
+func (m *Memory) Claim(_ context.Context, id string, issued, expiry time.Time) (bool, error) {
+	if issued.Before(m.since) {
+		return false, nil // issued before this process: it may have been claimed by the last one
+	}
 	key, now, exp := digestOf(id), m.now().UnixNano(), expiry.UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -41,7 +41,7 @@ func TestExactlyOneOfManyConcurrentClaimsWins(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					ok, err := s.Claim(context.Background(), "code-1", time.Now().Add(time.Minute))
+					ok, err := s.Claim(context.Background(), "code-1", time.Now(), time.Now().Add(time.Minute))
 					if err != nil {
 						t.Error(err)
 					}
@@ -54,7 +54,7 @@ func TestExactlyOneOfManyConcurrentClaimsWins(t *testing.T) {
 			if wins.Load() != 1 {
 				t.Errorf("%d claims won, want exactly 1", wins.Load())
 			}
-			if ok, _ := s.Claim(context.Background(), "code-2", time.Now().Add(time.Minute)); !ok {
+			if ok, _ := s.Claim(context.Background(), "code-2", time.Now(), time.Now().Add(time.Minute)); !ok {
 				t.Error("a different code was refused")
 			}
 		})
@@ -65,16 +65,16 @@ func TestMemoryForgetsExpiredAndIsBounded(t *testing.T) {
 	now := time.Unix(1000, 0)
 	m := NewMemory(2, func() time.Time { return now })
 	ctx := context.Background()
-	m.Claim(ctx, "a", now.Add(time.Minute))
-	m.Claim(ctx, "b", now.Add(2*time.Minute))
-	if _, err := m.Claim(ctx, "c", now.Add(time.Minute)); !errors.Is(err, ErrFull) {
+	m.Claim(ctx, "a", now, now.Add(time.Minute))
+	m.Claim(ctx, "b", now, now.Add(2*time.Minute))
+	if _, err := m.Claim(ctx, "c", now, now.Add(time.Minute)); !errors.Is(err, ErrFull) {
 		t.Fatalf("third claim in a full store = %v, want ErrFull", err)
 	}
 	now = now.Add(90 * time.Second) // "a" expired
-	if ok, err := m.Claim(ctx, "c", now.Add(time.Minute)); !ok || err != nil {
+	if ok, err := m.Claim(ctx, "c", now, now.Add(time.Minute)); !ok || err != nil {
 		t.Fatalf("claim after expiry = %v, %v; want true", ok, err)
 	}
-	if ok, _ := m.Claim(ctx, "b", now.Add(time.Minute)); ok {
+	if ok, _ := m.Claim(ctx, "b", now, now.Add(time.Minute)); ok {
 		t.Error("b was claimed twice")
 	}
 }
@@ -87,7 +87,7 @@ func TestMemoryFollowsLiveCodes(t *testing.T) {
 	ctx := context.Background()
 	for i := range 5000 {
 		now = now.Add(time.Millisecond)
-		if ok, err := m.Claim(ctx, fmt.Sprint("code-", i), now.Add(time.Second)); !ok || err != nil {
+		if ok, err := m.Claim(ctx, fmt.Sprint("code-", i), now, now.Add(time.Second)); !ok || err != nil {
 			t.Fatalf("claim %d = %v, %v", i, ok, err)
 		}
 	}
@@ -95,14 +95,14 @@ func TestMemoryFollowsLiveCodes(t *testing.T) {
 	if n := m.Len(); n > 1001 {
 		t.Errorf("Len = %d after 5 s of 1 s codes, want at most 1,001", n)
 	}
-	if ok, _ := m.Claim(ctx, "code-4999", now.Add(time.Second)); ok {
+	if ok, _ := m.Claim(ctx, "code-4999", now, now.Add(time.Second)); ok {
 		t.Error("a live code was claimed twice")
 	}
-	if ok, _ := m.Claim(ctx, "code-0", now.Add(time.Second)); !ok {
+	if ok, _ := m.Claim(ctx, "code-0", now, now.Add(time.Second)); !ok {
 		t.Error("an ID whose claim expired could not be claimed again")
 	}
 	now = now.Add(2 * time.Second)
-	if ok, _ := m.Claim(ctx, "code-0", now.Add(time.Second)); !ok {
+	if ok, _ := m.Claim(ctx, "code-0", now, now.Add(time.Second)); !ok {
 		t.Error("the re-claimed ID could not be claimed after its second claim expired")
 	}
 }
@@ -113,19 +113,19 @@ func TestMemoryFullSweepsBehindALongClaim(t *testing.T) {
 	now := time.Unix(1000, 0)
 	m := NewMemory(3, func() time.Time { return now })
 	ctx := context.Background()
-	m.Claim(ctx, "long", now.Add(10*time.Minute))
-	m.Claim(ctx, "b", now.Add(time.Minute))
-	m.Claim(ctx, "c", now.Add(time.Minute))
+	m.Claim(ctx, "long", now, now.Add(10*time.Minute))
+	m.Claim(ctx, "b", now, now.Add(time.Minute))
+	m.Claim(ctx, "c", now, now.Add(time.Minute))
 	now = now.Add(2 * time.Minute)
 	for _, id := range []string{"d", "e"} {
-		if ok, err := m.Claim(ctx, id, now.Add(time.Minute)); !ok || err != nil {
+		if ok, err := m.Claim(ctx, id, now, now.Add(time.Minute)); !ok || err != nil {
 			t.Fatalf("claim %s = %v, %v; want room from the expired b and c", id, ok, err)
 		}
 	}
-	if _, err := m.Claim(ctx, "f", now.Add(time.Minute)); !errors.Is(err, ErrFull) {
+	if _, err := m.Claim(ctx, "f", now, now.Add(time.Minute)); !errors.Is(err, ErrFull) {
 		t.Errorf("claim with three live IDs in a store of three = %v, want ErrFull", err)
 	}
-	if ok, _ := m.Claim(ctx, "long", now.Add(time.Minute)); ok {
+	if ok, _ := m.Claim(ctx, "long", now, now.Add(time.Minute)); ok {
 		t.Error("the long-lived ID was claimed twice")
 	}
 }
@@ -142,13 +142,13 @@ func BenchmarkMemoryClaim(b *testing.B) {
 	}
 	for _, id := range ids[:360_000] {
 		now = now.Add(333 * time.Microsecond)
-		m.Claim(ctx, id, now.Add(2*time.Minute))
+		m.Claim(ctx, id, now, now.Add(2*time.Minute))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for _, id := range ids[360_000:] {
 		now = now.Add(333 * time.Microsecond)
-		if ok, err := m.Claim(ctx, id, now.Add(2*time.Minute)); !ok || err != nil {
+		if ok, err := m.Claim(ctx, id, now, now.Add(2*time.Minute)); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
 	}
@@ -163,7 +163,7 @@ func TestRedisDownFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ok, err := r.Claim(context.Background(), "code", time.Now().Add(time.Minute))
+	ok, err := r.Claim(context.Background(), "code", time.Now(), time.Now().Add(time.Minute))
 	if ok || err == nil {
 		t.Errorf("Claim with Redis down = %v, %v; want false and an error", ok, err)
 	}
@@ -270,14 +270,14 @@ func TestSlowRedisReplyNeverRefusesFirstRedemption(t *testing.T) {
 	ctx := context.Background()
 	expiry := time.Now().Add(time.Minute)
 	start := time.Now()
-	fresh, err := r.Claim(ctx, "code-1", expiry)
+	fresh, err := r.Claim(ctx, "code-1", time.Now(), expiry)
 	if took := time.Since(start); took > ClaimTimeout+RedisTimeout {
 		t.Errorf("claim took %v, want at most ClaimTimeout (%v)", took, ClaimTimeout)
 	}
 	if err != nil || !fresh {
 		t.Fatalf("first redemption with a slow reply = %v, %v; want fresh (true, nil)", fresh, err)
 	}
-	if fresh, err := r.Claim(ctx, "code-1", expiry); fresh || err != nil {
+	if fresh, err := r.Claim(ctx, "code-1", time.Now(), expiry); fresh || err != nil {
 		t.Errorf("second redemption = %v, %v; want a replay (false, nil)", fresh, err)
 	}
 	// Redis itself holds exactly one claim of the code.
@@ -286,7 +286,7 @@ func TestSlowRedisReplyNeverRefusesFirstRedemption(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if fresh, err := other.Claim(ctx, "code-1", expiry); fresh || err != nil {
+	if fresh, err := other.Claim(ctx, "code-1", time.Now(), expiry); fresh || err != nil {
 		t.Errorf("redemption through another replica = %v, %v; want a replay (false, nil)", fresh, err)
 	}
 }
@@ -302,11 +302,52 @@ func TestLateRedisSetIsTheSameClaim(t *testing.T) {
 	defer r.Close()
 	ctx := context.Background()
 	expiry := time.Now().Add(time.Minute)
-	if fresh, err := r.Claim(ctx, "code-1", expiry); err != nil || !fresh {
+	if fresh, err := r.Claim(ctx, "code-1", time.Now(), expiry); err != nil || !fresh {
 		t.Fatalf("first redemption with a late SET = %v, %v; want fresh (true, nil)", fresh, err)
 	}
 	time.Sleep(RedisTimeout) // the late SET lands now
-	if fresh, err := r.Claim(ctx, "code-1", expiry); fresh || err != nil {
+	if fresh, err := r.Claim(ctx, "code-1", time.Now(), expiry); fresh || err != nil {
 		t.Errorf("second redemption = %v, %v; want a replay (false, nil)", fresh, err)
 	}
+}
+
+// Regression (make faults, Redis killed): Redis restarted without persistence forgot every
+// claim, and a code redeemed before could be redeemed again. A store that lost its records
+// refuses IDs issued before they begin: Redis from its server's start, memory from its own.
+func TestAStoreThatLostItsRecordsRefusesOlderIDs(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		t.Parallel()
+		now := time.Unix(1_000_000, 0)
+		m := NewMemory(10, func() time.Time { return now })
+		if ok, _ := m.Claim(context.Background(), "from-the-last-process", now.Add(-time.Second), now.Add(time.Minute)); ok {
+			t.Error("an ID issued before the store began was accepted")
+		}
+		if ok, _ := m.Claim(context.Background(), "fresh", now, now.Add(time.Minute)); !ok {
+			t.Error("an ID issued since the store began was refused")
+		}
+	})
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		srv := replaytest.Redis(t)
+		r, err := NewRedis(srv.URL, "test:")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		ctx := context.Background()
+		// Issued after Redis started (its start is kept to the second), redeemed once.
+		time.Sleep(1100 * time.Millisecond)
+		issued := time.Now()
+		if ok, err := r.Claim(ctx, "code-1", issued, time.Now().Add(time.Minute)); !ok || err != nil {
+			t.Fatalf("first redemption: %v %v", ok, err)
+		}
+		time.Sleep(1100 * time.Millisecond) // the restart is at least a second after the issue
+		srv.Restart(t)
+		if ok, err := r.Claim(ctx, "code-1", issued, time.Now().Add(time.Minute)); ok || err != nil {
+			t.Fatalf("the same code after Redis lost its records: %v %v, want refused", ok, err)
+		}
+		if ok, err := r.Claim(ctx, "code-2", time.Now(), time.Now().Add(time.Minute)); !ok || err != nil {
+			t.Fatalf("a code issued after the restart: %v %v, want accepted", ok, err)
+		}
+	})
 }

@@ -49,6 +49,9 @@ type Config struct {
 	Limiter *limiter.FailureLimiter
 	// Metrics, when set, counts every request (served on its own port by the caller).
 	Metrics *metrics.Metrics
+	// Draining, when it reports true, makes /readyz answer 503: the server is stopping and a
+	// load balancer that follows readiness should send it nothing new.
+	Draining func() bool
 	// LoginLimiter slows failed logins on the login form per user name and client address (nil:
 	// the default, 5 failures then one attempt per 12 s), per client address (4 times the
 	// burst) and loosely per user name (see popout's loginLimits).
@@ -97,6 +100,10 @@ func Handler(cfg Config) http.Handler {
 		"/readyz": {"readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			if cfg.Source.Snapshot() == nil {
 				http.Error(w, "no snapshot yet", http.StatusServiceUnavailable)
+				return
+			}
+			if cfg.Draining != nil && cfg.Draining() {
+				http.Error(w, "stopping", http.StatusServiceUnavailable)
 				return
 			}
 			w.WriteHeader(http.StatusOK)

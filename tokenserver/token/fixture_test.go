@@ -113,7 +113,7 @@ func newFixture(t testing.TB, trusted ...string) *fixture {
 func (f *fixture) code(t testing.TB, p codes.Payload) string {
 	t.Helper()
 	p.ID, _ = codes.NewID()
-	p.Expiry = f.now().Add(time.Minute).Unix()
+	p.Issued, p.Expiry = f.now().Unix(), f.now().Add(time.Minute).Unix()
 	c, err := f.snap.Codes.Seal(p)
 	if err != nil {
 		t.Fatal(err)

@@ -109,7 +109,11 @@ func (h *Handler) serve(r *http.Request, res *oauth.Result) (*tokenResponse, *oa
 		return nil, err
 	}
 	// Claimed last, once everything else holds, so a mistaken request does not burn a good code.
-	fresh, claimErr := h.Replay.Claim(r.Context(), code.ID, time.Unix(code.Expiry, 0))
+	issued := time.Unix(code.Issued, 0)
+	if code.Issued == 0 {
+		issued = time.Unix(code.Expiry, 0).Add(-snap.CodeTTL) // a code from before iat was recorded
+	}
+	fresh, claimErr := h.Replay.Claim(r.Context(), code.ID, issued, time.Unix(code.Expiry, 0))
 	if claimErr != nil {
 		return nil, oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "replay store: "+claimErr.Error(), "try again")
 	}

@@ -15,6 +15,28 @@ import (
 // Without redis-server the test is skipped, except in CI, where it fails.
 func StartRedis(t testing.TB) string {
 	t.Helper()
+	return Redis(t).URL
+}
+
+// Server is a redis-server a test can restart (without persistence: it comes back empty).
+type Server struct {
+	URL  string
+	port int
+	bin  string
+	cmd  *exec.Cmd
+}
+
+// Restart kills the server and starts it again on the same port, empty.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.start(t)
+}
+
+// Redis runs redis-server like StartRedis and returns it.
+func Redis(t testing.TB) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -28,17 +50,24 @@ func StartRedis(t testing.TB) string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
+	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), port: port, bin: bin}
+	s.start(t)
+	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
+	return s
+}
+
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return "redis://" + addr + "/0"
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("redis-server did not start: %v", err)

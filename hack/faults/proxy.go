@@ -1,0 +1,123 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// proxy is what a Service gives the token servers: a TCP round robin over the backends whose
+// /readyz answers 200, checked every 100 ms (a kube-proxy endpoint drops a pod that turns
+// unready). An open connection stays with its backend, as it does through kube-proxy.
+type proxy struct {
+	ln       net.Listener
+	mu       sync.Mutex
+	backends []*backend
+	next     atomic.Uint64
+	done     chan struct{}
+}
+
+type backend struct {
+	addr  string
+	ready atomic.Bool
+}
+
+func newProxy(addr string) (*proxy, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &proxy{ln: ln, done: make(chan struct{})}
+	go p.accept()
+	go p.check()
+	return p, nil
+}
+
+// set replaces the backends (their readiness is checked before any is used).
+func (p *proxy) set(addrs ...string) {
+	bs := make([]*backend, len(addrs))
+	for i, a := range addrs {
+		bs[i] = &backend{addr: a}
+		bs[i].ready.Store(probe(a))
+	}
+	p.mu.Lock()
+	p.backends = bs
+	p.mu.Unlock()
+}
+
+func probe(addr string) bool {
+	c := http.Client{Timeout: 200 * time.Millisecond}
+	resp, err := c.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (p *proxy) check() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		bs := p.backends
+		p.mu.Unlock()
+		for _, b := range bs {
+			b.ready.Store(probe(b.addr))
+		}
+	}
+}
+
+func (p *proxy) pick() string {
+	p.mu.Lock()
+	bs := p.backends
+	p.mu.Unlock()
+	for range bs {
+		b := bs[p.next.Add(1)%uint64(len(bs))]
+		if b.ready.Load() {
+			return b.addr
+		}
+	}
+	return ""
+}
+
+func (p *proxy) accept() {
+	for {
+		conn, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.serve(conn)
+	}
+}
+
+func (p *proxy) serve(in net.Conn) {
+	defer in.Close()
+	addr := p.pick()
+	if addr == "" {
+		return // no ready backend: the connection is refused, as with no endpoints
+	}
+	out, err := net.Dial("tcp", addr)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(out, in); _ = out.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(in, out); _ = in.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+func (p *proxy) close() {
+	close(p.done)
+	p.ln.Close()
+}

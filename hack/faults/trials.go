@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lpauth/lpauth-operator/api/keys"
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+)
+
+// row is one line of the results table.
+type row struct {
+	fault              string
+	trials             int
+	requests, failed   int64
+	violations         []string
+	recover            time.Duration
+	recoverWhat, notes string
+}
+
+// rollingRestarts: each token server in turn gets SIGTERM under load and comes back, as a rolling
+// update does, behind a proxy that follows readiness. Nothing may fail: the stopping server
+// leaves rotation, closes connections after each answer, and finishes what it has in flight.
+func rollingRestarts(ctx context.Context, c *cluster, px *proxy, servers []*proc, addrs []string, rounds int) row {
+	r := row{fault: "token server SIGTERM under load (rolling restart, 2 replicas)", recoverWhat: "restarted server ready"}
+	l := newLP(c, "http://"+px.ln.Addr().String())
+	var o outcome
+	var doubles atomic.Int64
+	stop := make(chan struct{})
+	wg := l.redemptions(16, stop, &o, &doubles)
+	time.Sleep(2 * time.Second)
+	for round := range rounds {
+		i := round % len(servers)
+		servers[i].signal(syscall.SIGTERM, 30*time.Second)
+		start := time.Now()
+		if err := servers[i].start(); err != nil {
+			r.violations = append(r.violations, err.Error())
+			break
+		}
+		if err := waitServing("http://"+addrs[i], 30*time.Second); err != nil {
+			r.violations = append(r.violations, err.Error())
+			break
+		}
+		r.recover = max(r.recover, time.Since(start))
+		r.trials++
+		time.Sleep(time.Second)
+	}
+	close(stop)
+	wg.Wait()
+	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()
+	if r.failed > 0 {
+		r.violations = append(r.violations, "failed requests: "+o.String())
+	}
+	if d := doubles.Load(); d > 0 {
+		r.violations = append(r.violations, fmt.Sprintf("%d codes redeemed twice", d))
+	}
+	r.notes = o.String()
+	return r
+}
+
+// redisKilled: Redis is killed under load and comes back (empty: no persistence) after down.
+// While it is gone, redemptions must answer 503 promptly (no hanging connection) and none may
+// succeed twice; within a second of its return, service is whole again; and a code redeemed
+// before the kill must still not redeem after Redis comes back empty.
+func redisKilled(ctx context.Context, c *cluster, base string, rounds int, down time.Duration) row {
+	r := row{fault: fmt.Sprintf("Redis killed for %s under /token load", down), recoverWhat: "Redis back → first successful redemption"}
+	l := newLP(c, base)
+	var o outcome
+	var doubles atomic.Int64
+	var redeemed []string
+	for range rounds {
+		// A code redeemed before the kill, to present again once Redis is back empty.
+		code, _, err := l.code(0)
+		if err == nil {
+			if _, status, err := l.redeem(code); err == nil && status == http.StatusOK {
+				redeemed = append(redeemed, code)
+			}
+		}
+		stop := make(chan struct{})
+		wg := l.redemptions(8, stop, &o, &doubles)
+		time.Sleep(2 * time.Second)
+		c.redis.kill()
+		time.Sleep(down)
+		back := time.Now()
+		if err := c.startRedis(); err != nil {
+			r.violations = append(r.violations, err.Error())
+			close(stop)
+			wg.Wait()
+			break
+		}
+		// Service is whole again when a fresh code redeems.
+		var recovered time.Duration
+		for time.Since(back) < 10*time.Second {
+			code, status, err := l.code(1)
+			if err == nil && status == http.StatusOK {
+				if _, status, err := l.redeem(code); err == nil && status == http.StatusOK {
+					recovered = time.Since(back)
+					break
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		close(stop)
+		wg.Wait()
+		if recovered == 0 || recovered > time.Second {
+			r.violations = append(r.violations, fmt.Sprintf("service not whole within 1 s of Redis returning (%s)", recovered))
+		}
+		r.recover = max(r.recover, recovered)
+		r.trials++
+	}
+	for _, code := range redeemed {
+		if _, status, err := l.redeem(code); err == nil && status == http.StatusOK {
+			doubles.Add(1)
+			r.violations = append(r.violations, "a code redeemed before Redis was lost redeemed again after it came back")
+			break
+		}
+	}
+	r.requests, r.failed = o.requests.Load(), o.failed.Load()
+	if r.failed > 0 {
+		r.violations = append(r.violations, "requests failed other than with 503: "+o.String())
+	}
+	if s := time.Duration(o.slowest.Load()); s > 3*time.Second {
+		r.violations = append(r.violations, fmt.Sprintf("a request took %s: connections hang while Redis is away", s))
+	}
+	if d := doubles.Load(); d > 0 {
+		r.violations = append(r.violations, fmt.Sprintf("%d codes redeemed twice", d))
+	}
+	r.notes = o.String()
+	return r
+}
+
+// operatorKilledDuringRotations: forced rotations, each with the operator SIGKILLed at a random
+// moment and started again, while tokens are issued. After each: exactly one Active key, the
+// Active and Next keys with their private parts, and every key that signed a token in the
+// JWKS the token server serves.
+func operatorKilledDuringRotations(ctx context.Context, c *cluster, base string, rotations int) row {
+	r := row{fault: fmt.Sprintf("operator SIGKILL during %d forced rotations", rotations), recoverWhat: "rotation handled after the restart"}
+	l := newLP(c, base)
+	var o outcome
+	kids := &kidSet{m: map[string]bool{}}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			var i int64
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i++
+				start := time.Now()
+				code, status, err := l.code(i)
+				o.requests.Add(1)
+				o.took(time.Since(start))
+				if !l.count(&o, status, err, "code") {
+					continue
+				}
+				start = time.Now()
+				tok, status, err := l.redeem(code)
+				o.requests.Add(1)
+				o.took(time.Since(start))
+				if l.count(&o, status, err, "token") {
+					kids.add(kidOf(tok))
+				}
+			}
+		})
+	}
+	for i := range rotations {
+		request := fmt.Sprintf("force-fault-%d", i)
+		sk := &v1alpha1.SigningKey{}
+		if err := c.k8s.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: c.keyName}, sk); err != nil {
+			r.violations = append(r.violations, err.Error())
+			break
+		}
+		patch := client.MergeFrom(sk.DeepCopy())
+		metav1.SetMetaDataAnnotation(&sk.ObjectMeta, v1alpha1.AnnotationRotate, request)
+		start := time.Now()
+		if err := c.k8s.Patch(ctx, sk, patch); err != nil {
+			r.violations = append(r.violations, err.Error())
+			break
+		}
+		time.Sleep(time.Duration(rand.IntN(400)) * time.Millisecond)
+		if err := c.operator.restart(); err != nil {
+			r.violations = append(r.violations, err.Error())
+			break
+		}
+		err := poll(ctx, 60*time.Second, "rotation "+request, func() (bool, error) {
+			s := &corev1.Secret{}
+			if err := c.k8s.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: keys.SecretName(c.keyName)}, s); err != nil {
+				return false, nil
+			}
+			return s.Annotations[v1alpha1.AnnotationHandledRotate] == request, nil
+		})
+		if err != nil {
+			r.violations = append(r.violations, err.Error())
+			break
+		}
+		r.recover = max(r.recover, time.Since(start))
+		r.trials++
+		r.violations = append(r.violations, keyInvariants(ctx, c)...)
+	}
+	time.Sleep(2 * time.Second) // the token server's JWKS follows within a second or two
+	close(stop)
+	wg.Wait()
+	published := jwksKids(base)
+	for kid := range kids.all() {
+		if !published[kid] {
+			r.violations = append(r.violations, "key "+kid+" signed a token but is not in the JWKS")
+		}
+	}
+	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()
+	if r.failed > 0 {
+		r.violations = append(r.violations, "failed requests: "+o.String())
+	}
+	r.notes = fmt.Sprintf("%s; %d signing keys seen", o.String(), len(kids.all()))
+	return r
+}
+
+// keyInvariants checks the key Secret: exactly one Active key, and the Active and Next keys
+// able to sign.
+func keyInvariants(ctx context.Context, c *cluster) []string {
+	s := &corev1.Secret{}
+	if err := c.k8s.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: keys.SecretName(c.keyName)}, s); err != nil {
+		return []string{"key Secret: " + err.Error()}
+	}
+	set, problems := keys.Decode(s.Data)
+	var out []string
+	if len(problems) > 0 {
+		out = append(out, fmt.Sprintf("key Secret problems: %v", problems))
+	}
+	active := 0
+	for _, k := range set {
+		switch k.State {
+		case v1alpha1.KeyActive:
+			active++
+			fallthrough
+		case v1alpha1.KeyNext:
+			if !k.CanSign() {
+				out = append(out, fmt.Sprintf("%s key %s lost its private part", k.State, k.ID()))
+			}
+		}
+	}
+	if active != 1 {
+		out = append(out, fmt.Sprintf("%d Active keys", active))
+	}
+	return out
+}
+
+type kidSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (k *kidSet) add(kid string) { k.mu.Lock(); k.m[kid] = true; k.mu.Unlock() }
+func (k *kidSet) all() map[string]bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make(map[string]bool, len(k.m))
+	for kid := range k.m {
+		out[kid] = true
+	}
+	return out
+}
+
+// kidOf is the kid in a compact JWS's header.
+func kidOf(token string) string {
+	header, _, _ := strings.Cut(token, ".")
+	b, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	_ = json.Unmarshal(b, &h)
+	return h.Kid
+}
+
+// jwksKids are the kids the token server publishes.
+func jwksKids(base string) map[string]bool {
+	out := map[string]bool{}
+	resp, err := http.Get(base + "/.well-known/jwks.json")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	for _, k := range doc.Keys {
+		out[k.Kid] = true
+	}
+	return out
+}
