@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,14 +34,17 @@ import (
 // and the operator, token servers and Redis as processes of their own, each of which a trial
 // may kill and start again.
 type cluster struct {
-	dir        string
-	bin        string
-	env        *envtest.Environment
-	kubeconfig string
-	k8s        client.Client
-	operator   *proc
-	redis      *proc
-	redisAddr  string
+	dir string
+	bin string
+	env *envtest.Environment
+	// kubeconfig is the harness's own (straight to the API server); processes use procConfig,
+	// through apiProxy, which a trial cuts to take the API server away from them.
+	kubeconfig, procConfig string
+	apiProxy               *proxy
+	k8s                    client.Client
+	operator               *proc
+	redis                  *proc
+	redisAddr              string
 	// The TokenServer's issuer names the address its token servers are reached at (the proxy
 	// in front of them).
 	issuer               string
@@ -127,6 +132,24 @@ func startCluster(ctx context.Context, bin, dir, issuerAddr string) (*cluster, e
 	if err != nil {
 		return c, err
 	}
+	apiURL, err := url.Parse(cfg.Host)
+	if err != nil {
+		return c, err
+	}
+	if c.apiProxy, err = newProxy("127.0.0.1:0"); err != nil {
+		return c, err
+	}
+	c.apiProxy.always = true
+	c.apiProxy.set(apiURL.Host)
+	raw, err := os.ReadFile(c.kubeconfig)
+	if err != nil {
+		return c, err
+	}
+	c.procConfig = filepath.Join(dir, "kubeconfig-through-proxy")
+	proxied := strings.ReplaceAll(string(raw), apiURL.Host, c.apiProxy.ln.Addr().String())
+	if err := os.WriteFile(c.procConfig, []byte(proxied), 0o600); err != nil {
+		return c, err
+	}
 	cfg.QPS, cfg.Burst = 500, 1000
 	if c.k8s, err = client.New(cfg, client.Options{Scheme: controllers.Scheme()}); err != nil {
 		return c, err
@@ -134,7 +157,7 @@ func startCluster(ctx context.Context, bin, dir, issuerAddr string) (*cluster, e
 	if err := c.startRedis(); err != nil {
 		return c, err
 	}
-	c.operator = &proc{name: "operator", log: filepath.Join(dir, "operator.log"), env: []string{"KUBECONFIG=" + c.kubeconfig},
+	c.operator = &proc{name: "operator", log: filepath.Join(dir, "operator.log"), env: []string{"KUBECONFIG=" + c.procConfig},
 		args: []string{bin, "manager", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--token-server-image=lpauth-operator:faults"}}
 	if err := c.operator.start(); err != nil {
 		return c, err
@@ -219,7 +242,7 @@ func (c *cluster) tokenServer(name string, extra ...string) (*proc, string, erro
 	if err != nil {
 		return nil, "", err
 	}
-	p := &proc{name: name, log: filepath.Join(c.dir, name+".log"), env: []string{"KUBECONFIG=" + c.kubeconfig},
+	p := &proc{name: name, log: filepath.Join(c.dir, name+".log"), env: []string{"KUBECONFIG=" + c.procConfig},
 		args: []string{c.bin, "tokenserver", "--namespace", c.namespace, "--token-server", c.tokenName,
 			"--listen", addr, "--metrics-listen", maddr, "--shutdown-grace", "20s"}}
 	p.args = append(p.args, extra...)
@@ -254,6 +277,9 @@ func (c *cluster) stop() {
 		if p != nil {
 			p.stop()
 		}
+	}
+	if c.apiProxy != nil {
+		c.apiProxy.close()
 	}
 	if c.env != nil {
 		_ = c.env.Stop()

@@ -171,3 +171,13 @@ func shortErr(err error) string {
 	}
 	return s
 }
+
+// implicitToken asks the issue API for a signed JWT (the implicit flow).
+func (l *lp) implicitToken() (string, int, error) {
+	body := fmt.Appendf(nil, `{"client_id":%q,"sub":"customer-0"}`, l.clientID)
+	req, _ := http.NewRequest(http.MethodPost, l.base+"/api/v1/tokens", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+l.issueToken)
+	b, status, err := l.do(req)
+	return string(b), status, err
+}

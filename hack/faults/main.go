@@ -26,6 +26,7 @@ type options struct {
 	restarts    int
 	redisRounds int
 	redisDown   time.Duration
+	apiDown     time.Duration
 	trials      string
 }
 
@@ -37,7 +38,8 @@ func main() {
 	flag.IntVar(&o.restarts, "restarts", 4, "token server SIGTERMs (a rolling restart of 2 replicas)")
 	flag.IntVar(&o.redisRounds, "redis-rounds", 3, "times Redis is killed under load")
 	flag.DurationVar(&o.redisDown, "redis-down", 3*time.Second, "how long Redis stays down each time")
-	flag.StringVar(&o.trials, "trials", "operator,sigterm,redis", "trials to run")
+	flag.DurationVar(&o.apiDown, "api-down", 60*time.Second, "how long the API server is unreachable")
+	flag.StringVar(&o.trials, "trials", "operator,sigterm,redis,apiserver", "trials to run")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -120,6 +122,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 			r = rollingRestarts(ctx, c, px, servers, addrs, o.restarts)
 		case "redis":
 			r = redisKilled(ctx, c, base, o.redisRounds, o.redisDown)
+		case "apiserver":
+			r = apiServerAway(ctx, c, base, addrs, o.apiDown)
 		default:
 			return rows, fmt.Errorf("unknown trial %q", t)
 		}

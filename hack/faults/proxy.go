@@ -18,7 +18,25 @@ type proxy struct {
 	backends []*backend
 	next     atomic.Uint64
 	done     chan struct{}
+	// always: the backends are used whatever their /readyz says (the API server's proxy).
+	always bool
+	// down: the network is cut; conns are the open connections, closed when it is.
+	down  atomic.Bool
+	conns map[net.Conn]struct{}
 }
+
+// cut drops every open connection and refuses new ones until restore: to the processes behind
+// it, the backend is gone.
+func (p *proxy) cut() {
+	p.down.Store(true)
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+}
+
+func (p *proxy) restore() { p.down.Store(false) }
 
 type backend struct {
 	addr  string
@@ -30,7 +48,7 @@ func newProxy(addr string) (*proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{ln: ln, done: make(chan struct{})}
+	p := &proxy{ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	go p.accept()
 	go p.check()
 	return p, nil
@@ -41,7 +59,7 @@ func (p *proxy) set(addrs ...string) {
 	bs := make([]*backend, len(addrs))
 	for i, a := range addrs {
 		bs[i] = &backend{addr: a}
-		bs[i].ready.Store(probe(a))
+		bs[i].ready.Store(p.always || probe(a))
 	}
 	p.mu.Lock()
 	p.backends = bs
@@ -71,7 +89,7 @@ func (p *proxy) check() {
 		bs := p.backends
 		p.mu.Unlock()
 		for _, b := range bs {
-			b.ready.Store(probe(b.addr))
+			b.ready.Store(p.always || probe(b.addr))
 		}
 	}
 }
@@ -101,6 +119,9 @@ func (p *proxy) accept() {
 
 func (p *proxy) serve(in net.Conn) {
 	defer in.Close()
+	if p.down.Load() {
+		return
+	}
 	addr := p.pick()
 	if addr == "" {
 		return // no ready backend: the connection is refused, as with no endpoints
@@ -110,6 +131,15 @@ func (p *proxy) serve(in net.Conn) {
 		return
 	}
 	defer out.Close()
+	p.mu.Lock()
+	p.conns[in], p.conns[out] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.conns, in)
+		delete(p.conns, out)
+		p.mu.Unlock()
+	}()
 	done := make(chan struct{}, 2)
 	go func() { _, _ = io.Copy(out, in); _ = out.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(in, out); _ = in.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()

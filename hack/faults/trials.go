@@ -311,3 +311,80 @@ func jwksKids(base string) map[string]bool {
 	}
 	return out
 }
+
+// apiServerAway: the API server is unreachable from the operator and the token servers for down
+// (every connection dropped, new ones refused), under /token load. The token servers keep serving
+// from their snapshots with no failed request and stay ready; once it is back, their watches
+// resume, and a client created then is served within 2 s.
+func apiServerAway(ctx context.Context, c *cluster, base string, addrs []string, down time.Duration) row {
+	r := row{fault: fmt.Sprintf("API server unreachable for %s under /token load", down), recoverWhat: "API server back → a new client served"}
+	l := newLP(c, base)
+	var o outcome
+	var doubles atomic.Int64
+	stop := make(chan struct{})
+	wg := l.redemptions(8, stop, &o, &doubles)
+	// Readiness, sampled every 100 ms on every token server: it must not follow the API server,
+	// or every pod would leave the Service at once.
+	var unready atomic.Int64
+	probeStop := make(chan struct{})
+	var probes sync.WaitGroup
+	probes.Go(func() {
+		for {
+			select {
+			case <-probeStop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			for _, a := range addrs {
+				if !probe(a) {
+					unready.Add(1)
+				}
+			}
+		}
+	})
+	time.Sleep(2 * time.Second)
+	c.apiProxy.cut()
+	time.Sleep(down)
+	c.apiProxy.restore()
+	back := time.Now()
+	name := fmt.Sprintf("after-%d", time.Now().UnixNano()%1_000_000)
+	id := "lp-" + name
+	lc := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: c.namespace}, Spec: v1alpha1.LivePersonAuthClientSpec{
+		TokenServerRef: v1alpha1.LocalObjectReference{Name: c.tokenName}, AccountID: "12345678", Flow: v1alpha1.FlowImplicit, ClientID: id}}
+	if err := c.k8s.Create(ctx, lc); err != nil {
+		r.violations = append(r.violations, err.Error())
+	} else {
+		// Served: the issue API mints a token for it (an implicit-flow client needs no secret).
+		issuer := newLP(c, base)
+		issuer.clientID = id
+		err := poll(ctx, 30*time.Second, "the new client served", func() (bool, error) {
+			_, status, err := issuer.implicitToken()
+			return err == nil && status == http.StatusOK, nil
+		})
+		if err != nil {
+			r.violations = append(r.violations, err.Error())
+		}
+		r.recover = time.Since(back)
+		if r.recover > 2*time.Second && err == nil {
+			r.violations = append(r.violations, fmt.Sprintf("a client created after the API server came back was served after %s (want under 2 s)", r.recover.Round(time.Millisecond)))
+		}
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	close(probeStop)
+	probes.Wait()
+	r.trials = 1
+	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()
+	if r.failed > 0 {
+		r.violations = append(r.violations, "failed requests: "+o.String())
+	}
+	if n := unready.Load(); n > 0 {
+		r.violations = append(r.violations, fmt.Sprintf("token servers reported not ready %d times", n))
+	}
+	if d := doubles.Load(); d > 0 {
+		r.violations = append(r.violations, fmt.Sprintf("%d codes redeemed twice", d))
+	}
+	r.notes = o.String()
+	return r
+}
