@@ -27,6 +27,7 @@ type options struct {
 	redisRounds int
 	redisDown   time.Duration
 	apiDown     time.Duration
+	clients     int
 	trials      string
 }
 
@@ -39,7 +40,8 @@ func main() {
 	flag.IntVar(&o.redisRounds, "redis-rounds", 3, "times Redis is killed under load")
 	flag.DurationVar(&o.redisDown, "redis-down", 3*time.Second, "how long Redis stays down each time")
 	flag.DurationVar(&o.apiDown, "api-down", 60*time.Second, "how long the API server is unreachable")
-	flag.StringVar(&o.trials, "trials", "operator,sigterm,redis,apiserver", "trials to run")
+	flag.IntVar(&o.clients, "clients", 1000, "clients created while the operator is killed")
+	flag.StringVar(&o.trials, "trials", "operator,creations,sigterm,redis,apiserver", "trials to run")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -118,6 +120,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 		switch t {
 		case "operator":
 			r = operatorKilledDuringRotations(ctx, c, base, o.rotations)
+		case "creations":
+			r = operatorKilledDuringCreations(ctx, c, o.clients)
 		case "sigterm":
 			r = rollingRestarts(ctx, c, px, servers, addrs, o.restarts)
 		case "redis":

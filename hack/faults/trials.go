@@ -388,3 +388,109 @@ func apiServerAway(ctx context.Context, c *cluster, base string, addrs []string,
 	r.notes = o.String()
 	return r
 }
+
+// operatorKilledDuringCreations: n clients created at once while the operator is SIGKILLed every
+// second or two and started again. After: every client Ready, each with exactly one generated
+// Secret, owned by it, whose secret never changed once written; no generated Secret left without
+// its client.
+func operatorKilledDuringCreations(ctx context.Context, c *cluster, n int) row {
+	r := row{fault: fmt.Sprintf("operator SIGKILL during %d client creations", n), recoverWhat: "last kill → all clients Ready"}
+	stopKills := make(chan struct{})
+	var kills sync.WaitGroup
+	kills.Go(func() {
+		for {
+			select {
+			case <-stopKills:
+				return
+			case <-time.After(time.Duration(1000+rand.IntN(1000)) * time.Millisecond):
+			}
+			if err := c.operator.restart(); err == nil {
+				r.trials++
+			}
+		}
+	})
+	seen := map[string]string{} // client Secret → the first secret value seen
+	var changed []string
+	watchSecrets := func() {
+		list := &corev1.SecretList{}
+		if c.k8s.List(ctx, list, client.InNamespace(c.namespace)) != nil {
+			return
+		}
+		for _, s := range list.Items {
+			if !strings.HasPrefix(s.Name, "bulk-") {
+				continue
+			}
+			v := string(s.Data[v1alpha1.ClientSecretKey])
+			if prev, ok := seen[s.Name]; ok && prev != v {
+				changed = append(changed, s.Name)
+			} else if !ok && v != "" {
+				seen[s.Name] = v
+			}
+		}
+	}
+	for i := range n {
+		lc := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bulk-%04d", i), Namespace: c.namespace},
+			Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: c.tokenName}, AccountID: "12345678",
+				Flow: v1alpha1.FlowCode, RedirectURIs: []string{lpRedirect}}}
+		if err := c.k8s.Create(ctx, lc); err != nil {
+			r.violations = append(r.violations, err.Error())
+			break
+		}
+		if i%100 == 0 {
+			watchSecrets()
+		}
+	}
+	time.Sleep(5 * time.Second)
+	close(stopKills)
+	kills.Wait()
+	last := time.Now()
+	err := poll(ctx, 5*time.Minute, "every client Ready", func() (bool, error) {
+		watchSecrets()
+		list := &v1alpha1.LivePersonAuthClientList{}
+		if err := c.k8s.List(ctx, list, client.InNamespace(c.namespace)); err != nil {
+			return false, nil
+		}
+		for _, lc := range list.Items {
+			if strings.HasPrefix(lc.Name, "bulk-") && !ready(lc.Status.Conditions, lc.Generation) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		r.violations = append(r.violations, err.Error())
+	}
+	r.recover = time.Since(last)
+	watchSecrets()
+	if len(changed) > 0 {
+		r.violations = append(r.violations, fmt.Sprintf("client secrets changed after being written: %v", changed))
+	}
+	// Exactly one generated Secret per client, owned by it.
+	clients := &v1alpha1.LivePersonAuthClientList{}
+	secrets := &corev1.SecretList{}
+	if c.k8s.List(ctx, clients, client.InNamespace(c.namespace)) == nil && c.k8s.List(ctx, secrets, client.InNamespace(c.namespace)) == nil {
+		uids := map[string]string{}
+		for _, lc := range clients.Items {
+			uids[lc.Name] = string(lc.UID)
+		}
+		owned := map[string]int{}
+		for _, s := range secrets.Items {
+			if !strings.HasPrefix(s.Name, "bulk-") {
+				continue
+			}
+			owner := metav1.GetControllerOf(&s)
+			if owner == nil || uids[owner.Name] != string(owner.UID) || v1alpha1.ClientSecretName(owner.Name) != s.Name {
+				r.violations = append(r.violations, "a client Secret without its client: "+s.Name)
+				continue
+			}
+			owned[owner.Name]++
+		}
+		for name := range uids {
+			if strings.HasPrefix(name, "bulk-") && owned[name] != 1 {
+				r.violations = append(r.violations, fmt.Sprintf("client %s has %d generated Secrets", name, owned[name]))
+			}
+		}
+	}
+	r.notes = fmt.Sprintf("%d operator kills while %d clients were created", r.trials, n)
+	return r
+}
