@@ -513,7 +513,11 @@ func (r *SigningKeyReconciler) storeRecord(ctx context.Context, s *skScope) erro
 	}
 	want.Name, want.Namespace = keys.RecordSecretName(s.sk.Name), s.sk.Namespace
 	want.Type = v1alpha1.SecretTypeKeyRecord
-	want.Labels = mergeMaps(want.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelSigningKey: s.sk.Name})
+	// In the operator's Secret cache (the label), so a deleted record is written again at once
+	// through the Owns watch, not at the next hourly look. The token server cannot read it: its
+	// Role names its three Secrets.
+	want.Labels = mergeMaps(want.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelSigningKey: s.sk.Name,
+		v1alpha1.LabelTokenServerReads: "true"})
 	want.Data = map[string][]byte{keys.RecordDataKey: data}
 	if err := controllerutil.SetControllerReference(s.sk, want, r.Scheme); err != nil {
 		return err

@@ -92,6 +92,22 @@ func annotate(sk *v1alpha1.SigningKey, key, value string) {
 func poke(sk *v1alpha1.SigningKey) { annotate(sk, "test.lpauth.dev/poke", time.Now().String()) }
 
 var _ = Describe("SigningKey", func() {
+	// Regression (make faults, tampering): a deleted key record was written again only at the
+	// next hourly look, leaving the keys without their disaster copy for up to an hour.
+	It("writes a deleted key record again at once (RecordIsWatched)", func() {
+		ns := newNamespace("sk")
+		sk := ready(newSigningKey(ns, v1alpha1.ES256))
+		record := &corev1.Secret{}
+		key := client.ObjectKey{Namespace: ns, Name: keys.RecordSecretName(sk.Name)}
+		Expect(k8s.Get(ctx, key, record)).To(Succeed())
+		Expect(k8s.Delete(ctx, record)).To(Succeed())
+		Eventually(func(g Gomega) {
+			again := &corev1.Secret{}
+			g.Expect(k8s.Get(ctx, key, again)).To(Succeed())
+			g.Expect(again.UID).NotTo(Equal(record.UID))
+		}).WithTimeout(5 * time.Second).Should(Succeed())
+	})
+
 	It("creates an owned Secret with an Active and a Next key, and mirrors only public facts", func() {
 		sk := ready(newSigningKey(newNamespace("sk"), v1alpha1.RS256))
 		Expect(sk.Status.Keys).To(HaveLen(2))

@@ -342,6 +342,13 @@ func (r *TokenServerReconciler) createCredentials(ctx context.Context, ts *v1alp
 		}
 		return fmt.Errorf("creating the credentials Secret: %w", err)
 	}
+	if ts.Status.CredentialsSecretName != "" {
+		// It existed: deleted by hand. Codes in flight no longer redeem, and the brand's backends
+		// hold a credential that is gone.
+		r.event(ts, corev1.EventTypeWarning, v1alpha1.ReasonCredentialsRepaired, "Repair",
+			fmt.Sprintf("Secret %s was deleted: generated a new code key and issue-API credential (codes issued before no longer redeem; brand backends need the new credential)", secret.Name))
+		return nil
+	}
 	r.event(ts, corev1.EventTypeNormal, v1alpha1.ReasonCredentialsGenerated, "Generate", "Generated the code key and issue-API credential into Secret "+secret.Name)
 	return nil
 }

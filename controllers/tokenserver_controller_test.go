@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -82,6 +83,18 @@ func markAvailable(d *appsv1.Deployment, replicas int32) {
 }
 
 var _ = Describe("TokenServer", func() {
+	// Regression (make faults, tampering): a deleted credentials Secret was generated again with
+	// a Normal event, as at creation, though the brand's backends now hold a credential that is gone.
+	It("warns when its credentials Secret was deleted and generated again (CredentialsDeletedWarns)", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+		before := credentialsOf(ts)
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
+		Expect(k8s.Delete(ctx, before)).To(Succeed())
+		Eventually(func() types.UID { return credentialsOf(ts).UID }).ShouldNot(Equal(before.UID))
+		Eventually(func() []string { return eventNotes(ns, v1alpha1.ReasonCredentialsRepaired) }).Should(ContainElement(ContainSubstring("was deleted")))
+	})
+
 	It("runs a hardened Deployment with its Service, ServiceAccount and read-only Role, and reports endpoints and readiness", func() {
 		ns := newNamespace("ts")
 		ts := newServer(ns, "brand")

@@ -118,9 +118,10 @@ const (
 
 // Labels and Secret types the operator writes.
 const (
-	// LabelTokenServerReads marks, with the value "true", every Secret a token server must read
-	// (signing keys, client secrets, its own credentials). Token servers and the operator cache
-	// only Secrets that carry it.
+	// LabelTokenServerReads marks, with the value "true", every Secret the operator watches (its
+	// Secret cache holds only these): every Secret a token server must read (signing keys, client
+	// secrets, its own credentials), and the key record, which no token server may read (their
+	// Roles name their Secrets). Token servers and the operator cache only Secrets that carry it.
 	LabelTokenServerReads = "auth.lpauth.dev/token-server-reads"
 	// LabelSigningKey names the SigningKey that owns a key Secret.
 	LabelSigningKey = "auth.lpauth.dev/signing-key"

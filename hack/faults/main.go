@@ -41,7 +41,7 @@ func main() {
 	flag.DurationVar(&o.redisDown, "redis-down", 3*time.Second, "how long Redis stays down each time")
 	flag.DurationVar(&o.apiDown, "api-down", 60*time.Second, "how long the API server is unreachable")
 	flag.IntVar(&o.clients, "clients", 1000, "clients created while the operator is killed")
-	flag.StringVar(&o.trials, "trials", "operator,creations,sigterm,redis,apiserver", "trials to run")
+	flag.StringVar(&o.trials, "trials", "operator,creations,tamper,sigterm,redis,apiserver", "trials to run")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -122,6 +122,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 			r = operatorKilledDuringRotations(ctx, c, base, o.rotations)
 		case "creations":
 			r = operatorKilledDuringCreations(ctx, c, o.clients)
+		case "tamper":
+			r = tampering(ctx, c, base, addrs)
 		case "sigterm":
 			r = rollingRestarts(ctx, c, px, servers, addrs, o.restarts)
 		case "redis":
