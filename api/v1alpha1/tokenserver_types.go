@@ -265,8 +265,10 @@ type ReplayStoreSpec struct {
 
 // RedisReplayStore locates the Redis server.
 type RedisReplayStore struct {
-	// addressSecretRef is the Secret key holding a redis:// or rediss:// URL (it may carry a
-	// password, hence a Secret).
+	// addressSecretRef is the Secret key holding the Redis URL (it may carry a password, hence a
+	// Secret): redis://host:port/db (rediss:// for TLS); for Sentinel the sentinels' addresses
+	// with ?master_name=NAME (more sentinels with &addr=host:port); for Redis Cluster
+	// redis+cluster://host:port (more nodes with ?addr=host:port).
 	// +required
 	AddressSecretRef SecretKeyRef `json:"addressSecretRef"`
 }

@@ -41,7 +41,7 @@ func main() {
 	flag.DurationVar(&o.redisDown, "redis-down", 3*time.Second, "how long Redis stays down each time")
 	flag.DurationVar(&o.apiDown, "api-down", 60*time.Second, "how long the API server is unreachable")
 	flag.IntVar(&o.clients, "clients", 1000, "clients created while the operator is killed")
-	flag.StringVar(&o.trials, "trials", "operator,creations,tamper,sigterm,redis,apiserver", "trials to run")
+	flag.StringVar(&o.trials, "trials", "operator,creations,tamper,sigterm,redis,apiserver,sentinel", "trials to run (sentinel last: it leaves the system on Sentinel)")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -128,6 +128,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 			r = rollingRestarts(ctx, c, px, servers, addrs, o.restarts)
 		case "redis":
 			r = redisKilled(ctx, c, base, o.redisRounds, o.redisDown)
+		case "sentinel":
+			r = sentinelFailover(ctx, c, px, servers, addrs)
 		case "apiserver":
 			r = apiServerAway(ctx, c, base, addrs, o.apiDown)
 		default:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +24,7 @@ import (
 // token says whether the key is this claim's (fresh) or another's (replay). Every later SET of
 // the same claim writes the same token, so a first SET that reaches Redis late is recognised too.
 type Redis struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 	// ClaimTimeout bounds a whole claim (ClaimTimeout by default).
 	ClaimTimeout time.Duration
@@ -42,23 +43,60 @@ const (
 // (connection refused) must not be hammered until ClaimTimeout.
 const claimRounds = 3
 
-// NewRedis connects to a redis:// or rediss:// URL. Keys are prefix + code ID.
-func NewRedis(url, prefix string) (*Redis, error) {
-	opts, err := redis.ParseURL(url)
+// NewRedis connects to Redis and keeps keys as prefix + code ID. The URL says which Redis:
+//
+//	redis://[user:password@]host:port/db (rediss:// for TLS)     one server
+//	redis://[...]sentinel:26379/db?master_name=NAME&addr=s2:26379  Sentinel: the primary it names
+//	redis+cluster://[...]host:port?addr=host2:port2                Redis Cluster
+//
+// (go-redis's URL formats; a Sentinel URL names the sentinels, not the primary.)
+func NewRedis(raw, prefix string) (*Redis, error) {
+	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the Redis URL: %w", err)
 	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = RedisTimeout, RedisTimeout, RedisTimeout
-	// The client's own retries would resend a SET NX whose reply was lost; Claim resolves that
-	// itself (see Redis). -1, not 0: 0 means go-redis's default of 3 retries.
-	opts.MaxRetries = -1
-	// Deadlines of the caller's context (the request's, and ClaimTimeout) bound each read and
-	// write too, not only RedisTimeout.
-	opts.ContextTimeoutEnabled = true
-	// A burst of redemptions (LivePerson retries, a reconnect storm) must queue briefly for a
-	// connection rather than fail: each command still has RedisTimeout.
-	opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
-	return &Redis{client: redis.NewClient(opts), prefix: prefix, ClaimTimeout: ClaimTimeout}, nil
+	var client redis.UniversalClient
+	switch {
+	case u.Scheme == "redis+cluster" || u.Scheme == "rediss+cluster":
+		if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
+			return nil, fmt.Errorf("a Redis Cluster URL names no database (Redis Cluster has only database 0): %q", u.Path)
+		}
+		u.Scheme = strings.TrimSuffix(u.Scheme, "+cluster")
+		opts, err := redis.ParseClusterURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("parsing the Redis Cluster URL: %w", err)
+		}
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = RedisTimeout, RedisTimeout, RedisTimeout
+		opts.MaxRetries, opts.MaxRedirects, opts.ContextTimeoutEnabled = -1, 3, true
+		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
+		client = redis.NewClusterClient(opts)
+	case u.Query().Has("master_name"):
+		opts, err := redis.ParseFailoverURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("parsing the Redis Sentinel URL: %w", err)
+		}
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = RedisTimeout, RedisTimeout, RedisTimeout
+		opts.MaxRetries, opts.ContextTimeoutEnabled = -1, true
+		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
+		client = redis.NewFailoverClient(opts)
+	default:
+		opts, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("parsing the Redis URL: %w", err)
+		}
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = RedisTimeout, RedisTimeout, RedisTimeout
+		// The client's own retries would resend a SET NX whose reply was lost; Claim resolves
+		// that itself (see Redis). -1, not 0: 0 means go-redis's default of 3 retries.
+		opts.MaxRetries = -1
+		// Deadlines of the caller's context (the request's, and ClaimTimeout) bound each read
+		// and write too, not only RedisTimeout.
+		opts.ContextTimeoutEnabled = true
+		// A burst of redemptions (LivePerson retries, a reconnect storm) must queue briefly for
+		// a connection rather than fail: each command still has RedisTimeout.
+		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
+		client = redis.NewClient(opts)
+	}
+	return &Redis{client: client, prefix: prefix, ClaimTimeout: ClaimTimeout}, nil
 }
 
 // Claim implements Store.

@@ -351,3 +351,32 @@ func TestAStoreThatLostItsRecordsRefusesOlderIDs(t *testing.T) {
 		}
 	})
 }
+
+// The three kinds of Redis a URL can name.
+func TestRedisURLs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		url  string
+		kind string
+	}{
+		{"redis://127.0.0.1:6379/0", "*redis.Client"},
+		{"rediss://user:pw@redis.example:6380/1", "*redis.Client"},
+		{"redis://127.0.0.1:26379/0?master_name=lpauth&addr=127.0.0.1:26380", "*redis.Client"}, // a failover client is a *redis.Client
+		{"redis+cluster://127.0.0.1:7000?addr=127.0.0.1:7001", "*redis.ClusterClient"},
+	} {
+		r, err := NewRedis(tc.url, "x:")
+		if err != nil {
+			t.Errorf("%s: %v", tc.url, err)
+			continue
+		}
+		if got := fmt.Sprintf("%T", r.client); got != tc.kind {
+			t.Errorf("%s: client %s, want %s", tc.url, got, tc.kind)
+		}
+		r.Close()
+	}
+	for _, bad := range []string{"http://127.0.0.1:6379", "redis://127.0.0.1:26379/0?master_name=x&nope=1", "redis+cluster://127.0.0.1:7000/3"} {
+		if _, err := NewRedis(bad, "x:"); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lpauth/lpauth-operator/api/secretset"
+)
+
+// sentinelFailover: the replay store moves to a Redis primary with a replica and three
+// sentinels (through the same Secret: a Sentinel URL), and the primary is killed under load.
+// The sentinels promote the replica; redemptions may answer 503 meanwhile, none may succeed
+// twice, and service is whole again once the failover is done.
+func sentinelFailover(ctx context.Context, c *cluster, px *proxy, servers []*proc, addrs []string) row {
+	r := row{fault: "Redis primary killed under load (Sentinel: 1 replica, 3 sentinels)", recoverWhat: "kill → first successful redemption"}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		r.violations = append(r.violations, err.Error())
+		return r
+	}
+	ports := make([]string, 5)
+	for i := range ports {
+		a, err := freeAddr()
+		if err != nil {
+			r.violations = append(r.violations, err.Error())
+			return r
+		}
+		_, ports[i], _ = net.SplitHostPort(a)
+	}
+	primary := &proc{name: "redis-primary", log: filepath.Join(c.dir, "redis-primary.log"),
+		args: []string{bin, "--port", ports[0], "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}}
+	replica := &proc{name: "redis-replica", log: filepath.Join(c.dir, "redis-replica.log"),
+		args: []string{bin, "--port", ports[1], "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--replicaof", "127.0.0.1", ports[0]}}
+	procs := []*proc{primary, replica}
+	for i, port := range ports[2:] {
+		conf := filepath.Join(c.dir, fmt.Sprintf("sentinel-%d.conf", i))
+		text := fmt.Sprintf("port %s\nbind 127.0.0.1\nsentinel monitor lpauth 127.0.0.1 %s 2\nsentinel down-after-milliseconds lpauth 1000\nsentinel failover-timeout lpauth 5000\n", port, ports[0])
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			r.violations = append(r.violations, err.Error())
+			return r
+		}
+		procs = append(procs, &proc{name: fmt.Sprintf("sentinel-%d", i), log: filepath.Join(c.dir, fmt.Sprintf("sentinel-%d.log", i)),
+			args: []string{bin, conf, "--sentinel"}})
+	}
+	for _, p := range procs {
+		if err := p.start(); err != nil {
+			r.violations = append(r.violations, err.Error())
+			return r
+		}
+		defer p.kill()
+	}
+	for _, port := range ports {
+		if err := waitTCP("127.0.0.1:"+port, 5*time.Second); err != nil {
+			r.violations = append(r.violations, err.Error())
+			return r
+		}
+	}
+	time.Sleep(2 * time.Second) // the replica syncs, the sentinels find each other
+	// The same Secret, a Sentinel URL; the token servers read it when they start.
+	sentinelURL := fmt.Sprintf("redis://127.0.0.1:%s/0?master_name=lpauth&addr=127.0.0.1:%s&addr=127.0.0.1:%s", ports[2], ports[3], ports[4])
+	if err := c.useRedisURL(ctx, sentinelURL); err != nil {
+		r.violations = append(r.violations, err.Error())
+		return r
+	}
+	for i, s := range servers {
+		if err := s.restart(); err != nil || waitServing("http://"+addrs[i], 30*time.Second) != nil {
+			r.violations = append(r.violations, fmt.Sprintf("token server %d did not come back on Sentinel", i))
+			return r
+		}
+	}
+	px.set(addrs...)
+	l := newLP(c, "http://"+px.ln.Addr().String())
+	var o outcome
+	var doubles atomic.Int64
+	stop := make(chan struct{})
+	wg := l.redemptions(8, stop, &o, &doubles)
+	time.Sleep(2 * time.Second)
+	killed := time.Now()
+	primary.kill()
+	var recovered time.Duration
+	for time.Since(killed) < 30*time.Second {
+		code, status, err := l.code(1)
+		if err == nil && status == http.StatusOK {
+			if _, status, err := l.redeem(code); err == nil && status == http.StatusOK {
+				recovered = time.Since(killed)
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	r.trials, r.recover = 1, recovered
+	if recovered == 0 {
+		r.violations = append(r.violations, "no successful redemption within 30 s of the primary's death")
+	}
+	r.requests, r.failed = o.requests.Load(), o.failed.Load()
+	if r.failed > 0 {
+		r.violations = append(r.violations, "requests failed other than with 503: "+o.String())
+	}
+	if d := doubles.Load(); d > 0 {
+		r.violations = append(r.violations, fmt.Sprintf("%d codes redeemed twice", d))
+	}
+	r.notes = o.String()
+	return r
+}
+
+// useRedisURL points the TokenServer's Redis Secret at url and waits until the secret set the
+// token servers read carries it.
+func (c *cluster) useRedisURL(ctx context.Context, url string) error {
+	s := &corev1.Secret{}
+	if err := c.k8s.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: "redis"}, s); err != nil {
+		return err
+	}
+	s.Data = map[string][]byte{"url": []byte(url)}
+	if err := c.k8s.Update(ctx, s); err != nil {
+		return err
+	}
+	return poll(ctx, 30*time.Second, "the secret set to carry the new Redis URL", func() (bool, error) {
+		set := &corev1.Secret{}
+		if err := c.k8s.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: secretset.Name(c.tokenName)}, set); err != nil {
+			return false, nil
+		}
+		return secretset.RedisURL(set.Data) == url, nil
+	})
+}
