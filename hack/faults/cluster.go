@@ -56,9 +56,11 @@ type cluster struct {
 // proc is a process a trial can stop, kill and start again with the same arguments.
 type proc struct {
 	name string
-	args []string
-	env  []string
-	log  string
+	// metrics is the token server's metrics address, if it has one.
+	metrics string
+	args    []string
+	env     []string
+	log     string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -246,6 +248,7 @@ func (c *cluster) tokenServer(name string, extra ...string) (*proc, string, erro
 		args: []string{c.bin, "tokenserver", "--namespace", c.namespace, "--token-server", c.tokenName,
 			"--listen", addr, "--metrics-listen", maddr, "--shutdown-grace", "20s"}}
 	p.args = append(p.args, extra...)
+	p.metrics = maddr
 	return p, addr, p.start()
 }
 

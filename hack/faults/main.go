@@ -28,6 +28,7 @@ type options struct {
 	redisDown   time.Duration
 	apiDown     time.Duration
 	clients     int
+	soak        time.Duration
 	trials      string
 }
 
@@ -35,13 +36,14 @@ func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin/lpauth-operator", "the lpauth-operator binary")
 	flag.StringVar(&o.out, "out", "faults", "folder for the results file")
-	flag.IntVar(&o.rotations, "rotations", 50, "forced rotations, each with the operator killed at a random moment")
+	flag.IntVar(&o.rotations, "rotations", 200, "forced rotations, each with the operator killed at a random moment")
 	flag.IntVar(&o.restarts, "restarts", 4, "token server SIGTERMs (a rolling restart of 2 replicas)")
 	flag.IntVar(&o.redisRounds, "redis-rounds", 3, "times Redis is killed under load")
 	flag.DurationVar(&o.redisDown, "redis-down", 3*time.Second, "how long Redis stays down each time")
 	flag.DurationVar(&o.apiDown, "api-down", 60*time.Second, "how long the API server is unreachable")
 	flag.IntVar(&o.clients, "clients", 1000, "clients created while the operator is killed")
-	flag.StringVar(&o.trials, "trials", "operator,creations,tamper,sigterm,redis,apiserver,sentinel", "trials to run (sentinel last: it leaves the system on Sentinel)")
+	flag.DurationVar(&o.soak, "soak", 10*time.Minute, "how long the soak runs")
+	flag.StringVar(&o.trials, "trials", "operator,creations,tamper,sigterm,redis,apiserver,soak,sentinel", "trials to run (sentinel last: it leaves the system on Sentinel)")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -128,6 +130,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 			r = rollingRestarts(ctx, c, px, servers, addrs, o.restarts)
 		case "redis":
 			r = redisKilled(ctx, c, base, o.redisRounds, o.redisDown)
+		case "soak":
+			r = soak(ctx, c, base, servers, o.soak)
 		case "sentinel":
 			r = sentinelFailover(ctx, c, px, servers, addrs)
 		case "apiserver":
