@@ -17,6 +17,7 @@ import (
 
 // keyStatuses mirrors the public facts of a key set.
 func keyStatuses(set []keys.Key) ([]v1alpha1.KeyStatus, error) {
+	set = statusKeys(set)
 	out := make([]v1alpha1.KeyStatus, 0, len(set))
 	for _, k := range set {
 		pub, err := json.Marshal(keys.PublicJWK(k))
@@ -33,6 +34,35 @@ func keyStatuses(set []keys.Key) ([]v1alpha1.KeyStatus, error) {
 		})
 	}
 	return out, nil
+}
+
+// maxStatusKeys is the CRD's bound on status.keys.
+const maxStatusKeys = 16
+
+// statusKeys is the part of the set status can show: all of it, or, when repairs have left more
+// published keys than status holds, the Active and Next keys and the newest retired ones, oldest
+// first. (A status over the bound would be refused whole, leaving a stale status that says
+// Ready.) The JWKS publishes every key whatever status shows.
+func statusKeys(set []keys.Key) []keys.Key {
+	if len(set) <= maxStatusKeys {
+		return set
+	}
+	keep := map[string]bool{}
+	for _, k := range set {
+		if k.State != v1alpha1.KeyRetired {
+			keep[k.ID()] = true
+		}
+	}
+	for i := len(set) - 1; i >= 0 && len(keep) < maxStatusKeys; i-- {
+		keep[set[i].ID()] = true
+	}
+	out := make([]keys.Key, 0, maxStatusKeys)
+	for _, k := range set {
+		if keep[k.ID()] && len(out) < maxStatusKeys {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func optionalTime(t time.Time) *metav1.Time {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
 
@@ -117,5 +119,41 @@ func TestStatusWriterWritesOnlyChanges(t *testing.T) {
 	w.forget(client.ObjectKeyFromObject(ts))
 	if _, ok := w.written.Load(client.ObjectKeyFromObject(ts)); ok {
 		t.Error("forget kept the object's last write")
+	}
+}
+
+// Regression (make faults, 200 rotations then tampering): repairs left 17 published keys, status
+// could hold 16, and every status write was refused, leaving a stale Ready status behind.
+func TestStatusShowsAtMostItsBoundOfKeys(t *testing.T) {
+	t.Parallel()
+	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var set []keys.Key
+	for i := range 20 {
+		jwk, err := keys.Generate(v1alpha1.ES256, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state := v1alpha1.KeyRetired
+		switch i {
+		case 3:
+			state = v1alpha1.KeyActive // an old Active key among newer retired ones (a repair)
+		case 19:
+			state = v1alpha1.KeyNext
+		}
+		set = append(set, keys.Key{JWK: jwk, State: state, CreatedAt: base.Add(time.Duration(i) * time.Hour)})
+	}
+	sk := &v1alpha1.SigningKey{}
+	if err := setKeyStatus(sk, set, "keys-signing-keys", time.Time{}, "", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(sk.Status.Keys) != maxStatusKeys {
+		t.Fatalf("status holds %d keys, want %d", len(sk.Status.Keys), maxStatusKeys)
+	}
+	states := map[v1alpha1.KeyState]int{}
+	for _, k := range sk.Status.Keys {
+		states[k.State]++
+	}
+	if states[v1alpha1.KeyActive] != 1 || states[v1alpha1.KeyNext] != 1 || sk.Status.ActiveKeyID != set[3].ID() {
+		t.Errorf("status lost the Active or Next key: %v", states)
 	}
 }

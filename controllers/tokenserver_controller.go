@@ -260,6 +260,9 @@ func (r *TokenServerReconciler) ensureCredentials(ctx context.Context, s *server
 	if !metav1.IsControlledBy(secret, ts) {
 		return r.adoptCredentials(ctx, ts, secret)
 	}
+	// Named in status once it exists: a later creation is then a regeneration (see
+	// createCredentials).
+	ts.Status.CredentialsSecretName = secret.Name
 	before := secret.DeepCopy()
 	replaced, err := workload.RepairCredentials(secret, rand.Reader)
 	if err != nil {
@@ -342,6 +345,7 @@ func (r *TokenServerReconciler) createCredentials(ctx context.Context, ts *v1alp
 		}
 		return fmt.Errorf("creating the credentials Secret: %w", err)
 	}
+	defer func() { ts.Status.CredentialsSecretName = secret.Name }()
 	if ts.Status.CredentialsSecretName != "" {
 		// It existed: deleted by hand. Codes in flight no longer redeem, and the brand's backends
 		// hold a credential that is gone.

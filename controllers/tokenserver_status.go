@@ -8,7 +8,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/lpauth/lpauth-operator/api/credentials"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers/workload"
 )
@@ -20,7 +19,6 @@ func setServerStatus(ts *v1alpha1.TokenServer, d *appsv1.Deployment, keyReady bo
 	gen := ts.Generation
 	ts.Status.ObservedGeneration = gen
 	ts.Status.Endpoints = serverEndpoints(ts.Spec.Issuer)
-	ts.Status.CredentialsSecretName = credentials.SecretName(ts.Name)
 
 	available := metav1.Condition{Type: v1alpha1.ConditionAvailable, ObservedGeneration: gen,
 		Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonDeploymentProgressing, Message: "The token-server Deployment has no available replica yet"}

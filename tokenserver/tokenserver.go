@@ -56,7 +56,7 @@ func Run(args []string, stderr io.Writer) error {
 	listen := fs.String("listen", ":8080", "address of the endpoints LivePerson and the brand's backend call")
 	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics (Prometheus), kept off the public listener")
 	grace := fs.Duration("shutdown-grace", 20*time.Second, "how long in-flight requests may finish after SIGTERM")
-	drainDelay := fs.Duration("drain-delay", 0, "after SIGTERM, how long to keep serving while /readyz says 503 and connections close after each response, before draining: for load balancers that follow readiness (in Kubernetes the pod's preStop pause does this)")
+	drainDelay := fs.Duration("drain-delay", 0, "after SIGTERM, how long to keep serving while /readyz says 503 and each response closes its connection, before draining (the operator's Deployment sets 5s): clients holding a connection to this server reconnect elsewhere instead of finding it closed under a request")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {

@@ -42,11 +42,13 @@ const (
 // through informers and applies without a restart.
 const AnnotationConfigHash = "auth.lpauth.dev/config-hash"
 
-// shutdownGrace is how long a stopping pod drains in-flight requests; the pod's termination grace
-// period leaves room for the pre-stop pause and this.
+// A stopping pod first stays in service for drainDelay with /readyz failing and each response
+// closing its connection (so clients that hold a connection to the pod, through kube-proxy or an
+// L4 load balancer, reconnect elsewhere instead of finding it closed under a request), then
+// drains in-flight requests for shutdownGrace. The termination grace period leaves room for both.
 const (
 	shutdownGrace = 20
-	preStopPause  = 5
+	drainDelay    = 5
 )
 
 // Params are the inputs that do not come from the TokenServer itself.
@@ -256,7 +258,7 @@ func Deployment(ts *v1alpha1.TokenServer, p Params) *appsv1.Deployment {
 		Image: image,
 		Args: []string{"tokenserver", "--token-server=" + ts.Name,
 			"--listen=:" + strconv.Itoa(HTTPPort), "--metrics-listen=:" + strconv.Itoa(MetricsPort),
-			"--shutdown-grace=" + strconv.Itoa(shutdownGrace) + "s"},
+			"--drain-delay=" + strconv.Itoa(drainDelay) + "s", "--shutdown-grace=" + strconv.Itoa(shutdownGrace) + "s"},
 		Env: []corev1.EnvVar{
 			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 			// The Go collector works harder near the container's memory limit instead of being
@@ -270,9 +272,6 @@ func Deployment(ts *v1alpha1.TokenServer, p Params) *appsv1.Deployment {
 		Resources:      resources,
 		ReadinessProbe: probe("/readyz", 5),
 		LivenessProbe:  probe("/healthz", 10),
-		// The pause lets endpoints and load balancers stop sending traffic before the server
-		// stops accepting it; then SIGTERM drains what is in flight.
-		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: preStopPause}}},
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: ptr.To(false),
 			ReadOnlyRootFilesystem:   ptr.To(true),
@@ -302,7 +301,7 @@ func Deployment(ts *v1alpha1.TokenServer, p Params) *appsv1.Deployment {
 				Spec: corev1.PodSpec{
 					ServiceAccountName:            Name(ts),
 					EnableServiceLinks:            ptr.To(false),
-					TerminationGracePeriodSeconds: ptr.To(int64(preStopPause + shutdownGrace + 5)),
+					TerminationGracePeriodSeconds: ptr.To(int64(drainDelay + shutdownGrace + 5)),
 					SecurityContext: &corev1.PodSecurityContext{
 						RunAsNonRoot:   ptr.To(true),
 						RunAsUser:      ptr.To(int64(65532)),

@@ -93,9 +93,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 	var servers []*proc
 	var addrs []string
 	for i := range 2 {
-		// Out of rotation for a second after SIGTERM, as the Deployment's preStop pause gives
-		// the endpoints time to drop the pod.
-		p, addr, err := c.tokenServer(fmt.Sprintf("tokenserver-%d", i), "--drain-delay=1s")
+		// As the operator's Deployment runs it (controllers/workload: --drain-delay=5s).
+		p, addr, err := c.tokenServer(fmt.Sprintf("tokenserver-%d", i), "--drain-delay=5s")
 		if err != nil {
 			return nil, err
 		}

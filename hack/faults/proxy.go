@@ -134,6 +134,9 @@ func (p *proxy) serve(in net.Conn) {
 	p.mu.Lock()
 	p.conns[in], p.conns[out] = struct{}{}, struct{}{}
 	p.mu.Unlock()
+	if p.down.Load() {
+		return // cut while this connection was being set up
+	}
 	defer func() {
 		p.mu.Lock()
 		delete(p.conns, in)

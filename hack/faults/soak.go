@@ -26,6 +26,10 @@ func soak(ctx context.Context, c *cluster, base string, servers []*proc, d time.
 	close(stop)
 	wg.Wait()
 	rate := float64(peak.requests.Load()) / 2 / 5 / 2 // redemptions/s (each is two requests), halved
+	if rate < 1 {
+		r.violations = append(r.violations, "no peak rate measured: "+peak.String())
+		return r
+	}
 	var o outcome
 	var doubles atomic.Int64
 	stop = make(chan struct{})
@@ -45,7 +49,11 @@ func soak(ctx context.Context, c *cluster, base string, servers []*proc, d time.
 				_, status, err = l.redeem(code)
 				o.requests.Add(1)
 				o.took(time.Since(start))
-				l.count(&o, status, err, "token")
+				if l.count(&o, status, err, "token") {
+					if _, status, err := l.redeem(code); err == nil && status == http.StatusOK {
+						doubles.Add(1)
+					}
+				}
 			}
 		})
 	}
@@ -82,6 +90,10 @@ func soak(ctx context.Context, c *cluster, base string, servers []*proc, d time.
 	}
 	var notes []string
 	for k, v := range first {
+		if v <= 0 || last[k] <= 0 {
+			r.violations = append(r.violations, "could not read "+k)
+			continue
+		}
 		growth := (last[k] - v) / v
 		notes = append(notes, fmt.Sprintf("%s %.0f → %.0f", k, v, last[k]))
 		if growth > 0.05 {

@@ -2,6 +2,7 @@ package issueapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/authorize"
 	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
+	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 )
 
 // maxAuthorizationBody bounds POST /api/v1/authorizations: a login request plus claims.
@@ -76,6 +78,9 @@ func (h *Handler) authorization(r *http.Request, res *oauth.Result) (map[string]
 		issued = h.Now().Add(-snap.Login.LandingPage.RequestTTL) // sealed before iat was recorded
 	}
 	first, err := h.Replay.Claim(r.Context(), "login:"+st.ID, issued, h.Now().Add(snap.Login.LandingPage.RequestTTL+time.Minute))
+	if errors.Is(err, replay.ErrBeforeRecords) {
+		return nil, Bad("login_request was issued before the replay store's records begin: start again from the chat window")
+	}
 	if err != nil {
 		return nil, &oauth.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Reason: "replay store: " + err.Error(), Description: "try again"}
 	}

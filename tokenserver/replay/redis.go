@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +69,9 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		opts.MaxRetries, opts.MaxRedirects, opts.ContextTimeoutEnabled = -1, 3, true
 		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
 		client = redis.NewClusterClient(opts)
+		// One hash slot for the claims and the epoch, so they live and are lost together. (No
+		// run_id watch: each node has its own, and a connection may go to any node.)
+		prefix = "{" + prefix + "}"
 	case u.Query().Has("master_name"):
 		opts, err := redis.ParseFailoverURL(raw)
 		if err != nil {
@@ -78,6 +80,7 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = RedisTimeout, RedisTimeout, RedisTimeout
 		opts.MaxRetries, opts.ContextTimeoutEnabled = -1, true
 		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
+		opts.OnConnect = watchRunID(prefix)
 		client = redis.NewFailoverClient(opts)
 	default:
 		opts, err := redis.ParseURL(raw)
@@ -94,6 +97,7 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		// A burst of redemptions (LivePerson retries, a reconnect storm) must queue briefly for
 		// a connection rather than fail: each command still has RedisTimeout.
 		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
+		opts.OnConnect = watchRunID(prefix)
 		client = redis.NewClient(opts)
 	}
 	return &Redis{client: client, prefix: prefix, ClaimTimeout: ClaimTimeout}, nil
@@ -109,20 +113,23 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 	defer cancel()
 	// A value no other claim writes: 128 random bits.
 	token, key := rand.Text(), r.prefix+id
-	// One round trip: when the records begin, and the claim.
+	// One round trip: when the records begin (written now if the key is gone: Redis lost its
+	// data, by a restart without persistence, a flush or eviction), and the claim.
 	pipe := r.client.Pipeline()
-	since := pipe.Get(ctx, r.prefix+epochKey)
+	since := r.epoch(ctx, pipe)
 	claim := pipe.SetNX(ctx, key, token, ttl)
 	_, _ = pipe.Exec(ctx)
 	set, err := claim.Result()
 	if err == nil {
-		// A definite answer: nothing was lost. Unless the ID predates the records.
-		if complete, eerr := r.completeSince(ctx, since); eerr != nil {
-			return false, eerr
-		} else if issued.Unix() < complete {
-			return false, nil
+		if err := beforeRecords(issued, since); err != nil {
+			return false, err
 		}
-		return set, nil
+		if set {
+			return true, nil
+		}
+		// Held: a replay, or this very claim resent after its reply was lost (a cluster client
+		// resends on a timeout): the token says which.
+		return r.heldBy(ctx, key, token)
 	}
 	if notSent(err) {
 		return false, fmt.Errorf("redis SET NX: %w", err)
@@ -138,11 +145,10 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 			if held != token {
 				return false, nil
 			}
-			complete, eerr := r.completeSince(ctx, r.client.Get(ctx, r.prefix+epochKey))
-			if eerr != nil {
-				return false, eerr
+			if err := r.checkEpoch(ctx, issued); err != nil {
+				return false, err
 			}
-			return issued.Unix() >= complete, nil
+			return true, nil
 		case !errors.Is(gerr, redis.Nil):
 			err = gerr
 			continue
@@ -151,11 +157,10 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 		// the same token; if that finds the key held, the next read tells whose it is.
 		set, serr := r.client.SetNX(ctx, key, token, ttl).Result()
 		if serr == nil && set {
-			complete, eerr := r.completeSince(ctx, r.client.Get(ctx, r.prefix+epochKey))
-			if eerr != nil {
-				return false, eerr
+			if err := r.checkEpoch(ctx, issued); err != nil {
+				return false, err
 			}
-			return issued.Unix() >= complete, nil
+			return true, nil
 		}
 		if serr != nil {
 			err = serr
@@ -164,49 +169,102 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 	return false, fmt.Errorf("redis SET NX: outcome unknown: %w", err)
 }
 
-// epochKey holds, under the store's prefix, when its records begin (Unix seconds): written when
-// missing, which is when Redis lost what it held (a restart without persistence, a flush). The
-// key is replicated with the rest, so a failover keeps it (and loses only the writes the replica
-// had not received: see the README).
-const epochKey = "records-since"
-
-// completeSince is when the records begin: the epoch key's value, or, when the key is missing
-// (Redis lost its data), the time the Redis server started, written for the next claims. Every
-// claim made before that start is lost, so an ID issued before it may have been claimed.
-func (r *Redis) completeSince(ctx context.Context, got *redis.StringCmd) (int64, error) {
-	v, err := got.Int64()
-	if err == nil {
-		return v, nil
+// heldBy reports whether key holds token (this claim's), reading it back.
+func (r *Redis) heldBy(ctx context.Context, key, token string) (bool, error) {
+	held, err := r.client.Get(ctx, key).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("redis GET: %w", err)
 	}
-	if !errors.Is(err, redis.Nil) {
-		return 0, fmt.Errorf("redis GET %s: %w", epochKey, err)
-	}
-	info, err := r.client.Info(ctx, "server").Result()
-	if err != nil {
-		return 0, fmt.Errorf("redis INFO: %w", err)
-	}
-	now, err := r.client.Time(ctx).Result()
-	if err != nil {
-		return 0, fmt.Errorf("redis TIME: %w", err)
-	}
-	start := now.Unix() - uptimeSeconds(info)
-	// Another replica may write it first: theirs and ours are the same server start.
-	if _, err := r.client.SetNX(ctx, r.prefix+epochKey, start, 0).Result(); err != nil {
-		return 0, fmt.Errorf("redis SET %s: %w", epochKey, err)
-	}
-	return start, nil
+	return held == token, nil
 }
 
-// uptimeSeconds reads uptime_in_seconds from INFO server (0 when absent: the whole past is
-// then assumed lost, which refuses more, never less).
-func uptimeSeconds(info string) int64 {
+// Keys beside the claims, under the store's prefix. epochKey holds when the records begin (Unix
+// seconds): written when missing, and raised when the server's run_id changes (runIDKey), which
+// is a restart (even one that reloads a snapshot, which loses the claims made since) or a
+// failover (which loses the claims the replica had not received). An ID issued in or before
+// that second may have been claimed in what was lost.
+const (
+	epochKey = "records-since"
+	runIDKey = "records-run-id"
+	// newKeyMargin is how far back, in seconds, records written anew are taken to begin.
+	newKeyMargin = 2
+)
+
+// epoch queues, on pipe, the reading of when the records begin, written first if the key is gone
+// (Redis lost its data, or never had any): from newKeyMargin ago, so an ID issued just now (its
+// claim under way while the key was written) is not refused. (That margin is the window a loss
+// leaves: an ID claimed in it, just before the loss, could be claimed once more.)
+func (r *Redis) epoch(ctx context.Context, pipe redis.Pipeliner) *redis.StringCmd {
+	pipe.SetNX(ctx, r.prefix+epochKey, time.Now().Unix()-newKeyMargin, 0)
+	return pipe.Get(ctx, r.prefix+epochKey)
+}
+
+// checkEpoch is beforeRecords on its own round trip (after a lost reply).
+func (r *Redis) checkEpoch(ctx context.Context, issued time.Time) error {
+	pipe := r.client.Pipeline()
+	since := r.epoch(ctx, pipe)
+	_, _ = pipe.Exec(ctx)
+	return beforeRecords(issued, since)
+}
+
+// beforeRecords is ErrBeforeRecords when issued is not after the records begin (the epoch, as
+// read by since), and an error when the epoch cannot be read.
+func beforeRecords(issued time.Time, since *redis.StringCmd) error {
+	epoch, err := since.Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		// Gone even after the SETNX before it (it has just been flushed again).
+		epoch = time.Now().Unix() - newKeyMargin
+	case err != nil:
+		return fmt.Errorf("redis GET %s: %w", epochKey, err)
+	}
+	if issued.Unix() <= epoch {
+		return ErrBeforeRecords
+	}
+	return nil
+}
+
+// watchRunID is each new connection's look at the server. A store seen for the first time (no
+// run_id recorded: a new Redis, or one that lost everything) has records from now on. A run_id
+// other than the recorded one means the server restarted (even reloading a snapshot, which loses
+// the claims made since) or another took over (a failover loses the claims the replica had not
+// received): the records begin again now. Without INFO (an ACL that refuses it) only a loss of
+// the whole data set is seen, by the epoch key gone.
+func watchRunID(prefix string) func(context.Context, *redis.Conn) error {
+	return func(ctx context.Context, cn *redis.Conn) error {
+		info, err := cn.Info(ctx, "server").Result()
+		if err != nil {
+			return nil
+		}
+		runID := infoField(info, "run_id")
+		if runID == "" {
+			return nil
+		}
+		prev, _ := cn.Get(ctx, prefix+runIDKey).Result()
+		switch now := time.Now().Unix(); {
+		case prev == runID:
+			return nil
+		case prev == "":
+			// Nothing was recorded here: nothing claimed can be lost.
+			cn.SetNX(ctx, prefix+epochKey, now-newKeyMargin, 0)
+		default:
+			if epoch, err := cn.Get(ctx, prefix+epochKey).Int64(); err != nil || epoch < now {
+				cn.Set(ctx, prefix+epochKey, now, 0)
+			}
+		}
+		cn.Set(ctx, prefix+runIDKey, runID, 0)
+		return nil
+	}
+}
+
+// infoField reads one field of an INFO answer.
+func infoField(info, name string) string {
 	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "uptime_in_seconds:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
 		}
 	}
-	return 0
+	return ""
 }
 
 // notSent reports errors that leave no doubt the command never reached Redis: no connection

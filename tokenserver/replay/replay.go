@@ -14,12 +14,16 @@ import (
 // Store records code IDs.
 type Store interface {
 	// Claim records id, issued at issued, as used until expiry. It returns false when id was
-	// already claimed, or may have been: when it was issued before the store's records begin (a
-	// store that lost what it held, restarted Redis or a restarted process, cannot tell whether
-	// it was claimed before). It returns an error when it cannot tell (the caller must then
-	// refuse the code).
+	// already claimed; ErrBeforeRecords when it was issued before the store's records begin (a
+	// store that lost what it held cannot tell whether it was claimed); another error when it
+	// cannot tell (the caller must then refuse the code, as temporarily unavailable).
 	Claim(ctx context.Context, id string, issued, expiry time.Time) (bool, error)
 }
+
+// ErrBeforeRecords is Claim's answer for an ID issued before the store's records begin: it may
+// have been claimed in what the store lost (a restart, a failover, a flush), so it is refused,
+// as a replay would be.
+var ErrBeforeRecords = errors.New("issued before the replay store's records begin (it restarted or lost data): sign in again")
 
 // ErrFull is returned by a Memory store that holds its maximum of unexpired IDs.
 var ErrFull = errors.New("replay store full")
@@ -72,7 +76,7 @@ func digestOf(id string) (d digest) {
 // Claim implements Store.
 func (m *Memory) Claim(_ context.Context, id string, issued, expiry time.Time) (bool, error) {
 	if issued.Before(m.since) {
-		return false, nil // issued before this process: it may have been claimed by the last one
+		return false, ErrBeforeRecords // issued before this process: the last one may have claimed it
 	}
 	key, now, exp := digestOf(id), m.now().UnixNano(), expiry.UnixNano()
 	m.mu.Lock()

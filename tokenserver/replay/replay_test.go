@@ -319,7 +319,7 @@ func TestAStoreThatLostItsRecordsRefusesOlderIDs(t *testing.T) {
 		t.Parallel()
 		now := time.Unix(1_000_000, 0)
 		m := NewMemory(10, func() time.Time { return now })
-		if ok, _ := m.Claim(context.Background(), "from-the-last-process", now.Add(-time.Second), now.Add(time.Minute)); ok {
+		if ok, err := m.Claim(context.Background(), "from-the-last-process", now.Add(-time.Second), now.Add(time.Minute)); ok || !errors.Is(err, ErrBeforeRecords) {
 			t.Error("an ID issued before the store began was accepted")
 		}
 		if ok, _ := m.Claim(context.Background(), "fresh", now, now.Add(time.Minute)); !ok {
@@ -341,13 +341,17 @@ func TestAStoreThatLostItsRecordsRefusesOlderIDs(t *testing.T) {
 		if ok, err := r.Claim(ctx, "code-1", issued, time.Now().Add(time.Minute)); !ok || err != nil {
 			t.Fatalf("first redemption: %v %v", ok, err)
 		}
-		time.Sleep(1100 * time.Millisecond) // the restart is at least a second after the issue
+		time.Sleep(newKeyMargin*time.Second + 1100*time.Millisecond) // the loss comes after the margin
 		srv.Restart(t)
-		if ok, err := r.Claim(ctx, "code-1", issued, time.Now().Add(time.Minute)); ok || err != nil {
-			t.Fatalf("the same code after Redis lost its records: %v %v, want refused", ok, err)
+		if ok, err := r.Claim(ctx, "code-1", issued, time.Now().Add(time.Minute)); ok || !errors.Is(err, ErrBeforeRecords) {
+			t.Fatalf("the same code after Redis lost its records: %v %v, want ErrBeforeRecords", ok, err)
 		}
+		time.Sleep(1100 * time.Millisecond) // the records begin in the second the loss was seen
 		if ok, err := r.Claim(ctx, "code-2", time.Now(), time.Now().Add(time.Minute)); !ok || err != nil {
 			t.Fatalf("a code issued after the restart: %v %v, want accepted", ok, err)
+		}
+		if ok, err := r.Claim(ctx, "code-2", time.Now(), time.Now().Add(time.Minute)); ok || err != nil {
+			t.Fatalf("the same code again: %v %v, want a replay", ok, err)
 		}
 	})
 }
@@ -378,5 +382,30 @@ func TestRedisURLs(t *testing.T) {
 		if _, err := NewRedis(bad, "x:"); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+// A flush (or eviction) takes the epoch key with the claims: the records begin again when that
+// is seen, so a code redeemed before does not redeem again.
+func TestAFlushedRedisRefusesOlderIDs(t *testing.T) {
+	t.Parallel()
+	srv := replaytest.Redis(t)
+	r, err := NewRedis(srv.URL, "test:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	time.Sleep(1100 * time.Millisecond)
+	issued := time.Now()
+	if ok, err := r.Claim(ctx, "code-1", issued, time.Now().Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("first redemption: %v %v", ok, err)
+	}
+	time.Sleep(newKeyMargin*time.Second + 1100*time.Millisecond) // the loss comes after the margin
+	if err := r.client.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := r.Claim(ctx, "code-1", issued, time.Now().Add(time.Minute)); ok || !errors.Is(err, ErrBeforeRecords) {
+		t.Fatalf("after a flush: %v %v, want ErrBeforeRecords", ok, err)
 	}
 }

@@ -114,6 +114,9 @@ func (h *Handler) serve(r *http.Request, res *oauth.Result) (*tokenResponse, *oa
 		issued = time.Unix(code.Expiry, 0).Add(-snap.CodeTTL) // a code from before iat was recorded
 	}
 	fresh, claimErr := h.Replay.Claim(r.Context(), code.ID, issued, time.Unix(code.Expiry, 0))
+	if errors.Is(claimErr, replay.ErrBeforeRecords) {
+		return nil, oauth.InvalidGrant("code issued before the replay store's records begin", "the code was issued before the token server's replay store restarted: sign in again")
+	}
 	if claimErr != nil {
 		return nil, oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "replay store: "+claimErr.Error(), "try again")
 	}
