@@ -312,7 +312,7 @@ func (s *system) withRedis(ctx context.Context, bin, cpus string, f func(addr st
 	_, port, _ := net.SplitHostPort(addr)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(rctx, "taskset", "-c", cpus, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd := exec.CommandContext(rctx, "taskset", "-c", cpus, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", os.TempDir())
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -179,7 +179,7 @@ func (c *cluster) startRedis() error {
 	}
 	_, port, _ := net.SplitHostPort(c.redisAddr)
 	c.redis = &proc{name: "redis", log: filepath.Join(c.dir, "redis.log"),
-		args: []string{bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}}
+		args: []string{bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", c.dir}}
 	if err := c.redis.start(); err != nil {
 		return err
 	}

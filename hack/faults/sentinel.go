@@ -38,13 +38,13 @@ func sentinelFailover(ctx context.Context, c *cluster, px *proxy, servers []*pro
 		_, ports[i], _ = net.SplitHostPort(a)
 	}
 	primary := &proc{name: "redis-primary", log: filepath.Join(c.dir, "redis-primary.log"),
-		args: []string{bin, "--port", ports[0], "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}}
+		args: []string{bin, "--port", ports[0], "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", c.dir}}
 	replica := &proc{name: "redis-replica", log: filepath.Join(c.dir, "redis-replica.log"),
-		args: []string{bin, "--port", ports[1], "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--replicaof", "127.0.0.1", ports[0]}}
+		args: []string{bin, "--port", ports[1], "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--replicaof", "127.0.0.1", ports[0], "--dir", c.dir, "--dbfilename", "replica.rdb"}}
 	procs := []*proc{primary, replica}
 	for i, port := range ports[2:] {
 		conf := filepath.Join(c.dir, fmt.Sprintf("sentinel-%d.conf", i))
-		text := fmt.Sprintf("port %s\nbind 127.0.0.1\nsentinel monitor lpauth 127.0.0.1 %s 2\nsentinel down-after-milliseconds lpauth 1000\nsentinel failover-timeout lpauth 5000\n", port, ports[0])
+		text := fmt.Sprintf("port %s\nbind 127.0.0.1\ndir "+c.dir+"\nsentinel monitor lpauth 127.0.0.1 %s 2\nsentinel down-after-milliseconds lpauth 1000\nsentinel failover-timeout lpauth 5000\n", port, ports[0])
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			r.violations = append(r.violations, err.Error())
 			return r

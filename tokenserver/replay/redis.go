@@ -237,8 +237,8 @@ func watchRunID(prefix string) func(context.Context, *redis.Conn) error {
 			return nil
 		}
 		runID := infoField(info, "run_id")
-		if runID == "" {
-			return nil
+		if runID == "" || infoField(info, "redis_mode") == "sentinel" {
+			return nil // a sentinel (the failover client connects to them too) holds no claims
 		}
 		prev, _ := cn.Get(ctx, prefix+runIDKey).Result()
 		switch now := time.Now().Unix(); {

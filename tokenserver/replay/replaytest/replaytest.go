@@ -23,6 +23,7 @@ type Server struct {
 	URL  string
 	port int
 	bin  string
+	dir  string
 	cmd  *exec.Cmd
 }
 
@@ -50,7 +51,7 @@ func Redis(t testing.TB) *Server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), port: port, bin: bin}
+	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), port: port, bin: bin, dir: t.TempDir()}
 	s.start(t)
 	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
 	return s
@@ -58,7 +59,8 @@ func Redis(t testing.TB) *Server {
 
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	// Its own folder: a redis-server loads any dump.rdb it finds where it starts.
+	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
