@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lpauth/lpauth-operator/api/secretset"
 )
 
@@ -65,7 +67,25 @@ func sentinelFailover(ctx context.Context, c *cluster, px *proxy, servers []*pro
 			return r
 		}
 	}
-	time.Sleep(2 * time.Second) // the replica syncs, the sentinels find each other
+	// Every sentinel must know the replica as a good one before the primary dies: one that has
+	// not seen it yet aborts the failover ("no good slave") and tries again only after twice
+	// failover-timeout, which would measure Sentinel's discovery, not the token servers.
+	for _, port := range ports[2:] {
+		sc := redis.NewSentinelClient(&redis.Options{Addr: "127.0.0.1:" + port})
+		err := poll(ctx, 30*time.Second, "sentinel "+port+" to know the replica", func() (bool, error) {
+			replicas, err := sc.Replicas(ctx, "lpauth").Result()
+			if err != nil || len(replicas) == 0 {
+				return false, nil
+			}
+			return replicas[0]["flags"] == "slave" && replicas[0]["master-link-status"] == "ok", nil
+		})
+		sc.Close()
+		if err != nil {
+			r.violations = append(r.violations, err.Error())
+			return r
+		}
+	}
+	time.Sleep(time.Second)
 	// The same Secret, a Sentinel URL; the token servers read it when they start.
 	sentinelURL := fmt.Sprintf("redis://127.0.0.1:%s/0?master_name=lpauth&addr=127.0.0.1:%s&addr=127.0.0.1:%s", ports[2], ports[3], ports[4])
 	if err := c.useRedisURL(ctx, sentinelURL); err != nil {

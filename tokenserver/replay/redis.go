@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,6 +28,9 @@ type Redis struct {
 	prefix string
 	// ClaimTimeout bounds a whole claim (ClaimTimeout by default).
 	ClaimTimeout time.Duration
+	// lastOK is when (Unix seconds) this process last had a claim answered: after a failover
+	// or a restart, the claims that can be lost are the ones made until then, not later.
+	lastOK atomic.Int64
 }
 
 // RedisTimeout bounds each Redis dial, read and write; ClaimTimeout bounds a whole claim,
@@ -54,6 +58,7 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing the Redis URL: %w", err)
 	}
+	r := &Redis{prefix: prefix, ClaimTimeout: ClaimTimeout}
 	var client redis.UniversalClient
 	switch {
 	case u.Scheme == "redis+cluster" || u.Scheme == "rediss+cluster":
@@ -71,7 +76,7 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		client = redis.NewClusterClient(opts)
 		// One hash slot for the claims and the epoch, so they live and are lost together. (No
 		// run_id watch: each node has its own, and a connection may go to any node.)
-		prefix = "{" + prefix + "}"
+		r.prefix = "{" + prefix + "}"
 	case u.Query().Has("master_name"):
 		opts, err := redis.ParseFailoverURL(raw)
 		if err != nil {
@@ -80,7 +85,7 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = RedisTimeout, RedisTimeout, RedisTimeout
 		opts.MaxRetries, opts.ContextTimeoutEnabled = -1, true
 		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
-		opts.OnConnect = watchRunID(prefix)
+		opts.OnConnect = r.watchRunID
 		client = redis.NewFailoverClient(opts)
 	default:
 		opts, err := redis.ParseURL(raw)
@@ -97,10 +102,11 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		// A burst of redemptions (LivePerson retries, a reconnect storm) must queue briefly for
 		// a connection rather than fail: each command still has RedisTimeout.
 		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
-		opts.OnConnect = watchRunID(prefix)
+		opts.OnConnect = r.watchRunID
 		client = redis.NewClient(opts)
 	}
-	return &Redis{client: client, prefix: prefix, ClaimTimeout: ClaimTimeout}, nil
+	r.client = client
+	return r, nil
 }
 
 // Claim implements Store.
@@ -121,6 +127,7 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 	_, _ = pipe.Exec(ctx)
 	set, err := claim.Result()
 	if err == nil {
+		r.lastOK.Store(time.Now().Unix())
 		if err := beforeRecords(issued, since); err != nil {
 			return false, err
 		}
@@ -142,6 +149,7 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 		held, gerr := r.client.Get(ctx, key).Result()
 		switch {
 		case gerr == nil:
+			r.lastOK.Store(time.Now().Unix())
 			if held != token {
 				return false, nil
 			}
@@ -228,33 +236,38 @@ func beforeRecords(issued time.Time, since *redis.StringCmd) error {
 // run_id recorded: a new Redis, or one that lost everything) has records from now on. A run_id
 // other than the recorded one means the server restarted (even reloading a snapshot, which loses
 // the claims made since) or another took over (a failover loses the claims the replica had not
-// received): the records begin again now. Without INFO (an ACL that refuses it) only a loss of
-// the whole data set is seen, by the epoch key gone.
-func watchRunID(prefix string) func(context.Context, *redis.Conn) error {
-	return func(ctx context.Context, cn *redis.Conn) error {
-		info, err := cn.Info(ctx, "server").Result()
-		if err != nil {
-			return nil
-		}
-		runID := infoField(info, "run_id")
-		if runID == "" || infoField(info, "redis_mode") == "sentinel" {
-			return nil // a sentinel (the failover client connects to them too) holds no claims
-		}
-		prev, _ := cn.Get(ctx, prefix+runIDKey).Result()
-		switch now := time.Now().Unix(); {
-		case prev == runID:
-			return nil
-		case prev == "":
-			// Nothing was recorded here: nothing claimed can be lost.
-			cn.SetNX(ctx, prefix+epochKey, now-newKeyMargin, 0)
-		default:
-			if epoch, err := cn.Get(ctx, prefix+epochKey).Int64(); err != nil || epoch < now {
-				cn.Set(ctx, prefix+epochKey, now, 0)
-			}
-		}
-		cn.Set(ctx, prefix+runIDKey, runID, 0)
+// received): what can be lost is what was claimed until this process last had an answer, so the
+// records begin again from then (from now, if it never had one). Codes issued while Redis was
+// away are not refused. Without INFO (an ACL that refuses it) only a loss of the whole data set
+// is seen, by the epoch key gone.
+func (r *Redis) watchRunID(ctx context.Context, cn *redis.Conn) error {
+	info, err := cn.Info(ctx, "server").Result()
+	if err != nil {
 		return nil
 	}
+	runID := infoField(info, "run_id")
+	if runID == "" || infoField(info, "redis_mode") == "sentinel" {
+		return nil // a sentinel (the failover client connects to them too) holds no claims
+	}
+	prefix := r.prefix
+	prev, _ := cn.Get(ctx, prefix+runIDKey).Result()
+	switch now := time.Now().Unix(); {
+	case prev == runID:
+		return nil
+	case prev == "":
+		// Nothing was recorded here: nothing claimed can be lost.
+		cn.SetNX(ctx, prefix+epochKey, now-newKeyMargin, 0)
+	default:
+		since := r.lastOK.Load()
+		if since == 0 || since > now {
+			since = now
+		}
+		if epoch, err := cn.Get(ctx, prefix+epochKey).Int64(); err != nil || epoch < since {
+			cn.Set(ctx, prefix+epochKey, since, 0)
+		}
+	}
+	cn.Set(ctx, prefix+runIDKey, runID, 0)
+	return nil
 }
 
 // infoField reads one field of an INFO answer.
