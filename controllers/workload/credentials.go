@@ -162,16 +162,9 @@ func RotateCredentials(s *corev1.Secret, request string, now time.Time, o Overla
 	if strings.HasPrefix(request, v1alpha1.CutCredentialsPrefix) {
 		return cutCredentials(s, request, now, random)
 	}
-	k, err := randomBytes(random, credentials.CodeKeySize)
+	k, t, err := freshCredentials(random, s)
 	if err != nil {
 		return Rotation{}, err
-	}
-	t, err := randomToken(random)
-	if err != nil {
-		return Rotation{}, err
-	}
-	if s.Data == nil {
-		s.Data = map[string][]byte{}
 	}
 	rot := Rotation{Rotated: true}
 	for _, p := range previousValues {
@@ -195,16 +188,9 @@ func RotateCredentials(s *corev1.Secret, request string, now time.Time, o Overla
 // (current and previous) go on the retired list, so a backend still sending one is told it was
 // replaced; the code keys go, so nothing they sealed redeems.
 func cutCredentials(s *corev1.Secret, request string, now time.Time, random io.Reader) (Rotation, error) {
-	k, err := randomBytes(random, credentials.CodeKeySize)
+	k, t, err := freshCredentials(random, s)
 	if err != nil {
 		return Rotation{}, err
-	}
-	t, err := randomToken(random)
-	if err != nil {
-		return Rotation{}, err
-	}
-	if s.Data == nil {
-		s.Data = map[string][]byte{}
 	}
 	rot := Rotation{Rotated: true, Emergency: true}
 	for _, p := range previousValues {
@@ -221,6 +207,20 @@ func cutCredentials(s *corev1.Secret, request string, now time.Time, random io.R
 	s.Data[credentials.CodeKeyKey], s.Data[credentials.IssueAPITokenKey] = k, t
 	metav1.SetMetaDataAnnotation(&s.ObjectMeta, v1alpha1.AnnotationHandledRotate, request)
 	return rot, nil
+}
+
+// freshCredentials makes a new code key and issue-API credential, and readies s's data for them.
+func freshCredentials(random io.Reader, s *corev1.Secret) (key, token []byte, err error) {
+	if key, err = randomBytes(random, credentials.CodeKeySize); err != nil {
+		return nil, nil, err
+	}
+	if token, err = randomToken(random); err != nil {
+		return nil, nil, err
+	}
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	return key, token, nil
 }
 
 // formatUntil rounds up: a stored whole second never ends an overlap early.
