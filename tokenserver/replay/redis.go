@@ -73,10 +73,15 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = RedisTimeout, RedisTimeout, RedisTimeout
 		opts.MaxRetries, opts.MaxRedirects, opts.ContextTimeoutEnabled = -1, 3, true
 		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
-		client = redis.NewClusterClient(opts)
-		// One hash slot for the claims and the epoch, so they live and are lost together. (No
-		// run_id watch: each node has its own, and a connection may go to any node.)
+		// One hash slot for the claims, the epoch and the run_id, so they live and are lost
+		// together on one primary.
 		r.prefix = "{" + prefix + "}"
+		// The run_id watch runs on every node's new connections; only the primary that holds the
+		// slot answers it (the others answer MOVED). After a failover the client connects anew
+		// to the new primary, which the watch sees (TestAClusterFailoverRefusesCodesIssued…
+		// holds this, with the client connected to the replica before its promotion).
+		opts.OnConnect = r.watchRunID
+		client = redis.NewClusterClient(opts)
 	case u.Query().Has("master_name"):
 		opts, err := redis.ParseFailoverURL(raw)
 		if err != nil {
@@ -128,7 +133,7 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 	set, err := claim.Result()
 	if err == nil {
 		r.lastOK.Store(time.Now().Unix())
-		if err := beforeRecords(issued, since); err != nil {
+		if err := r.beforeRecords(issued, since); err != nil {
 			return false, err
 		}
 		if set {
@@ -199,12 +204,20 @@ const (
 )
 
 // epoch queues, on pipe, the reading of when the records begin, written first if the key is gone
-// (Redis lost its data, or never had any): from newKeyMargin ago, so an ID issued just now (its
-// claim under way while the key was written) is not refused. (That margin is the window a loss
-// leaves: an ID claimed in it, just before the loss, could be claimed once more.)
+// (Redis lost its data, or never had any) as lossEpoch.
 func (r *Redis) epoch(ctx context.Context, pipe redis.Pipeliner) *redis.StringCmd {
-	pipe.SetNX(ctx, r.prefix+epochKey, time.Now().Unix()-newKeyMargin, 0)
+	pipe.SetNX(ctx, r.prefix+epochKey, r.lossEpoch(), 0)
 	return pipe.Get(ctx, r.prefix+epochKey)
+}
+
+// lossEpoch is when the records begin after a loss of everything: from newKeyMargin ago, so an ID
+// issued just now (its claim under way while the key was written) is not refused; and not before
+// the last claim this process had answered, which the loss took. (What is left is the window a
+// loss leaves: an ID another replica claimed after that, in the margin, could be claimed once
+// more.)
+func (r *Redis) lossEpoch() int64 {
+	now := time.Now().Unix()
+	return min(now, max(now-newKeyMargin, r.lastOK.Load()))
 }
 
 // checkEpoch is beforeRecords on its own round trip (after a lost reply).
@@ -212,17 +225,17 @@ func (r *Redis) checkEpoch(ctx context.Context, issued time.Time) error {
 	pipe := r.client.Pipeline()
 	since := r.epoch(ctx, pipe)
 	_, _ = pipe.Exec(ctx)
-	return beforeRecords(issued, since)
+	return r.beforeRecords(issued, since)
 }
 
 // beforeRecords is ErrBeforeRecords when issued is not after the records begin (the epoch, as
 // read by since), and an error when the epoch cannot be read.
-func beforeRecords(issued time.Time, since *redis.StringCmd) error {
+func (r *Redis) beforeRecords(issued time.Time, since *redis.StringCmd) error {
 	epoch, err := since.Int64()
 	switch {
 	case errors.Is(err, redis.Nil):
 		// Gone even after the SETNX before it (it has just been flushed again).
-		epoch = time.Now().Unix() - newKeyMargin
+		epoch = r.lossEpoch()
 	case err != nil:
 		return fmt.Errorf("redis GET %s: %w", epochKey, err)
 	}
@@ -241,33 +254,63 @@ func beforeRecords(issued time.Time, since *redis.StringCmd) error {
 // away are not refused. Without INFO (an ACL that refuses it) only a loss of the whole data set
 // is seen, by the epoch key gone.
 func (r *Redis) watchRunID(ctx context.Context, cn *redis.Conn) error {
+	return r.lookAtServer(ctx, cn)
+}
+
+// lookAtServer is the run_id watch, on a connection or a cluster node's client. It returns an
+// error only when a command timed out or the network failed: go-redis then closes the connection,
+// whose late reply would otherwise be read as the answer to the next command. (A Redis error, such
+// as an ACL refusing INFO or MOVED from a cluster node that does not hold the slot, skips the
+// watch.)
+func (r *Redis) lookAtServer(ctx context.Context, cn redis.Cmdable) error {
 	info, err := cn.Info(ctx, "server").Result()
 	if err != nil {
-		return nil
+		return broken(err)
 	}
 	runID := infoField(info, "run_id")
 	if runID == "" || infoField(info, "redis_mode") == "sentinel" {
 		return nil // a sentinel (the failover client connects to them too) holds no claims
 	}
 	prefix := r.prefix
-	prev, _ := cn.Get(ctx, prefix+runIDKey).Result()
+	prev, err := cn.Get(ctx, prefix+runIDKey).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return broken(err)
+	}
 	switch now := time.Now().Unix(); {
 	case prev == runID:
 		return nil
 	case prev == "":
-		// Nothing was recorded here: nothing claimed can be lost.
-		cn.SetNX(ctx, prefix+epochKey, now-newKeyMargin, 0)
+		// Nothing recorded: a new store, or one that lost everything (lossEpoch, if the epoch
+		// went too).
+		err = cn.SetNX(ctx, prefix+epochKey, r.lossEpoch(), 0).Err()
 	default:
 		since := r.lastOK.Load()
 		if since == 0 || since > now {
 			since = now
 		}
-		if epoch, err := cn.Get(ctx, prefix+epochKey).Int64(); err != nil || epoch < since {
-			cn.Set(ctx, prefix+epochKey, since, 0)
+		epoch, gerr := cn.Get(ctx, prefix+epochKey).Int64()
+		if gerr != nil && broken(gerr) != nil {
+			return gerr
+		}
+		if gerr != nil || epoch < since {
+			err = cn.Set(ctx, prefix+epochKey, since, 0).Err()
 		}
 	}
-	cn.Set(ctx, prefix+runIDKey, runID, 0)
-	return nil
+	if err != nil {
+		// The run_id is recorded only once the epoch is: the next connection looks again.
+		return broken(err)
+	}
+	return broken(cn.Set(ctx, prefix+runIDKey, runID, 0).Err())
+}
+
+// broken is err when it leaves the connection unusable (a timeout or a network error), and nil
+// when Redis answered (an error reply, or no value).
+func broken(err error) error {
+	var reply redis.Error
+	if err == nil || errors.Is(err, redis.Nil) || errors.As(err, &reply) {
+		return nil
+	}
+	return err
 }
 
 // infoField reads one field of an INFO answer.

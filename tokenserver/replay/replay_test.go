@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/lpauth/lpauth-operator/tokenserver/replay/replaytest"
 )
 
@@ -22,6 +24,14 @@ func stores() map[string]func(*testing.T) Store {
 		"memory": func(*testing.T) Store { return NewMemory(1000, nil) },
 		"redis": func(t *testing.T) Store {
 			r, err := NewRedis(replaytest.StartRedis(t), "test:")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			return r
+		},
+		"redis-cluster": func(t *testing.T) Store {
+			r, err := NewRedis(replaytest.RedisCluster(t, 3, 0).URL, "test:")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -407,5 +417,84 @@ func TestAFlushedRedisRefusesOlderIDs(t *testing.T) {
 	}
 	if ok, err := r.Claim(ctx, "code-1", issued, time.Now().Add(time.Minute)); ok || !errors.Is(err, ErrBeforeRecords) {
 		t.Fatalf("after a flush: %v %v, want ErrBeforeRecords", ok, err)
+	}
+}
+
+// A Redis Cluster failover of the claims' slot loses what the replica had not received: the
+// store sees the new primary's run_id when it first connects to it, and refuses codes issued
+// before its last answered claim, as with Sentinel. (Before, cluster mode had no run_id watch,
+// and such a code was accepted.)
+func TestAClusterFailoverRefusesCodesIssuedBeforeTheLastClaim(t *testing.T) {
+	t.Parallel()
+	cluster := replaytest.RedisCluster(t, 3, 1)
+	r, err := NewRedis(cluster.URL, "test:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	time.Sleep(1100 * time.Millisecond) // after the epoch's margin
+	issuedBefore := time.Now()
+	time.Sleep(1100 * time.Millisecond)
+	if ok, err := r.Claim(ctx, "claimed", time.Now(), time.Now().Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("a claim before the failover: %v %v", ok, err)
+	}
+	// The client holds connections to the replicas too (it may ask any node for the slots),
+	// made while they were replicas.
+	if err := r.client.(*redis.ClusterClient).ForEachSlave(ctx, func(ctx context.Context, c *redis.Client) error {
+		return c.Ping(ctx).Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, shard := cluster.PrimaryFor(t, r.prefix+epochKey)
+	cluster.Failover(t, shard)
+	var ok bool
+	// The client follows the MOVED answers to the new primary.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ok, err = r.Claim(ctx, "issued-before", issuedBefore, time.Now().Add(time.Minute))
+		if err == nil || errors.Is(err, ErrBeforeRecords) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if ok || !errors.Is(err, ErrBeforeRecords) {
+		t.Fatalf("a code issued before the last claim, after a failover: %v %v, want ErrBeforeRecords", ok, err)
+	}
+	if ok, err := r.Claim(ctx, "claimed", time.Now(), time.Now().Add(time.Minute)); ok {
+		t.Fatalf("the code claimed before the failover was claimed again (%v)", err)
+	}
+	if ok, err := r.Claim(ctx, "issued-after", time.Now().Add(2*time.Second), time.Now().Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("a code issued after the failover: %v %v, want accepted", ok, err)
+	}
+}
+
+// A Redis that lost everything (restarted without persistence) right after a claim: a code
+// issued before that claim, within the new epoch's margin, is refused, because the records begin
+// no earlier than the last claim this process had answered. (Before, they began newKeyMargin
+// seconds before the loss was seen, and such a code redeemed.)
+func TestALossRefusesCodesIssuedBeforeTheLastAnsweredClaim(t *testing.T) {
+	t.Parallel()
+	srv := replaytest.Redis(t)
+	r, err := NewRedis(srv.URL, "test:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	time.Sleep(1100 * time.Millisecond)
+	issued := time.Now()
+	time.Sleep(1100 * time.Millisecond)
+	if ok, err := r.Claim(ctx, "claimed", time.Now(), time.Now().Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("a claim before the loss: %v %v", ok, err)
+	}
+	srv.Restart(t)
+	var ok bool
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ok, err = r.Claim(ctx, "issued-before", issued, time.Now().Add(time.Minute))
+		if err == nil || errors.Is(err, ErrBeforeRecords) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if ok || !errors.Is(err, ErrBeforeRecords) {
+		t.Fatalf("a code issued before the last claim, after Redis lost everything: %v %v, want ErrBeforeRecords", ok, err)
 	}
 }

@@ -25,6 +25,8 @@ type Server struct {
 	bin  string
 	dir  string
 	cmd  *exec.Cmd
+	// extra are more redis-server arguments (a cluster node's).
+	extra []string
 }
 
 // Restart kills the server and starts it again on the same port, empty.
@@ -37,6 +39,12 @@ func (s *Server) Restart(t testing.TB) {
 
 // Redis runs redis-server like StartRedis and returns it.
 func Redis(t testing.TB) *Server {
+	t.Helper()
+	return redisWith(t)
+}
+
+// redisWith is Redis with extra redis-server arguments.
+func redisWith(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -51,7 +59,7 @@ func Redis(t testing.TB) *Server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), port: port, bin: bin, dir: t.TempDir()}
+	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), port: port, bin: bin, dir: t.TempDir(), extra: extra}
 	s.start(t)
 	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
 	return s
@@ -60,7 +68,8 @@ func Redis(t testing.TB) *Server {
 func (s *Server) start(t testing.TB) {
 	t.Helper()
 	// Its own folder: a redis-server loads any dump.rdb it finds where it starts.
-	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir}, s.extra...)
+	s.cmd = exec.Command(s.bin, args...)
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
