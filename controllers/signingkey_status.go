@@ -37,7 +37,7 @@ func keyStatuses(set []keys.Key) ([]v1alpha1.KeyStatus, error) {
 }
 
 // maxStatusKeys is the CRD's bound on status.keys.
-const maxStatusKeys = 16
+const maxStatusKeys = v1alpha1.MaxStatusKeys
 
 // statusKeys is the part of the set status can show: all of it, or, when repairs have left more
 // published keys than status holds, the Active and Next keys and the newest retired ones, oldest

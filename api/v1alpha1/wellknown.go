@@ -150,3 +150,7 @@ const (
 	// every key it published and its revoked kids, what a lost key Secret is restored from.
 	SecretTypeKeyRecord = "auth.lpauth.dev/signing-key-record"
 )
+
+// MaxStatusKeys is how many keys a SigningKey's status.keys can list (its CRD's maxItems): more
+// are kept only after repairs, and status then lists the Active, Next and newest keys.
+const MaxStatusKeys = 16

@@ -40,8 +40,10 @@ func hasCRDs(dir string) bool {
 }
 
 // Start starts kube-apiserver and etcd from KUBEBUILDER_ASSETS and installs the CRDs from
-// config/crd/bases. Call Stop on the returned environment when done.
-func Start() (*envtest.Environment, *rest.Config, error) {
+// config/crd/bases. Call Stop on the returned environment when done. Each option may change
+// the environment before it starts (make faults keeps etcd's data in a folder of its own, to
+// restart it).
+func Start(options ...func(*envtest.Environment)) (*envtest.Environment, *rest.Config, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, nil, errors.New("KUBEBUILDER_ASSETS is not set: run the tests with `make test`, " +
 			"which builds kube-apiserver and etcd once (hack/envtest.sh) and points the tests at them")
@@ -49,6 +51,9 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+	}
+	for _, o := range options {
+		o(env)
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -124,7 +124,14 @@ func listenAddr(a string) (string, error) {
 func startCluster(ctx context.Context, bin, dir, issuerAddr string) (*cluster, error) {
 	c := &cluster{dir: dir, bin: bin, namespace: "faults", tokenName: "brand", keyName: "keys", issuer: "http://" + issuerAddr}
 	var err error
-	if c.env, _, err = testenv.Start(); err != nil {
+	// etcd keeps its data in a folder it does not remove on Stop, so the etcd trial can restart it.
+	etcdData := filepath.Join(dir, "etcd")
+	if err := os.MkdirAll(etcdData, 0o700); err != nil {
+		return nil, err
+	}
+	if c.env, _, err = testenv.Start(func(e *envtest.Environment) {
+		e.ControlPlane.Etcd = &envtest.Etcd{DataDir: etcdData}
+	}); err != nil {
 		return nil, err
 	}
 	if c.kubeconfig, err = testenv.Kubeconfig(c.env, dir); err != nil {

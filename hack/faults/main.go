@@ -40,10 +40,10 @@ func main() {
 	flag.IntVar(&o.restarts, "restarts", 4, "token server SIGTERMs (a rolling restart of 2 replicas)")
 	flag.IntVar(&o.redisRounds, "redis-rounds", 3, "times Redis is killed under load")
 	flag.DurationVar(&o.redisDown, "redis-down", 3*time.Second, "how long Redis stays down each time")
-	flag.DurationVar(&o.apiDown, "api-down", 60*time.Second, "how long the API server is unreachable")
+	flag.DurationVar(&o.apiDown, "api-down", 80*time.Second, "how long the API server is unreachable (over 75 s, the API server's watch history, makes the watches expire)")
 	flag.IntVar(&o.clients, "clients", 1000, "clients created while the operator is killed")
 	flag.DurationVar(&o.soak, "soak", 10*time.Minute, "how long the soak runs")
-	flag.StringVar(&o.trials, "trials", "operator,creations,tamper,sigterm,redis,apiserver,soak,sentinel", "trials to run (sentinel last: it leaves the system on Sentinel)")
+	flag.StringVar(&o.trials, "trials", "operator,creations,tamper,sigterm,redis,apiserver,etcd,soak,sentinel", "trials to run (sentinel last: it leaves the system on Sentinel)")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -135,6 +135,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 			r = sentinelFailover(ctx, c, px, servers, addrs)
 		case "apiserver":
 			r = apiServerAway(ctx, c, base, addrs, o.apiDown)
+		case "etcd":
+			r = etcdRestarted(ctx, c, base, addrs)
 		default:
 			return rows, fmt.Errorf("unknown trial %q", t)
 		}

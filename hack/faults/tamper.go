@@ -22,7 +22,7 @@ import (
 
 // tampering: the Secrets the operator owns are deleted, emptied or given garbage, one way at a
 // time, while tokens are issued and the JWKS is read. Each must converge back (the object
-// Ready), with a Warning event; meanwhile the JWKS is never empty and every token issued
+// Ready, its status telling what the Secret holds), with a Warning event; meanwhile the JWKS is never empty and every token issued
 // verifies with a key it publishes.
 func tampering(ctx context.Context, c *cluster, base string, addrs []string) row {
 	r := row{fault: "Secrets the operator owns deleted, emptied or given garbage (10 ways)", recoverWhat: "tampering → object Ready again"}
@@ -99,6 +99,9 @@ func tampering(ctx context.Context, c *cluster, base string, addrs []string) row
 			r.violations = append(r.violations, tc.name+": "+err.Error())
 		}
 		if err := waitAllReady(ctx, c, 60*time.Second); err != nil {
+			r.violations = append(r.violations, tc.name+": "+err.Error())
+		}
+		if err := keysConverge(ctx, c); err != nil {
 			r.violations = append(r.violations, tc.name+": "+err.Error())
 		}
 		r.recover = max(r.recover, time.Since(start))
