@@ -43,7 +43,7 @@ func main() {
 	flag.DurationVar(&o.apiDown, "api-down", 80*time.Second, "how long the API server is unreachable (over 75 s, the API server's watch history, makes the watches expire)")
 	flag.IntVar(&o.clients, "clients", 1000, "clients created while the operator is killed")
 	flag.DurationVar(&o.soak, "soak", 10*time.Minute, "how long the soak runs")
-	flag.StringVar(&o.trials, "trials", "operator,creations,tamper,sigterm,redis,apiserver,etcd,soak,sentinel", "trials to run (sentinel last: it leaves the system on Sentinel)")
+	flag.StringVar(&o.trials, "trials", "operator,creations,tamper,sigterm,redis,apiserver,etcd,soak,sentinel,cluster", "trials to run (sentinel and cluster last: each leaves the system on its Redis)")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -133,6 +133,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 			r = soak(ctx, c, base, servers, o.soak)
 		case "sentinel":
 			r = sentinelFailover(ctx, c, px, servers, addrs)
+		case "cluster":
+			r = clusterFailover(ctx, c, px, servers, addrs)
 		case "apiserver":
 			r = apiServerAway(ctx, c, base, addrs, o.apiDown)
 		case "etcd":

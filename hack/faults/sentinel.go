@@ -99,6 +99,15 @@ func sentinelFailover(ctx context.Context, c *cluster, px *proxy, servers []*pro
 		}
 	}
 	px.set(addrs...)
+	return primaryKilledUnderLoad(c, px, r, primary.kill)
+}
+
+// primaryKilledUnderLoad runs redemptions through px, kills the Redis primary that holds the
+// claims with kill, and fills r: a redemption must succeed again (within 30 s), requests may
+// only fail with 503 meanwhile, and no code may redeem twice, including the codes redeemed in
+// the seconds before the kill (the claims the replica may not have received), presented again
+// after the failover.
+func primaryKilledUnderLoad(c *cluster, px *proxy, r row, kill func()) row {
 	l := newLP(c, "http://"+px.ln.Addr().String())
 	var o outcome
 	var doubles atomic.Int64
@@ -125,7 +134,7 @@ func sentinelFailover(ctx context.Context, c *cluster, px *proxy, servers []*pro
 	}()
 	time.Sleep(2 * time.Second)
 	killed := time.Now()
-	primary.kill()
+	kill()
 	var recovered time.Duration
 	for time.Since(killed) < 30*time.Second {
 		code, status, err := l.code(1)

@@ -31,6 +31,8 @@ type Redis struct {
 	// lastOK is when (Unix seconds) this process last had a claim answered: after a failover
 	// or a restart, the claims that can be lost are the ones made until then, not later.
 	lastOK atomic.Int64
+	// reload, for Redis Cluster, has the client learn which node holds which slots again.
+	reload func()
 }
 
 // RedisTimeout bounds each Redis dial, read and write; ClaimTimeout bounds a whole claim,
@@ -81,7 +83,13 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		// to the new primary, which the watch sees (TestAClusterFailoverRefusesCodesIssued…
 		// holds this, with the client connected to the replica before its promotion).
 		opts.OnConnect = r.watchRunID
-		client = redis.NewClusterClient(opts)
+		cluster := redis.NewClusterClient(opts)
+		// go-redis learns the slots again only on MOVED or once a minute: a primary that died
+		// answers neither, and claims would go on failing for that minute after its replica
+		// took over. Each failed claim asks for the slots again (in the background, at most
+		// every 200 ms).
+		r.reload = func() { cluster.ReloadState(context.Background()) }
+		client = cluster
 	case u.Query().Has("master_name"):
 		opts, err := redis.ParseFailoverURL(raw)
 		if err != nil {
@@ -131,6 +139,9 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 	claim := pipe.SetNX(ctx, key, token, ttl)
 	_, _ = pipe.Exec(ctx)
 	set, err := claim.Result()
+	if err != nil && r.reload != nil {
+		r.reload()
+	}
 	if err == nil {
 		r.lastOK.Store(time.Now().Unix())
 		if err := r.beforeRecords(issued, since); err != nil {

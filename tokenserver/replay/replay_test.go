@@ -498,3 +498,35 @@ func TestALossRefusesCodesIssuedBeforeTheLastAnsweredClaim(t *testing.T) {
 		t.Fatalf("a code issued before the last claim, after Redis lost everything: %v %v, want ErrBeforeRecords", ok, err)
 	}
 }
+
+// Regression (make faults, Redis Cluster trial): when the primary holding the claims died, the
+// cluster promoted its replica within seconds, but go-redis kept sending to the dead node (it
+// learns the slots again only on MOVED, or once a minute), and every claim failed for that
+// minute. Each failed claim now has the client learn the slots again.
+func TestAClusterPrimaryKilledIsFollowedToItsReplica(t *testing.T) {
+	t.Parallel()
+	cluster := replaytest.RedisCluster(t, 3, 1)
+	r, err := NewRedis(cluster.URL, "test:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	if _, err := r.Claim(ctx, "before", time.Now(), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, shard := cluster.PrimaryFor(t, r.prefix+epochKey)
+	cluster.KillPrimary(t, shard)
+	killed := time.Now()
+	for i := 0; ; i++ {
+		ok, err := r.Claim(ctx, fmt.Sprint("after-", i), time.Now().Add(time.Hour), time.Now().Add(time.Minute))
+		if ok && err == nil {
+			t.Logf("claims answered again %s after the kill", time.Since(killed).Round(time.Millisecond))
+			return
+		}
+		if time.Since(killed) > 15*time.Second {
+			t.Fatalf("claims still fail %s after the primary died: %v", time.Since(killed).Round(time.Second), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -34,47 +34,87 @@ func RedisCluster(t testing.TB, primaries, replicas int) *Cluster {
 		}
 	}
 	c.URL = fmt.Sprintf("redis+cluster://127.0.0.1:%d", c.Primaries[0].port)
-	ctx := context.Background()
-	first := c.Primaries[0].client()
-	defer first.Close()
-	// Slots split evenly among the primaries; every node meets the first.
+	addr := func(s *Server) string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+	var ps []string
+	rs := make([][]string, primaries)
 	for i, p := range c.Primaries {
-		cl := p.client()
-		lo, hi := i*16384/primaries, (i+1)*16384/primaries-1
-		if err := cl.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
-			t.Fatalf("assigning slots %d-%d: %v", lo, hi, err)
-		}
-		cl.Close()
-	}
-	for _, s := range c.all()[1:] {
-		if err := first.ClusterMeet(ctx, "127.0.0.1", fmt.Sprint(s.port)).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, p := range c.Primaries {
-		id := p.nodeID(t)
+		ps = append(ps, addr(p))
 		for _, r := range c.Replicas[i] {
-			cl := r.client()
-			waitFor(t, fmt.Sprintf("replica %d to know its primary", r.port), func() bool {
-				nodes, _ := cl.ClusterNodes(ctx).Result()
-				return strings.Contains(nodes, id)
-			})
-			if err := cl.Do(ctx, "CLUSTER", "REPLICATE", id).Err(); err != nil {
-				t.Fatal(err)
-			}
-			cl.Close()
+			rs[i] = append(rs[i], addr(r))
 		}
 	}
-	for _, s := range c.all() {
-		cl := s.client()
-		waitFor(t, fmt.Sprintf("node %d to see the cluster whole", s.port), func() bool {
-			info, _ := cl.ClusterInfo(ctx).Result()
-			nodes, _ := cl.ClusterNodes(ctx).Result()
-			return strings.Contains(info, "cluster_state:ok") && strings.Count(strings.TrimSpace(nodes), "\n")+1 == len(c.all())
-		})
-		cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := FormCluster(ctx, ps, rs); err != nil {
+		t.Fatal(err)
 	}
 	return c
+}
+
+// FormCluster makes a cluster of redis-servers started with --cluster-enabled: the slots split
+// evenly among primaries, replicas[i] replicating primaries[i]. It returns once every node sees
+// the cluster whole (or ctx ends).
+func FormCluster(ctx context.Context, primaries []string, replicas [][]string) error {
+	all := append([]string{}, primaries...)
+	for _, rs := range replicas {
+		all = append(all, rs...)
+	}
+	clients := map[string]*redis.Client{}
+	for _, a := range all {
+		clients[a] = redis.NewClient(&redis.Options{Addr: a})
+		defer clients[a].Close()
+	}
+	n := len(primaries)
+	for i, p := range primaries {
+		lo, hi := i*16384/n, (i+1)*16384/n-1
+		if err := clients[p].Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
+			return fmt.Errorf("assigning slots %d-%d to %s: %w", lo, hi, p, err)
+		}
+	}
+	for _, a := range all[1:] {
+		host, port, _ := net.SplitHostPort(a)
+		if err := clients[all[0]].ClusterMeet(ctx, host, port).Err(); err != nil {
+			return fmt.Errorf("%s meeting %s: %w", all[0], a, err)
+		}
+	}
+	for i, p := range primaries {
+		id, err := clients[p].Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			return err
+		}
+		for _, r := range replicas[i] {
+			if err := until(ctx, func() bool {
+				nodes, _ := clients[r].ClusterNodes(ctx).Result()
+				return strings.Contains(nodes, id)
+			}); err != nil {
+				return fmt.Errorf("replica %s to know its primary: %w", r, err)
+			}
+			if err := clients[r].Do(ctx, "CLUSTER", "REPLICATE", id).Err(); err != nil {
+				return fmt.Errorf("%s replicating %s: %w", r, p, err)
+			}
+		}
+	}
+	for _, a := range all {
+		if err := until(ctx, func() bool {
+			info, _ := clients[a].ClusterInfo(ctx).Result()
+			nodes, _ := clients[a].ClusterNodes(ctx).Result()
+			return strings.Contains(info, "cluster_state:ok") && strings.Count(strings.TrimSpace(nodes), "\n")+1 == len(all)
+		}); err != nil {
+			return fmt.Errorf("node %s to see the cluster whole: %w", a, err)
+		}
+	}
+	return nil
+}
+
+func until(ctx context.Context, ok func() bool) error {
+	for !ok() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // PrimaryFor is the primary that holds key now, and the index of its shard.
@@ -101,16 +141,10 @@ func (c *Cluster) PrimaryFor(t testing.TB, key string) (*Server, int) {
 func (c *Cluster) Failover(t testing.TB, i int) {
 	t.Helper()
 	r := c.Replicas[i][0]
-	cl, pl := r.client(), c.Primaries[i].client()
+	c.waitSynced(t, i)
+	cl := r.client()
 	defer cl.Close()
-	defer pl.Close()
 	ctx := context.Background()
-	waitFor(t, "the replica to catch up", func() bool {
-		p, _ := pl.Info(ctx, "replication").Result()
-		rep, _ := cl.Info(ctx, "replication").Result()
-		return strings.Contains(rep, "master_link_status:up") && field(p, "master_repl_offset") != "" &&
-			field(p, "master_repl_offset") == field(rep, "slave_repl_offset")
-	})
 	if err := cl.Do(ctx, "CLUSTER", "FAILOVER", "TAKEOVER").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -121,27 +155,31 @@ func (c *Cluster) Failover(t testing.TB, i int) {
 	c.Primaries[i], c.Replicas[i][0] = r, c.Primaries[i]
 }
 
-func (c *Cluster) all() []*Server {
-	out := append([]*Server{}, c.Primaries...)
-	for _, rs := range c.Replicas {
-		out = append(out, rs...)
-	}
-	return out
+// KillPrimary kills the primary of shard i once its first replica has everything it wrote,
+// and leaves the cluster to promote the replica (after --cluster-node-timeout, 1 s here).
+func (c *Cluster) KillPrimary(t testing.TB, i int) {
+	t.Helper()
+	c.waitSynced(t, i)
+	c.Primaries[i].Kill()
+}
+
+// waitSynced waits until the first replica of shard i has all its primary wrote.
+func (c *Cluster) waitSynced(t testing.TB, i int) {
+	t.Helper()
+	cl, pl := c.Replicas[i][0].client(), c.Primaries[i].client()
+	defer cl.Close()
+	defer pl.Close()
+	ctx := context.Background()
+	waitFor(t, "the replica to catch up", func() bool {
+		p, _ := pl.Info(ctx, "replication").Result()
+		rep, _ := cl.Info(ctx, "replication").Result()
+		return strings.Contains(rep, "master_link_status:up") && field(p, "master_repl_offset") != "" &&
+			field(p, "master_repl_offset") == field(rep, "slave_repl_offset")
+	})
 }
 
 func (s *Server) client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: net.JoinHostPort("127.0.0.1", fmt.Sprint(s.port))})
-}
-
-func (s *Server) nodeID(t testing.TB) string {
-	t.Helper()
-	cl := s.client()
-	defer cl.Close()
-	id, err := cl.Do(context.Background(), "CLUSTER", "MYID").Text()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 func waitFor(t testing.TB, what string, ok func() bool) {

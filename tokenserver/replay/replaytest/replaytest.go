@@ -86,3 +86,6 @@ func (s *Server) start(t testing.TB) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Kill kills the server (it stays down).
+func (s *Server) Kill() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() }
