@@ -95,7 +95,7 @@ bench: build ## Benchmarks: raw RSA limits, HTTP load on a real token server, co
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run -tags "$$(hack/openssl.sh)" ./hack/bench -bin bin/lpauth-operator -dev bin/lpauth-dev -out bench $(BENCH_FLAGS)
 
 .PHONY: faults
-faults: build ## Fault injection under load: operator SIGKILLs during rotations, token server SIGTERMs, Redis killed (faults/results-<time>.txt).
+faults: build ## Fault injection under load: operator kills, tampering, token server SIGTERMs, Redis/Sentinel/Cluster failures, API server and etcd outages, a soak (faults/results-<time>.txt).
 	@hack/redis.sh >/dev/null
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run ./hack/faults -bin bin/lpauth-operator -out faults $(FAULTS_FLAGS)
 
