@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,8 @@ type Redis struct {
 	// lastOK is when (Unix seconds) this process last had a claim answered: after a failover
 	// or a restart, the claims that can be lost are the ones made until then, not later.
 	lastOK atomic.Int64
+	// runID is the run_id of the server this process's claims last went to.
+	runID atomic.Value
 	// reload, for Redis Cluster, has the client learn which node holds which slots again.
 	reload func()
 }
@@ -76,19 +79,20 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		opts.MaxRetries, opts.MaxRedirects, opts.ContextTimeoutEnabled = -1, 3, true
 		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
 		// One hash slot for the claims, the epoch and the run_id, so they live and are lost
-		// together on one primary.
+		// together on one primary, and one script can touch them all.
 		r.prefix = "{" + prefix + "}"
-		// The run_id watch runs on every node's new connections; only the primary that holds the
-		// slot answers it (the others answer MOVED). After a failover the client connects anew
-		// to the new primary, which the watch sees (TestAClusterFailoverRefusesCodesIssued…
-		// holds this, with the client connected to the replica before its promotion).
-		opts.OnConnect = r.watchRunID
 		cluster := redis.NewClusterClient(opts)
 		// go-redis learns the slots again only on MOVED or once a minute: a primary that died
 		// answers neither, and claims would go on failing for that minute after its replica
-		// took over. Each failed claim asks for the slots again (in the background, at most
-		// every 200 ms).
-		r.reload = func() { cluster.ReloadState(context.Background()) }
+		// took over. A failed claim asks for the slots again (in the background; at most once
+		// a second, since a reload that fails is retried by go-redis at once).
+		var last atomic.Int64
+		r.reload = func() {
+			now := time.Now().UnixNano()
+			if prev := last.Load(); now-prev >= int64(time.Second) && last.CompareAndSwap(prev, now) {
+				cluster.ReloadState(context.Background())
+			}
+		}
 		client = cluster
 	case u.Query().Has("master_name"):
 		opts, err := redis.ParseFailoverURL(raw)
@@ -98,7 +102,6 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = RedisTimeout, RedisTimeout, RedisTimeout
 		opts.MaxRetries, opts.ContextTimeoutEnabled = -1, true
 		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
-		opts.OnConnect = r.watchRunID
 		client = redis.NewFailoverClient(opts)
 	default:
 		opts, err := redis.ParseURL(raw)
@@ -115,7 +118,6 @@ func NewRedis(raw, prefix string) (*Redis, error) {
 		// A burst of redemptions (LivePerson retries, a reconnect storm) must queue briefly for
 		// a connection rather than fail: each command still has RedisTimeout.
 		opts.PoolSize, opts.PoolTimeout, opts.MinIdleConns = 128, 2*time.Second, 4
-		opts.OnConnect = r.watchRunID
 		client = redis.NewClient(opts)
 	}
 	r.client = client
@@ -132,19 +134,11 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 	defer cancel()
 	// A value no other claim writes: 128 random bits.
 	token, key := rand.Text(), r.prefix+id
-	// One round trip: when the records begin (written now if the key is gone: Redis lost its
-	// data, by a restart without persistence, a flush or eviction), and the claim.
-	pipe := r.client.Pipeline()
-	since := r.epoch(ctx, pipe)
-	claim := pipe.SetNX(ctx, key, token, ttl)
-	_, _ = pipe.Exec(ctx)
-	set, err := claim.Result()
-	if err != nil && r.reload != nil {
-		r.reload()
-	}
+	// One round trip, one atomic script: the look at the server and when the records begin,
+	// then the claim.
+	epoch, set, err := r.claim(ctx, key, token, ttl)
 	if err == nil {
-		r.lastOK.Store(time.Now().Unix())
-		if err := r.beforeRecords(issued, since); err != nil {
+		if err := beforeRecords(issued, epoch); err != nil {
 			return false, err
 		}
 		if set {
@@ -154,10 +148,13 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 		// resends on a timeout): the token says which.
 		return r.heldBy(ctx, key, token)
 	}
-	if notSent(err) {
-		return false, fmt.Errorf("redis SET NX: %w", err)
+	if r.reload != nil {
+		r.reload()
 	}
-	// The SET may or may not have been applied: ask Redis whose token the key holds.
+	if notSent(err) {
+		return false, fmt.Errorf("redis claim: %w", err)
+	}
+	// The claim may or may not have been applied: ask Redis whose token the key holds.
 	for range claimRounds - 1 {
 		if ctx.Err() != nil {
 			break
@@ -169,7 +166,12 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 			if held != token {
 				return false, nil
 			}
-			if err := r.checkEpoch(ctx, issued); err != nil {
+			// Ours: the script ran, but its answer (the epoch) was lost. Look again.
+			epoch, _, cerr := r.claim(ctx, key, "", 0)
+			if cerr != nil {
+				return false, fmt.Errorf("redis claim: reading when the records begin: %w", cerr)
+			}
+			if err := beforeRecords(issued, epoch); err != nil {
 				return false, err
 			}
 			return true, nil
@@ -177,20 +179,20 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 			err = gerr
 			continue
 		}
-		// Nobody holds the ID: our SET never applied (or has not arrived yet). Claim again with
-		// the same token; if that finds the key held, the next read tells whose it is.
-		set, serr := r.client.SetNX(ctx, key, token, ttl).Result()
-		if serr == nil && set {
-			if err := r.checkEpoch(ctx, issued); err != nil {
+		// Nobody holds the ID: our claim never applied (or has not arrived yet). Claim again
+		// with the same token; if that finds the key held, the next read tells whose it is.
+		epoch, set, cerr := r.claim(ctx, key, token, ttl)
+		if cerr == nil && set {
+			if err := beforeRecords(issued, epoch); err != nil {
 				return false, err
 			}
 			return true, nil
 		}
-		if serr != nil {
-			err = serr
+		if cerr != nil {
+			err = cerr
 		}
 	}
-	return false, fmt.Errorf("redis SET NX: outcome unknown: %w", err)
+	return false, fmt.Errorf("redis claim: outcome unknown: %w", err)
 }
 
 // heldBy reports whether key holds token (this claim's), reading it back.
@@ -203,10 +205,10 @@ func (r *Redis) heldBy(ctx context.Context, key, token string) (bool, error) {
 }
 
 // Keys beside the claims, under the store's prefix. epochKey holds when the records begin (Unix
-// seconds): written when missing, and raised when the server's run_id changes (runIDKey), which
-// is a restart (even one that reloads a snapshot, which loses the claims made since) or a
-// failover (which loses the claims the replica had not received). An ID issued in or before
-// that second may have been claimed in what was lost.
+// seconds): written when missing (Redis lost its data, or never had any), and raised when the
+// server's run_id changes (runIDKey), which is a restart (even one that reloads a snapshot,
+// which loses the claims made since) or a failover (which loses the claims the replica had not
+// received). An ID issued in or before that second may have been claimed in what was lost.
 const (
 	epochKey = "records-since"
 	runIDKey = "records-run-id"
@@ -214,11 +216,66 @@ const (
 	newKeyMargin = 2
 )
 
-// epoch queues, on pipe, the reading of when the records begin, written first if the key is gone
-// (Redis lost its data, or never had any) as lossEpoch.
-func (r *Redis) epoch(ctx context.Context, pipe redis.Pipeliner) *redis.StringCmd {
-	pipe.SetNX(ctx, r.prefix+epochKey, r.lossEpoch(), 0)
-	return pipe.Get(ctx, r.prefix+epochKey)
+// claimScript is a claim, atomic with the look at the server that guards it, so the look is made
+// on the very server that takes the claim whatever connection, node or failover brought it there.
+//
+//	KEYS: the claim, epochKey, runIDKey
+//	ARGV: token, ttl in ms (0: no claim, only the look), the epoch to write if it is missing,
+//	      the epoch after a run_id change (this process's last answered claim, or now),
+//	      the run_id this process last saw ("" if none)
+//	returns: the epoch, 1 if the claim was set, the server's run_id ("" without INFO)
+//
+// The run_id has changed if it is not the one recorded in Redis (the first process to see the
+// new server) or not the one this process last saw (every other process: each raises the epoch to
+// its own last answered claim, never lowers it). Without INFO (an ACL refusing it) only a loss of
+// the whole data set is seen, by the epoch gone.
+const claimScript = `
+local runid = ''
+local ok, info = pcall(redis.call, 'INFO', 'server')
+if ok and type(info) == 'string' then runid = string.match(info, 'run_id:(%x+)') or '' end
+redis.call('SET', KEYS[2], ARGV[3], 'NX')
+if runid ~= '' then
+  local prev = redis.call('GET', KEYS[3])
+  if (prev and prev ~= runid) or (ARGV[5] ~= '' and ARGV[5] ~= runid) then
+    if tonumber(redis.call('GET', KEYS[2])) < tonumber(ARGV[4]) then
+      redis.call('SET', KEYS[2], ARGV[4])
+    end
+  end
+  if prev ~= runid then redis.call('SET', KEYS[3], runid) end
+end
+local set = 0
+if tonumber(ARGV[2]) > 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then set = 1 end
+return {redis.call('GET', KEYS[2]), set, runid}
+`
+
+// claim runs claimScript: the claim of key with token for ttl (none when ttl is 0). It returns
+// when the records begin and whether this call set the key.
+func (r *Redis) claim(ctx context.Context, key, token string, ttl time.Duration) (epoch int64, set bool, err error) {
+	now := time.Now().Unix()
+	lastOK := r.lastOK.Load()
+	since := lastOK
+	if since == 0 || since > now {
+		since = now
+	}
+	mine, _ := r.runID.Load().(string)
+	res, err := r.client.Eval(ctx, claimScript, []string{key, r.prefix + epochKey, r.prefix + runIDKey},
+		token, ttl.Milliseconds(), r.lossEpoch(now, lastOK), since, mine).Slice()
+	if err != nil {
+		return 0, false, err
+	}
+	r.lastOK.Store(time.Now().Unix())
+	if len(res) != 3 {
+		return 0, false, fmt.Errorf("redis claim: unexpected answer %v", res)
+	}
+	e, _ := res[0].(string)
+	if epoch, err = strconv.ParseInt(e, 10, 64); err != nil {
+		return 0, false, fmt.Errorf("redis claim: the epoch %q: %w", e, err)
+	}
+	n, _ := res[1].(int64)
+	if id, _ := res[2].(string); id != "" {
+		r.runID.Store(id)
+	}
+	return epoch, n == 1, nil
 }
 
 // lossEpoch is when the records begin after a loss of everything: from newKeyMargin ago, so an ID
@@ -226,112 +283,16 @@ func (r *Redis) epoch(ctx context.Context, pipe redis.Pipeliner) *redis.StringCm
 // the last claim this process had answered, which the loss took. (What is left is the window a
 // loss leaves: an ID another replica claimed after that, in the margin, could be claimed once
 // more.)
-func (r *Redis) lossEpoch() int64 {
-	now := time.Now().Unix()
-	return min(now, max(now-newKeyMargin, r.lastOK.Load()))
+func (r *Redis) lossEpoch(now, lastOK int64) int64 {
+	return min(now, max(now-newKeyMargin, lastOK))
 }
 
-// checkEpoch is beforeRecords on its own round trip (after a lost reply).
-func (r *Redis) checkEpoch(ctx context.Context, issued time.Time) error {
-	pipe := r.client.Pipeline()
-	since := r.epoch(ctx, pipe)
-	_, _ = pipe.Exec(ctx)
-	return r.beforeRecords(issued, since)
-}
-
-// beforeRecords is ErrBeforeRecords when issued is not after the records begin (the epoch, as
-// read by since), and an error when the epoch cannot be read.
-func (r *Redis) beforeRecords(issued time.Time, since *redis.StringCmd) error {
-	epoch, err := since.Int64()
-	switch {
-	case errors.Is(err, redis.Nil):
-		// Gone even after the SETNX before it (it has just been flushed again).
-		epoch = r.lossEpoch()
-	case err != nil:
-		return fmt.Errorf("redis GET %s: %w", epochKey, err)
-	}
+// beforeRecords is ErrBeforeRecords when issued is not after the records begin.
+func beforeRecords(issued time.Time, epoch int64) error {
 	if issued.Unix() <= epoch {
 		return ErrBeforeRecords
 	}
 	return nil
-}
-
-// watchRunID is each new connection's look at the server. A store seen for the first time (no
-// run_id recorded: a new Redis, or one that lost everything) has records from now on. A run_id
-// other than the recorded one means the server restarted (even reloading a snapshot, which loses
-// the claims made since) or another took over (a failover loses the claims the replica had not
-// received): what can be lost is what was claimed until this process last had an answer, so the
-// records begin again from then (from now, if it never had one). Codes issued while Redis was
-// away are not refused. Without INFO (an ACL that refuses it) only a loss of the whole data set
-// is seen, by the epoch key gone.
-func (r *Redis) watchRunID(ctx context.Context, cn *redis.Conn) error {
-	return r.lookAtServer(ctx, cn)
-}
-
-// lookAtServer is the run_id watch, on a connection or a cluster node's client. It returns an
-// error only when a command timed out or the network failed: go-redis then closes the connection,
-// whose late reply would otherwise be read as the answer to the next command. (A Redis error, such
-// as an ACL refusing INFO or MOVED from a cluster node that does not hold the slot, skips the
-// watch.)
-func (r *Redis) lookAtServer(ctx context.Context, cn redis.Cmdable) error {
-	info, err := cn.Info(ctx, "server").Result()
-	if err != nil {
-		return broken(err)
-	}
-	runID := infoField(info, "run_id")
-	if runID == "" || infoField(info, "redis_mode") == "sentinel" {
-		return nil // a sentinel (the failover client connects to them too) holds no claims
-	}
-	prefix := r.prefix
-	prev, err := cn.Get(ctx, prefix+runIDKey).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return broken(err)
-	}
-	switch now := time.Now().Unix(); {
-	case prev == runID:
-		return nil
-	case prev == "":
-		// Nothing recorded: a new store, or one that lost everything (lossEpoch, if the epoch
-		// went too).
-		err = cn.SetNX(ctx, prefix+epochKey, r.lossEpoch(), 0).Err()
-	default:
-		since := r.lastOK.Load()
-		if since == 0 || since > now {
-			since = now
-		}
-		epoch, gerr := cn.Get(ctx, prefix+epochKey).Int64()
-		if gerr != nil && broken(gerr) != nil {
-			return gerr
-		}
-		if gerr != nil || epoch < since {
-			err = cn.Set(ctx, prefix+epochKey, since, 0).Err()
-		}
-	}
-	if err != nil {
-		// The run_id is recorded only once the epoch is: the next connection looks again.
-		return broken(err)
-	}
-	return broken(cn.Set(ctx, prefix+runIDKey, runID, 0).Err())
-}
-
-// broken is err when it leaves the connection unusable (a timeout or a network error), and nil
-// when Redis answered (an error reply, or no value).
-func broken(err error) error {
-	var reply redis.Error
-	if err == nil || errors.Is(err, redis.Nil) || errors.As(err, &reply) {
-		return nil
-	}
-	return err
-}
-
-// infoField reads one field of an INFO answer.
-func infoField(info, name string) string {
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 // notSent reports errors that leave no doubt the command never reached Redis: no connection

@@ -186,7 +186,7 @@ type delayingProxy struct {
 	target       string
 	delay        time.Duration
 	delayRequest bool
-	sets         atomic.Int64 // SET commands seen
+	claims       atomic.Int64 // claims seen (EVAL of the claim script, or a plain SET)
 }
 
 func startDelayingProxy(t *testing.T, redisURL string, delay time.Duration, delayRequest bool) string {
@@ -246,8 +246,9 @@ func (p *delayingProxy) serve(client net.Conn) {
 			break
 		}
 		// go-redis writes one command per write here (no pipelining), as an array of bulk
-		// strings: "*5\r\n$3\r\nset\r\n…".
-		if bytes.Contains(bytes.ToLower(buf[:n]), []byte("\r\n$3\r\nset\r\n")) && p.sets.Add(1) == 1 {
+		// strings: "*9\r\n$4\r\neval\r\n…" (a claim) or "*5\r\n$3\r\nset\r\n…".
+		lower := bytes.ToLower(buf[:n])
+		if (bytes.Contains(lower, []byte("\r\n$4\r\neval\r\n")) || bytes.Contains(lower, []byte("\r\n$3\r\nset\r\n"))) && p.claims.Add(1) == 1 {
 			if p.delayRequest {
 				// The command reaches Redis late, on a connection the client has given up on.
 				cmd := bytes.Clone(buf[:n])
@@ -433,7 +434,12 @@ func TestAClusterFailoverRefusesCodesIssuedBeforeTheLastClaim(t *testing.T) {
 	}
 	defer r.Close()
 	ctx := context.Background()
-	time.Sleep(1100 * time.Millisecond) // after the epoch's margin
+	// A first claim writes the epoch (2 s back); the code below is issued after it, so only the
+	// run_id watch can refuse it.
+	if _, err := r.Claim(ctx, "warm-up", time.Now(), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
 	issuedBefore := time.Now()
 	time.Sleep(1100 * time.Millisecond)
 	if ok, err := r.Claim(ctx, "claimed", time.Now(), time.Now().Add(time.Minute)); !ok || err != nil {
@@ -528,5 +534,60 @@ func TestAClusterPrimaryKilledIsFollowedToItsReplica(t *testing.T) {
 			t.Fatalf("claims still fail %s after the primary died: %v", time.Since(killed).Round(time.Second), err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Two token servers share a Redis that fails over: each raises the epoch to its own last
+// answered claim when it first sees the new server, so a code issued after the first one's last
+// claim but before the second one's is refused too. (Before, only the first process to see the
+// new run_id raised the epoch, and such a code, claimed through the second and lost, redeemed.)
+func TestEveryReplicaRaisesTheEpochAfterAFailover(t *testing.T) {
+	t.Parallel()
+	cluster := replaytest.RedisCluster(t, 1, 1)
+	a, err := NewRedis(cluster.URL, "two:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := NewRedis(cluster.URL, "two:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	claim := func(s *Redis, id string, issued time.Time) (bool, error) {
+		return s.Claim(ctx, id, issued, time.Now().Add(time.Minute))
+	}
+	if _, err := claim(a, "warm-up", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if ok, err := claim(a, "a-last", time.Now()); !ok || err != nil {
+		t.Fatalf("a's claim: %v %v", ok, err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	issued := time.Now() // after a's last claim
+	time.Sleep(1100 * time.Millisecond)
+	if ok, err := claim(b, "b-last", time.Now()); !ok || err != nil {
+		t.Fatalf("b's claim: %v %v", ok, err)
+	}
+	cluster.Failover(t, 0)
+	// a sees the new server first, then b.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := claim(a, "a-after", time.Now().Add(time.Hour)); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	var ok bool
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ok, err = claim(b, "issued-between", issued)
+		if err == nil || errors.Is(err, ErrBeforeRecords) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if ok || !errors.Is(err, ErrBeforeRecords) {
+		t.Fatalf("a code issued before b's last claim, after the failover: %v %v, want ErrBeforeRecords", ok, err)
 	}
 }
