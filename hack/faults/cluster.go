@@ -77,6 +77,8 @@ func (p *proc) start() error {
 	}
 	cmd := exec.Command(p.args[0], p.args[1:]...)
 	cmd.Env = append(os.Environ(), p.env...)
+	// If the harness dies, so do its processes (no redis-server or token server left behind).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -105,7 +107,12 @@ func (p *proc) signal(sig syscall.Signal, wait time.Duration) {
 	}
 }
 
-func (p *proc) kill()           { p.signal(syscall.SIGKILL, 10*time.Second) }
+func (p *proc) kill() { p.signal(syscall.SIGKILL, 10*time.Second) }
+func (p *proc) send(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_ = p.cmd.Process.Signal(sig)
+}
 func (p *proc) stop()           { p.signal(syscall.SIGTERM, 30*time.Second) }
 func (p *proc) restart() error  { p.kill(); return p.start() }
 func (p *proc) pid() int        { p.mu.Lock(); defer p.mu.Unlock(); return p.cmd.Process.Pid }

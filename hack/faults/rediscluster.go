@@ -70,21 +70,21 @@ func clusterFailover(ctx context.Context, c *cluster, px *proxy, servers []*proc
 	if err != nil {
 		return fail(err)
 	}
-	var victim *proc
-	for p, a := range addrOf {
-		if a == owner.Options().Addr {
-			victim = p
+	var victim, replica *proc
+	for i, p := range nodes[:3] {
+		if addrOf[p] == owner.Options().Addr {
+			victim, replica = p, nodes[3+i]
 		}
 	}
 	if victim == nil {
-		return fail(fmt.Errorf("no node at %s holds the claims", owner.Options().Addr))
+		return fail(fmt.Errorf("no primary at %s holds the claims", owner.Options().Addr))
 	}
 	// The replica must have everything before the kill, or the trial measures a replica still
 	// syncing (which the cluster would not promote).
 	if err := waitReplicaSynced(ctx, owner); err != nil {
 		return fail(err)
 	}
-	r = primaryKilledUnderLoad(c, px, r, victim.kill)
+	r = primaryKilledUnderLoad(c, px, r, victim, replica)
 	r.notes += fmt.Sprintf("; killed %s, the primary of the claims' slot", owner.Options().Addr)
 	return r
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,13 +201,14 @@ func operatorKilledDuringRotations(ctx context.Context, c *cluster, base string,
 			break
 		}
 		time.Sleep(time.Duration(rand.IntN(400)) * time.Millisecond)
+		c.operator.kill()
 		// Did the kill land before the rotation was written? (If none did, the trial proved
 		// nothing about a rotation cut short.)
 		s := &corev1.Secret{}
 		if err := c.k8s.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: keys.SecretName(c.keyName)}, s); err == nil && s.Annotations[v1alpha1.AnnotationHandledRotate] != request {
 			killedBefore++
 		}
-		if err := c.operator.restart(); err != nil {
+		if err := c.operator.start(); err != nil {
 			r.violations = append(r.violations, err.Error())
 			break
 		}
@@ -334,20 +336,6 @@ func jwksKids(base string) map[string]bool {
 // its client.
 func operatorKilledDuringCreations(ctx context.Context, c *cluster, n int) row {
 	r := row{fault: fmt.Sprintf("operator SIGKILL during %d client creations", n), recoverWhat: "last kill → all clients Ready"}
-	stopKills := make(chan struct{})
-	var kills sync.WaitGroup
-	kills.Go(func() {
-		for {
-			select {
-			case <-stopKills:
-				return
-			case <-time.After(time.Duration(1000+rand.IntN(1000)) * time.Millisecond):
-			}
-			if err := c.operator.restart(); err == nil {
-				r.trials++
-			}
-		}
-	})
 	// Every version of every generated Secret, as the API server tells them: a secret that
 	// changes once written is seen whenever it changes, not only when a poll happens to look.
 	secrets, err := c.watchSecretValues(ctx, "bulk-")
@@ -355,6 +343,21 @@ func operatorKilledDuringCreations(ctx context.Context, c *cluster, n int) row {
 		r.violations = append(r.violations, err.Error())
 		return r
 	}
+	stopKills := make(chan struct{})
+	var killer sync.WaitGroup
+	var kills atomic.Int64
+	killer.Go(func() {
+		for {
+			select {
+			case <-stopKills:
+				return
+			case <-time.After(time.Duration(1000+rand.IntN(1000)) * time.Millisecond):
+			}
+			if err := c.operator.restart(); err == nil {
+				kills.Add(1)
+			}
+		}
+	})
 	for i := range n {
 		lc := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bulk-%04d", i), Namespace: c.namespace},
 			Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: c.tokenName}, AccountID: "12345678",
@@ -366,7 +369,8 @@ func operatorKilledDuringCreations(ctx context.Context, c *cluster, n int) row {
 	}
 	time.Sleep(5 * time.Second)
 	close(stopKills)
-	kills.Wait()
+	killer.Wait()
+	r.trials = int(kills.Load())
 	last := time.Now()
 	err = poll(ctx, 5*time.Minute, "every client Ready", func() (bool, error) {
 		list := &v1alpha1.LivePersonAuthClientList{}
@@ -449,7 +453,9 @@ func (c *cluster) watchSecretValues(ctx context.Context, prefix string) (*secret
 		w.versions++
 		v := string(s.Data[v1alpha1.ClientSecretKey])
 		if prev, ok := w.first[s.Name]; ok && prev != v {
-			w.changed = append(w.changed, s.Name)
+			if !slices.Contains(w.changed, s.Name) {
+				w.changed = append(w.changed, s.Name)
+			}
 		} else if !ok && v != "" {
 			w.first[s.Name] = v
 		}
@@ -466,6 +472,7 @@ func (c *cluster) watchSecretValues(ctx context.Context, prefix string) (*secret
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
+			opened := time.Now()
 			for ev := range wi.ResultChan() {
 				if ev.Type == watch.Error {
 					// Expired: list again (a change in between is still seen, as a new value).
@@ -485,6 +492,9 @@ func (c *cluster) watchSecretValues(ctx context.Context, prefix string) (*secret
 				}
 			}
 			wi.Stop()
+			if time.Since(opened) < 100*time.Millisecond {
+				time.Sleep(100 * time.Millisecond) // a watch that ends at once is not retried in a spin
+			}
 		}
 	}()
 	return w, nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -70,6 +71,8 @@ func (s *Server) start(t testing.TB) {
 	// Its own folder: a redis-server loads any dump.rdb it finds where it starts.
 	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir}, s.extra...)
 	s.cmd = exec.Command(s.bin, args...)
+	// A test binary that dies leaves no redis-server behind.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
