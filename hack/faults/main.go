@@ -40,10 +40,10 @@ func main() {
 	flag.IntVar(&o.restarts, "restarts", 4, "token server SIGTERMs (a rolling restart of 2 replicas)")
 	flag.IntVar(&o.redisRounds, "redis-rounds", 3, "times Redis is killed under load")
 	flag.DurationVar(&o.redisDown, "redis-down", 3*time.Second, "how long Redis stays down each time")
-	flag.DurationVar(&o.apiDown, "api-down", 80*time.Second, "how long the API server is unreachable (over 75 s, the API server's watch history, makes the watches expire)")
+	flag.DurationVar(&o.apiDown, "api-down", 60*time.Second, "how long the API server is unreachable in the apiserver trial (the expire trial stays away past the watch cache's 75 s)")
 	flag.IntVar(&o.clients, "clients", 1000, "clients created while the operator is killed")
 	flag.DurationVar(&o.soak, "soak", 10*time.Minute, "how long the soak runs")
-	flag.StringVar(&o.trials, "trials", "operator,creations,tamper,sigterm,redis,apiserver,etcd,soak,sentinel,cluster", "trials to run (sentinel and cluster last: each leaves the system on its Redis)")
+	flag.StringVar(&o.trials, "trials", "operator,apiserver,expire,etcd,creations,tamper,sigterm,redis,soak,sentinel,cluster", "trials to run (sentinel and cluster last: each leaves the system on its Redis)")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -136,7 +136,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 		case "cluster":
 			r = clusterFailover(ctx, c, px, servers, addrs)
 		case "apiserver":
-			r = apiServerAway(ctx, c, base, addrs, o.apiDown)
+			r = apiServerAway(ctx, c, base, addrs, o.apiDown, false)
+		case "expire":
+			r = apiServerAway(ctx, c, base, addrs, watchHistory+5*time.Second, true)
 		case "etcd":
 			r = etcdRestarted(ctx, c, base, addrs)
 		default:
