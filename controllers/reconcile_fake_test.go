@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
+	"github.com/lpauth/lpauth-operator/controllers/workload"
 )
 
 // Fast tests of reconcile decisions, cert-manager's way: given these objects, one reconcile
@@ -128,5 +130,27 @@ func TestRestoredCredentialsAreTakenOverOnlyWhenAsked(t *testing.T) {
 	_ = c.Get(ctx, client.ObjectKeyFromObject(restored), got)
 	if !metav1.IsControlledBy(got, ts) || string(got.Data["issueAPIToken"]) != "what the backends hold" || got.Labels[v1alpha1.LabelTokenServerReads] != "true" {
 		t.Errorf("after adopt-secret: owners %v, data %q, labels %v", got.OwnerReferences, got.Data, got.Labels)
+	}
+}
+
+// A cluster without the Gateway API: the operator runs, and a TokenServer asking for a route is
+// not Ready, saying what to install; one that asks for none is unaffected.
+func TestARouteWithoutTheGatewayAPIIsNotReadyAndSaysWhy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: "brand", UID: "uid-ts"},
+		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"},
+			Route: &v1alpha1.RouteSpec{ParentRefs: []v1alpha1.GatewayRef{{Name: "public"}}}}}
+	c := fakeClient(ts)
+	r := &TokenServerReconciler{Client: c, APIReader: c, Scheme: Scheme(), gatewayAPI: func() bool { return false }}
+	err := r.applyWorkload(ctx, &serverScope{ts: ts}, workload.Params{Image: "lpauth:test"})
+	_, _, nr := settle(err)
+	if nr == nil || nr.reason != v1alpha1.ReasonGatewayAPIMissing || !strings.Contains(nr.Error(), "install them") {
+		t.Fatalf("a route without the Gateway API: %v, want %s saying what to install", err, v1alpha1.ReasonGatewayAPIMissing)
+	}
+
+	ts.Spec.Route = nil
+	if err := r.applyWorkload(ctx, &serverScope{ts: ts}, workload.Params{Image: "lpauth:test"}); err != nil {
+		t.Fatalf("no route, no Gateway API: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
@@ -35,7 +36,7 @@ func CacheOptions() cache.Options {
 			// The kinds the operator creates for token servers: only its own are cached.
 			&appsv1.Deployment{}: managed, &corev1.Service{}: managed, &corev1.ServiceAccount{}: managed,
 			&rbacv1.Role{}: managed, &rbacv1.RoleBinding{}: managed, &networkingv1.Ingress{}: managed,
-			&policyv1.PodDisruptionBudget{}: managed,
+			&policyv1.PodDisruptionBudget{}: managed, &gatewayv1.HTTPRoute{}: managed,
 		}}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -20,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -59,8 +62,11 @@ type TokenServerReconciler struct {
 	Image string
 	// AllowedImages are the prefixes spec.image may start with; empty allows only Image.
 	AllowedImages []string
-	annotations   annotationWarner
-	late          lateWarner
+	// gatewayAPI says whether the cluster serves HTTPRoute (Gateway API CRDs installed), looked
+	// up through the RESTMapper: a cluster without them runs fine until a route is asked for.
+	gatewayAPI  func() bool
+	annotations annotationWarner
+	late        lateWarner
 	// status writes status right even when the cache lags behind its own last write.
 	status statusWriter
 }
@@ -74,6 +80,7 @@ type TokenServerReconciler struct {
 // ConfigMaps (the token server's branding informer; the operator watches branding ConfigMaps too).
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 
@@ -209,11 +216,11 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.applyWorkload(ctx, s, workload.Params{Image: r.Image, StartupConfig: startup}); err != nil {
 		return ctrl.Result{}, err
 	}
-	if ts.Spec.Ingress != nil && len(ts.Spec.TrustedProxyCIDRs) == 0 && ts.Generation != ts.Status.ObservedGeneration {
-		// Behind the ingress every request comes from the ingress controller's address: the
+	if exposed := exposure(ts); exposed != "" && len(ts.Spec.TrustedProxyCIDRs) == 0 && ts.Generation != ts.Status.ObservedGeneration {
+		// Behind the ingress or gateway every request comes from its proxy's address: the
 		// per-address failure limits of /token and the login form then count everyone at once.
 		r.event(ts, corev1.EventTypeWarning, v1alpha1.ReasonTrustedProxiesUnset, "Check",
-			"spec.ingress is set but spec.trustedProxyCIDRs is empty: set it to the ingress controller's addresses, or failed logins by anyone slow down everyone")
+			"spec."+exposed+" is set but spec.trustedProxyCIDRs is empty: set it to the addresses of the "+exposed+"'s proxies, or failed logins by anyone slow down everyone")
 	}
 	s.keyReady = r.signingKeyReady(ctx, ts)
 	return ctrl.Result{}, nil
@@ -479,6 +486,15 @@ func (r *TokenServerReconciler) applyWorkload(ctx context.Context, s *serverScop
 	if err != nil {
 		return notReadyf(v1alpha1.ReasonInvalidSpec, "%v", err)
 	}
+	route, err := workload.HTTPRoute(ts)
+	if err != nil {
+		return notReadyf(v1alpha1.ReasonInvalidSpec, "%v", err)
+	}
+	gatewayAPI := r.gatewayAPI != nil && r.gatewayAPI()
+	if route != nil && !gatewayAPI {
+		return notReadyf(v1alpha1.ReasonGatewayAPIMissing, "spec.route needs the Gateway API CRDs (HTTPRoute, gateway.networking.k8s.io/v1), "+
+			"which this cluster does not serve: install them (https://gateway-api.sigs.k8s.io) and restart the operator, or use spec.ingress")
+	}
 	deployment := workload.Deployment(ts, p)
 	want := []client.Object{workload.ServiceAccount(ts), workload.Role(ts), workload.RoleBinding(ts), workload.Service(ts), deployment}
 	var unwanted []client.Object
@@ -486,6 +502,12 @@ func (r *TokenServerReconciler) applyWorkload(ctx context.Context, s *serverScop
 		want = append(want, ing)
 	} else {
 		unwanted = append(unwanted, &networkingv1.Ingress{})
+	}
+	switch {
+	case route != nil:
+		want = append(want, route)
+	case gatewayAPI:
+		unwanted = append(unwanted, &gatewayv1.HTTPRoute{})
 	}
 	if pdb := workload.PodDisruptionBudget(ts); pdb != nil {
 		want = append(want, pdb)
@@ -675,7 +697,14 @@ func (r *TokenServerReconciler) serversOfKey(ctx context.Context, obj client.Obj
 
 // SetupWithManager watches TokenServers, everything they own, their SigningKey and Redis Secret.
 func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	r.gatewayAPI = func() bool { return servesHTTPRoute(mgr.GetRESTMapper()) }
+	b := ctrl.NewControllerManagedBy(mgr)
+	// Routes are watched only where the Gateway API is installed when the operator starts (a
+	// watch of a kind the API server does not serve would keep the manager from starting).
+	if r.gatewayAPI() {
+		b = b.Owns(&gatewayv1.HTTPRoute{})
+	}
+	return b.
 		For(&v1alpha1.TokenServer{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
@@ -710,4 +739,21 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.serversOfSecret)).
 		Named("tokenserver").
 		Complete(r)
+}
+
+// servesHTTPRoute reports whether the API server serves gateway.networking.k8s.io/v1 HTTPRoute.
+func servesHTTPRoute(mapper meta.RESTMapper) bool {
+	_, err := mapper.RESTMapping(schema.GroupKind{Group: gatewayv1.GroupName, Kind: "HTTPRoute"}, gatewayv1.GroupVersion.Version)
+	return err == nil
+}
+
+// exposure names the field that puts a proxy in front of the token server ("" for none).
+func exposure(ts *v1alpha1.TokenServer) string {
+	switch {
+	case ts.Spec.Ingress != nil:
+		return "ingress"
+	case ts.Spec.Route != nil:
+		return "route"
+	}
+	return ""
 }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/lpauth/lpauth-operator/api/credentials"
 	"github.com/lpauth/lpauth-operator/api/secretset"
@@ -234,6 +235,37 @@ var _ = Describe("TokenServer", func() {
 		}).Should(BeTrue())
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.Name(ts)}, &policyv1.PodDisruptionBudget{}))
+		}).Should(BeTrue())
+	})
+
+	It("routes the issuer through a Gateway API HTTPRoute when asked, and removes it when not", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			t.Spec.Route = &v1alpha1.RouteSpec{ParentRefs: []v1alpha1.GatewayRef{{Name: "public", Namespace: "gateways", SectionName: "https"}},
+				Annotations: map[string]string{"team": "identity"}}
+		})
+		route := owned(ts, &gatewayv1.HTTPRoute{}).(*gatewayv1.HTTPRoute)
+		Expect(route.Spec.Hostnames).To(Equal([]gatewayv1.Hostname{gatewayv1.Hostname(ns + ".brand.example")}))
+		Expect(route.Spec.ParentRefs).To(HaveLen(1))
+		Expect(string(route.Spec.ParentRefs[0].Name)).To(Equal("public"))
+		Expect(string(*route.Spec.ParentRefs[0].Namespace)).To(Equal("gateways"))
+		Expect(string(*route.Spec.ParentRefs[0].SectionName)).To(Equal("https"))
+		Expect(route.Spec.Rules[0].BackendRefs[0].Name).To(Equal(gatewayv1.ObjectName(workload.Name(ts))))
+		Expect(route.Annotations).To(HaveKeyWithValue("team", "identity"))
+		serverCondition(ts, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeploymentProgressing)
+
+		// An Ingress and a route at once are refused by the API server.
+		both := ts.DeepCopy()
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(ts), both)).To(Succeed())
+		both.Spec.Ingress = &v1alpha1.IngressSpec{}
+		err := k8s.Update(ctx, both)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("set at most one of ingress and route"))
+
+		patchServer(ts, func(t *v1alpha1.TokenServer) { t.Spec.Route = nil })
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.Name(ts)}, &gatewayv1.HTTPRoute{}))
 		}).Should(BeTrue())
 	})
 

@@ -122,6 +122,8 @@ const (
 	ReasonSecretAdopted = "SecretAdopted"
 	// ReasonCredentialsCut (event): a cut- credential rotation kept no previous value.
 	ReasonCredentialsCut = "CredentialsCut"
+	// ReasonGatewayAPIMissing: spec.route is set and the cluster does not serve HTTPRoute.
+	ReasonGatewayAPIMissing = "GatewayAPIMissing"
 	// ReasonNameConflict: an object the TokenServer needs has a name taken by one it does not own.
 	ReasonNameConflict = "NameConflict"
 	// ReasonSecretFound: a Secret the operator wrote for an earlier TokenServer or client of this

@@ -18,6 +18,7 @@ const (
 
 // TokenServerSpec is one issuer and the Deployment that serves it.
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas <= 1 || (has(self.replayStore) && self.replayStore.type == 'Redis')",message="replicas greater than 1 need replayStore.type Redis: a replica's memory store cannot see codes another replica redeemed, so a code could be used twice"
+// +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.route))",message="set at most one of ingress and route: both would expose the issuer twice"
 type TokenServerSpec struct {
 	// issuer is the https URL LivePerson sees: the exact iss claim of every token and the base of
 	// every endpoint (issuer + "/token", ...). It cannot change: LivePerson's console pins it.
@@ -62,6 +63,13 @@ type TokenServerSpec struct {
 	// issuer URL.
 	// +optional
 	Ingress *IngressSpec `json:"ingress,omitempty"`
+
+	// route, when set, exposes the issuer through a Gateway API HTTPRoute
+	// (gateway.networking.k8s.io/v1) attached to the Gateways it names, with the issuer URL's
+	// host and path: the alternative to ingress on clusters that route with Gateway API. The
+	// cluster needs the Gateway API CRDs; without them the TokenServer is not Ready and says so.
+	// +optional
+	Route *RouteSpec `json:"route,omitempty"`
 
 	// login is how a person is authenticated on the pop-out window's authorization page: set
 	// exactly one of landingPage, upstreamOIDC, trustedHeaders or staticUsers. Without it, only
@@ -123,6 +131,40 @@ type IngressSpec struct {
 	// +kubebuilder:validation:MaxProperties=64
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// RouteSpec configures the HTTPRoute in front of the token server.
+type RouteSpec struct {
+	// parentRefs are the Gateways (or their listeners) the route attaches to.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	ParentRefs []GatewayRef `json:"parentRefs"`
+
+	// annotations are copied onto the HTTPRoute.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// GatewayRef names a Gateway, and optionally one of its listeners.
+type GatewayRef struct {
+	// name of the Gateway.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// namespace of the Gateway; the TokenServer's own when unset. (A Gateway in another
+	// namespace must allow routes from this one.)
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// sectionName is the Gateway listener to attach to; all of its listeners that accept the
+	// route when unset.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SectionName string `json:"sectionName,omitempty"`
 }
 
 // LoginSpec chooses exactly one way to authenticate a person on the authorization page.

@@ -4,9 +4,12 @@ package testenv
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -40,7 +43,7 @@ func hasCRDs(dir string) bool {
 }
 
 // Start starts kube-apiserver and etcd from KUBEBUILDER_ASSETS and installs the CRDs from
-// config/crd/bases. Call Stop on the returned environment when done. Each option may change
+// config/crd/bases and the Gateway API's standard CRDs. Call Stop on the returned environment when done. Each option may change
 // the environment before it starts (make faults keeps etcd's data in a folder of its own, to
 // restart it).
 func Start(options ...func(*envtest.Environment)) (*envtest.Environment, *rest.Config, error) {
@@ -48,8 +51,12 @@ func Start(options ...func(*envtest.Environment)) (*envtest.Environment, *rest.C
 		return nil, nil, errors.New("KUBEBUILDER_ASSETS is not set: run the tests with `make test`, " +
 			"which builds kube-apiserver and etcd once (hack/envtest.sh) and points the tests at them")
 	}
+	gateway, err := GatewayAPICRDs()
+	if err != nil {
+		return nil, nil, err
+	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases"), gateway},
 		ErrorIfCRDPathMissing: true,
 	}
 	for _, o := range options {
@@ -60,6 +67,19 @@ func Start(options ...func(*envtest.Environment)) (*envtest.Environment, *rest.C
 		return nil, nil, err
 	}
 	return env, cfg, nil
+}
+
+// GatewayAPICRDs is the folder of the Gateway API's standard CRDs (HTTPRoute among them) in the
+// sigs.k8s.io/gateway-api module the operator is built with, so the API server here serves the
+// very version the operator's types are.
+func GatewayAPICRDs() (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api")
+	cmd.Dir = RepoRoot()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the Gateway API CRDs (go list -m sigs.k8s.io/gateway-api in %s): %w", cmd.Dir, err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard"), nil
 }
 
 // Kubeconfig writes a kubeconfig for a cluster-admin user of env into dir, for tests that drive
