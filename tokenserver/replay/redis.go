@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,8 +31,6 @@ type Redis struct {
 	// lastOK is when (Unix seconds) this process last had a claim answered: after a failover
 	// or a restart, the claims that can be lost are the ones made until then, not later.
 	lastOK atomic.Int64
-	// runID is the run_id of the server this process's claims last went to.
-	runID atomic.Value
 	// reload, for Redis Cluster, has the client learn which node holds which slots again.
 	reload func()
 }
@@ -151,6 +148,9 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 	if r.reload != nil {
 		r.reload()
 	}
+	if refused(err) {
+		return false, fmt.Errorf("redis refused the claim: %w", err)
+	}
 	if notSent(err) {
 		return false, fmt.Errorf("redis claim: %w", err)
 	}
@@ -205,10 +205,11 @@ func (r *Redis) heldBy(ctx context.Context, key, token string) (bool, error) {
 }
 
 // Keys beside the claims, under the store's prefix. epochKey holds when the records begin (Unix
-// seconds): written when missing (Redis lost its data, or never had any), and raised when the
-// server's run_id changes (runIDKey), which is a restart (even one that reloads a snapshot,
-// which loses the claims made since) or a failover (which loses the claims the replica had not
-// received). An ID issued in or before that second may have been claimed in what was lost.
+// seconds, by Redis's clock): written when missing or damaged (Redis lost its data, or never had
+// any), and raised to now when the server's run_id is not the one recorded in runIDKey, which is
+// a restart (even one that reloads a snapshot, which loses the claims made since) or a failover
+// (which loses the claims the replica had not received, whichever token server made them). An ID
+// issued in or before that second may have been claimed in what was lost.
 const (
 	epochKey = "records-since"
 	runIDKey = "records-run-id"
@@ -217,74 +218,78 @@ const (
 )
 
 // claimScript is a claim, atomic with the look at the server that guards it, so the look is made
-// on the very server that takes the claim whatever connection, node or failover brought it there.
+// on the very server that takes the claim, whatever connection, node or failover brought it
+// there, and by that server's clock.
 //
 //	KEYS: the claim, epochKey, runIDKey
-//	ARGV: token, ttl in ms (0: no claim, only the look), the epoch to write if it is missing,
-//	      the epoch after a run_id change (this process's last answered claim, or now),
-//	      the run_id this process last saw ("" if none)
-//	returns: the epoch, 1 if the claim was set, the server's run_id ("" without INFO)
+//	ARGV: token, ttl in ms (0: no claim, only the look), this process's last answered claim
+//	      (Unix seconds, 0 if none), newKeyMargin
 //
-// The run_id has changed if it is not the one recorded in Redis (the first process to see the
-// new server) or not the one this process last saw (every other process: each raises the epoch to
-// its own last answered claim, never lowers it). Without INFO (an ACL refusing it) only a loss of
-// the whole data set is seen, by the epoch gone.
+// A missing or damaged epoch means the records were lost: they begin now less newKeyMargin (an ID
+// issued just now, its claim under way, is not refused), and not before this process's last
+// answered claim (capped at now: a process whose clock runs ahead cannot lock every code out).
+//
+//	returns: the epoch, and 1 if the claim was set
+//
+// A Redis that may evict keys (maxmemory with a policy other than noeviction) is refused: an
+// evicted claim would let its code redeem again. Without INFO (an ACL refusing it) neither that
+// nor the run_id is looked at, and only a loss of the whole data set is seen, by the epoch gone.
 const claimScript = `
-local runid = ''
-local ok, info = pcall(redis.call, 'INFO', 'server')
-if ok and type(info) == 'string' then runid = string.match(info, 'run_id:(%x+)') or '' end
-redis.call('SET', KEYS[2], ARGV[3], 'NX')
-if runid ~= '' then
-  local prev = redis.call('GET', KEYS[3])
-  if (prev and prev ~= runid) or (ARGV[5] ~= '' and ARGV[5] ~= runid) then
-    if tonumber(redis.call('GET', KEYS[2])) < tonumber(ARGV[4]) then
-      redis.call('SET', KEYS[2], ARGV[4])
+local now = tonumber(redis.call('TIME')[1])
+local ok, mem = pcall(redis.call, 'INFO', 'memory')
+if ok and type(mem) == 'string' then
+  local maxmemory = tonumber(string.match(mem, 'maxmemory:(%d+)') or '0')
+  local policy = string.match(mem, 'maxmemory_policy:([%w-]+)') or 'noeviction'
+  if maxmemory > 0 and policy ~= 'noeviction' then
+    return redis.error_reply('REFUSED maxmemory-policy is ' .. policy .. ': Redis may evict claims, and a code could then redeem twice; set maxmemory-policy noeviction')
+  end
+end
+local okg, raw = pcall(redis.call, 'GET', KEYS[2])
+local epoch = nil
+if okg then epoch = tonumber(raw) end
+if epoch == nil then
+  epoch = math.min(now, math.max(now - tonumber(ARGV[4]), tonumber(ARGV[3])))
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[2], epoch)
+end
+local oki, info = pcall(redis.call, 'INFO', 'server')
+if oki and type(info) == 'string' then
+  local runid = string.match(info, 'run_id:(%x+)')
+  if runid then
+    local okp, prev = pcall(redis.call, 'GET', KEYS[3])
+    if not okp or prev ~= runid then
+      if (not okp or prev) and epoch < now then
+        epoch = now
+        redis.call('SET', KEYS[2], epoch)
+      end
+      redis.call('DEL', KEYS[3])
+      redis.call('SET', KEYS[3], runid)
     end
   end
-  if prev ~= runid then redis.call('SET', KEYS[3], runid) end
 end
 local set = 0
 if tonumber(ARGV[2]) > 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then set = 1 end
-return {redis.call('GET', KEYS[2]), set, runid}
+return {epoch, set}
 `
 
 // claim runs claimScript: the claim of key with token for ttl (none when ttl is 0). It returns
 // when the records begin and whether this call set the key.
 func (r *Redis) claim(ctx context.Context, key, token string, ttl time.Duration) (epoch int64, set bool, err error) {
-	now := time.Now().Unix()
-	lastOK := r.lastOK.Load()
-	since := lastOK
-	if since == 0 || since > now {
-		since = now
-	}
-	mine, _ := r.runID.Load().(string)
 	res, err := r.client.Eval(ctx, claimScript, []string{key, r.prefix + epochKey, r.prefix + runIDKey},
-		token, ttl.Milliseconds(), r.lossEpoch(now, lastOK), since, mine).Slice()
+		token, ttl.Milliseconds(), r.lastOK.Load(), newKeyMargin).Slice()
 	if err != nil {
 		return 0, false, err
 	}
 	r.lastOK.Store(time.Now().Unix())
-	if len(res) != 3 {
+	if len(res) != 2 {
 		return 0, false, fmt.Errorf("redis claim: unexpected answer %v", res)
 	}
-	e, _ := res[0].(string)
-	if epoch, err = strconv.ParseInt(e, 10, 64); err != nil {
-		return 0, false, fmt.Errorf("redis claim: the epoch %q: %w", e, err)
-	}
+	epoch, ok := res[0].(int64)
 	n, _ := res[1].(int64)
-	if id, _ := res[2].(string); id != "" {
-		r.runID.Store(id)
+	if !ok {
+		return 0, false, fmt.Errorf("redis claim: unexpected epoch %v", res[0])
 	}
 	return epoch, n == 1, nil
-}
-
-// lossEpoch is when the records begin after a loss of everything: from newKeyMargin ago, so an ID
-// issued just now (its claim under way while the key was written) is not refused; and not before
-// the last claim this process had answered, which the loss took. (What is left is the window a
-// loss leaves: an ID another replica claimed after that, in the margin, could be claimed once
-// more.)
-func (r *Redis) lossEpoch(now, lastOK int64) int64 {
-	return min(now, max(now-newKeyMargin, lastOK))
 }
 
 // beforeRecords is ErrBeforeRecords when issued is not after the records begin.
@@ -293,6 +298,14 @@ func beforeRecords(issued time.Time, epoch int64) error {
 		return ErrBeforeRecords
 	}
 	return nil
+}
+
+// refused reports an error answer from Redis (the script refused, or Redis could not run it:
+// an ACL, LOADING, CLUSTERDOWN, READONLY): the claim was not made, so there is nothing to read
+// back.
+func refused(err error) bool {
+	var reply redis.Error
+	return errors.As(err, &reply)
 }
 
 // notSent reports errors that leave no doubt the command never reached Redis: no connection

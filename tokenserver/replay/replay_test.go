@@ -3,10 +3,12 @@ package replay
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -589,5 +591,109 @@ func TestEveryReplicaRaisesTheEpochAfterAFailover(t *testing.T) {
 	}
 	if ok || !errors.Is(err, ErrBeforeRecords) {
 		t.Fatalf("a code issued before b's last claim, after the failover: %v %v, want ErrBeforeRecords", ok, err)
+	}
+}
+
+// A Redis that may evict keys would forget claims (the epoch key, read on every claim, stays;
+// volatile-* policies evict only keys with a TTL: the claims). Claims there are refused with a
+// message that says what to set; the same Redis with noeviction takes them. (Before, found by
+// review, a claim evicted under memory pressure let its code redeem again.)
+func TestARedisThatMayEvictIsRefused(t *testing.T) {
+	t.Parallel()
+	for policy, want := range map[string]bool{"volatile-lru": false, "allkeys-lru": false, "noeviction": true} {
+		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
+			srv := replaytest.RedisWith(t, "--maxmemory", "64mb", "--maxmemory-policy", policy)
+			r, err := NewRedis(srv.URL, "evict:")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			ok, err := r.Claim(context.Background(), "code", time.Now(), time.Now().Add(time.Minute))
+			if want && (!ok || err != nil) {
+				t.Fatalf("claim with %s: %v %v, want accepted", policy, ok, err)
+			}
+			if !want && (ok || err == nil || !strings.Contains(err.Error(), "maxmemory-policy noeviction")) {
+				t.Fatalf("claim with %s: %v %v, want refused, saying to set maxmemory-policy noeviction", policy, ok, err)
+			}
+		})
+	}
+}
+
+// A damaged epoch key (garbage, or another type) is taken as a loss of the records, not as a
+// reason to fail every claim forever; and a code whose claim was answered is never refused as
+// already redeemed because its answer could not be read. (Before, found by review: the claim was
+// set, the answer failed to parse, and the retry said "already redeemed".)
+func TestADamagedEpochIsALossNotAWedge(t *testing.T) {
+	t.Parallel()
+	srv := replaytest.Redis(t)
+	r, err := NewRedis(srv.URL, "damaged:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	for _, damage := range []func() error{
+		func() error { return r.client.Set(ctx, "damaged:"+epochKey, "garbage", 0).Err() },
+		func() error {
+			r.client.Del(ctx, "damaged:"+epochKey)
+			return r.client.HSet(ctx, "damaged:"+epochKey, "a", "b").Err()
+		},
+		func() error { return r.client.Set(ctx, "damaged:"+runIDKey, "not-a-run-id", 0).Err() },
+	} {
+		if err := damage(); err != nil {
+			t.Fatal(err)
+		}
+		id := rand.Text()
+		if ok, err := r.Claim(ctx, id, time.Now().Add(time.Second), time.Now().Add(time.Minute)); !ok || err != nil {
+			t.Fatalf("a first claim after the damage: %v %v, want accepted", ok, err)
+		}
+		if ok, err := r.Claim(ctx, id, time.Now().Add(time.Second), time.Now().Add(time.Minute)); ok || err != nil {
+			t.Fatalf("the same code again: %v %v, want a replay", ok, err)
+		}
+	}
+}
+
+// Two token servers share a Redis that fails over, and the failover loses a claim the second
+// made after the first's last claim: the code, presented again through the first, is refused.
+// (Before, found by review, each raised the records' start only to its own last claim.)
+func TestAFailoverCoversTheOtherReplicasClaims(t *testing.T) {
+	t.Parallel()
+	cluster := replaytest.RedisCluster(t, 1, 1)
+	a, err := NewRedis(cluster.URL, "other:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := NewRedis(cluster.URL, "other:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if _, err := a.Claim(ctx, "a-last", time.Now(), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	issued := time.Now() // after a's last claim
+	if ok, err := b.Claim(ctx, "via-b", issued, time.Now().Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("b's claim: %v %v", ok, err)
+	}
+	cluster.Failover(t, 0)
+	// What the failover lost: the claim b made (the replica had it; remove it to stand for the
+	// claims asynchronous replication had not carried yet).
+	primary, _ := cluster.PrimaryFor(t, "{other:}via-b")
+	if err := primary.Client().Del(ctx, "{other:}via-b").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var ok bool
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ok, err = a.Claim(ctx, "via-b", issued, time.Now().Add(time.Minute))
+		if err == nil || errors.Is(err, ErrBeforeRecords) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if ok || !errors.Is(err, ErrBeforeRecords) {
+		t.Fatalf("b's lost claim presented through a after the failover: %v %v, want ErrBeforeRecords", ok, err)
 	}
 }

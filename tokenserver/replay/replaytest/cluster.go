@@ -178,6 +178,9 @@ func (c *Cluster) waitSynced(t testing.TB, i int) {
 	})
 }
 
+// Client is a plain client of this one server (the caller closes it).
+func (s *Server) Client() *redis.Client { return s.client() }
+
 func (s *Server) client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: net.JoinHostPort("127.0.0.1", fmt.Sprint(s.port))})
 }

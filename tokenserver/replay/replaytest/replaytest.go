@@ -44,7 +44,12 @@ func Redis(t testing.TB) *Server {
 	return redisWith(t)
 }
 
-// redisWith is Redis with extra redis-server arguments.
+// RedisWith is Redis with extra redis-server arguments (--maxmemory 10mb, ...).
+func RedisWith(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	return redisWith(t, extra...)
+}
+
 func redisWith(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
