@@ -170,7 +170,7 @@ func apiServerAway(ctx context.Context, c *cluster, base string, addrs []string,
 	close(stop)
 	wg.Wait()
 	stopProbes()
-	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()
+	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()+o.signInAgain.Load()
 	if r.failed > 0 {
 		fail("failed requests: %s", o.String())
 	}

@@ -179,6 +179,9 @@ func primaryKilledUnderLoad(c *cluster, px *proxy, r row, primary, replica *proc
 	if d := doubles.Load(); d > 0 {
 		r.violations = append(r.violations, fmt.Sprintf("%d codes redeemed twice", d))
 	}
+	if o.signInAgain.Load() == 0 {
+		r.violations = append(r.violations, "no code issued before the failover was refused after it: the records' start did not move")
+	}
 	r.notes = fmt.Sprintf("%s; %d codes redeemed around the kill presented again after the failover (%d of them while the replica was stopped, so claimed only on the dead primary), %d redeemed twice", o.String(), len(recent), lost, replayed)
 	if lost == 0 {
 		r.violations = append(r.violations, "no code was redeemed while the replica was stopped: the failover lost no claim, and the trial proved nothing about lost claims")

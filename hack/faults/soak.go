@@ -81,7 +81,7 @@ func soak(ctx context.Context, c *cluster, base string, servers []*proc, d time.
 	close(stop)
 	workers.Wait()
 	r.trials = 1
-	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()
+	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()+o.signInAgain.Load()
 	if r.failed > 0 {
 		r.violations = append(r.violations, "failed requests: "+o.String())
 	}

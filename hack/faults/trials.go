@@ -63,7 +63,7 @@ func rollingRestarts(ctx context.Context, c *cluster, px *proxy, servers []*proc
 	}
 	close(stop)
 	wg.Wait()
-	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()
+	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()+o.signInAgain.Load()
 	if r.failed > 0 {
 		r.violations = append(r.violations, "failed requests: "+o.String())
 	}
@@ -132,7 +132,7 @@ func redisKilled(ctx context.Context, c *cluster, base string, rounds int, down 
 			break
 		}
 	}
-	r.requests, r.failed = o.requests.Load(), o.failed.Load()
+	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.signInAgain.Load()
 	if r.failed > 0 {
 		r.violations = append(r.violations, "requests failed other than with 503: "+o.String())
 	}
@@ -239,7 +239,7 @@ func operatorKilledDuringRotations(ctx context.Context, c *cluster, base string,
 			r.violations = append(r.violations, "key "+kid+" signed a token but is not in the JWKS")
 		}
 	}
-	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()
+	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()+o.signInAgain.Load()
 	if r.failed > 0 {
 		r.violations = append(r.violations, "failed requests: "+o.String())
 	}
