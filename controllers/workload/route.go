@@ -1,10 +1,6 @@
 package workload
 
 import (
-	"fmt"
-	"net/url"
-	"strings"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -19,13 +15,9 @@ func HTTPRoute(ts *v1alpha1.TokenServer) (*gatewayv1.HTTPRoute, error) {
 	if spec == nil {
 		return nil, nil
 	}
-	u, err := url.Parse(ts.Spec.Issuer)
+	host, path, err := issuerHostPath(ts)
 	if err != nil {
-		return nil, fmt.Errorf("issuer: %w", err)
-	}
-	path := strings.TrimSuffix(u.Path, "/")
-	if path == "" {
-		path = "/"
+		return nil, err
 	}
 	parents := make([]gatewayv1.ParentReference, len(spec.ParentRefs))
 	for i, p := range spec.ParentRefs {
@@ -42,7 +34,7 @@ func HTTPRoute(ts *v1alpha1.TokenServer) (*gatewayv1.HTTPRoute, error) {
 		ObjectMeta: meta(ts, Name(ts)),
 		Spec: gatewayv1.HTTPRouteSpec{
 			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: parents},
-			Hostnames:       []gatewayv1.Hostname{gatewayv1.Hostname(u.Hostname())},
+			Hostnames:       []gatewayv1.Hostname{gatewayv1.Hostname(host)},
 			Rules: []gatewayv1.HTTPRouteRule{{
 				// A path prefix matches whole segments in Gateway API: /auth matches /auth/token,
 				// not /authx.

@@ -166,13 +166,9 @@ func Ingress(ts *v1alpha1.TokenServer) (*networkingv1.Ingress, error) {
 	if spec == nil {
 		return nil, nil
 	}
-	u, err := url.Parse(ts.Spec.Issuer)
+	host, path, err := issuerHostPath(ts)
 	if err != nil {
-		return nil, fmt.Errorf("issuer: %w", err)
-	}
-	path := strings.TrimSuffix(u.Path, "/")
-	if path == "" {
-		path = "/"
+		return nil, err
 	}
 	ing := &networkingv1.Ingress{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"},
@@ -180,7 +176,7 @@ func Ingress(ts *v1alpha1.TokenServer) (*networkingv1.Ingress, error) {
 		Spec: networkingv1.IngressSpec{
 			IngressClassName: spec.ClassName,
 			Rules: []networkingv1.IngressRule{{
-				Host: u.Hostname(),
+				Host: host,
 				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
 					Paths: []networkingv1.HTTPIngressPath{{
 						Path: path, PathType: ptr.To(networkingv1.PathTypePrefix),
@@ -195,9 +191,23 @@ func Ingress(ts *v1alpha1.TokenServer) (*networkingv1.Ingress, error) {
 		ing.Annotations = spec.Annotations
 	}
 	if spec.TLSSecretName != "" {
-		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{u.Hostname()}, SecretName: spec.TLSSecretName}}
+		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{host}, SecretName: spec.TLSSecretName}}
 	}
 	return ing, nil
+}
+
+// issuerHostPath is what an Ingress or a route matches: the issuer's host, and its path as a
+// prefix ("/" for none).
+func issuerHostPath(ts *v1alpha1.TokenServer) (host, path string, err error) {
+	u, err := url.Parse(ts.Spec.Issuer)
+	if err != nil {
+		return "", "", fmt.Errorf("issuer: %w", err)
+	}
+	path = strings.TrimSuffix(u.Path, "/")
+	if path == "" {
+		path = "/"
+	}
+	return u.Hostname(), path, nil
 }
 
 // PodDisruptionBudget keeps one pod serving through voluntary disruptions; nil for one replica,

@@ -170,18 +170,24 @@ func apiServerAway(ctx context.Context, c *cluster, base string, addrs []string,
 	close(stop)
 	wg.Wait()
 	stopProbes()
+	finishStrict(&r, &o, unready.Load(), doubles.Load(), fail)
+	return r
+}
+
+// finishStrict ends a trial where nothing may fail: no failed request (503s included), no token
+// server unready, no code redeemed twice.
+func finishStrict(r *row, o *outcome, unready, doubles int64, fail func(string, ...any)) {
 	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()+o.signInAgain.Load()
 	if r.failed > 0 {
 		fail("failed requests: %s", o.String())
 	}
-	if n := unready.Load(); n > 0 {
-		fail("token servers reported not ready %d times", n)
+	if unready > 0 {
+		fail("token servers reported not ready %d times", unready)
 	}
-	if d := doubles.Load(); d > 0 {
-		fail("%d codes redeemed twice", d)
+	if doubles > 0 {
+		fail("%d codes redeemed twice", doubles)
 	}
 	r.notes += o.String()
-	return r
 }
 
 // churn changes a client and a Secret as many times as the API server's watch cache holds

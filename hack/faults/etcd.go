@@ -75,17 +75,7 @@ func etcdRestarted(ctx context.Context, c *cluster, base string, addrs []string)
 	close(stop)
 	wg.Wait()
 	stopProbes()
-	r.requests, r.failed = o.requests.Load(), o.failed.Load()+o.unavailable.Load()+o.signInAgain.Load()
-	if r.failed > 0 {
-		fail("failed requests: %s", o.String())
-	}
-	if n := unready.Load(); n > 0 {
-		fail("token servers reported not ready %d times", n)
-	}
-	if d := doubles.Load(); d > 0 {
-		fail("%d codes redeemed twice", d)
-	}
-	r.notes += o.String()
+	finishStrict(&r, &o, unready.Load(), doubles.Load(), fail)
 	return r
 }
 
