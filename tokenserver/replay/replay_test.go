@@ -25,19 +25,11 @@ func stores() map[string]func(*testing.T) Store {
 	return map[string]func(*testing.T) Store{
 		"memory": func(*testing.T) Store { return NewMemory(1000, nil) },
 		"redis": func(t *testing.T) Store {
-			r, err := NewRedis(replaytest.StartRedis(t), "test:")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { r.Close() })
+			r := openStore(t, replaytest.StartRedis(t), "test:")
 			return r
 		},
 		"redis-cluster": func(t *testing.T) Store {
-			r, err := NewRedis(replaytest.RedisCluster(t, 3, 0).URL, "test:")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { r.Close() })
+			r := openStore(t, replaytest.RedisCluster(t, 3, 0).URL, "test:")
 			return r
 		},
 	}
@@ -170,11 +162,7 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	r, err := NewRedis("redis://"+addr+"/0", "x:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openStore(t, "redis://"+addr+"/0", "x:")
 	ok, err := r.Claim(context.Background(), "code", time.Now(), time.Now().Add(time.Minute))
 	if ok || err == nil {
 		t.Errorf("Claim with Redis down = %v, %v; want false and an error", ok, err)
@@ -275,11 +263,7 @@ func (p *delayingProxy) serve(client net.Conn) {
 // second redemption still must be.
 func TestSlowRedisReplyNeverRefusesFirstRedemption(t *testing.T) {
 	direct := replaytest.StartRedis(t)
-	r, err := NewRedis(startDelayingProxy(t, direct, 2*RedisTimeout, false), "slow:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openStore(t, startDelayingProxy(t, direct, 2*RedisTimeout, false), "slow:")
 	ctx := context.Background()
 	expiry := time.Now().Add(time.Minute)
 	start := time.Now()
@@ -294,11 +278,7 @@ func TestSlowRedisReplyNeverRefusesFirstRedemption(t *testing.T) {
 		t.Errorf("second redemption = %v, %v; want a replay (false, nil)", fresh, err)
 	}
 	// Redis itself holds exactly one claim of the code.
-	other, err := NewRedis(direct, "slow:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := openStore(t, direct, "slow:")
 	if fresh, err := other.Claim(ctx, "code-1", time.Now(), expiry); fresh || err != nil {
 		t.Errorf("redemption through another replica = %v, %v; want a replay (false, nil)", fresh, err)
 	}
@@ -308,11 +288,7 @@ func TestSlowRedisReplyNeverRefusesFirstRedemption(t *testing.T) {
 // again, is recognised as the same claim: the redemption is fresh, and later ones are replays.
 func TestLateRedisSetIsTheSameClaim(t *testing.T) {
 	direct := replaytest.StartRedis(t)
-	r, err := NewRedis(startDelayingProxy(t, direct, RedisTimeout+RedisTimeout/2, true), "late:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openStore(t, startDelayingProxy(t, direct, RedisTimeout+RedisTimeout/2, true), "late:")
 	ctx := context.Background()
 	expiry := time.Now().Add(time.Minute)
 	if fresh, err := r.Claim(ctx, "code-1", time.Now(), expiry); err != nil || !fresh {
@@ -342,11 +318,7 @@ func TestAStoreThatLostItsRecordsRefusesOlderIDs(t *testing.T) {
 	t.Run("redis", func(t *testing.T) {
 		t.Parallel()
 		srv := replaytest.Redis(t)
-		r, err := NewRedis(srv.URL, "test:")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
+		r := openStore(t, srv.URL, "test:")
 		ctx := context.Background()
 		// Issued after Redis started (its start is kept to the second), redeemed once.
 		time.Sleep(1100 * time.Millisecond)
@@ -403,11 +375,7 @@ func TestRedisURLs(t *testing.T) {
 func TestAFlushedRedisRefusesOlderIDs(t *testing.T) {
 	t.Parallel()
 	srv := replaytest.Redis(t)
-	r, err := NewRedis(srv.URL, "test:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openStore(t, srv.URL, "test:")
 	ctx := context.Background()
 	time.Sleep(1100 * time.Millisecond)
 	issued := time.Now()
@@ -430,11 +398,7 @@ func TestAFlushedRedisRefusesOlderIDs(t *testing.T) {
 func TestAClusterFailoverRefusesCodesIssuedBeforeTheLastClaim(t *testing.T) {
 	t.Parallel()
 	cluster := replaytest.RedisCluster(t, 3, 1)
-	r, err := NewRedis(cluster.URL, "test:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openStore(t, cluster.URL, "test:")
 	ctx := context.Background()
 	// A first claim writes the epoch (2 s back); the code below is issued after it, so only the
 	// run_id watch can refuse it.
@@ -457,6 +421,7 @@ func TestAClusterFailoverRefusesCodesIssuedBeforeTheLastClaim(t *testing.T) {
 	_, shard := cluster.PrimaryFor(t, r.prefix+epochKey)
 	cluster.Failover(t, shard)
 	var ok bool
+	var err error
 	// The client follows the MOVED answers to the new primary.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		ok, err = r.Claim(ctx, "issued-before", issuedBefore, time.Now().Add(time.Minute))
@@ -482,11 +447,7 @@ func TestAClusterFailoverRefusesCodesIssuedBeforeTheLastClaim(t *testing.T) {
 func TestALossRefusesCodesIssuedBeforeTheLastAnsweredClaim(t *testing.T) {
 	t.Parallel()
 	srv := replaytest.Redis(t)
-	r, err := NewRedis(srv.URL, "test:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openStore(t, srv.URL, "test:")
 	ctx := context.Background()
 	time.Sleep(1100 * time.Millisecond)
 	issued := time.Now()
@@ -496,6 +457,7 @@ func TestALossRefusesCodesIssuedBeforeTheLastAnsweredClaim(t *testing.T) {
 	}
 	srv.Restart(t)
 	var ok bool
+	var err error
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		ok, err = r.Claim(ctx, "issued-before", issued, time.Now().Add(time.Minute))
 		if err == nil || errors.Is(err, ErrBeforeRecords) || time.Now().After(deadline) {
@@ -514,11 +476,7 @@ func TestALossRefusesCodesIssuedBeforeTheLastAnsweredClaim(t *testing.T) {
 func TestAClusterPrimaryKilledIsFollowedToItsReplica(t *testing.T) {
 	t.Parallel()
 	cluster := replaytest.RedisCluster(t, 3, 1)
-	r, err := NewRedis(cluster.URL, "test:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openStore(t, cluster.URL, "test:")
 	ctx := context.Background()
 	if _, err := r.Claim(ctx, "before", time.Now(), time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
@@ -546,16 +504,8 @@ func TestAClusterPrimaryKilledIsFollowedToItsReplica(t *testing.T) {
 func TestEveryReplicaRaisesTheEpochAfterAFailover(t *testing.T) {
 	t.Parallel()
 	cluster := replaytest.RedisCluster(t, 1, 1)
-	a, err := NewRedis(cluster.URL, "two:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := NewRedis(cluster.URL, "two:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := openStore(t, cluster.URL, "two:")
+	b := openStore(t, cluster.URL, "two:")
 	ctx := context.Background()
 	claim := func(s *Redis, id string, issued time.Time) (bool, error) {
 		return s.Claim(ctx, id, issued, time.Now().Add(time.Minute))
@@ -583,6 +533,7 @@ func TestEveryReplicaRaisesTheEpochAfterAFailover(t *testing.T) {
 		}
 	}
 	var ok bool
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		ok, err = claim(b, "issued-between", issued)
 		if err == nil || errors.Is(err, ErrBeforeRecords) || time.Now().After(deadline) {
@@ -604,11 +555,7 @@ func TestARedisThatMayEvictIsRefused(t *testing.T) {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
 			srv := replaytest.RedisWith(t, "--maxmemory", "64mb", "--maxmemory-policy", policy)
-			r, err := NewRedis(srv.URL, "evict:")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			r := openStore(t, srv.URL, "evict:")
 			ok, err := r.Claim(context.Background(), "code", time.Now(), time.Now().Add(time.Minute))
 			if want && (!ok || err != nil) {
 				t.Fatalf("claim with %s: %v %v, want accepted", policy, ok, err)
@@ -627,11 +574,7 @@ func TestARedisThatMayEvictIsRefused(t *testing.T) {
 func TestADamagedEpochIsALossNotAWedge(t *testing.T) {
 	t.Parallel()
 	srv := replaytest.Redis(t)
-	r, err := NewRedis(srv.URL, "damaged:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openStore(t, srv.URL, "damaged:")
 	ctx := context.Background()
 	for _, damage := range []func() error{
 		func() error { return r.client.Set(ctx, "damaged:"+epochKey, "garbage", 0).Err() },
@@ -660,16 +603,8 @@ func TestADamagedEpochIsALossNotAWedge(t *testing.T) {
 func TestAFailoverCoversTheOtherReplicasClaims(t *testing.T) {
 	t.Parallel()
 	cluster := replaytest.RedisCluster(t, 1, 1)
-	a, err := NewRedis(cluster.URL, "other:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := NewRedis(cluster.URL, "other:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := openStore(t, cluster.URL, "other:")
+	b := openStore(t, cluster.URL, "other:")
 	ctx := context.Background()
 	if _, err := a.Claim(ctx, "a-last", time.Now(), time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
@@ -687,6 +622,7 @@ func TestAFailoverCoversTheOtherReplicasClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ok bool
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		ok, err = a.Claim(ctx, "via-b", issued, time.Now().Add(time.Minute))
 		if err == nil || errors.Is(err, ErrBeforeRecords) || time.Now().After(deadline) {
@@ -696,4 +632,15 @@ func TestAFailoverCoversTheOtherReplicasClaims(t *testing.T) {
 	if ok || !errors.Is(err, ErrBeforeRecords) {
 		t.Fatalf("b's lost claim presented through a after the failover: %v %v, want ErrBeforeRecords", ok, err)
 	}
+}
+
+// openStore connects a Redis store for the test, closed when it ends.
+func openStore(t *testing.T, url, prefix string) *Redis {
+	t.Helper()
+	r, err := NewRedis(url, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

@@ -137,7 +137,7 @@ func (c *Cluster) PrimaryFor(t testing.TB, key string) (*Server, int) {
 
 // Failover promotes the first replica of shard i with CLUSTER FAILOVER TAKEOVER (no agreement
 // with the primary, as after it died) once the replica has everything the primary wrote, and
-// waits until it is primary.
+// waits until it is primary and the old primary follows it.
 func (c *Cluster) Failover(t testing.TB, i int) {
 	t.Helper()
 	r := c.Replicas[i][0]
@@ -151,6 +151,14 @@ func (c *Cluster) Failover(t testing.TB, i int) {
 	waitFor(t, "the replica to take over", func() bool {
 		info, _ := cl.Info(ctx, "replication").Result()
 		return strings.Contains(info, "role:master")
+	})
+	// And the old primary to know it: until then it still takes writes (a split brain no
+	// store can guard against), and a test would race its gossip.
+	old := c.Primaries[i].client()
+	defer old.Close()
+	waitFor(t, "the old primary to follow", func() bool {
+		info, _ := old.Info(ctx, "replication").Result()
+		return strings.Contains(info, "role:slave")
 	})
 	c.Primaries[i], c.Replicas[i][0] = r, c.Primaries[i]
 }
