@@ -76,6 +76,7 @@ dev: ## The whole system on an embedded control plane: operator, samples, token 
 test: verify-generated vet ## Unit, envtest, browser and end-to-end tests; the signer both ways.
 	hack/redis.sh >/dev/null
 	hack/chromium.sh >/dev/null
+	hack/helm.sh >/dev/null
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test $(GO_TEST_FLAGS) ./...
 	@# The libcrypto signer must pass what the pure-Go one passes (identical signatures included).
 	@tags=$$(hack/openssl.sh); if [ -n "$$tags" ]; then \
@@ -105,13 +106,33 @@ faults: build ## Fault injection under load: operator kills, tampering, token se
 build: ## Build the one binary (manager | tokenserver) into bin/, with the libcrypto signer when possible.
 	go build -trimpath -tags "$$(hack/openssl.sh)" -o bin/lpauth-operator .
 
+DIST ?= dist
+# The namespaced install watches these (comma-separated); the chart takes them as a value.
+WATCH_NAMESPACES ?= brand-auth
+CHART_VERSION ?= 0.1.0
+HELM = $(shell hack/helm.sh)
+
 .PHONY: build-installer
-build-installer: manifests $(KUSTOMIZE) ## Write dist/install.yaml: CRDs, RBAC and the manager running IMG.
-	@mkdir -p dist
+build-installer: manifests installer-files ## Write dist/install.yaml (cluster-wide) and dist/install-namespaced.yaml (WATCH_NAMESPACES only), running IMG.
+
+.PHONY: helm
+helm: manifests chart-files ## Write the Helm chart dist/chart from the same source as dist/install.yaml, and lint it.
+	$(HELM) lint --strict $(DIST)/chart
+	@echo "install: $(HELM) install lpauth $(DIST)/chart -n lpauth-system --create-namespace"
+
+# The two above without regenerating config/ first: the chart tests call these, so a test never
+# rewrites the tree other tests read.
+.PHONY: installer-files chart-files
+installer-files: $(KUSTOMIZE)
+	@mkdir -p $(DIST)
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cp -r config "$$tmp/"; \
 	  (cd "$$tmp/config/manager" && $(KUSTOMIZE) edit set image lpauth-operator=$(IMG)); \
-	  $(KUSTOMIZE) build "$$tmp/config/default" > dist/install.yaml
-	@echo "wrote dist/install.yaml (image $(IMG))"
+	  $(KUSTOMIZE) build "$$tmp/config/default" > $(DIST)/install.yaml
+	@echo "wrote $(DIST)/install.yaml (image $(IMG))"
+	@go run ./hack/installer/gen -in $(DIST)/install.yaml -namespaced $(DIST)/install-namespaced.yaml -watch-namespaces $(WATCH_NAMESPACES)
+
+chart-files: installer-files
+	@go run ./hack/installer/gen -in $(DIST)/install.yaml -chart $(DIST)/chart -chart-version $(CHART_VERSION)
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

@@ -11,6 +11,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,12 +42,17 @@ func Run(args []string, stderr io.Writer) error {
 	burst := fs.Int("kube-api-burst", 400, "burst of requests to the API server")
 	image := fs.String("token-server-image", os.Getenv("TOKEN_SERVER_IMAGE"), "image of token servers whose spec.image is empty: the operator's own (default $TOKEN_SERVER_IMAGE)")
 	allowedImages := fs.String("allowed-token-server-images", os.Getenv("ALLOWED_TOKEN_SERVER_IMAGES"), "comma-separated image prefixes (ending in '/', ':' or '@', or whole images) a TokenServer's spec.image may use; empty: only --token-server-image")
+	watch := fs.String("watch-namespaces", os.Getenv("WATCH_NAMESPACES"), "comma-separated namespaces to watch (a namespaced install: RBAC Roles in those only); empty: every namespace (default $WATCH_NAMESPACES)")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	namespaces, err := watchNamespaces(*watch)
+	if err != nil {
+		return err
+	}
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -55,7 +61,7 @@ func Run(args []string, stderr io.Writer) error {
 	cfg.QPS, cfg.Burst = float32(*qps), *burst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),
-		Cache:                  CacheOptions(),
+		Cache:                  CacheOptions(namespaces...),
 		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress: *probeAddr,
 		LeaderElection:         *leaderElect,
@@ -75,8 +81,29 @@ func Run(args []string, stderr io.Writer) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the ready check: %w", err)
 	}
-	ctrl.Log.WithName("setup").Info("Starting manager")
+	if len(namespaces) > 0 {
+		ctrl.Log.WithName("setup").Info("Starting manager", "watchNamespaces", namespaces)
+	} else {
+		ctrl.Log.WithName("setup").Info("Starting manager", "watchNamespaces", "all")
+	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// watchNamespaces reads --watch-namespaces: namespace names, each checked, so a typo stops the
+// manager at once instead of leaving it watching a namespace that cannot exist.
+func watchNamespaces(v string) ([]string, error) {
+	names := splitList(v)
+	seen := map[string]bool{}
+	for _, ns := range names {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+		if seen[ns] {
+			return nil, fmt.Errorf("--watch-namespaces: %q is listed twice", ns)
+		}
+		seen[ns] = true
+	}
+	return names, nil
 }
 
 // splitList reads a comma-separated flag value, dropping empty entries.

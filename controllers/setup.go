@@ -22,10 +22,19 @@ import (
 
 // CacheOptions limits the manager's Secret cache to the Secrets token servers read (the operator
 // labels each one), and its Deployment, Service, ... caches to the objects it made, so the
-// operator never holds every Secret or Deployment of the cluster in memory.
-func CacheOptions() cache.Options {
+// operator never holds every Secret or Deployment of the cluster in memory. Given namespaces (a
+// namespaced install), it watches only those: the manager then needs rights only there.
+func CacheOptions(namespaces ...string) cache.Options {
 	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})}
+	var watched map[string]cache.Config
+	for _, ns := range namespaces {
+		if watched == nil {
+			watched = map[string]cache.Config{}
+		}
+		watched[ns] = cache.Config{}
+	}
 	return cache.Options{
+		DefaultNamespaces: watched,
 		// The operator never reads managedFields (it applies server-side): leave them out of
 		// memory, a third of a small object's size.
 		DefaultTransform: cache.TransformStripManagedFields(),

@@ -22,6 +22,14 @@ if [[ -x "$DEST/kube-apiserver" && -x "$DEST/etcd" ]]; then
 fi
 
 log() { echo "envtest: $*" >&2; }
+# One build at a time: parallel callers (make targets, test packages) wait for it, then reuse it.
+mkdir -p "$CACHE_ROOT/envtest"
+exec 9>"$CACHE_ROOT/envtest/.lock"
+flock 9
+if [[ -x "$DEST/kube-apiserver" && -x "$DEST/etcd" ]]; then
+  echo "$DEST"
+  exit 0
+fi
 staging_version="v0.${K8S_VERSION#1.}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds helm (once, cached outside the repo) from its Go module through the module proxy, like
+# controller-gen and kustomize, for `make helm` and the chart tests. Prints the binary's path.
+set -euo pipefail
+version=${HELM_VERSION:-v3.22.0}
+cache=${LPAUTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lpauth}
+bin="$cache/bin/helm-$version"
+mkdir -p "$cache/bin"
+exec 9>"$cache/bin/.helm.lock"
+flock 9
+if [[ ! -x "$bin" ]]; then
+  echo "helm: building $version from helm.sh/helm/v3 (once)" >&2
+  mkdir -p "$cache/bin"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  GOTOOLCHAIN=${GOTOOLCHAIN:-local} GOBIN="$tmp" go install "helm.sh/helm/v3/cmd/helm@$version" >&2
+  mv "$tmp/helm" "$bin"
+fi
+echo "$bin"

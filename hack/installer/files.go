@@ -1,0 +1,143 @@
+package installer
+
+import (
+	"fmt"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+func chartYAML(version, appVersion string) []byte {
+	return fmt.Appendf(nil, `%sapiVersion: v2
+name: %s
+description: A Kubernetes operator that runs a LivePerson-ready OpenID provider (signing keys that rotate, a token server, LivePerson clients).
+type: application
+version: %s
+appVersion: %s
+home: https://github.com/lpauth/lpauth-operator
+keywords: [liveperson, oidc, openid-connect, operator]
+`, generatedHeader, ChartName, version, quote(appVersion))
+}
+
+func valuesYAML(v Values) []byte {
+	res, err := yaml.Marshal(v.Resources)
+	if err != nil || len(v.Resources) == 0 {
+		res = []byte("{}\n")
+	}
+	indented := "  " + strings.ReplaceAll(strings.TrimRight(string(res), "\n"), "\n", "\n  ")
+	if len(v.Resources) == 0 {
+		indented = " {}"
+	} else {
+		indented = "\n" + indented
+	}
+	return fmt.Appendf(nil, `%s# The defaults render exactly dist/install.yaml (the cluster-wide install).
+
+image:
+  # The operator's image. Token servers run the same image (TOKEN_SERVER_IMAGE), so the two never
+  # drift apart. A tag, or a digest as tag: "sha256:...".
+  repository: %s
+  tag: %s
+
+# Manager replicas; more than one needs leaderElection.enabled (one reconciles, others wait).
+replicas: %d
+
+leaderElection:
+  enabled: %t
+
+# The manager's log level: debug, info, error, or a verbosity number (zap's --zap-log-level).
+logLevel: %s
+
+metrics:
+  # Serve Prometheus metrics on container port "metrics" (:8080). false: no metrics listener.
+  enabled: %t
+
+resources:%s
+
+# Namespaces the manager watches. Empty: every namespace, with a ClusterRole. Set: a Role and
+# RoleBinding in each of them and none cluster-wide (Secrets included); objects in any other
+# namespace are ignored. The namespaces must exist before the install.
+watchNamespaces: []
+
+# More manager flags, e.g. ["--allowed-token-server-images=registry.brand.example/lpauth/"].
+extraArgs: []
+
+namespace:
+  # Create the release namespace, labelled for the restricted Pod Security Standard, as
+  # dist/install.yaml does. Leave false with "helm install --create-namespace" (then label it:
+  # kubectl label namespace NS pod-security.kubernetes.io/enforce=restricted).
+  create: false
+`, generatedHeader, v.ImageRepository, quote(v.ImageTag), v.Replicas, v.LeaderElection, quote(v.LogLevel), v.Metrics, indented)
+}
+
+const valuesSchema = `{
+  "$schema": "http://json-schema.org/draft-07/schema#",
+  "title": "lpauth-operator chart values",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "global": {"type": "object"},
+    "image": {
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["repository", "tag"],
+      "properties": {
+        "repository": {"type": "string", "minLength": 1},
+        "tag": {"type": "string", "minLength": 1}
+      }
+    },
+    "replicas": {"type": "integer", "minimum": 1},
+    "leaderElection": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {"enabled": {"type": "boolean"}}
+    },
+    "logLevel": {
+      "anyOf": [
+        {"type": "string", "enum": ["debug", "info", "error", "panic"]},
+        {"type": "integer", "minimum": 1}
+      ]
+    },
+    "metrics": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {"enabled": {"type": "boolean"}}
+    },
+    "resources": {"type": "object"},
+    "watchNamespaces": {
+      "type": "array",
+      "uniqueItems": true,
+      "items": {"type": "string", "maxLength": 63, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"}
+    },
+    "extraArgs": {
+      "type": "array",
+      "items": {"type": "string", "pattern": "^--[a-z]"}
+    },
+    "namespace": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {"create": {"type": "boolean"}}
+    }
+  }
+}
+`
+
+const helpers = `{{/* The operator's image, by tag or by digest. */}}
+{{- define "lpauth-operator.image" -}}
+{{- if hasPrefix "sha256:" .Values.image.tag -}}
+{{ .Values.image.repository }}@{{ .Values.image.tag }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
+{{- end -}}
+`
+
+const notes = `lpauth-operator {{ .Chart.AppVersion }} is installed in namespace {{ .Release.Namespace }}.
+{{- if .Values.watchNamespaces }}
+It watches only: {{ join ", " .Values.watchNamespaces }} (Roles there, nothing cluster-wide).
+{{- else }}
+It watches every namespace.
+{{- end }}
+
+Next: apply a SigningKey, a TokenServer and a LivePersonAuthClient (see the README's "Quick start"),
+then: kubectl get signingkeys,tokenservers,livepersonauthclients -A
+`
