@@ -138,7 +138,9 @@ func manager(o Object, c map[string]any) ([]byte, error) {
 {{- end }}`
 	body, err := render(o, map[string]func(indent string) []string{
 		sentinelArgs: func(indent string) []string { return argLines(args, indent) },
-		sentinelRes:  func(indent string) []string { return []string{indent + "{{- toYaml .Values.resources | nindent " + fmt.Sprint(len(indent)) + " }}"} },
+		sentinelRes: func(indent string) []string {
+			return []string{indent + "{{- toYaml .Values.resources | nindent " + fmt.Sprint(len(indent)) + " }}"}
+		},
 	})
 	if err != nil {
 		return nil, err
