@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/lpauth/lpauth-operator/controllers/testenv"
+	"github.com/lpauth/lpauth-operator/hack/installer"
 )
 
 const (
@@ -53,6 +54,10 @@ type e2e struct {
 	httpClient *http.Client
 }
 
+// The whole test runs once per install mode, each on its own API server: cluster-wide (the
+// ClusterRole of config/default, applied with kubectl -k) and namespaced (dist/install-namespaced.yaml
+// as make build-installer writes it, whose manager holds Roles in brand-auth only). The manager
+// runs as the install's ServiceAccount, so each mode proves its rights suffice.
 func TestEndToEndAsLivePerson(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the end-to-end test (envtest, the built binary, kubectl): skipped by -short")
@@ -60,6 +65,19 @@ func TestEndToEndAsLivePerson(t *testing.T) {
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		t.Skip("kubectl is not on PATH")
 	}
+	for _, namespaced := range []bool{false, true} {
+		name := "cluster-wide install"
+		if namespaced {
+			name = "namespaced install"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			endToEnd(t, namespaced)
+		})
+	}
+}
+
+func endToEnd(t *testing.T, namespaced bool) {
 	env, _, err := testenv.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +92,12 @@ func TestEndToEndAsLivePerson(t *testing.T) {
 
 	// The installer's RBAC, exactly as a platform team applies it (the manager Deployment itself
 	// stays unscheduled: no kubelet here, this test runs the binary instead).
-	x.kubectl("apply", "--server-side", "-k", filepath.Join(testenv.RepoRoot(), "config", "default"))
+	x.kubectl("create", "namespace", e2eNamespace)
+	if namespaced {
+		x.installNamespaced()
+	} else {
+		x.kubectl("apply", "--server-side", "-k", filepath.Join(testenv.RepoRoot(), "config", "default"))
+	}
 	x.start("manager", x.impersonating("system:serviceaccount:lpauth-system:lpauth-controller-manager"),
 		"manager", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--token-server-image=lpauth-operator:e2e")
 
@@ -95,6 +118,9 @@ func TestEndToEndAsLivePerson(t *testing.T) {
 		`{"status":{"observedGeneration":1,"replicas":1,"readyReplicas":1,"availableReplicas":1,"updatedReplicas":1,`+
 			`"conditions":[{"type":"Available","status":"True","reason":"ServedByTheE2ETest","message":"the token server process serves"}]}}`)
 	x.kubectl("wait", "-n", e2eNamespace, "--for=condition=Ready", "--timeout=60s", "ts/brand", "lpac/brand-liveperson", "lpac/brand-implicit")
+	if namespaced {
+		x.checkNamespacedRights()
+	}
 
 	clientID := x.jsonpath("lpac/brand-liveperson", "{.status.clientID}")
 	secretName := x.jsonpath("lpac/brand-liveperson", "{.status.clientSecretRef.name}")
@@ -398,6 +424,61 @@ func (x *e2e) secretValue(name, key string) string {
 	return string(s.Data[key])
 }
 
+// installNamespaced applies the namespaced install as make build-installer writes it
+// (hack/installer from config/default), watching brand-auth only. A second namespace holds a
+// SigningKey the manager must leave alone.
+func (x *e2e) installNamespaced() {
+	cmd := exec.Command("kubectl", "kustomize", filepath.Join(testenv.RepoRoot(), "config", "default"))
+	rendered, err := cmd.Output()
+	if err != nil {
+		x.t.Fatalf("kubectl kustomize config/default: %v", err)
+	}
+	objs, err := installer.Parse(rendered)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	if objs, err = installer.Namespaced(objs, []string{e2eNamespace}); err != nil {
+		x.t.Fatal(err)
+	}
+	out, err := installer.Marshal(objs)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	path := filepath.Join(x.dir, "install-namespaced.yaml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		x.t.Fatal(err)
+	}
+	x.kubectl("apply", "--server-side", "-f", path)
+	x.kubectl("create", "namespace", "other-team")
+	x.kubectl("apply", "-n", "other-team", "-f", filepath.Join(testenv.RepoRoot(), "config", "samples", "auth_v1alpha1_signingkey.yaml"))
+}
+
+// checkNamespacedRights: the namespaced manager served brand-auth with no right outside it, and
+// never touched the other namespace's SigningKey.
+func (x *e2e) checkNamespacedRights() {
+	const sa = "system:serviceaccount:lpauth-system:lpauth-controller-manager"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"list", "secrets", "-n", e2eNamespace}, "yes"},
+		{[]string{"list", "secrets", "--all-namespaces"}, "no"},
+		{[]string{"get", "secrets", "-n", "other-team"}, "no"},
+		{[]string{"list", "signingkeys.auth.lpauth.dev", "-n", "other-team"}, "no"},
+		{[]string{"create", "roles", "-n", "default"}, "no"},
+	} {
+		cmd := exec.Command("kubectl", append([]string{"auth", "can-i", "--as=" + sa}, c.args...)...)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+x.adminKube)
+		out, _ := cmd.Output() // can-i exits 1 for "no"
+		if got := strings.TrimSpace(string(out)); got != c.want {
+			x.t.Errorf("kubectl auth can-i %s as the manager = %q, want %q", strings.Join(c.args, " "), got, c.want)
+		}
+	}
+	if status := x.kubectl("get", "-n", "other-team", "sk/brand-keys", "-o", "jsonpath={.status}"); status != "" {
+		x.t.Errorf("the manager watching %s only reconciled other-team's SigningKey: status %s", e2eNamespace, status)
+	}
+}
+
 // impersonating writes a kubeconfig that acts as user (a ServiceAccount), so a process gets
 // exactly the RBAC that user has.
 func (x *e2e) impersonating(user string) string {
@@ -508,7 +589,6 @@ spec:
 			x.t.Fatal(err)
 		}
 	}
-	x.kubectl("create", "namespace", e2eNamespace)
 	x.kubectl("apply", "-n", e2eNamespace, "-k", overlay)
 	return lpKey
 }
