@@ -93,13 +93,13 @@ func endToEnd(t *testing.T, namespaced bool) {
 	// The installer's RBAC, exactly as a platform team applies it (the manager Deployment itself
 	// stays unscheduled: no kubelet here, this test runs the binary instead).
 	x.kubectl("create", "namespace", e2eNamespace)
+	managerArgs := []string{"manager", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--token-server-image=lpauth-operator:e2e"}
 	if namespaced {
-		x.installNamespaced()
+		managerArgs = append(managerArgs, x.installNamespaced())
 	} else {
 		x.kubectl("apply", "--server-side", "-k", filepath.Join(testenv.RepoRoot(), "config", "default"))
 	}
-	x.start("manager", x.impersonating("system:serviceaccount:lpauth-system:lpauth-controller-manager"),
-		"manager", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--token-server-image=lpauth-operator:e2e")
+	x.start("manager", x.impersonating("system:serviceaccount:lpauth-system:lpauth-controller-manager"), managerArgs...)
 
 	port := freePort(t)
 	x.issuer = "http://127.0.0.1:" + port
@@ -426,8 +426,9 @@ func (x *e2e) secretValue(name, key string) string {
 
 // installNamespaced applies the namespaced install as make build-installer writes it
 // (hack/installer from config/default), watching brand-auth only. A second namespace holds a
-// SigningKey the manager must leave alone.
-func (x *e2e) installNamespaced() {
+// SigningKey the manager must leave alone. It returns the --watch-namespaces flag the install
+// gives the manager's Deployment, for the manager this test runs.
+func (x *e2e) installNamespaced() string {
 	cmd := exec.Command("kubectl", "kustomize", filepath.Join(testenv.RepoRoot(), "config", "default"))
 	rendered, err := cmd.Output()
 	if err != nil {
@@ -451,6 +452,20 @@ func (x *e2e) installNamespaced() {
 	x.kubectl("apply", "--server-side", "-f", path)
 	x.kubectl("create", "namespace", "other-team")
 	x.kubectl("apply", "-n", "other-team", "-f", filepath.Join(testenv.RepoRoot(), "config", "samples", "auth_v1alpha1_signingkey.yaml"))
+	for _, o := range objs {
+		if o["kind"] != "Deployment" {
+			continue
+		}
+		for _, c := range o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any) {
+			for _, a := range c.(map[string]any)["args"].([]any) {
+				if s, _ := a.(string); strings.HasPrefix(s, installer.WatchFlag+"=") {
+					return s
+				}
+			}
+		}
+	}
+	x.t.Fatal("the namespaced install does not give the manager " + installer.WatchFlag)
+	return ""
 }
 
 // checkNamespacedRights: the namespaced manager served brand-auth with no right outside it, and
