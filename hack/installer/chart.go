@@ -68,6 +68,12 @@ func Chart(objs []Object, version string) (map[string][]byte, error) {
 		"templates/NOTES.txt":    []byte(notes),
 	}
 	for i, o := range objs {
+		if IsInstallNamespace(o, installNS) {
+			// Helm keeps its release record in the release namespace, so that namespace exists
+			// before any template applies: the README has it created labelled, or labelled after
+			// --create-namespace.
+			continue
+		}
 		body, err := template(o, installNS)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", Key(o), err)
@@ -78,15 +84,17 @@ func Chart(objs []Object, version string) (map[string][]byte, error) {
 	return files, nil
 }
 
+// IsInstallNamespace tells the install's own Namespace object, which the chart leaves out.
+func IsInstallNamespace(o Object, installNS string) bool {
+	return str(o, "kind") == "Namespace" && str(o, "apiVersion") == "v1" && str(o, "metadata", "name") == installNS
+}
+
 // template is one object's template: the object with its install namespace, and for the manager
 // its image, replicas, flags and resources, left to the values.
 func template(orig Object, installNS string) ([]byte, error) {
 	o := deepCopy(orig)
 	replaceNamespace(o, installNS)
 	switch kind := str(o, "kind"); {
-	case kind == "Namespace" && str(orig, "metadata", "name") == installNS:
-		o["metadata"].(map[string]any)["name"] = sentinelNS
-		return wrap("{{- if .Values.namespace.create }}", o, "{{- end }}")
 	case kind == "CustomResourceDefinition":
 		// helm uninstall must not delete every brand's clients and keys with the CRDs.
 		annotate(o, "helm.sh/resource-policy", "keep")

@@ -30,7 +30,11 @@ func valuesYAML(v Values) []byte {
 	} else {
 		indented = "\n" + indented
 	}
-	return fmt.Appendf(nil, `%s# The defaults render exactly dist/install.yaml (the cluster-wide install).
+	return fmt.Appendf(nil, `%s# The defaults render exactly dist/install.yaml (the cluster-wide install), but for its Namespace:
+# helm keeps the release in the release namespace, so create it first, labelled for the
+# restricted Pod Security Standard:
+#   kubectl create namespace lpauth-system
+#   kubectl label namespace lpauth-system pod-security.kubernetes.io/enforce=restricted
 
 image:
   # The operator's image. Token servers run the same image (TOKEN_SERVER_IMAGE), so the two never
@@ -61,11 +65,6 @@ watchNamespaces: []
 # More manager flags, e.g. ["--allowed-token-server-images=registry.brand.example/lpauth/"].
 extraArgs: []
 
-namespace:
-  # Create the release namespace, labelled for the restricted Pod Security Standard, as
-  # dist/install.yaml does. Leave false with "helm install --create-namespace" (then label it:
-  # kubectl label namespace NS pod-security.kubernetes.io/enforce=restricted).
-  create: false
 `, generatedHeader, v.ImageRepository, quote(v.ImageTag), v.Replicas, v.LeaderElection, quote(v.LogLevel), v.Metrics, indented)
 }
 
@@ -111,11 +110,6 @@ const valuesSchema = `{
     "extraArgs": {
       "type": "array",
       "items": {"type": "string", "pattern": "^--[a-z]"}
-    },
-    "namespace": {
-      "type": "object",
-      "additionalProperties": false,
-      "properties": {"create": {"type": "boolean"}}
     }
   }
 }
