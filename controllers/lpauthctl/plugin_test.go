@@ -116,7 +116,7 @@ func TestBadInputIsToldWhatIsWrong(t *testing.T) {
 		{[]string{"-n", ns, "frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"-n", ns}, 2, "no command given"},
 		{[]string{"-n", ns, "status", "--no-such-flag"}, 2, "flag provided but not defined: -no-such-flag"},
-		{[]string{"--context", "nope", "status"}, 1, `"nope"`},
+		{[]string{"--context", "nope", "status"}, 1, `context "nope" does not exist`},
 		{[]string{"-n", ns, "try", "brand-liveperson", "--client-auth", "digest"}, 2, "--client-auth must be basic or post"},
 		{[]string{"-n", ns, "check", "brand", "--issuer-url", "ftp://x"}, 2, `--issuer-url "ftp://x" is not an http(s) URL`},
 	} {
@@ -160,7 +160,7 @@ func TestCheckFindsWhatLivePersonWouldTripOn(t *testing.T) {
 			if path == endpoints.DiscoveryPath {
 				doc["issuer"] = "https://auth.other.example"
 			}
-		}, `issuer  "https://auth.other.example" is served, spec.issuer is "` + s.issuer + `"`},
+		}, `"https://auth.other.example" is served, spec.issuer is "` + s.issuer + `"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -198,7 +198,7 @@ func TestTryRunsLivePersonsFlowAgainstTheTokenServer(t *testing.T) {
 			"3. JWKS", "4. id_token        RS256 signature verifies with published key " + s.signingKey(t, ns, "brand-keys").Status.ActiveKeyID,
 			"5. replay          the same code again: refused with invalid_grant"}},
 		{"code flow, secret in the form", []string{"try", "brand-liveperson", "--client-auth=post", "--sub", "customer-42"}, []string{
-			`sub "customer-42"`, "client_secret_post", "sub \"customer-42\", expires in 1h0m0s"}},
+			`sub "customer-42"`, "client_secret_post", `sub "customer-42", expires in `}},
 		{"PKCE required, a prefix redirect URI", []string{"try", "brand-pkce", "--issuer-url", s.issuer}, []string{
 			"redirect_uri https://lpcdn.lpsnmedia.net/le_unified_window/, PKCE S256: a code", "5. replay"}},
 		{"implicit flow", []string{"try", "brand-implicit"}, []string{
