@@ -102,7 +102,7 @@ faults: build ## Fault injection under load: operator kills, tampering, token se
 ##@ Build
 
 .PHONY: build
-build: ## Build the one binary (manager | tokenserver) into bin/, with the libcrypto signer when possible.
+build: ## Build the one binary (manager | tokenserver | kubectl-lpauth) into bin/, with the libcrypto signer when possible.
 	go build -trimpath -tags "$$(hack/openssl.sh)" -o bin/lpauth-operator .
 
 .PHONY: plugin

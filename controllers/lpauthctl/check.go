@@ -117,34 +117,34 @@ func compareKeys(sk *v1alpha1.SigningKey, set jose.JSONWebKeySet) []finding {
 		fs = append(fs, bad("SigningKey", "%s has no Active key: nothing signs (kubectl describe sk %s)", sk.Name, sk.Name))
 	}
 	for _, k := range sk.Status.Keys {
-		subject := "key " + k.KeyID
+		subject := string(k.State) + " key"
 		published := set.Key(k.KeyID)
 		switch {
 		case len(published) == 0 && k.State == v1alpha1.KeyActive:
-			fs = append(fs, bad(subject, "Active, signs every token, but is NOT published: LivePerson cannot verify any token"))
+			fs = append(fs, bad(subject, "%s signs every token, but is NOT published: LivePerson cannot verify any token", k.KeyID))
 		case len(published) == 0 && k.State == v1alpha1.KeyNext:
-			fs = append(fs, bad(subject, "Next, but NOT published: relying parties will not know it when it starts signing"))
+			fs = append(fs, bad(subject, "%s is NOT published: relying parties will not know it when it starts signing", k.KeyID))
 		case len(published) == 0:
-			fs = append(fs, bad(subject, "Retired, but NOT published: tokens it signed fail verification before they expire"))
+			fs = append(fs, bad(subject, "%s is NOT published: tokens it signed fail verification before they expire", k.KeyID))
 		case !sameKey(published[0], k.PublicJWK):
-			fs = append(fs, bad(subject, "%s, published with another public key than the cluster holds", k.State))
+			fs = append(fs, bad(subject, "%s is published with another public key than the cluster holds", k.KeyID))
 		default:
-			fs = append(fs, good(subject, "%s, published", k.State))
+			fs = append(fs, good(subject, "%s published", k.KeyID))
 		}
 	}
 	for _, jwk := range set.Keys {
-		subject := "key " + jwk.KeyID
+		const subject = "published key"
 		held := slices.ContainsFunc(sk.Status.Keys, func(k v1alpha1.KeyStatus) bool { return k.KeyID == jwk.KeyID })
 		switch {
 		case !jwk.IsPublic():
-			fs = append(fs, bad(subject, "a PRIVATE key is published: revoke it now (kubectl lpauth revoke %s %s)", sk.Name, jwk.KeyID))
+			fs = append(fs, bad(subject, "%s is a PRIVATE key: revoke it now (kubectl lpauth revoke %s %s)", jwk.KeyID, sk.Name, jwk.KeyID))
 		case slices.Contains(sk.Status.RevokedKeyIDs, jwk.KeyID):
-			fs = append(fs, bad(subject, "REVOKED, and still published: a stale cache or another server answers for this issuer"))
+			fs = append(fs, bad(subject, "%s is REVOKED, and still published: a stale cache, or another server answers for this issuer", jwk.KeyID))
 		case !held:
-			fs = append(fs, bad(subject, "published, but the cluster no longer holds it: a stale cache, or another server answers for this issuer"))
+			fs = append(fs, bad(subject, "%s: the cluster no longer holds it: a stale cache, or another server answers for this issuer", jwk.KeyID))
 		}
 		if kid := thumbprint(jwk); kid != jwk.KeyID {
-			fs = append(fs, bad(subject, "its kid is not its RFC 7638 thumbprint (%s)", kid))
+			fs = append(fs, bad(subject, "%s is not the key's RFC 7638 thumbprint (%s)", jwk.KeyID, kid))
 		}
 	}
 	return fs

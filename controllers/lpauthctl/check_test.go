@@ -67,11 +67,11 @@ func TestCompareKeys(t *testing.T) {
 		problems []string
 	}{
 		{"all published", set(public(t, 0), public(t, 1)), nil},
-		{"the Active key missing", set(public(t, 1)), []string{"key " + key(t, 0).KeyID + ": Active, signs every token, but is NOT published"}},
-		{"the Next key missing", set(public(t, 0)), []string{"Next, but NOT published"}},
-		{"a revoked key published", set(public(t, 0), public(t, 1), public(t, 2)), []string{"key " + key(t, 2).KeyID + ": REVOKED, and still published"}},
-		{"a private key published", set(key(t, 0), public(t, 1)), []string{"a PRIVATE key is published"}},
-		{"another key under a held kid", set(public(t, 0), other), []string{"published with another public key", "its kid is not its RFC 7638 thumbprint"}},
+		{"the Active key missing", set(public(t, 1)), []string{"Active key: " + key(t, 0).KeyID + " signs every token, but is NOT published"}},
+		{"the Next key missing", set(public(t, 0)), []string{"Next key: " + key(t, 1).KeyID + " is NOT published"}},
+		{"a revoked key published", set(public(t, 0), public(t, 1), public(t, 2)), []string{"published key: " + key(t, 2).KeyID + " is REVOKED, and still published"}},
+		{"a private key published", set(key(t, 0), public(t, 1)), []string{"is a PRIVATE key: revoke it now"}},
+		{"another key under a held kid", set(public(t, 0), other), []string{"published with another public key", "is not the key's RFC 7638 thumbprint"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := compareKeys(sk, tc.set)

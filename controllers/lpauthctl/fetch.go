@@ -3,6 +3,7 @@ package lpauthctl
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -48,7 +49,7 @@ func (c *cli) getJSON(ctx context.Context, url string, into any) error {
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return withoutURL(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -72,4 +73,14 @@ func (c *cli) discovery(ctx context.Context, base string) (discoveryDoc, error) 
 func (c *cli) jwks(ctx context.Context, base string) (jose.JSONWebKeySet, error) {
 	var set jose.JSONWebKeySet
 	return set, c.getJSON(ctx, base+endpoints.JWKSPath, &set)
+}
+
+// withoutURL drops the method and URL net/http puts in front of a transport error: the report
+// says them already.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

@@ -136,7 +136,7 @@ func TestCheckAgreesWithTheRunningTokenServer(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "No problem found") || strings.Contains(r.stdout, "PROBLEM") {
 			t.Fatalf("check %q: %s", args, r)
 		}
-		if !strings.Contains(r.stdout, "key "+sk.Status.ActiveKeyID+"  Active, published") {
+		if !strings.Contains(r.stdout, "Active key              "+sk.Status.ActiveKeyID+" published") {
 			t.Errorf("check %q does not say the Active key is published:\n%s", args, r.stdout)
 		}
 	}
@@ -154,8 +154,8 @@ func TestCheckFindsWhatLivePersonWouldTripOn(t *testing.T) {
 		edit func(path string, doc map[string]any)
 		want string
 	}{
-		{"the Active key not published", dropKey(active), "key " + active + "  Active, signs every token, but is NOT published"},
-		{"a key the cluster does not hold", addKey(stranger), "key " + stranger.KeyID + "  published, but the cluster no longer holds it"},
+		{"the Active key not published", dropKey(active), "PROBLEM  Active key              " + active + " signs every token, but is NOT published"},
+		{"a key the cluster does not hold", addKey(stranger), "PROBLEM  published key           " + stranger.KeyID + ": the cluster no longer holds it"},
 		{"another issuer", func(path string, doc map[string]any) {
 			if path == endpoints.DiscoveryPath {
 				doc["issuer"] = "https://auth.other.example"

@@ -238,7 +238,7 @@ func (t *trial) redeem(ctx context.Context, code, redirectURI, verifier string) 
 func (t *trial) do(req *http.Request, into any) (*http.Response, error) {
 	resp, err := t.c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, withoutURL(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))

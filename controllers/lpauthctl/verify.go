@@ -80,5 +80,5 @@ func verifyToken(token string, set jose.JSONWebKeySet, want expectedToken, now t
 	}
 	names := slices.Sorted(maps.Keys(all))
 	return fmt.Sprintf("RS256 signature verifies with published key %s; iss is spec.issuer, sub %q, expires in %s; claims: %s",
-		kid, claims.Subject, claims.Expiry.Time().Sub(now).Round(time.Second), strings.Join(names, " ")), nil
+		kid, claims.Subject, dur(claims.Expiry.Time().Sub(now).Round(time.Second)), strings.Join(names, " ")), nil
 }
