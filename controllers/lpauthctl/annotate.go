@@ -62,9 +62,48 @@ func runRotate(ctx context.Context, c *cli, args []string) error {
 		}
 		return nil
 	}
-	// Handled without a new Active key: the operator held it (PEM-mode clients) and says why.
-	return fmt.Errorf("the operator handled the request but %s still signs: %s (kubectl describe sk %s -n %s shows the events)",
-		orNone(before), condition(sk.Status.Conditions, v1alpha1.ConditionRotating, metav1.ConditionFalse), sk.Name, sk.Namespace)
+	// Handled without a new Active key: the operator held it for PEM-mode clients.
+	return c.held(ctx, sk)
+}
+
+// held says why a handled rotation left the Active key signing: LivePerson's console pins one
+// key for each PEM-mode client of the SigningKey, so the rotation waits for each to hold the
+// Next key (README "LivePerson clients").
+func (c *cli) held(ctx context.Context, sk *v1alpha1.SigningKey) error {
+	pem, err := c.pemClientsOf(ctx, sk.Name)
+	if err != nil || len(pem) == 0 {
+		return fmt.Errorf("the operator handled the request but %s still signs: Rotating is %s (kubectl describe sk %s -n %s shows the events)",
+			orNone(sk.Status.ActiveKeyID), condition(sk.Status.Conditions, v1alpha1.ConditionRotating, metav1.ConditionFalse), sk.Name, sk.Namespace)
+	}
+	next := keyIn(sk, v1alpha1.KeyNext)
+	return fmt.Errorf("held: %s still signs, because PEM-mode client(s) %s have not acknowledged the Next key %s. For each: paste its JWT public key "+
+		"(kubectl get sk %s -o jsonpath='{.status.nextPublicKey}') into LivePerson's console, then kubectl annotate lpac/NAME %s=%s --overwrite; "+
+		"or rotate --force, and their logins fail until their console holds the new key",
+		orNone(sk.Status.ActiveKeyID), strings.Join(pem, ", "), orNone(next), sk.Name, v1alpha1.AnnotationConsoleUpdated, next)
+}
+
+// pemClientsOf are the PEM-mode clients of the TokenServers signing with SigningKey sk.
+func (c *cli) pemClientsOf(ctx context.Context, sk string) ([]string, error) {
+	var tss v1alpha1.TokenServerList
+	if err := c.kube.List(ctx, &tss, client.InNamespace(c.namespace)); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, ts := range tss.Items {
+		if ts.Spec.SigningKeyRef.Name != sk {
+			continue
+		}
+		clients, err := c.clientsOf(ctx, ts.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, lpac := range clients {
+			if lpac.Spec.PublicKeyMode == v1alpha1.PublicKeyPEM {
+				out = append(out, lpac.Name)
+			}
+		}
+	}
+	return out, nil
 }
 
 // rotateValue is a new rotate request: a value never used before (each distinct value rotates

@@ -39,7 +39,7 @@ func TestStatusShowsKeysAndEveryClientsConsoleValues(t *testing.T) {
 		want := []string{"TokenServer brand (namespace brand-auth)", s.issuer, "Ready", "True (Reconciled)",
 			s.issuer + endpoints.TokenPath, s.issuer + endpoints.JWKSPath,
 			"SigningKey brand-keys: RS256 2048 bits, rotates every 2160h", sk.Status.ActiveKeyID, "Active", "Next",
-			"Clients: 3", "brand-liveperson: account 12345678, Code flow", code.Status.ClientID, "JWKS Endpoint",
+			"Clients: 4", "brand-liveperson: account 12345678, Code flow", code.Status.ClientID, "JWKS Endpoint",
 			"brand-implicit: account 87654321, Implicit flow", implicit.Status.ClientID, "JWT Public Key", sk.Status.ActivePublicKey,
 			"(hidden: --show-secret prints it; Secret brand-liveperson-client, key clientSecret)"}
 		for _, w := range want {
@@ -106,7 +106,7 @@ func TestBadInputIsToldWhatIsWrong(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"-n", ns, "console", "nope"}, 1, `LivePersonAuthClient "nope" not found in namespace "brand-auth" (it has: brand-implicit, brand-liveperson, brand-pkce)`},
+		{[]string{"-n", ns, "console", "nope"}, 1, `LivePersonAuthClient "nope" not found in namespace "brand-auth" (it has: brand-encrypted, brand-implicit, brand-liveperson, brand-pkce)`},
 		{[]string{"-n", ns, "check", "nope"}, 1, `TokenServer "nope" not found in namespace "brand-auth" (it has: brand)`},
 		{[]string{"-n", "default", "rotate", "brand-keys"}, 1, `SigningKey "brand-keys" not found in namespace "default" (it has none; another namespace? -n NAMESPACE)`},
 		{[]string{"-n", ns, "rotate"}, 2, "rotate takes SIGNINGKEY, got 0 argument(s)"},
@@ -203,6 +203,8 @@ func TestTryRunsLivePersonsFlowAgainstTheTokenServer(t *testing.T) {
 			"redirect_uri https://lpcdn.lpsnmedia.net/le_unified_window/, PKCE S256: a code", "5. replay"}},
 		{"implicit flow", []string{"try", "brand-implicit"}, []string{
 			"1. issue API       POST /api/v1/tokens", "a JWT for LivePerson's SDK", "3. id_token        RS256 signature verifies"}},
+		{"implicit flow, encrypted for LivePerson", []string{"try", "brand-encrypted"}, []string{
+			`3. id_token        a JWE for LivePerson's key "` + lpEncKeyID + `" (enc A256GCM, cty JWT): only LivePerson can decrypt it`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -267,6 +269,21 @@ func TestRotateMakesTheNextKeySign(t *testing.T) {
 	sk = s.signingKey(t, keyNS, "keys")
 	if r.code != 0 || !strings.HasPrefix(sk.Annotations[v1alpha1.AnnotationRotate], v1alpha1.ForceRotatePrefix+"kubectl-lpauth-") || strings.Contains(r.stdout, "Rotated") {
 		t.Errorf("rotate --force --wait=0: annotation %q, %s", sk.Annotations[v1alpha1.AnnotationRotate], r)
+	}
+}
+
+// brand-keys signs for a PEM-mode client (brand-implicit), whose LivePerson console pins the
+// Active key: the operator holds the rotation, and rotate says why and what to do.
+func TestRotateSaysWhyItWasHeld(t *testing.T) {
+	s := needSystem(t)
+	t.Parallel()
+	before := s.signingKey(t, ns, "brand-keys")
+	r := s.plugin(t, "-n", ns, "rotate", "brand-keys")
+	after := s.signingKey(t, ns, "brand-keys")
+	if r.code != 1 || after.Status.ActiveKeyID != before.Status.ActiveKeyID ||
+		!strings.Contains(r.stderr, "held: "+before.Status.ActiveKeyID+" still signs, because PEM-mode client(s) brand-implicit have not acknowledged the Next key "+keyIn(before, v1alpha1.KeyNext)) ||
+		!strings.Contains(r.stderr, "auth.lpauth.dev/console-updated="+keyIn(before, v1alpha1.KeyNext)) {
+		t.Errorf("rotate held for a PEM-mode client: Active %s → %s; %s", before.Status.ActiveKeyID, after.Status.ActiveKeyID, r)
 	}
 }
 

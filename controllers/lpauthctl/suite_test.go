@@ -6,6 +6,10 @@ package lpauthctl_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"net"
@@ -36,7 +40,11 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/server"
 )
 
-const ns = "brand-auth"
+const (
+	ns = "brand-auth"
+	// lpEncKeyID is the kid LivePerson gives its encryption key.
+	lpEncKeyID = "lp-enc-2026"
+)
 
 // sys is the running system the envtest tests share; nil when they are skipped.
 var sys *system
@@ -121,7 +129,7 @@ func startSystem(ctx context.Context, env *envtest.Environment, cfg *rest.Config
 	if err := s.reportReplica(ctx); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"brand-liveperson", "brand-pkce", "brand-implicit"} {
+	for _, name := range []string{"brand-liveperson", "brand-pkce", "brand-implicit", "brand-encrypted"} {
 		if err := s.waitReady(ctx, name); err != nil {
 			return nil, err
 		}
@@ -129,10 +137,19 @@ func startSystem(ctx context.Context, env *envtest.Environment, cfg *rest.Config
 	return s, nil
 }
 
-// applyBrand creates the brand's objects: keys, the issuer on loopback, and three clients (the
-// code flow as the samples have it, one requiring PKCE, one implicit).
+// applyBrand creates the brand's objects: keys, the issuer on loopback, and four clients (the
+// code flow as the samples have it, one requiring PKCE, one implicit in PEM mode, one implicit
+// encrypting for LivePerson's key).
 func (s *system) applyBrand(ctx context.Context) error {
 	size := int32(2048)
+	lpKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKIXPublicKey(&lpKey.PublicKey)
+	if err != nil {
+		return err
+	}
 	objs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "brand-keys", Namespace: ns}, Spec: v1alpha1.SigningKeySpec{RSAKeySize: &size}},
@@ -146,6 +163,11 @@ func (s *system) applyBrand(ctx context.Context) error {
 		&v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "brand-implicit", Namespace: ns},
 			Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, AccountID: "87654321", Flow: v1alpha1.FlowImplicit,
 				PublicKeyMode: v1alpha1.PublicKeyPEM}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "lp-encryption", Namespace: ns},
+			Data: map[string][]byte{lpEncKeyID: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})}},
+		&v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "brand-encrypted", Namespace: ns},
+			Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, AccountID: "87654322", Flow: v1alpha1.FlowImplicit,
+				Encryption: &v1alpha1.EncryptionSpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "lp-encryption"}, KeyID: lpEncKeyID}}},
 	}
 	for _, o := range objs {
 		if err := s.k8s.Create(ctx, o); err != nil {
