@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/lpauth/lpauth-operator/api/credentials"
 	"github.com/lpauth/lpauth-operator/api/endpoints"
 	"github.com/lpauth/lpauth-operator/api/redirect"
@@ -54,7 +56,7 @@ func runTry(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	if t.clientID = t.lpac.Status.ClientID; t.clientID == "" {
-		return fmt.Errorf("LivePersonAuthClient %s has no client id yet: Ready is %s", t.lpac.Name, condition(t.lpac.Status.Conditions, v1alpha1.ConditionReady, "True"))
+		return fmt.Errorf("LivePersonAuthClient %s has no client id yet: Ready is %s", t.lpac.Name, condition(t.lpac.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue))
 	}
 	var err error
 	if t.base, err = c.base(t.ts); err != nil {
@@ -83,7 +85,7 @@ func runTry(ctx context.Context, c *cli, args []string) error {
 func (t *trial) codeFlow(ctx context.Context) error {
 	ref := t.lpac.Status.ClientSecretRef
 	if ref == nil {
-		return fmt.Errorf("LivePersonAuthClient %s names no client secret yet: Ready is %s", t.lpac.Name, condition(t.lpac.Status.Conditions, v1alpha1.ConditionReady, "True"))
+		return fmt.Errorf("LivePersonAuthClient %s names no client secret yet: Ready is %s", t.lpac.Name, condition(t.lpac.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionTrue))
 	}
 	var err error
 	if t.clientSecret, err = t.c.secretValue(ctx, ref.Name, ref.Key); err != nil {
