@@ -103,8 +103,13 @@ faults: build ## Fault injection under load: operator kills, tampering, token se
 ##@ Build
 
 .PHONY: build
-build: ## Build the one binary (manager | tokenserver) into bin/, with the libcrypto signer when possible.
+build: ## Build the one binary (manager | tokenserver | kubectl-lpauth) into bin/, with the libcrypto signer when possible.
 	go build -trimpath -tags "$$(hack/openssl.sh)" -o bin/lpauth-operator .
+
+.PHONY: plugin
+plugin: ## Build the kubectl plugin, bin/kubectl-lpauth (the same program; put it on PATH for `kubectl lpauth`).
+	@# Without cgo, as the krew archives are (config/krew): the plugin signs nothing.
+	CGO_ENABLED=0 go build -trimpath -o bin/kubectl-lpauth .
 
 DIST ?= dist
 # The namespaced install watches these (comma-separated); the chart takes them as a value.

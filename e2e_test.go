@@ -239,6 +239,33 @@ func endToEnd(t *testing.T, namespaced bool) {
 		}
 	})
 
+	t.Run("kubectl lpauth", func(t *testing.T) {
+		// The built binary under the plugin's name on PATH, found and run by the real kubectl,
+		// as a platform team would use it: check and try against this token server.
+		plugins := filepath.Join(x.dir, "plugins")
+		if err := os.MkdirAll(plugins, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(x.bin, filepath.Join(plugins, "kubectl-lpauth")); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"check", "brand"}, "No problem found"},
+			{[]string{"try", "brand-liveperson"}, "OK: LivePerson can log this client's customers in."},
+			{[]string{"try", "brand-implicit"}, "a JWE for LivePerson's key \"" + lpEncKeyID + "\""},
+		} {
+			cmd := exec.Command("kubectl", append([]string{"lpauth", "-n", e2eNamespace}, tc.args...)...)
+			cmd.Env = append(os.Environ(), "KUBECONFIG="+x.adminKube, "PATH="+plugins+string(os.PathListSeparator)+os.Getenv("PATH"))
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("kubectl lpauth %s: %v, want %q in\n%s", strings.Join(tc.args, " "), err, tc.want, out)
+			}
+		}
+	})
+
 	t.Run("rotation in the middle of a stream of flows", func(t *testing.T) {
 		before := x.jsonpath("sk/brand-keys", "{.status.activeKeyID}")
 		var (

@@ -51,3 +51,25 @@ func TestTheBinaryLinksNoTestEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// kubectl runs the plugin as kubectl-lpauth (a copy or link of this binary); tests and people
+// without the link run it as a command.
+func TestThePluginIsFoundByItsName(t *testing.T) {
+	for _, tc := range []struct {
+		argv   []string
+		want   []string
+		plugin bool
+	}{
+		{[]string{"/usr/local/bin/kubectl-lpauth", "status", "-n", "x"}, []string{"status", "-n", "x"}, true},
+		{[]string{"/krew/bin/kubectl-lpauth.exe", "check"}, []string{"check"}, true},
+		{[]string{"kubectl-lpauth"}, []string{}, true},
+		{[]string{"./lpauth-operator", "kubectl-lpauth", "try", "c"}, []string{"try", "c"}, true},
+		{[]string{"./lpauth-operator", "manager"}, nil, false},
+		{[]string{"/kubectl-lpauth-old", "status"}, nil, false},
+	} {
+		got, ok := pluginArgs(tc.argv)
+		if ok != tc.plugin || strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("pluginArgs(%q) = %q, %v; want %q, %v", tc.argv, got, ok, tc.want, tc.plugin)
+		}
+	}
+}
