@@ -19,6 +19,10 @@ export ENVTEST_K8S_VERSION ENVTEST_ETCD_VERSION
 
 CONTROLLER_GEN ?= $(TOOLS)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(TOOLS)/kustomize-$(KUSTOMIZE_VERSION)
+# promtool unit-tests the alert rules (config/prometheus); Prometheus 3.16's Go module.
+PROMTOOL_VERSION ?= v0.316.0
+export PROMTOOL_VERSION
+PROMTOOL ?= $(TOOLS)/promtool-$(PROMTOOL_VERSION)
 
 IMG ?= ghcr.io/lpauth/lpauth-operator:dev
 
@@ -77,11 +81,15 @@ test: verify-generated vet ## Unit, envtest, browser and end-to-end tests; the s
 	hack/redis.sh >/dev/null
 	hack/chromium.sh >/dev/null
 	hack/helm.sh >/dev/null
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test $(GO_TEST_FLAGS) ./...
+	PROMTOOL="$$(hack/promtool.sh)" KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test $(GO_TEST_FLAGS) ./...
 	@# The libcrypto signer must pass what the pure-Go one passes (identical signatures included).
 	@tags=$$(hack/openssl.sh); if [ -n "$$tags" ]; then \
 	  echo "go test -tags $$tags ./tokenserver/signer/ ./tokenserver/server/"; \
 	  go test $(GO_TEST_FLAGS) -tags "$$tags" ./tokenserver/signer/ ./tokenserver/server/; fi
+
+.PHONY: prometheus-test
+prometheus-test: $(PROMTOOL) ## promtool checks and unit-tests the shipped alert rules; the dashboard's queries are checked.
+	PROMTOOL=$(PROMTOOL) go test -count=1 ./config/prometheus/
 
 .PHONY: test-short
 test-short: ## Unit and fake-client tests only (go test -short): seconds, no envtest, browser or Redis.
@@ -154,3 +162,6 @@ $(KUSTOMIZE):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(TOOLS)/kustomize $@
+
+$(PROMTOOL):
+	@hack/promtool.sh >/dev/null

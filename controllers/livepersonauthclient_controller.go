@@ -120,7 +120,7 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		if apierrors.IsNotFound(err) {
 			r.status.forget(req.NamespacedName)
 			r.pending.Delete(req.NamespacedName)
-			consoleUpdateRequired.DeletePartialMatch(map[string]string{"namespace": req.Namespace, "name": req.Name})
+			forgetConsole(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -149,7 +149,7 @@ func (r *LivePersonAuthClientReconciler) Reconcile(ctx context.Context, req ctrl
 		setConsoleUpdateCondition(c, s.sk)
 		setClientReady(c, reason, err)
 		setClientTimingCondition(c, s.sk)
-		r.reportConsole(base, c)
+		r.reportConsole(base, c, s.sk)
 		r.warnTiming(base, c, s.sk)
 		c.Status.ObservedGeneration = c.Generation
 		if err := r.status.write(ctx, r.Client, base, c); err != nil {
@@ -503,15 +503,19 @@ func waitingOnAnother(reason string) bool {
 }
 
 // reportConsole says, once per change, that a PEM-mode client's console needs a key: a Warning
-// when LivePerson already rejects its tokens, and the metric either way.
-func (r *LivePersonAuthClientReconciler) reportConsole(base, c *v1alpha1.LivePersonAuthClient) {
+// when LivePerson already rejects its tokens, and the metrics either way. sk is the SigningKey
+// the client signs with (nil when not found: the condition is then gone).
+func (r *LivePersonAuthClientReconciler) reportConsole(base, c *v1alpha1.LivePersonAuthClient, sk *v1alpha1.SigningKey) {
+	skName := ""
+	if sk != nil {
+		skName = sk.Name
+	}
+	observeConsole(c, skName)
 	before := meta.FindStatusCondition(base.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
 	after := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
-	consoleUpdateRequired.DeletePartialMatch(map[string]string{"namespace": c.Namespace, "name": c.Name})
 	if after == nil || after.Status != metav1.ConditionTrue {
 		return
 	}
-	consoleUpdateRequired.WithLabelValues(c.Namespace, c.Name, after.Reason).Set(1)
 	if before != nil && before.Status == after.Status && before.Reason == after.Reason && before.Message == after.Message {
 		return
 	}

@@ -1,9 +1,21 @@
 package controllers
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
+
+// The operator's metrics, set in this one place from the status a reconcile leaves, never from
+// a memory of events: an operator that restarts (or a new leader) exports the same series once
+// its first reconciles ran, and the series of an object go with it. Labels are object names,
+// states and condition reasons: bounded by the objects, never a key or a secret.
 
 // consoleUpdateRequired is 1 for each PEM-mode client whose LivePerson console must be given a
 // key (reason ConsoleKeyOutdated: tokens fail now; NewKeyPending: rotation waits), for an alert
@@ -13,4 +25,101 @@ var consoleUpdateRequired = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Help: "1 while a PEM-mode LivePersonAuthClient needs its LivePerson console updated (by reason), else absent.",
 }, []string{"namespace", "name", "reason"})
 
-func init() { metrics.Registry.MustRegister(consoleUpdateRequired) }
+// consolePendingSince says since when, so an alert can compare the wait with the SigningKey's
+// publishAhead (joined on namespace and signingkey).
+var consolePendingSince = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "lpauth_operator_console_update_pending_since_timestamp_seconds",
+	Help: "Since when a PEM-mode LivePersonAuthClient has needed its LivePerson console updated (its ConsoleUpdateRequired condition turned True), else absent.",
+}, []string{"namespace", "name", "signingkey"})
+
+var skLabels = []string{"namespace", "signingkey"}
+
+var (
+	activeKeyActivated = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lpauth_operator_signingkey_active_key_activated_timestamp_seconds",
+		Help: "When the SigningKey's Active key began signing (its age is time() minus this); absent without an Active key.",
+	}, skLabels)
+	nextRotation = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lpauth_operator_signingkey_next_rotation_timestamp_seconds",
+		Help: "When the SigningKey's Next key is planned to become Active (status.nextRotationTime); absent while rotation is paused.",
+	}, skLabels)
+	nextPublished = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lpauth_operator_signingkey_next_key_published",
+		Help: "1 when the SigningKey publishes a Next key (in the JWKS before it signs), else 0.",
+	}, skLabels)
+	nextPublishedAt = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lpauth_operator_signingkey_next_key_published_timestamp_seconds",
+		Help: "When the SigningKey's Next key was created and published; absent without a Next key.",
+	}, skLabels)
+	publishAhead = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lpauth_operator_signingkey_publish_ahead_seconds",
+		Help: "The SigningKey's spec.rotation.publishAhead: how long a new key is published before it signs.",
+	}, skLabels)
+	keysByState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lpauth_operator_signingkey_keys",
+		Help: "Keys the SigningKey's status lists, by state (Next, Active, Retired).",
+	}, []string{"namespace", "signingkey", "state"})
+)
+
+var signingKeyGauges = []*prometheus.GaugeVec{activeKeyActivated, nextRotation, nextPublished, nextPublishedAt, publishAhead, keysByState}
+
+func init() {
+	metrics.Registry.MustRegister(consoleUpdateRequired, consolePendingSince)
+	for _, g := range signingKeyGauges {
+		metrics.Registry.MustRegister(g)
+	}
+}
+
+// observeSigningKey exports what sk's status says; called after each reconcile's status write.
+func observeSigningKey(sk *v1alpha1.SigningKey) {
+	forgetSigningKey(types.NamespacedName{Namespace: sk.Namespace, Name: sk.Name})
+	ns, name := sk.Namespace, sk.Name
+	count := map[v1alpha1.KeyState]int{v1alpha1.KeyNext: 0, v1alpha1.KeyActive: 0, v1alpha1.KeyRetired: 0}
+	next := 0.0
+	for _, k := range sk.Status.Keys {
+		count[k.State]++
+		switch {
+		case k.State == v1alpha1.KeyActive && k.ActivatesAt != nil:
+			activeKeyActivated.WithLabelValues(ns, name).Set(unix(k.ActivatesAt.Time))
+		case k.State == v1alpha1.KeyNext:
+			next = 1
+			nextPublishedAt.WithLabelValues(ns, name).Set(unix(k.CreatedAt.Time))
+		}
+	}
+	for state, n := range count {
+		keysByState.WithLabelValues(ns, name, string(state)).Set(float64(n))
+	}
+	nextPublished.WithLabelValues(ns, name).Set(next)
+	publishAhead.WithLabelValues(ns, name).Set(sk.Spec.Rotation.PublishAhead.Seconds())
+	if t := sk.Status.NextRotationTime; t != nil {
+		nextRotation.WithLabelValues(ns, name).Set(unix(t.Time))
+	}
+}
+
+// forgetSigningKey drops the series of a SigningKey that is gone.
+func forgetSigningKey(key types.NamespacedName) {
+	for _, g := range signingKeyGauges {
+		g.DeletePartialMatch(prometheus.Labels{"namespace": key.Namespace, "signingkey": key.Name})
+	}
+}
+
+// observeConsole exports whether PEM-mode client c waits for a console update, and since when;
+// skName is the SigningKey it signs with.
+func observeConsole(c *v1alpha1.LivePersonAuthClient, skName string) {
+	forgetConsole(types.NamespacedName{Namespace: c.Namespace, Name: c.Name})
+	cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionConsoleUpdateRequired)
+	if cond == nil || cond.Status != metav1.ConditionTrue {
+		return
+	}
+	consoleUpdateRequired.WithLabelValues(c.Namespace, c.Name, cond.Reason).Set(1)
+	consolePendingSince.WithLabelValues(c.Namespace, c.Name, skName).Set(unix(cond.LastTransitionTime.Time))
+}
+
+// forgetConsole drops the series of a client that is gone.
+func forgetConsole(key types.NamespacedName) {
+	for _, g := range []*prometheus.GaugeVec{consoleUpdateRequired, consolePendingSince} {
+		g.DeletePartialMatch(prometheus.Labels{"namespace": key.Namespace, "name": key.Name})
+	}
+}
+
+func unix(t time.Time) float64 { return float64(t.Unix()) }

@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -152,5 +155,61 @@ func TestARouteWithoutTheGatewayAPIIsNotReadyAndSaysWhy(t *testing.T) {
 	ts.Spec.Route = nil
 	if err := r.applyWorkload(ctx, &serverScope{ts: ts}, workload.Params{Image: "lpauth:test"}); err != nil {
 		t.Fatalf("no route, no Gateway API: %v", err)
+	}
+}
+
+// A ServiceMonitor asked for where the cluster does not serve the kind is said in
+// ServiceMonitorReady, and the TokenServer carries on: LivePerson's logins do not need it.
+// Where the kind is served, it is applied, selecting the token server's Service.
+func TestAServiceMonitorWithoutItsCRDIsReportedNotFatal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: "brand", UID: "uid-ts", Generation: 2},
+		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"},
+			Monitoring: &v1alpha1.MonitoringSpec{ServiceMonitor: &v1alpha1.ServiceMonitorSpec{Enabled: true, Labels: map[string]string{"release": "prom"}}}}}
+	c := fakeClient(ts)
+	r := &TokenServerReconciler{Client: c, APIReader: c, Scheme: Scheme(), serviceMonitors: func() bool { return false }}
+	s := &serverScope{ts: ts}
+	if err := r.applyWorkload(ctx, s, workload.Params{Image: "lpauth:test"}); err != nil {
+		t.Fatalf("a ServiceMonitor without its CRD: %v, want the workload applied all the same", err)
+	}
+	setServiceMonitorCondition(ts, *s.monitoring)
+	cond := meta.FindStatusCondition(ts.Status.Conditions, v1alpha1.ConditionServiceMonitorReady)
+	if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != v1alpha1.ReasonServiceMonitorCRDMissing ||
+		!strings.Contains(cond.Message, "monitoring.coreos.com/v1") || cond.ObservedGeneration != 2 {
+		t.Fatalf("ServiceMonitorReady = %+v, want False, %s, naming the CRD to install", cond, v1alpha1.ReasonServiceMonitorCRDMissing)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "brand", Name: workload.Name(ts)}, &appsv1.Deployment{}); err != nil {
+		t.Errorf("the Deployment: %v, want it applied", err)
+	}
+
+	r.serviceMonitors = func() bool { return true }
+	s = &serverScope{ts: ts}
+	if err := r.applyWorkload(ctx, s, workload.Params{Image: "lpauth:test"}); err != nil {
+		t.Fatal(err)
+	}
+	setServiceMonitorCondition(ts, *s.monitoring)
+	if !meta.IsStatusConditionTrue(ts.Status.Conditions, v1alpha1.ConditionServiceMonitorReady) {
+		t.Errorf("ServiceMonitorReady with the CRD = %+v, want True", meta.FindStatusCondition(ts.Status.Conditions, v1alpha1.ConditionServiceMonitorReady))
+	}
+	sm := &monitoringv1.ServiceMonitor{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "brand", Name: workload.Name(ts)}, sm); err != nil {
+		t.Fatalf("the ServiceMonitor: %v", err)
+	}
+	if sm.Labels["release"] != "prom" || sm.Spec.Endpoints[0].Port != "metrics" || !metav1.IsControlledBy(sm, ts) {
+		t.Errorf("ServiceMonitor labels %v, endpoints %+v, owners %v; want the brand's label, port metrics, controlled by the TokenServer", sm.Labels, sm.Spec.Endpoints, sm.OwnerReferences)
+	}
+
+	ts.Spec.Monitoring = nil
+	s = &serverScope{ts: ts}
+	if err := r.applyWorkload(ctx, s, workload.Params{Image: "lpauth:test"}); err != nil {
+		t.Fatal(err)
+	}
+	setServiceMonitorCondition(ts, *s.monitoring)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "brand", Name: workload.Name(ts)}, sm); !apierrors.IsNotFound(err) {
+		t.Errorf("the ServiceMonitor no longer asked for: %v, want it deleted", err)
+	}
+	if cond := meta.FindStatusCondition(ts.Status.Conditions, v1alpha1.ConditionServiceMonitorReady); cond != nil {
+		t.Errorf("ServiceMonitorReady without spec.monitoring = %+v, want none", cond)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -45,7 +46,7 @@ func CacheOptions(namespaces ...string) cache.Options {
 			// The kinds the operator creates for token servers: only its own are cached.
 			&appsv1.Deployment{}: managed, &corev1.Service{}: managed, &corev1.ServiceAccount{}: managed,
 			&rbacv1.Role{}: managed, &rbacv1.RoleBinding{}: managed, &networkingv1.Ingress{}: managed,
-			&policyv1.PodDisruptionBudget{}: managed, &gatewayv1.HTTPRoute{}: managed,
+			&policyv1.PodDisruptionBudget{}: managed, &gatewayv1.HTTPRoute{}: managed, &monitoringv1.ServiceMonitor{}: managed,
 		}}
 }
 

@@ -108,6 +108,7 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if apierrors.IsNotFound(err) {
 			// The Secret goes with its owner reference; only our memory is left to clean.
 			r.status.forget(req.NamespacedName)
+			forgetSigningKey(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -133,6 +134,7 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if err := r.status.write(ctx, r.Client, base, sk); err != nil {
 			reterr = errors.Join(reterr, err)
 		}
+		observeSigningKey(sk)
 	}()
 
 	if err := r.readKeys(ctx, s); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -64,9 +65,12 @@ type TokenServerReconciler struct {
 	AllowedImages []string
 	// gatewayAPI says whether the cluster serves HTTPRoute (Gateway API CRDs installed), looked
 	// up through the RESTMapper: a cluster without them runs fine until a route is asked for.
-	gatewayAPI  func() bool
-	annotations annotationWarner
-	late        lateWarner
+	gatewayAPI func() bool
+	// serviceMonitors says whether the cluster serves ServiceMonitor (the Prometheus Operator's
+	// CRDs), the same way: only a TokenServer that asks for one needs them.
+	serviceMonitors func() bool
+	annotations     annotationWarner
+	late            lateWarner
 	// status writes status right even when the cache lags behind its own last write.
 	status statusWriter
 }
@@ -81,6 +85,7 @@ type TokenServerReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 
@@ -98,6 +103,9 @@ type serverScope struct {
 	brandingInvalid bool
 	// checked: both looks above ran, so their conditions say what they found.
 	checked bool
+	// monitoring is set once applyWorkload decided about the ServiceMonitor: "" when it is
+	// applied (or none is asked for), else why not.
+	monitoring *string
 }
 
 // checkIssuerClaim: two TokenServers with one issuer both sign tokens with that iss and publish
@@ -165,7 +173,10 @@ func (r *TokenServerReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			setBrandingCondition(ts, s.brandingProblem, s.brandingInvalid)
 			setIssuerCondition(ts, s.issuerProblem)
 		}
-		for _, t := range []string{v1alpha1.ConditionBrandingApplied, v1alpha1.ConditionIssuerUnique} {
+		if s.monitoring != nil {
+			setServiceMonitorCondition(ts, *s.monitoring)
+		}
+		for _, t := range []string{v1alpha1.ConditionBrandingApplied, v1alpha1.ConditionIssuerUnique, v1alpha1.ConditionServiceMonitorReady} {
 			// A Warning when it turns False or False for another reason, not on every reconcile.
 			c, was := meta.FindStatusCondition(ts.Status.Conditions, t), meta.FindStatusCondition(base.Status.Conditions, t)
 			if c != nil && c.Status == metav1.ConditionFalse && (was == nil || was.Status != metav1.ConditionFalse || was.Reason != c.Reason) {
@@ -509,6 +520,7 @@ func (r *TokenServerReconciler) applyWorkload(ctx context.Context, s *serverScop
 	case gatewayAPI:
 		unwanted = append(unwanted, &gatewayv1.HTTPRoute{})
 	}
+	want, unwanted = r.serviceMonitor(s, want, unwanted)
 	if pdb := workload.PodDisruptionBudget(ts); pdb != nil {
 		want = append(want, pdb)
 	} else {
@@ -526,6 +538,25 @@ func (r *TokenServerReconciler) applyWorkload(ctx context.Context, s *serverScop
 	}
 	s.deployment = &appsv1.Deployment{}
 	return client.IgnoreNotFound(r.Get(ctx, client.ObjectKeyFromObject(deployment), s.deployment))
+}
+
+// serviceMonitor adds the ServiceMonitor to want when asked for and the cluster serves the
+// kind, or to unwanted when not asked for; and notes in s why not, for ServiceMonitorReady. A
+// missing CRD does not make the TokenServer not Ready: LivePerson's logins do not need it.
+func (r *TokenServerReconciler) serviceMonitor(s *serverScope, want, unwanted []client.Object) ([]client.Object, []client.Object) {
+	served := r.serviceMonitors != nil && r.serviceMonitors()
+	problem := ""
+	switch sm := workload.ServiceMonitor(s.ts); {
+	case sm != nil && served:
+		want = append(want, sm)
+	case sm != nil:
+		problem = "spec.monitoring.serviceMonitor needs the Prometheus Operator's ServiceMonitor CRD (monitoring.coreos.com/v1), which this cluster does not serve: " +
+			"install it and restart the operator, or scrape port \"metrics\" of Service " + workload.Name(s.ts) + " another way"
+	case served:
+		unwanted = append(unwanted, &monitoringv1.ServiceMonitor{})
+	}
+	s.monitoring = &problem
+	return want, unwanted
 }
 
 func (r *TokenServerReconciler) apply(ctx context.Context, ts *v1alpha1.TokenServer, obj client.Object) error {
@@ -698,11 +729,16 @@ func (r *TokenServerReconciler) serversOfKey(ctx context.Context, obj client.Obj
 // SetupWithManager watches TokenServers, everything they own, their SigningKey and Redis Secret.
 func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.gatewayAPI = func() bool { return servesHTTPRoute(mgr.GetRESTMapper()) }
+	r.serviceMonitors = func() bool { return servesServiceMonitor(mgr.GetRESTMapper()) }
 	b := ctrl.NewControllerManagedBy(mgr)
-	// Routes are watched only where the Gateway API is installed when the operator starts (a
-	// watch of a kind the API server does not serve would keep the manager from starting).
+	// Routes and ServiceMonitors are watched only where their CRDs are installed when the
+	// operator starts (a watch of a kind the API server does not serve would keep the manager
+	// from starting).
 	if r.gatewayAPI() {
 		b = b.Owns(&gatewayv1.HTTPRoute{})
+	}
+	if r.serviceMonitors() {
+		b = b.Owns(&monitoringv1.ServiceMonitor{})
 	}
 	return b.
 		For(&v1alpha1.TokenServer{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
@@ -744,6 +780,13 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // servesHTTPRoute reports whether the API server serves gateway.networking.k8s.io/v1 HTTPRoute.
 func servesHTTPRoute(mapper meta.RESTMapper) bool {
 	_, err := mapper.RESTMapping(schema.GroupKind{Group: gatewayv1.GroupName, Kind: "HTTPRoute"}, gatewayv1.GroupVersion.Version)
+	return err == nil
+}
+
+// servesServiceMonitor reports whether the API server serves monitoring.coreos.com/v1
+// ServiceMonitor.
+func servesServiceMonitor(mapper meta.RESTMapper) bool {
+	_, err := mapper.RESTMapping(schema.GroupKind{Group: monitoringv1.SchemeGroupVersion.Group, Kind: monitoringv1.ServiceMonitorsKind}, monitoringv1.Version)
 	return err == nil
 }
 

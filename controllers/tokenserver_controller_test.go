@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -267,6 +268,34 @@ var _ = Describe("TokenServer", func() {
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.Name(ts)}, &gatewayv1.HTTPRoute{}))
 		}).Should(BeTrue())
+	})
+
+	It("has Prometheus scrape its metrics port through a ServiceMonitor when asked, and removes it when not (ServiceMonitorWhenAsked)", func() {
+		ns := newNamespace("ts")
+		ts := newServer(ns, "brand")
+		patchServer(ts, func(t *v1alpha1.TokenServer) {
+			t.Spec.Monitoring = &v1alpha1.MonitoringSpec{ServiceMonitor: &v1alpha1.ServiceMonitorSpec{
+				Enabled: true, Interval: "30s", Labels: map[string]string{"release": "kube-prometheus-stack", v1alpha1.LabelManagedBy: "someone-else"}}}
+		})
+		sm := owned(ts, &monitoringv1.ServiceMonitor{}).(*monitoringv1.ServiceMonitor)
+		Expect(sm.Labels).To(HaveKeyWithValue("release", "kube-prometheus-stack"))
+		Expect(sm.Labels).To(HaveKeyWithValue(v1alpha1.LabelManagedBy, v1alpha1.ManagedByValue), "the brand's labels must not take the operator's")
+		Expect(sm.Spec.Endpoints).To(HaveLen(1))
+		Expect(sm.Spec.Endpoints[0].Port).To(Equal("metrics"))
+		Expect(string(sm.Spec.Endpoints[0].Interval)).To(Equal("30s"))
+		// It selects the token server's Service, and only it.
+		svc := owned(ts, &corev1.Service{}).(*corev1.Service)
+		Expect(svc.Labels).To(Equal(mergeLabels(svc.Labels, sm.Spec.Selector.MatchLabels)))
+		Expect(slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "metrics" })).To(BeTrue())
+		serverCondition(ts, v1alpha1.ConditionServiceMonitorReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+
+		patchServer(ts, func(t *v1alpha1.TokenServer) { t.Spec.Monitoring.ServiceMonitor.Enabled = false })
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.Name(ts)}, &monitoringv1.ServiceMonitor{}))
+		}).Should(BeTrue())
+		Eventually(func() *metav1.Condition {
+			return meta.FindStatusCondition(getServer(ts).Status.Conditions, v1alpha1.ConditionServiceMonitorReady)
+		}).Should(BeNil())
 	})
 
 	It("rewrites nothing when nothing changed, and puts back what someone edited", func() {
@@ -650,6 +679,18 @@ func eventNotes(ns, reason string) []string {
 		if e.Reason == reason {
 			out = append(out, e.Note)
 		}
+	}
+	return out
+}
+
+// mergeLabels is have with want's labels over it: equal to have when have holds all of want.
+func mergeLabels(have, want map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range have {
+		out[k] = v
+	}
+	for k, v := range want {
+		out[k] = v
 	}
 	return out
 }

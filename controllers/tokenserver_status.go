@@ -68,6 +68,21 @@ func setBrandingCondition(ts *v1alpha1.TokenServer, problem string, invalid bool
 	meta.SetStatusCondition(&ts.Status.Conditions, c)
 }
 
+// setServiceMonitorCondition reports whether the ServiceMonitor spec.monitoring asks for is
+// applied (problem says why not); absent when none is asked for. Ready does not depend on it.
+func setServiceMonitorCondition(ts *v1alpha1.TokenServer, problem string) {
+	if !workload.WantsServiceMonitor(ts) {
+		meta.RemoveStatusCondition(&ts.Status.Conditions, v1alpha1.ConditionServiceMonitorReady)
+		return
+	}
+	c := metav1.Condition{Type: v1alpha1.ConditionServiceMonitorReady, ObservedGeneration: ts.Generation,
+		Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled, Message: "ServiceMonitor " + workload.Name(ts) + " has Prometheus scrape the metrics port"}
+	if problem != "" {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonServiceMonitorCRDMissing, problem
+	}
+	meta.SetStatusCondition(&ts.Status.Conditions, c)
+}
+
 // setIssuerCondition: IssuerUnique is False while another TokenServer has the same issuer.
 func setIssuerCondition(ts *v1alpha1.TokenServer, problem string) {
 	c := metav1.Condition{Type: v1alpha1.ConditionIssuerUnique, ObservedGeneration: ts.Generation,

@@ -117,6 +117,7 @@ func Start(ctx context.Context, cfg *rest.Config, namespace, name string, log lo
 		return nil, err
 	}
 	m := metrics.New()
+	store = m.ReplayStore(ctx, store, replayCheckEvery)
 	holder := &snapshot.Holder{}
 	log.Info("Starting the token server", "issuer", ts.Spec.Issuer, "rs256Signer", signer.Implementation)
 	src := &cluster.Source{Namespace: namespace, TokenServer: name, Holder: holder, Log: log.WithName("snapshot"), OnBuild: m.OnBuild}
@@ -160,6 +161,10 @@ func (s *Server) Serve(ctx context.Context, srv *http.Server, ln net.Listener, d
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
 }
+
+// replayCheckEvery is how often the replay store is checked for the metrics: within one
+// Prometheus scrape interval of the usual 30 s.
+const replayCheckEvery = 15 * time.Second
 
 // redisURLWait is how long a starting token server waits for the Redis URL in its secret set.
 const redisURLWait = 30 * time.Second

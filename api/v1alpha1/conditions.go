@@ -20,6 +20,11 @@ const (
 	// False (cosmetic, Ready does not depend on it) when it is missing.
 	ConditionBrandingApplied = "BrandingApplied"
 
+	// ConditionServiceMonitorReady is True on a TokenServer whose spec.monitoring asks for a
+	// ServiceMonitor once it is applied; False (Ready does not depend on it) when the cluster
+	// does not serve the ServiceMonitor CRD; absent when none is asked for.
+	ConditionServiceMonitorReady = "ServiceMonitorReady"
+
 	// ConditionTimingValid is False on a SigningKey whose publishAhead is shorter than relying
 	// parties cache the JWKS, and on a client whose tokens outlive how long a retired key stays
 	// published: tokens would fail verification before they expire. A warning: Ready does not
@@ -124,6 +129,10 @@ const (
 	ReasonCredentialsCut = "CredentialsCut"
 	// ReasonGatewayAPIMissing: spec.route is set and the cluster does not serve HTTPRoute.
 	ReasonGatewayAPIMissing = "GatewayAPIMissing"
+
+	// ReasonServiceMonitorCRDMissing: spec.monitoring.serviceMonitor is enabled and the cluster
+	// does not serve ServiceMonitor (monitoring.coreos.com/v1, the Prometheus Operator's CRDs).
+	ReasonServiceMonitorCRDMissing = "ServiceMonitorCRDMissing"
 	// ReasonNameConflict: an object the TokenServer needs has a name taken by one it does not own.
 	ReasonNameConflict = "NameConflict"
 	// ReasonSecretFound: a Secret the operator wrote for an earlier TokenServer or client of this

@@ -71,6 +71,11 @@ type TokenServerSpec struct {
 	// +optional
 	Route *RouteSpec `json:"route,omitempty"`
 
+	// monitoring says how Prometheus finds the token server's metrics (port "metrics" of its
+	// Service; the README's "Monitoring" lists them and the alerts that read them).
+	// +optional
+	Monitoring *MonitoringSpec `json:"monitoring,omitempty"`
+
 	// login is how a person is authenticated on the pop-out window's authorization page: set
 	// exactly one of landingPage, upstreamOIDC, trustedHeaders or staticUsers. Without it, only
 	// the SDK flows (issue API) work and /authorize shows an error page.
@@ -145,6 +150,34 @@ type RouteSpec struct {
 	// +kubebuilder:validation:MaxProperties=64
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// MonitoringSpec is how the token server's metrics are scraped.
+type MonitoringSpec struct {
+	// serviceMonitor, when enabled, has the operator create a Prometheus Operator ServiceMonitor
+	// (monitoring.coreos.com/v1) for the metrics port. The cluster needs the ServiceMonitor CRD;
+	// without it the TokenServer stays Ready and its ServiceMonitorReady condition says so.
+	// +optional
+	ServiceMonitor *ServiceMonitorSpec `json:"serviceMonitor,omitempty"`
+}
+
+// ServiceMonitorSpec is the ServiceMonitor the operator creates for a token server.
+type ServiceMonitorSpec struct {
+	// enabled creates the ServiceMonitor (and false deletes it).
+	// +required
+	Enabled bool `json:"enabled"`
+
+	// labels are added to the ServiceMonitor, for a Prometheus whose serviceMonitorSelector
+	// picks ServiceMonitors by label (e.g. release: kube-prometheus-stack).
+	// +kubebuilder:validation:MaxProperties=16
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// interval between scrapes, e.g. 30s; Prometheus's own when unset.
+	// +kubebuilder:validation:Pattern=`^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$`
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	Interval string `json:"interval,omitempty"`
 }
 
 // GatewayRef names a Gateway, and optionally one of its listeners.

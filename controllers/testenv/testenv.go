@@ -3,6 +3,7 @@
 package testenv
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -43,7 +44,7 @@ func hasCRDs(dir string) bool {
 }
 
 // Start starts kube-apiserver and etcd from KUBEBUILDER_ASSETS and installs the CRDs from
-// config/crd/bases and the Gateway API's standard CRDs. Call Stop on the returned environment when done. Each option may change
+// config/crd/bases, the Gateway API's standard CRDs and the ServiceMonitor CRD. Call Stop on the returned environment when done. Each option may change
 // the environment before it starts (make faults keeps etcd's data in a folder of its own, to
 // restart it).
 func Start(options ...func(*envtest.Environment)) (*envtest.Environment, *rest.Config, error) {
@@ -55,8 +56,12 @@ func Start(options ...func(*envtest.Environment)) (*envtest.Environment, *rest.C
 	if err != nil {
 		return nil, nil, err
 	}
+	serviceMonitor, err := ServiceMonitorCRD()
+	if err != nil {
+		return nil, nil, err
+	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases"), gateway},
+		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases"), gateway, serviceMonitor},
 		ErrorIfCRDPathMissing: true,
 	}
 	for _, o := range options {
@@ -80,6 +85,29 @@ func GatewayAPICRDs() (string, error) {
 		return "", fmt.Errorf("finding the Gateway API CRDs (go list -m sigs.k8s.io/gateway-api in %s): %w", cmd.Dir, err)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard"), nil
+}
+
+// PrometheusOperatorVersion is the prometheus-operator module whose ServiceMonitor CRD the API
+// server here serves. The operator's Go types come from its pkg/apis/monitoring module (v0.95.2);
+// the main module, which holds the CRDs, is served by the module proxy here only up to v0.85.0,
+// whose ServiceMonitor has every field the operator writes.
+const PrometheusOperatorVersion = "v0.85.0"
+
+// ServiceMonitorCRD is the ServiceMonitor CRD file of the prometheus-operator module, downloaded
+// through the module proxy (once: it stays in the module cache), not copied into this repo.
+func ServiceMonitorCRD() (string, error) {
+	mod := "github.com/prometheus-operator/prometheus-operator@" + PrometheusOperatorVersion
+	cmd := exec.Command("go", "mod", "download", "-json", mod)
+	cmd.Dir = RepoRoot()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the ServiceMonitor CRD (go mod download %s): %w", mod, err)
+	}
+	var dl struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &dl); err != nil || dl.Dir == "" {
+		return "", fmt.Errorf("finding the ServiceMonitor CRD (go mod download %s): %v %s", mod, err, dl.Error)
+	}
+	return filepath.Join(dl.Dir, "example", "prometheus-operator-crd", "monitoring.coreos.com_servicemonitors.yaml"), nil
 }
 
 // Kubeconfig writes a kubeconfig for a cluster-admin user of env into dir, for tests that drive

@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lpauth/lpauth-operator/tokenserver/oauth"
+	"github.com/lpauth/lpauth-operator/tokenserver/replay"
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
@@ -30,6 +32,13 @@ type Metrics struct {
 	skipped    prometheus.Gauge
 	builtAt    prometheus.Gauge
 	keyActive  prometheus.Gauge
+	staleSince prometheus.Gauge
+	replayErrs *prometheus.CounterVec
+	replayUp   prometheus.Gauge
+
+	// failingSince is when rebuilds began to fail (zero while the last one built); only the
+	// snapshot loop's goroutine calls OnBuild.
+	failingSince time.Time
 }
 
 // New registers every collector in a fresh registry.
@@ -47,7 +56,14 @@ func New() *Metrics {
 	m.skipped = prometheus.NewGauge(prometheus.GaugeOpts{Name: "lpauth_snapshot_problems", Help: "Objects left out of the last snapshot (see the logs)."})
 	m.builtAt = prometheus.NewGauge(prometheus.GaugeOpts{Name: "lpauth_snapshot_built_timestamp_seconds", Help: "When the served snapshot was built (its age is time() minus this)."})
 	m.keyActive = prometheus.NewGauge(prometheus.GaugeOpts{Name: "lpauth_active_key_activated_timestamp_seconds", Help: "When the signing key in use became Active."})
+	m.staleSince = prometheus.NewGauge(prometheus.GaugeOpts{Name: "lpauth_snapshot_stale_since_timestamp_seconds", Help: "When rebuilds of the snapshot began to fail, so the one served misses later changes; 0 while the last rebuild succeeded."})
+	m.replayErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lpauth_replay_store_errors_total", Help: "Replay store failures of claims and checks, by kind: unavailable (not reached), refused (an error answer, a Redis that may evict, a full memory store), unknown (the claim may or may not have been made)."}, []string{"kind"})
+	m.replayUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "lpauth_replay_store_up", Help: "1 when the replay store's last claim or check succeeded, 0 when it failed: codes cannot be redeemed while it is 0."})
+	for _, kind := range []replay.Kind{replay.KindUnavailable, replay.KindRefused, replay.KindUnknown} {
+		m.replayErrs.WithLabelValues(string(kind)) // every kind at 0 from the start, so rate() sees the first error
+	}
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.issued, m.failures, m.rebuilds, m.rebuildDur, m.clients, m.skipped, m.builtAt, m.keyActive,
+		m.staleSince, m.replayErrs, m.replayUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -57,7 +73,7 @@ func New() *Metrics {
 // Observe counts an OAuth or issue-API result (an oauth.Observer).
 func (m *Metrics) Observe(_ *http.Request, res oauth.Result) {
 	if res.Err != nil {
-		m.failures.WithLabelValues(res.Endpoint, res.Err.Code).Inc()
+		m.failures.WithLabelValues(res.Endpoint, errorLabel(res.Err.Code)).Inc()
 		return
 	}
 	m.issued.WithLabelValues(res.Endpoint, res.ClientID, res.Flow).Inc()
@@ -68,13 +84,77 @@ func (m *Metrics) OnBuild(s *snapshot.Snapshot, problems []snapshot.Problem, err
 	m.rebuildDur.Observe(took.Seconds())
 	if err != nil {
 		m.rebuilds.WithLabelValues("error").Inc()
+		if m.failingSince.IsZero() {
+			m.failingSince = time.Now()
+			m.staleSince.Set(float64(m.failingSince.Unix()))
+		}
 		return
 	}
 	m.rebuilds.WithLabelValues("ok").Inc()
+	m.failingSince = time.Time{}
+	m.staleSince.Set(0)
 	m.clients.Set(float64(len(s.Clients)))
 	m.skipped.Set(float64(len(problems)))
 	m.builtAt.Set(float64(s.Built.Unix()))
 	m.keyActive.Set(float64(s.Built.Add(-s.ActiveKeyAge).Unix()))
+}
+
+// oauthErrors are the error codes the endpoints write (RFC 6749 5.2 and 4.1.2.1, RFC 6750 3.1).
+var oauthErrors = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
+	"unsupported_grant_type": true, "invalid_scope": true, "access_denied": true, "unsupported_response_type": true,
+	"server_error": true, "temporarily_unavailable": true, "invalid_token": true, "insufficient_scope": true,
+}
+
+// errorLabel bounds the error label: a code no endpoint should write counts as "other".
+func errorLabel(code string) string {
+	if oauthErrors[code] {
+		return code
+	}
+	return "other"
+}
+
+// ReplayStore is s counted: each claim's failure by kind, and lpauth_replay_store_up. A store
+// that can check itself (Redis) is checked every interval until ctx ends, so a Redis that would
+// refuse claims (one that may evict them) or cannot be reached shows while no code is redeemed;
+// nothing else would show it: the token server's /readyz does not look at the replay store.
+func (m *Metrics) ReplayStore(ctx context.Context, s replay.Store, every time.Duration) replay.Store {
+	m.replayUp.Set(1)
+	if c, ok := s.(interface{ Check(context.Context) error }); ok {
+		go func() {
+			for {
+				m.replayResult(c.Check(ctx))
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(every):
+				}
+			}
+		}()
+	}
+	return countedStore{Store: s, m: m}
+}
+
+type countedStore struct {
+	replay.Store
+	m *Metrics
+}
+
+func (c countedStore) Claim(ctx context.Context, id string, issued, expiry time.Time) (bool, error) {
+	ok, err := c.Store.Claim(ctx, id, issued, expiry)
+	c.m.replayResult(err)
+	return ok, err
+}
+
+// replayResult counts a claim's or check's failure by kind, or says the store answered.
+func (m *Metrics) replayResult(err error) {
+	kind := replay.KindOf(err)
+	if kind == "" {
+		m.replayUp.Set(1)
+		return
+	}
+	m.replayErrs.WithLabelValues(string(kind)).Inc()
+	m.replayUp.Set(0)
 }
 
 // Instrument counts requests and their latency by endpoint.

@@ -149,10 +149,10 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 		r.reload()
 	}
 	if refused(err) {
-		return false, fmt.Errorf("redis refused the claim: %w", err)
+		return false, &Error{Kind: KindRefused, Err: fmt.Errorf("redis refused the claim: %w", err)}
 	}
 	if notSent(err) {
-		return false, fmt.Errorf("redis claim: %w", err)
+		return false, &Error{Kind: KindUnavailable, Err: fmt.Errorf("redis claim: %w", err)}
 	}
 	// The claim may or may not have been applied: ask Redis whose token the key holds.
 	for range claimRounds - 1 {
@@ -192,7 +192,7 @@ func (r *Redis) Claim(ctx context.Context, id string, issued, expiry time.Time) 
 			err = cerr
 		}
 	}
-	return false, fmt.Errorf("redis claim: outcome unknown: %w", err)
+	return false, &Error{Kind: KindUnknown, Err: fmt.Errorf("redis claim: outcome unknown: %w", err)}
 }
 
 // heldBy reports whether key holds token (this claim's), reading it back.
@@ -313,6 +313,25 @@ func refused(err error) bool {
 func notSent(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial" || errors.Is(err, redis.ErrPoolTimeout)
+}
+
+// Check runs the claim script without claiming anything: the same look at the server a claim
+// makes (eviction policy, restart, lost records) on a timer, so a Redis that would refuse or fail
+// claims shows in the metrics before a customer's code is refused, and when no codes are
+// redeemed. Its error has the Kind a claim's would.
+func (r *Redis) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.ClaimTimeout)
+	defer cancel()
+	_, _, err := r.claim(ctx, r.prefix+"check", "", 0)
+	switch {
+	case err == nil:
+		return nil
+	case refused(err):
+		return &Error{Kind: KindRefused, Err: fmt.Errorf("redis refused the check: %w", err)}
+	case notSent(err):
+		return &Error{Kind: KindUnavailable, Err: fmt.Errorf("redis check: %w", err)}
+	}
+	return &Error{Kind: KindUnavailable, Err: fmt.Errorf("redis check: %w", err)}
 }
 
 // Ping checks the connection (readiness).

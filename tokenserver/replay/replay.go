@@ -26,7 +26,43 @@ type Store interface {
 var ErrBeforeRecords = errors.New("issued before the replay store's records begin (it restarted or lost data): sign in again")
 
 // ErrFull is returned by a Memory store that holds its maximum of unexpired IDs.
-var ErrFull = errors.New("replay store full")
+var ErrFull = &Error{Kind: KindRefused, Err: errors.New("replay store full")}
+
+// Kind is what kind of failure a store's error is, for metrics and alerts: a bounded label.
+type Kind string
+
+const (
+	// KindUnavailable: the store could not be reached; the claim was not made.
+	KindUnavailable Kind = "unavailable"
+	// KindRefused: the store answered with a refusal (an error reply, a Redis that may evict
+	// claims, a full memory store); the claim was not made.
+	KindRefused Kind = "refused"
+	// KindUnknown: the claim may or may not have been made (a lost reply that could not be
+	// resolved); the code is refused, and a retry of it may find it claimed.
+	KindUnknown Kind = "unknown"
+)
+
+// Error is a store failure of a known Kind; its message is Err's.
+type Error struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// KindOf is the Kind of a Claim or Check error: "" for nil and for ErrBeforeRecords (an answer,
+// not a failure), KindUnknown for an error of no known kind (another store's).
+func KindOf(err error) Kind {
+	var e *Error
+	switch {
+	case err == nil, errors.Is(err, ErrBeforeRecords):
+		return ""
+	case errors.As(err, &e):
+		return e.Kind
+	}
+	return KindUnknown
+}
 
 // Memory is a bounded, expiring in-process Store.
 //

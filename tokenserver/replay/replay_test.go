@@ -563,6 +563,15 @@ func TestARedisThatMayEvictIsRefused(t *testing.T) {
 			if !want && (ok || err == nil || !strings.Contains(err.Error(), "maxmemory-policy noeviction")) {
 				t.Fatalf("claim with %s: %v %v, want refused, saying to set maxmemory-policy noeviction", policy, ok, err)
 			}
+			// The metrics' view: the claim's failure and the periodic check both say refused,
+			// so the replay-store alert fires before (and without) a customer's claim.
+			wantKind := map[bool]Kind{true: "", false: KindRefused}[want]
+			if got := KindOf(err); got != wantKind {
+				t.Errorf("KindOf(claim error %v) = %q, want %q", err, got, wantKind)
+			}
+			if got := KindOf(r.Check(context.Background())); got != wantKind {
+				t.Errorf("KindOf(Check()) with %s = %q, want %q", policy, got, wantKind)
+			}
 		})
 	}
 }
@@ -643,4 +652,34 @@ func openStore(t *testing.T, url, prefix string) *Redis {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// Each way a claim fails has its kind, for the metrics: nothing listening is unavailable, and
+// an unknown error (another store's) is unknown; an answer is no failure.
+func TestClaimErrorsHaveAKind(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	r := openStore(t, "redis://"+addr, "down:")
+	_, claimErr := r.Claim(context.Background(), "code", time.Now(), time.Now().Add(time.Minute))
+	for name, tc := range map[string]struct {
+		err  error
+		want Kind
+	}{
+		"claim, nothing listening": {claimErr, KindUnavailable},
+		"check, nothing listening": {r.Check(context.Background()), KindUnavailable},
+		"memory store full":        {ErrFull, KindRefused},
+		"before the records":       {ErrBeforeRecords, ""},
+		"no error":                 {nil, ""},
+		"another store's error":    {errors.New("boom"), KindUnknown},
+		"wrapped":                  {fmt.Errorf("replay store: %w", &Error{Kind: KindUnknown, Err: errors.New("lost reply")}), KindUnknown},
+	} {
+		if got := KindOf(tc.err); got != tc.want {
+			t.Errorf("%s: KindOf(%v) = %q, want %q", name, tc.err, got, tc.want)
+		}
+	}
 }
