@@ -123,15 +123,17 @@ DIST ?= dist
 # The namespaced install watches these (comma-separated); the chart takes them as a value.
 WATCH_NAMESPACES ?= brand-auth
 CHART_VERSION ?= 0.1.0
-HELM = $(shell hack/helm.sh)
 
 .PHONY: build-installer
-build-installer: manifests installer-files ## Write dist/install.yaml (cluster-wide) and dist/install-namespaced.yaml (WATCH_NAMESPACES only), running IMG.
+build-installer: manifests ## Write dist/install.yaml (cluster-wide) and dist/install-namespaced.yaml (WATCH_NAMESPACES only), running IMG.
+	@# After manifests, not beside it: under make -j a prerequisite would copy config/ mid-write.
+	@$(MAKE) --no-print-directory installer-files
 
 .PHONY: helm
-helm: manifests chart-files ## Write the Helm chart dist/chart from the same source as dist/install.yaml, and lint it.
-	$(HELM) lint --strict $(DIST)/chart
-	@echo "install: $(HELM) install lpauth $(DIST)/chart -n lpauth-system --create-namespace"
+helm: manifests ## Write the Helm chart dist/chart from the same source as dist/install.yaml, and lint it.
+	@$(MAKE) --no-print-directory chart-files
+	helm=$$(hack/helm.sh) && "$$helm" lint --strict $(DIST)/chart && \
+	  echo "install (README \"Install on a cluster\"): $$helm install lpauth $(DIST)/chart -n lpauth-system"
 
 # The two above without regenerating config/ first: the chart tests call these, so a test never
 # rewrites the tree other tests read.

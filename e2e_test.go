@@ -95,7 +95,9 @@ func endToEnd(t *testing.T, namespaced bool) {
 	x.kubectl("create", "namespace", e2eNamespace)
 	managerArgs := []string{"manager", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--token-server-image=lpauth-operator:e2e"}
 	if namespaced {
-		managerArgs = append(managerArgs, x.installNamespaced())
+		watch := x.installNamespaced()
+		x.refusesAnUninstalledNamespace(managerArgs, watch)
+		managerArgs = append(managerArgs, watch)
 	} else {
 		x.kubectl("apply", "--server-side", "-k", filepath.Join(testenv.RepoRoot(), "config", "default"))
 	}
@@ -495,6 +497,22 @@ func (x *e2e) installNamespaced() string {
 	return ""
 }
 
+// refusesAnUninstalledNamespace: a manager told to watch a namespace the install gave it no Role
+// in stops at once and names it, instead of holding back every namespace's controllers.
+func (x *e2e) refusesAnUninstalledNamespace(args []string, watch string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, x.bin, append(args, watch+",not-installed")...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+x.impersonating("system:serviceaccount:lpauth-system:lpauth-controller-manager"))
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), "namespace not-installed: may not list") {
+		x.t.Fatalf("a manager watching a namespace outside the install: err %v (context %v)\n%s", err, ctx.Err(), tail(out, 4000))
+	}
+	if strings.Contains(string(out), "namespace "+strings.TrimPrefix(watch, installer.WatchFlag+"=")+":") {
+		x.t.Errorf("the installed namespace was reported too:\n%s", out)
+	}
+}
+
 // checkNamespacedRights: the namespaced manager served brand-auth with no right outside it, and
 // never touched the other namespace's SigningKey.
 func (x *e2e) checkNamespacedRights() {
@@ -551,7 +569,9 @@ func (x *e2e) start(name, kubeconfig string, args ...string) {
 		x.t.Fatal(err)
 	}
 	cmd := exec.Command(x.bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	// WATCH_NAMESPACES in the test's own environment (exported for make build-installer, say)
+	// would make the cluster-wide manager namespaced: the flags alone decide here.
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "WATCH_NAMESPACES=")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		x.t.Fatal(err)

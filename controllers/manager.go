@@ -11,10 +11,15 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -61,6 +66,9 @@ func Run(args []string, stderr io.Writer) error {
 		return fmt.Errorf("finding the cluster: %w", err)
 	}
 	cfg.QPS, cfg.Burst = float32(*qps), *burst
+	if err := checkWatchRights(context.Background(), cfg, namespaces); err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),
 		Cache:                  CacheOptions(namespaces...),
@@ -106,6 +114,56 @@ func watchNamespaces(v string) ([]string, error) {
 		seen[ns] = true
 	}
 	return names, nil
+}
+
+// watchedKinds are what the manager lists and watches in each namespace, for checkWatchRights.
+var watchedKinds = []schema.GroupResource{
+	{Group: v1alpha1.GroupVersion.Group, Resource: "signingkeys"},
+	{Group: v1alpha1.GroupVersion.Group, Resource: "tokenservers"},
+	{Group: v1alpha1.GroupVersion.Group, Resource: "livepersonauthclients"},
+	{Resource: "secrets"},
+	{Group: "apps", Resource: "deployments"},
+}
+
+// checkWatchRights asks the API server whether the manager may list and watch what it caches in
+// each namespace it is to watch. Without it, one namespace whose Role is missing (deleted, or the
+// namespace not in the install) would hold back the cache, and with it every controller in every
+// namespace, while the pod looks healthy: the manager would stop rotating keys for all brands.
+// Stopping here names the namespace and crash-loops where it can be seen.
+func checkWatchRights(ctx context.Context, cfg *rest.Config, namespaces []string) error {
+	if len(namespaces) == 0 {
+		return nil
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, ns := range namespaces {
+		var denied []string
+		for _, gr := range watchedKinds {
+			for _, verb := range []string{"list", "watch"} {
+				review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+					Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+						Namespace: ns, Verb: verb, Group: gr.Group, Resource: gr.Resource}},
+				}, metav1.CreateOptions{})
+				if err != nil {
+					return fmt.Errorf("checking the manager's rights in namespace %s: %w", ns, err)
+				}
+				if !review.Status.Allowed {
+					denied = append(denied, verb+" "+gr.String())
+				}
+			}
+		}
+		if len(denied) > 0 {
+			problems = append(problems, fmt.Sprintf("namespace %s: may not %s", ns, strings.Join(denied, ", ")))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("--watch-namespaces: the manager lacks rights it needs (%s); the namespaced install's Role and RoleBinding must be in each watched namespace, which must exist: add the namespace to the install (helm upgrade --reuse-values --set 'watchNamespaces={...}', or make build-installer WATCH_NAMESPACES=...) or remove it from --watch-namespaces",
+			strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // splitList reads a comma-separated flag value, dropping empty entries.

@@ -33,9 +33,11 @@ const (
 	sentinelRes      = "__HELM_BLOCK_resources__"
 )
 
+// Namespaces are quoted: a namespace named "123", "on" or "null" is a string, not YAML's number,
+// boolean or nothing.
 var inline = strings.NewReplacer(
-	sentinelNS, "{{ $.Release.Namespace }}",
-	sentinelWatchNS, "{{ $ns }}",
+	sentinelNS, "{{ $.Release.Namespace | quote }}",
+	sentinelWatchNS, "{{ $ns | quote }}",
 	sentinelReplicas, "{{ .Values.replicas }}",
 	sentinelImage, `{{ include "lpauth-operator.image" . }}`,
 )
@@ -208,7 +210,9 @@ func render(o Object, blocks map[string]func(indent string) []string) ([]byte, e
 		if strings.Contains(line, "__HELM_BLOCK_") {
 			return nil, fmt.Errorf("a block sentinel is not a key's whole value: %q", line)
 		}
-		out = append(out, inline.Replace(line))
+		// Text of the install that looks like a template (a "{{" in a CRD's documentation, say)
+		// is printed as it is, not run by helm.
+		out = append(out, inline.Replace(strings.ReplaceAll(line, "{{", `{{ "{{" }}`)))
 	}
 	return []byte(strings.Join(out, "\n") + "\n"), nil
 }

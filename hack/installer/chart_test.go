@@ -209,6 +209,10 @@ func TestTheChartRefusesBadValuesAndSaysWhy(t *testing.T) {
 		{"logLevel=loud", "logLevel"},
 		{"imageTag=v2", "imageTag"},
 		{"extraArgs={leader-elect}", "does not match pattern"},
+		{"extraArgs={--watch-namespaces=}", "extraArgs"},
+		{"extraArgs={--leader-elect=false}", "extraArgs"},
+		{"image.repository=evil\nkind: Secret", "does not match pattern"},
+		{"metrics=null", "metrics"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			out, err := helm(t, "template", "lpauth", chart, "--set", tc.set)
@@ -222,4 +226,34 @@ func TestTheChartRefusesBadValuesAndSaysWhy(t *testing.T) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// Namespace names YAML would read as a number, a boolean or nothing stay strings.
+func TestNamespacesThatLookLikeOtherYAMLStayNames(t *testing.T) {
+	t.Parallel()
+	chart := filepath.Join(buildChart(t), "chart")
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte("watchNamespaces: [\"on\", \"123\", \"null\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := helm(t, "template", "lpauth", chart, "-n", "007", "-f", values)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	roles := map[string]bool{}
+	for _, o := range parse(t, out) {
+		ns, ok := get(o, "metadata", "namespace").(string)
+		if str(o, "kind") != "CustomResourceDefinition" && !strings.HasPrefix(str(o, "kind"), "Cluster") && !ok {
+			t.Errorf("%s: namespace %v is not a string", Key(o), get(o, "metadata", "namespace"))
+		}
+		if str(o, "kind") == "Role" && str(o, "metadata", "name") == "lpauth-manager-role" {
+			roles[ns] = true
+		}
+		if str(o, "kind") == "Deployment" && ns != "007" {
+			t.Errorf("the manager is in %q, not 007", ns)
+		}
+	}
+	if !roles["on"] || !roles["123"] || !roles["null"] {
+		t.Errorf("manager Roles in %v, want on, 123 and null", roles)
+	}
 }

@@ -38,7 +38,8 @@ func valuesYAML(v Values) []byte {
 
 image:
   # The operator's image. Token servers run the same image (TOKEN_SERVER_IMAGE), so the two never
-  # drift apart. A tag, or a digest as tag: "sha256:...".
+  # drift apart. A tag, or a digest as tag: "sha256:...". Quote a tag that looks like a number
+  # (--set-string image.tag=20260101).
   repository: %s
   tag: %s
 
@@ -62,7 +63,7 @@ resources:%s
 # namespace are ignored. The namespaces must exist before the install.
 watchNamespaces: []
 
-# More manager flags, e.g. ["--allowed-token-server-images=registry.brand.example/lpauth/"].
+# More manager flags (not those the values above set), e.g. ["--allowed-token-server-images=registry.brand.example/lpauth/"].
 extraArgs: []
 
 `, generatedHeader, v.ImageRepository, quote(v.ImageTag), v.Replicas, v.LeaderElection, quote(v.LogLevel), v.Metrics, indented)
@@ -73,6 +74,7 @@ const valuesSchema = `{
   "title": "lpauth-operator chart values",
   "type": "object",
   "additionalProperties": false,
+  "required": ["image", "replicas", "leaderElection", "logLevel", "metrics"],
   "properties": {
     "global": {"type": "object"},
     "image": {
@@ -80,14 +82,15 @@ const valuesSchema = `{
       "additionalProperties": false,
       "required": ["repository", "tag"],
       "properties": {
-        "repository": {"type": "string", "minLength": 1},
-        "tag": {"type": "string", "minLength": 1}
+        "repository": {"type": "string", "pattern": "^[^\\s@]+$"},
+        "tag": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"}
       }
     },
     "replicas": {"type": "integer", "minimum": 1},
     "leaderElection": {
       "type": "object",
       "additionalProperties": false,
+      "required": ["enabled"],
       "properties": {"enabled": {"type": "boolean"}}
     },
     "logLevel": {
@@ -99,6 +102,7 @@ const valuesSchema = `{
     "metrics": {
       "type": "object",
       "additionalProperties": false,
+      "required": ["enabled"],
       "properties": {"enabled": {"type": "boolean"}}
     },
     "resources": {"type": "object"},
@@ -109,7 +113,12 @@ const valuesSchema = `{
     },
     "extraArgs": {
       "type": "array",
-      "items": {"type": "string", "pattern": "^--[a-z]"}
+      "items": {
+        "type": "string",
+        "pattern": "^--[a-z]",
+        "not": {"pattern": "^--(watch-namespaces|leader-elect|zap-log-level|metrics-bind-address)(=|$)"},
+        "description": "flags the values above set (watchNamespaces, leaderElection, logLevel, metrics) are refused here, so the chart's checks hold"
+      }
     }
   }
 }

@@ -124,3 +124,16 @@ func TestParseNamesTheBrokenDocument(t *testing.T) {
 		t.Fatal("a document without a kind was accepted")
 	}
 }
+
+// Text in the install that looks like a template is printed as it is, not run by helm.
+func TestTemplateTextInTheInstallIsNotRun(t *testing.T) {
+	t.Parallel()
+	out, err := render(Object{"kind": "ConfigMap", "metadata": map[string]any{"name": "x", "namespace": "sys"},
+		"data": map[string]any{"doc": "use {{ .Release.Name }} here"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `use {{ "{{" }} .Release.Name }} here`) {
+		t.Fatalf("rendered:\n%s", out)
+	}
+}

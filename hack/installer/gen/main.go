@@ -40,9 +40,11 @@ func run() error {
 		return fmt.Errorf("%s: %w", *in, err)
 	}
 	if *namespacedOut != "" {
-		namespaces := strings.Split(*watch, ",")
-		if *watch == "" {
-			namespaces = nil
+		var namespaces []string
+		for _, ns := range strings.Split(*watch, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				namespaces = append(namespaces, ns)
+			}
 		}
 		ns, err := installer.Namespaced(objs, namespaces)
 		if err != nil {
