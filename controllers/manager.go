@@ -69,9 +69,13 @@ func Run(args []string, stderr io.Writer) error {
 	if err := checkWatchRights(context.Background(), cfg, namespaces); err != nil {
 		return err
 	}
+	cacheOpts := CacheOptions(namespaces...)
+	if err := DropUnservedKinds(&cacheOpts, cfg); err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),
-		Cache:                  CacheOptions(namespaces...),
+		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress: *probeAddr,
 		LeaderElection:         *leaderElect,

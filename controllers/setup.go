@@ -12,10 +12,12 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
@@ -48,6 +50,39 @@ func CacheOptions(namespaces ...string) cache.Options {
 			&rbacv1.Role{}: managed, &rbacv1.RoleBinding{}: managed, &networkingv1.Ingress{}: managed,
 			&policyv1.PodDisruptionBudget{}: managed, &gatewayv1.HTTPRoute{}: managed, &monitoringv1.ServiceMonitor{}: managed,
 		}}
+}
+
+// DropUnservedKinds takes out of the cache options the optional kinds (Gateway API HTTPRoute,
+// Prometheus Operator ServiceMonitor) the cluster does not serve. controller-runtime maps every
+// kind named in ByObject when it builds the cache, so naming one whose CRD is absent would stop
+// the manager from starting at all; the TokenServer reconciler says which CRD a TokenServer
+// that asks for one lacks.
+func DropUnservedKinds(opts *cache.Options, cfg *rest.Config) error {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, hc)
+	if err != nil {
+		return fmt.Errorf("reading the kinds the cluster serves: %w", err)
+	}
+	if !servesHTTPRoute(mapper) {
+		delete(opts.ByObject, byType[*gatewayv1.HTTPRoute](opts.ByObject))
+	}
+	if !servesServiceMonitor(mapper) {
+		delete(opts.ByObject, byType[*monitoringv1.ServiceMonitor](opts.ByObject))
+	}
+	return nil
+}
+
+// byType finds the key of one type in ByObject (its keys are distinct pointers).
+func byType[T client.Object](m map[client.Object]cache.ByObject) client.Object {
+	for k := range m {
+		if _, ok := k.(T); ok {
+			return k
+		}
+	}
+	return nil
 }
 
 // Options are what the reconcilers take from outside.
