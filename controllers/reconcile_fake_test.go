@@ -213,3 +213,30 @@ func TestAServiceMonitorWithoutItsCRDIsReportedNotFatal(t *testing.T) {
 		t.Errorf("ServiceMonitorReady without spec.monitoring = %+v, want none", cond)
 	}
 }
+
+// ServiceMonitor labels the API server would refuse make ServiceMonitorReady False with what is
+// wrong; the rest of the workload is applied and the TokenServer is not held back by them.
+func TestServiceMonitorLabelsTheAPIServerWouldRefuseAreSaidNotFatal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: "brand", UID: "uid-ts", Generation: 3},
+		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"},
+			Monitoring: &v1alpha1.MonitoringSpec{ServiceMonitor: &v1alpha1.ServiceMonitorSpec{Enabled: true, Labels: map[string]string{"release": "kube prometheus"}}}}}
+	c := fakeClient(ts)
+	r := &TokenServerReconciler{Client: c, APIReader: c, Scheme: Scheme(), serviceMonitors: func() bool { return true }}
+	s := &serverScope{ts: ts}
+	if err := r.applyWorkload(ctx, s, workload.Params{Image: "lpauth:test"}); err != nil {
+		t.Fatalf("bad ServiceMonitor labels: %v, want the workload applied all the same", err)
+	}
+	setServiceMonitorCondition(ts, *s.monitoring)
+	cond := meta.FindStatusCondition(ts.Status.Conditions, v1alpha1.ConditionServiceMonitorReady)
+	if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != v1alpha1.ReasonInvalidSpec || !strings.Contains(cond.Message, "spec.monitoring.serviceMonitor.labels") {
+		t.Fatalf("ServiceMonitorReady = %+v, want False, %s, naming the field", cond, v1alpha1.ReasonInvalidSpec)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "brand", Name: workload.Name(ts)}, &monitoringv1.ServiceMonitor{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a ServiceMonitor with labels the API server refuses was applied: %v", err)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "brand", Name: workload.Name(ts)}, &appsv1.Deployment{}); err != nil {
+		t.Errorf("the Deployment: %v, want it applied", err)
+	}
+}

@@ -22,9 +22,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -105,7 +107,7 @@ type serverScope struct {
 	checked bool
 	// monitoring is set once applyWorkload decided about the ServiceMonitor: "" when it is
 	// applied (or none is asked for), else why not.
-	monitoring *string
+	monitoring *monitoringProblem
 }
 
 // checkIssuerClaim: two TokenServers with one issuer both sign tokens with that iss and publish
@@ -545,18 +547,30 @@ func (r *TokenServerReconciler) applyWorkload(ctx context.Context, s *serverScop
 // missing CRD does not make the TokenServer not Ready: LivePerson's logins do not need it.
 func (r *TokenServerReconciler) serviceMonitor(s *serverScope, want, unwanted []client.Object) ([]client.Object, []client.Object) {
 	served := r.serviceMonitors != nil && r.serviceMonitors()
-	problem := ""
+	var problem monitoringProblem
 	switch sm := workload.ServiceMonitor(s.ts); {
-	case sm != nil && served:
-		want = append(want, sm)
+	case sm != nil && !served:
+		problem = monitoringProblem{v1alpha1.ReasonServiceMonitorCRDMissing, "spec.monitoring.serviceMonitor needs the Prometheus Operator's ServiceMonitor CRD (monitoring.coreos.com/v1), which this cluster does not serve: " +
+			"install it and restart the operator, or scrape port \"metrics\" of Service " + workload.Name(s.ts) + " another way"}
 	case sm != nil:
-		problem = "spec.monitoring.serviceMonitor needs the Prometheus Operator's ServiceMonitor CRD (monitoring.coreos.com/v1), which this cluster does not serve: " +
-			"install it and restart the operator, or scrape port \"metrics\" of Service " + workload.Name(s.ts) + " another way"
+		// Labels the API server would refuse are said here, not by failing the whole
+		// workload: LivePerson's logins do not need the ServiceMonitor. The one applied
+		// before, if any, stays.
+		if errs := metav1validation.ValidateLabels(s.ts.Spec.Monitoring.ServiceMonitor.Labels, field.NewPath("spec", "monitoring", "serviceMonitor", "labels")); len(errs) > 0 {
+			problem = monitoringProblem{v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error()}
+			break
+		}
+		want = append(want, sm)
 	case served:
 		unwanted = append(unwanted, &monitoringv1.ServiceMonitor{})
 	}
 	s.monitoring = &problem
 	return want, unwanted
+}
+
+// monitoringProblem is why ServiceMonitorReady is False (no message: it is True).
+type monitoringProblem struct {
+	reason, message string
 }
 
 func (r *TokenServerReconciler) apply(ctx context.Context, ts *v1alpha1.TokenServer, obj client.Object) error {

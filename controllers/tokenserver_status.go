@@ -70,15 +70,15 @@ func setBrandingCondition(ts *v1alpha1.TokenServer, problem string, invalid bool
 
 // setServiceMonitorCondition reports whether the ServiceMonitor spec.monitoring asks for is
 // applied (problem says why not); absent when none is asked for. Ready does not depend on it.
-func setServiceMonitorCondition(ts *v1alpha1.TokenServer, problem string) {
+func setServiceMonitorCondition(ts *v1alpha1.TokenServer, problem monitoringProblem) {
 	if !workload.WantsServiceMonitor(ts) {
 		meta.RemoveStatusCondition(&ts.Status.Conditions, v1alpha1.ConditionServiceMonitorReady)
 		return
 	}
 	c := metav1.Condition{Type: v1alpha1.ConditionServiceMonitorReady, ObservedGeneration: ts.Generation,
 		Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled, Message: "ServiceMonitor " + workload.Name(ts) + " has Prometheus scrape the metrics port"}
-	if problem != "" {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonServiceMonitorCRDMissing, problem
+	if problem.message != "" {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, problem.reason, problem.message
 	}
 	meta.SetStatusCondition(&ts.Status.Conditions, c)
 }
