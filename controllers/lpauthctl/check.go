@@ -11,6 +11,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/lpauth/lpauth-operator/api/endpoints"
+	"github.com/lpauth/lpauth-operator/api/keys"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
 
@@ -79,7 +80,7 @@ func writeFindings(w io.Writer, fs []finding) int {
 			mark = "PROBLEM"
 			n++
 		}
-		fmt.Fprintf(w, "  %s  %-*s  %s\n", mark, width, f.subject, f.text)
+		fmt.Fprintf(w, "  %s  %-*s  %s\n", mark, width, f.subject, printable(f.text))
 	}
 	return n
 }
@@ -135,16 +136,19 @@ func compareKeys(sk *v1alpha1.SigningKey, set jose.JSONWebKeySet) []finding {
 	for _, jwk := range set.Keys {
 		const subject = "published key"
 		held := slices.ContainsFunc(sk.Status.Keys, func(k v1alpha1.KeyStatus) bool { return k.KeyID == jwk.KeyID })
+		published := printable(jwk.KeyID) // the server's: printed as seen, never obeyed
 		switch {
+		case !jwk.IsPublic() && keys.IsKID(jwk.KeyID):
+			fs = append(fs, bad(subject, "%s is a PRIVATE key: revoke it now (kubectl lpauth revoke %s -- %s)", published, sk.Name, jwk.KeyID))
 		case !jwk.IsPublic():
-			fs = append(fs, bad(subject, "%s is a PRIVATE key: revoke it now (kubectl lpauth revoke %s %s)", jwk.KeyID, sk.Name, jwk.KeyID))
+			fs = append(fs, bad(subject, "%s is a PRIVATE key: revoke the key it is (kubectl lpauth revoke %s -- KID)", published, sk.Name))
 		case slices.Contains(sk.Status.RevokedKeyIDs, jwk.KeyID):
-			fs = append(fs, bad(subject, "%s is REVOKED, and still published: a stale cache, or another server answers for this issuer", jwk.KeyID))
+			fs = append(fs, bad(subject, "%s is REVOKED, and still published: a stale cache, or another server answers for this issuer", published))
 		case !held:
-			fs = append(fs, bad(subject, "%s: the cluster no longer holds it: a stale cache, or another server answers for this issuer", jwk.KeyID))
+			fs = append(fs, bad(subject, "%s: the cluster no longer holds it: a stale cache, or another server answers for this issuer", published))
 		}
 		if kid := thumbprint(jwk); kid != jwk.KeyID {
-			fs = append(fs, bad(subject, "%s is not the key's RFC 7638 thumbprint (%s)", jwk.KeyID, kid))
+			fs = append(fs, bad(subject, "%s is not the key's RFC 7638 thumbprint (%s)", published, kid))
 		}
 	}
 	return fs

@@ -30,9 +30,47 @@ func issuerFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.issuerURL, "issuer-url", "", "reach the token server at this URL instead of the issuer (e.g. through kubectl port-forward)")
 }
 
-// valueFlags are the common flags that take a value, so splitCommand can step over the value of
-// one written before the command ("-n brand-auth status").
-var valueFlags = []string{"n", "namespace", "kubeconfig", "context", "issuer-url"}
+// takesValue reports whether arg is a flag of fs written without its value ("--wait", not
+// "--wait=5s" nor a boolean flag such as "--force"): the next argument is its value. The flag
+// package decides the same way, so the two never disagree.
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	if !isFlag(arg) {
+		return false
+	}
+	name := strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
+}
+
+func isFlag(arg string) bool { return len(arg) > 1 && arg[0] == '-' }
+
+// flagSet is the flag set of command name: the common flags and its own.
+func flagSet(name string, cmd command, o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet(Name+" "+name, flag.ContinueOnError)
+	commonFlags(fs, o)
+	if cmd.flags != nil {
+		cmd.flags(fs, o)
+	}
+	return fs
+}
+
+// anyTakesValue reports whether arg is a flag taking a value in some command: before the
+// command is found, a flag of any command may come ("--wait 5s rotate KEYS").
+func anyTakesValue(arg string) bool {
+	for name, cmd := range commands {
+		if takesValue(flagSet(name, cmd, &options{}), arg) {
+			return true
+		}
+	}
+	return false
+}
 
 // splitCommand finds the command among args (the first word that is neither a flag nor a flag's
 // value) and returns it with the other arguments in their order.
@@ -42,11 +80,10 @@ func splitCommand(args []string) (string, []string, error) {
 		if a == "-h" || a == "--help" || a == "help" {
 			return "help", nil, nil
 		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
+		if !isFlag(a) {
 			return a, append(slices.Clone(args[:i]), args[i+1:]...), nil
 		}
-		name := strings.TrimLeft(a, "-")
-		if !strings.Contains(name, "=") && slices.Contains(valueFlags, name) {
+		if anyTakesValue(a) {
 			i++ // its value
 		}
 	}
@@ -55,19 +92,31 @@ func splitCommand(args []string) (string, []string, error) {
 
 // parseInterspersed parses flags wherever they are among the positional arguments, as kubectl
 // does ("status brand -n brand-auth"); the standard flag package stops at the first argument.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+// After "--" every argument is positional. positional (may be nil) says which arguments are
+// positional even though they start with '-': revoke's kids, a quarter of which do
+// (base64url thumbprints).
+func parseInterspersed(fs *flag.FlagSet, args []string, positional func(string) bool) ([]string, error) {
 	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+	for len(args) > 0 {
+		a := args[0]
+		switch {
+		case a == "--":
+			return append(pos, args[1:]...), nil
+		case !isFlag(a) || positional != nil && positional(a):
+			pos = append(pos, a)
+			args = args[1:]
+		default:
+			n := 1
+			if takesValue(fs, a) && len(args) > 1 {
+				n = 2
+			}
+			if err := fs.Parse(args[:n]); err != nil {
+				return nil, err
+			}
+			args = args[n:]
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
 	}
+	return pos, nil
 }
 
 // scheme is what the plugin reads: Secrets and our kinds.

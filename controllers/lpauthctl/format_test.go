@@ -167,7 +167,7 @@ func TestFlagsGoAnywhere(t *testing.T) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	commonFlags(fs, &o)
 	consoleFlags(fs, &o)
-	pos, err := parseInterspersed(fs, []string{"brand-liveperson", "-n", "brand-auth", "--show-secret"})
+	pos, err := parseInterspersed(fs, []string{"brand-liveperson", "-n", "brand-auth", "--show-secret"}, nil)
 	if err != nil || !cmp.Equal(pos, []string{"brand-liveperson"}) || o.namespace != "brand-auth" || !o.showSecret {
 		t.Errorf("parseInterspersed: %q, %v, %+v", pos, err, o)
 	}

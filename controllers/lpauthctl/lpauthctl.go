@@ -18,9 +18,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lpauth/lpauth-operator/api/keys"
 )
 
 // Exit codes: what a script running the plugin can tell apart.
@@ -49,7 +52,10 @@ Flags of every command:
   --context NAME              the kubeconfig context (default: its current one)
 
 check and try take --issuer-url URL: reach the token server there instead of at the issuer
-(e.g. http://127.0.0.1:8080 through kubectl port-forward svc/NAME-token-server 8080:80).
+(e.g. http://127.0.0.1:8080 followed by the issuer's path, through kubectl port-forward
+svc/NAME-token-server 8080:80). https, or http on loopback only. try sends the issue-API
+credential and the client secret to the issuer's host or loopback only, unless
+--send-credentials-to HOST names --issuer-url's host; it follows no redirect.
 
 Exit status: 0 all good, 1 a problem was found or an operation failed, 2 bad usage.
 Run "kubectl lpauth COMMAND -h" for a command's flags.
@@ -61,6 +67,11 @@ type command struct {
 	flags func(fs *flag.FlagSet, o *options)
 	// min and max bound the positional arguments (max < 0: no bound).
 	min, max int
+	// positional, when set, says which arguments starting with '-' are positional, not flags.
+	positional func(arg string) bool
+	// dashHint is added to an unknown flag's error: how to write a positional argument that
+	// starts with '-'.
+	dashHint string
 	run      func(ctx context.Context, c *cli, args []string) error
 }
 
@@ -68,10 +79,14 @@ var commands = map[string]command{
 	"status":  {args: "[TOKENSERVER]", min: 0, max: 1, run: runStatus},
 	"console": {args: "CLIENT", min: 1, max: 1, flags: consoleFlags, run: runConsole},
 	"rotate":  {args: "SIGNINGKEY", min: 1, max: 1, flags: rotateFlags, run: runRotate},
-	"revoke":  {args: "SIGNINGKEY KID...", min: 2, max: -1, flags: revokeFlags, run: runRevoke},
+	"revoke":  {args: "SIGNINGKEY KID...", min: 2, max: -1, flags: revokeFlags, positional: keys.IsKID, dashHint: revokeDashHint, run: runRevoke},
 	"check":   {args: "TOKENSERVER", min: 1, max: 1, flags: issuerFlags, run: runCheck},
 	"try":     {args: "CLIENT", min: 1, max: 1, flags: tryFlags, run: runTry},
 }
+
+// A kid is base64url, so it may start with '-': revoke takes one as a kid, not a flag, and says
+// how to write what it takes for a flag.
+const revokeDashHint = "a key id starting with '-' goes after --: kubectl lpauth revoke SIGNINGKEY -- KID"
 
 // options are every flag's value; each command registers the ones it takes.
 type options struct {
@@ -81,6 +96,7 @@ type options struct {
 	wait                           time.Duration
 	subject, redirectURI           string
 	clientAuth                     string
+	sendCredentialsTo              string
 }
 
 // cli is what a command works with.
@@ -134,20 +150,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("unknown command %q", name)
 	}
 	var o options
-	fs := flag.NewFlagSet(Name+" "+name, flag.ContinueOnError)
+	fs := flagSet(name, cmd, &o)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s %s %s [flags]\n\nFlags:\n", Name, name, cmd.args)
 		fs.PrintDefaults()
 	}
-	commonFlags(fs, &o)
-	if cmd.flags != nil {
-		cmd.flags(fs, &o)
-	}
-	pos, err := parseInterspersed(fs, rest)
+	pos, err := parseInterspersed(fs, rest, cmd.positional)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
+		}
+		if cmd.dashHint != "" && strings.HasPrefix(err.Error(), "flag provided but not defined") {
+			return usagef("%v (%s)", err, cmd.dashHint)
 		}
 		return usageError{err.Error()}
 	}
@@ -155,7 +170,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return usagef("%s takes %s, got %d argument(s)", name, cmd.args, len(pos))
 	}
-	c := &cli{stdout: stdout, stderr: stderr, opts: o, http: &http.Client{Timeout: 15 * time.Second}, now: time.Now}
+	c := &cli{stdout: stdout, stderr: stderr, opts: o, http: newHTTPClient(), now: time.Now}
 	if c.kube, c.namespace, err = connect(o); err != nil {
 		return err
 	}

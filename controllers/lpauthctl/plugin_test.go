@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -119,6 +121,19 @@ func TestBadInputIsToldWhatIsWrong(t *testing.T) {
 		{[]string{"--context", "nope", "status"}, 1, `context "nope" does not exist`},
 		{[]string{"-n", ns, "try", "brand-liveperson", "--client-auth", "digest"}, 2, "--client-auth must be basic or post"},
 		{[]string{"-n", ns, "check", "brand", "--issuer-url", "ftp://x"}, 2, `--issuer-url "ftp://x" is not an http(s) URL`},
+		// Credentials in clear text, or to a host that is not the issuer's, are refused before
+		// anything is sent.
+		{[]string{"-n", ns, "try", "brand-liveperson", "--issuer-url", "http://auth.brand.example/lp"}, 2,
+			`--issuer-url "http://auth.brand.example/lp" is http on a host that is not loopback`},
+		{[]string{"-n", ns, "check", "brand", "--issuer-url", "http://10.1.2.3:8080"}, 2, "is http on a host that is not loopback"},
+		{[]string{"-n", ns, "try", "brand-liveperson", "--issuer-url", "https://elsewhere.example"}, 2,
+			"is not the issuer's host (" + strings.TrimPrefix(s.issuer, "http://") + "): try would send it the issue-API credential and the client secret; if that host is the token server's, say so with --send-credentials-to elsewhere.example"},
+		{[]string{"-n", ns, "try", "brand-liveperson", "--send-credentials-to", "elsewhere.example"}, 2, `--send-credentials-to "elsewhere.example" is not the host try would send them to`},
+		// A kid starting with '-' that is not a whole kid: a hint at "--".
+		{[]string{"-n", ns, "revoke", "brand-keys", "-ZcTaPN"}, 2, "a key id starting with '-' goes after --: kubectl lpauth revoke SIGNINGKEY -- KID"},
+		// A value flag of the command before it keeps its value.
+		{[]string{"--wait", "5s", "-n", ns, "rotate", "nope"}, 1, `SigningKey "nope" not found in namespace "brand-auth"`},
+		{[]string{"--sub", "x", "--client-auth", "post", "-n", ns, "try", "nope"}, 1, `LivePersonAuthClient "nope" not found`},
 	} {
 		r := s.plugin(t, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
@@ -316,6 +331,86 @@ func TestRevokeAddsToTheDocumentedAnnotation(t *testing.T) {
 	r = s.plugin(t, "-n", keyNS, "revoke", "keys", unknown)
 	if r.code != 0 || !strings.Contains(r.stderr, "warning: "+unknown+" is not one of keys's keys now") {
 		t.Errorf("revoke of a kid not held: %s", r)
+	}
+}
+
+// A kid is base64url: one in 64 starts with '-'. revoke takes it after the SigningKey, or after "--".
+func TestRevokeTakesAKidStartingWithADash(t *testing.T) {
+	s := needSystem(t)
+	t.Parallel()
+	keyNS, _ := s.keyNamespace(t, "revoke-dash")
+	a, b := "-"+strings.Repeat("A", 42), "-"+strings.Repeat("B", 42)
+	r := s.plugin(t, "-n", keyNS, "revoke", "keys", a, "--", b)
+	sk := s.signingKey(t, keyNS, "keys")
+	if r.code != 0 || !strings.Contains(r.stdout, "Revoked: "+a+", "+b) || sk.Annotations[v1alpha1.AnnotationRevoke] != a+","+b {
+		t.Errorf("revoke of kids starting with '-': annotation %q; %s", sk.Annotations[v1alpha1.AnnotationRevoke], r)
+	}
+}
+
+// try sends the issue-API credential and the client secret to the host it says, and nowhere a
+// redirect points: a redirect fails the step, as LivePerson would not follow it either.
+func TestTryNeverSendsCredentialsWhereARedirectPoints(t *testing.T) {
+	s := needSystem(t)
+	t.Parallel()
+	issueToken := s.secret(t, credentials.SecretName("brand"), credentials.IssueAPITokenKey)
+	secret := s.secret(t, v1alpha1.ClientSecretName("brand-liveperson"), v1alpha1.ClientSecretKey)
+	var mu sync.Mutex
+	var received []string // what reached the recording server (said, not shown)
+	recorder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		_, basicSecret, _ := r.BasicAuth()
+		sent := r.Header.Get("Authorization") + " " + string(body)
+		mu.Lock()
+		received = append(received, fmt.Sprintf("%s %s (the issue-API credential: %v, the client secret: %v)", r.Method, r.URL.Path,
+			strings.Contains(sent, issueToken), basicSecret == secret || strings.Contains(sent, url.QueryEscape(secret))))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"code":"c","token":"t","keys":[]}`))
+	}))
+	t.Cleanup(recorder.Close)
+	to, _ := url.Parse(s.issuer)
+	upstream := httputil.NewSingleHostReverseProxy(to)
+	// fakeIssuer redirects the paths redirected (all when nil) to the recording server, on the
+	// same host name (127.0.0.1), where net/http would keep the Authorization header.
+	fakeIssuer := func(status int, redirected ...string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if redirected == nil || slices.Contains(redirected, r.URL.Path) {
+				http.Redirect(w, r, recorder.URL+r.URL.Path, status)
+				return
+			}
+			upstream.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	for _, tc := range []struct {
+		name   string
+		status int
+		paths  []string
+		want   string
+	}{
+		{"the issue API redirects", http.StatusTemporaryRedirect, nil, "1. issue API       POST /api/v1/codes"},
+		{"the token endpoint redirects", http.StatusPermanentRedirect, []string{endpoints.TokenPath}, "2. token endpoint  POST /token"},
+		{"the JWKS redirects", http.StatusFound, []string{endpoints.JWKSPath}, "3. JWKS            GET /.well-known/jwks.json"},
+	} {
+		for _, auth := range []string{"basic", "post"} {
+			issuerURL := fakeIssuer(tc.status, tc.paths...)
+			r := s.plugin(t, "-n", ns, "try", "brand-liveperson", "--issuer-url", issuerURL, "--client-auth", auth)
+			host := strings.TrimPrefix(issuerURL, "http://")
+			if r.code != 1 || !strings.Contains(r.stdout, tc.want) || !strings.Contains(r.stdout, "LivePerson would not follow a redirect here") ||
+				!strings.Contains(r.stdout, "Sending the issue-API credential and the client secret to "+host+" only") {
+				t.Errorf("%s, client_secret_%s: %s", tc.name, auth, r)
+			}
+		}
+	}
+	r := s.plugin(t, "-n", ns, "check", "brand", "--issuer-url", fakeIssuer(http.StatusMovedPermanently))
+	if r.code != 1 || strings.Count(r.stdout, "LivePerson would not follow a redirect here") != 2 {
+		t.Errorf("check of an issuer that redirects: %s", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(received) > 0 {
+		t.Errorf("a redirect was followed: the recording server was sent %q", received)
 	}
 }
 

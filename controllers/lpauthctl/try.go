@@ -27,6 +27,7 @@ func tryFlags(fs *flag.FlagSet, o *options) {
 	issuerFlags(fs, o)
 	fs.StringVar(&o.subject, "sub", "kubectl-lpauth-try", "the customer id (sub) of the test login")
 	fs.StringVar(&o.redirectURI, "redirect-uri", "", "the redirect_uri LivePerson sends (default: the client's first redirect URI)")
+	fs.StringVar(&o.sendCredentialsTo, "send-credentials-to", "", "with an --issuer-url neither on the issuer's host nor on loopback: that URL's host, to say it may have the issue-API credential and the client secret")
 	fs.StringVar(&o.clientAuth, "client-auth", "basic", "how LivePerson authenticates at /token: basic (Authorization: Basic, LivePerson's current docs) or post (client_id and client_secret in the form, its oldest docs)")
 }
 
@@ -62,6 +63,10 @@ func runTry(ctx context.Context, c *cli, args []string) error {
 	if t.base, err = c.base(t.ts); err != nil {
 		return err
 	}
+	host, err := c.credentialsHost(t.ts, t.base)
+	if err != nil {
+		return err
+	}
 	if t.issueToken, err = c.secretValue(ctx, credentials.SecretName(t.ts.Name), credentials.IssueAPITokenKey); err != nil {
 		return fmt.Errorf("reading the issue-API credential: %w", err)
 	}
@@ -70,6 +75,11 @@ func runTry(ctx context.Context, c *cli, args []string) error {
 		flow = v1alpha1.FlowCode
 	}
 	fmt.Fprintf(c.stdout, "Trying LivePersonAuthClient %s/%s (%s flow, client id %s) at %s\n", t.lpac.Namespace, t.lpac.Name, flow, t.clientID, t.base)
+	sent := "the issue-API credential"
+	if flow != v1alpha1.FlowImplicit {
+		sent += " and the client secret"
+	}
+	fmt.Fprintf(c.stdout, "Sending %s to %s only (redirects are not followed)\n", sent, host)
 	if flow == v1alpha1.FlowImplicit {
 		err = t.implicitFlow(ctx)
 	} else {
@@ -247,32 +257,37 @@ func (t *trial) do(req *http.Request, into any) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
+	if redirected(resp) {
+		return resp, redirectError(resp)
+	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
 			Error       string `json:"error"`
 			Description string `json:"error_description"`
 		}
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return resp, fmt.Errorf("answered %d %s: %s", resp.StatusCode, e.Error, e.Description)
+			return resp, fmt.Errorf("answered %d %s: %s", resp.StatusCode, printable(e.Error), printable(e.Description))
 		}
-		return resp, fmt.Errorf("answered %s: %.200s", resp.Status, body)
+		return resp, fmt.Errorf("answered %s: %s", printable(resp.Status), excerpt(body))
 	}
 	if err := json.Unmarshal(body, into); err != nil {
-		return resp, fmt.Errorf("not the JSON expected: %w", err)
+		return resp, fmt.Errorf("not the JSON expected: %s", printable(err.Error()))
 	}
 	return resp, nil
 }
 
+// pass and fail print what the server said through printable, whatever the step put in it.
 func (t *trial) pass(name, format string, a ...any) {
 	t.step++
-	fmt.Fprintf(t.c.stdout, "  %d. %-15s %s\n", t.step, name, fmt.Sprintf(format, a...))
+	fmt.Fprintf(t.c.stdout, "  %d. %-15s %s\n", t.step, name, printable(fmt.Sprintf(format, a...)))
 }
 
 // fail prints the failed step in its place and returns the error that ends the run.
 func (t *trial) fail(name, what string, err error) error {
 	t.step++
-	fmt.Fprintf(t.c.stdout, "  %d. %-15s %s: FAILED: %v\n", t.step, name, what, err)
-	return fmt.Errorf("step %d (%s) failed: %w", t.step, name, err)
+	msg := printable(err.Error())
+	fmt.Fprintf(t.c.stdout, "  %d. %-15s %s: FAILED: %s\n", t.step, name, printable(what), msg)
+	return fmt.Errorf("step %d (%s) failed: %s", t.step, name, msg)
 }
 
 func errOr(err error, msg string) error {

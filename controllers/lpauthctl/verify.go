@@ -35,8 +35,8 @@ func verifyToken(token string, set jose.JSONWebKeySet, want expectedToken, now t
 		if err != nil {
 			return "", fmt.Errorf("not a JWE LivePerson can open (RSA-OAEP-256; A256GCM or A128CBC-HS256): %w", err)
 		}
-		return fmt.Sprintf("a JWE for LivePerson's key %q (enc %v, cty %v): only LivePerson can decrypt it, so the signed token inside is not checked here",
-			jwe.Header.KeyID, jwe.Header.ExtraHeaders["enc"], jwe.Header.ExtraHeaders["cty"]), nil
+		return fmt.Sprintf("a JWE for LivePerson's key %q (enc %s, cty %s): only LivePerson can decrypt it, so the signed token inside is not checked here",
+			jwe.Header.KeyID, printable(fmt.Sprint(jwe.Header.ExtraHeaders["enc"])), printable(fmt.Sprint(jwe.Header.ExtraHeaders["cty"]))), nil
 	}
 	if want.encrypted {
 		return "", errors.New("the client has spec.encryption, but the token is not encrypted")
@@ -51,12 +51,12 @@ func verifyToken(token string, set jose.JSONWebKeySet, want expectedToken, now t
 	}
 	published := set.Key(kid)
 	if len(published) == 0 {
-		return "", fmt.Errorf("signed with key %s, which the JWKS does not publish: LivePerson cannot verify it", kid)
+		return "", fmt.Errorf("signed with key %s, which the JWKS does not publish: LivePerson cannot verify it", printable(kid))
 	}
 	var claims jwt.Claims
 	var all map[string]any
 	if err := tok.Claims(published[0].Key, &claims, &all); err != nil {
-		return "", fmt.Errorf("the signature does not verify with the published key %s: %w", kid, err)
+		return "", fmt.Errorf("the signature does not verify with the published key %s: %w", printable(kid), err)
 	}
 	switch {
 	case claims.Issuer != want.issuer:
@@ -76,9 +76,12 @@ func verifyToken(token string, set jose.JSONWebKeySet, want expectedToken, now t
 	}
 	if want.audience != "" && !slices.Contains([]string(claims.Audience), want.audience) {
 		// LivePerson does not check aud, but the token server sets it to the client's.
-		return "", fmt.Errorf("aud is %v, %q expected", []string(claims.Audience), want.audience)
+		return "", fmt.Errorf("aud is %q, %q expected", []string(claims.Audience), want.audience)
 	}
 	names := slices.Sorted(maps.Keys(all))
+	for i, n := range names {
+		names[i] = printable(n)
+	}
 	return fmt.Sprintf("RS256 signature verifies with published key %s; iss is spec.issuer, sub %q, expires in %s; claims: %s",
-		kid, claims.Subject, dur(claims.Expiry.Time().Sub(now).Round(time.Second)), strings.Join(names, " ")), nil
+		printable(kid), claims.Subject, dur(claims.Expiry.Time().Sub(now).Round(time.Second)), strings.Join(names, " ")), nil
 }
