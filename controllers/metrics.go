@@ -55,13 +55,22 @@ var (
 		Name: "lpauth_operator_signingkey_publish_ahead_seconds",
 		Help: "The SigningKey's spec.rotation.publishAhead: how long a new key is published before it signs.",
 	}, skLabels)
+	// rotatedEarlyUntil is set while the Rotating condition says RotatedBeforePublishAhead: the
+	// Active key began signing before it had been published for publishAhead (a forced rotation,
+	// a revoked or lost Active key), so relying parties that cached the JWKS may not know it yet.
+	// The value is when that window ends (the key's activation plus publishAhead, as the
+	// condition says), so an alert on it resolves on time even before the next reconcile.
+	rotatedEarlyUntil = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lpauth_operator_signingkey_rotated_early_until_timestamp_seconds",
+		Help: "While the SigningKey's Active key signs without having been published for publishAhead (Rotating reason RotatedBeforePublishAhead): until when relying parties that cached the JWKS may not know it (its activation plus publishAhead); else absent.",
+	}, skLabels)
 	keysByState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "lpauth_operator_signingkey_keys",
 		Help: "Keys the SigningKey's status lists, by state (Next, Active, Retired).",
 	}, []string{"namespace", "signingkey", "state"})
 )
 
-var signingKeyGauges = []*prometheus.GaugeVec{activeKeyActivated, nextRotation, nextPublished, nextPublishedAt, publishAhead, keysByState}
+var signingKeyGauges = []*prometheus.GaugeVec{activeKeyActivated, nextRotation, nextPublished, nextPublishedAt, publishAhead, rotatedEarlyUntil, keysByState}
 
 func init() {
 	metrics.Registry.MustRegister(consoleUpdateRequired, consolePendingSince)
@@ -76,11 +85,15 @@ func observeSigningKey(sk *v1alpha1.SigningKey) {
 	ns, name := sk.Namespace, sk.Name
 	count := map[v1alpha1.KeyState]int{v1alpha1.KeyNext: 0, v1alpha1.KeyActive: 0, v1alpha1.KeyRetired: 0}
 	next := 0.0
+	early := meta.FindStatusCondition(sk.Status.Conditions, v1alpha1.ConditionRotating)
 	for _, k := range sk.Status.Keys {
 		count[k.State]++
 		switch {
 		case k.State == v1alpha1.KeyActive && k.ActivatesAt != nil:
 			activeKeyActivated.WithLabelValues(ns, name).Set(unix(k.ActivatesAt.Time))
+			if early != nil && early.Status == metav1.ConditionTrue && early.Reason == v1alpha1.ReasonRotationEarly {
+				rotatedEarlyUntil.WithLabelValues(ns, name).Set(unix(k.ActivatesAt.Add(sk.Spec.Rotation.PublishAhead.Duration)))
+			}
 		case k.State == v1alpha1.KeyNext:
 			next = 1
 			nextPublishedAt.WithLabelValues(ns, name).Set(unix(k.CreatedAt.Time))

@@ -129,6 +129,74 @@ func TestSigningKeyMetricsFollowStatus(t *testing.T) {
 	}
 }
 
+// A rotation forced before the Next key had been published for publishAhead exports until when
+// relying parties may not know the new Active key (what the Rotating condition says), for the
+// LPAuthSigningKeyRotatedEarly alert; a scheduled SigningKey exports none, and the series goes
+// with the object.
+func TestEarlyRotationMetricSaysUntilWhen(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	sk := &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "metrics-early", Namespace: "metrics", UID: "uid-early", Generation: 1},
+		Spec: v1alpha1.SigningKeySpec{Algorithm: v1alpha1.ES256, Rotation: v1alpha1.KeyRotation{
+			Every: metav1.Duration{Duration: 90 * 24 * time.Hour}, PublishAhead: metav1.Duration{Duration: 24 * time.Hour},
+			RetainAfterRetire: metav1.Duration{Duration: 24 * time.Hour}}}}
+	c := fakeClient(sk)
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(sk)}
+	l := []string{"namespace", "metrics", "signingkey", "metrics-early"}
+	r := NewSigningKeyReconciler(c, c, Scheme(), nil, clocktesting.NewFakePassiveClock(now), nil)
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := gauge(t, rotatedEarlyUntil, l...); ok {
+		t.Errorf("a new SigningKey exports rotated early until %v, want no series", v)
+	}
+
+	// Forced an hour later: the Next key was published for 1h of its 24h publishAhead.
+	forced := now.Add(time.Hour)
+	got := &v1alpha1.SigningKey{}
+	if err := c.Get(ctx, req.NamespacedName, got); err != nil {
+		t.Fatal(err)
+	}
+	got.Annotations = map[string]string{v1alpha1.AnnotationRotate: "1"}
+	if err := c.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	r = NewSigningKeyReconciler(c, c, Scheme(), nil, clocktesting.NewFakePassiveClock(forced), nil)
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, req.NamespacedName, got); err != nil {
+		t.Fatal(err)
+	}
+	if cond := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionRotating); cond == nil || cond.Reason != v1alpha1.ReasonRotationEarly {
+		t.Fatalf("Rotating condition %+v, want reason %s", cond, v1alpha1.ReasonRotationEarly)
+	}
+	want := unix(forced.Add(24 * time.Hour))
+	if v, ok := gauge(t, rotatedEarlyUntil, l...); !ok || v != want {
+		t.Errorf("rotated early until = %v (present %v), want %v (the forced activation plus publishAhead)", v, ok, want)
+	}
+
+	// A restarted operator exports the same from status.
+	forgetSigningKey(req.NamespacedName)
+	r = NewSigningKeyReconciler(c, c, Scheme(), nil, clocktesting.NewFakePassiveClock(forced.Add(time.Minute)), nil)
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := gauge(t, rotatedEarlyUntil, l...); !ok || v != want {
+		t.Errorf("after a restart: rotated early until = %v (present %v), want %v", v, ok, want)
+	}
+
+	// Once the new key has been published for publishAhead, the condition and the series go.
+	r = NewSigningKeyReconciler(c, c, Scheme(), nil, clocktesting.NewFakePassiveClock(forced.Add(25*time.Hour)), nil)
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := gauge(t, rotatedEarlyUntil, l...); ok {
+		t.Errorf("publishAhead after the forced rotation: rotated early until %v, want no series", v)
+	}
+	forgetSigningKey(req.NamespacedName)
+}
+
 // A PEM-mode client waiting for its console exports since when (the condition's transition),
 // with its SigningKey's name for the alert's join; the series go when it no longer waits.
 func TestConsoleMetricsFollowTheCondition(t *testing.T) {

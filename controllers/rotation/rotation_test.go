@@ -188,7 +188,7 @@ func TestLostActiveKeyPromotesNext(t *testing.T) {
 
 func TestFullSetWaitsToRotate(t *testing.T) {
 	p := policy
-	p.RetainAfterRetire = 1000 * time.Hour
+	p.RetainAfterRetire = 5000 * time.Hour
 	set := mustAdvance(t, nil, t0, p, Requests{}).Keys
 	now := t0
 	for i := 0; i < MaxKeys-2; i++ {
@@ -201,6 +201,15 @@ func TestFullSetWaitsToRotate(t *testing.T) {
 	res := mustAdvance(t, set, now.Add(30*time.Hour), p, Requests{Rotate: true})
 	if len(res.Keys) != MaxKeys || reasons(res.Events) != "RotationWaiting" {
 		t.Errorf("len = %d, events = %s; want the full set unchanged and RotationWaiting", len(res.Keys), reasons(res.Events))
+	}
+	// A scheduled rotation that is due waits too, and no rotation time is planned (status shows
+	// none, so lpauth_operator_signingkey_next_rotation_timestamp_seconds is absent and
+	// LPAuthSigningKeyRotationOverdue cannot fire): LPAuthSigningKeySetFull, on
+	// lpauth_operator_signingkey_keys adding up to MaxKeys, covers it.
+	late := now.Add(p.Every + time.Hour)
+	res = mustAdvance(t, set, late, p, Requests{})
+	if len(res.Keys) != MaxKeys || !res.NextRotation.IsZero() {
+		t.Errorf("a full set, due: len = %d, next rotation %v; want the set unchanged and no planned rotation", len(res.Keys), res.NextRotation)
 	}
 }
 
@@ -287,6 +296,14 @@ func TestPropertyTokensStayVerifiable(t *testing.T) {
 				}
 				set = res.Keys
 				checkInvariants(t, set, p)
+				// The planned rotation never comes before the Next key has been published for
+				// PublishAhead: LPAuthNoNextKeyPublishedAhead relies on it and looks only for a
+				// missing Next key; only an early rotation (res.Early, the operator's
+				// lpauth_operator_signingkey_rotated_early_until_timestamp_seconds and
+				// LPAuthSigningKeyRotatedEarly) can make a key sign sooner.
+				if next := set[slices.IndexFunc(set, func(k keys.Key) bool { return k.State == v1alpha1.KeyNext })]; !res.NextRotation.IsZero() && res.NextRotation.Before(next.CreatedAt.Add(p.PublishAhead)) {
+					t.Fatalf("next rotation %v comes before key %s has been published for publishAhead (%v)", res.NextRotation, next.ID(), next.CreatedAt.Add(p.PublishAhead))
+				}
 				for i := range tokens {
 					if slices.Contains(r.Revoke, tokens[i].kid) {
 						tokens[i].revoked = true

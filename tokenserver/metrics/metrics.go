@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -115,15 +116,21 @@ func errorLabel(code string) string {
 }
 
 // ReplayStore is s counted: each claim's failure by kind, and lpauth_replay_store_up. A store
-// that can check itself (Redis) is checked every interval until ctx ends, so a Redis that would
-// refuse claims (one that may evict them) or cannot be reached shows while no code is redeemed;
-// nothing else would show it: the token server's /readyz does not look at the replay store.
+// that can check itself (Redis, and Memory, which says whether it is full) is checked every
+// interval until ctx ends, so a Redis that would refuse claims (one that may evict them) or
+// cannot be reached shows while no code is redeemed, and a store that was full or down shows up
+// again once it is not, without waiting for a claim; nothing else would show it: the token
+// server's /readyz does not look at the replay store.
 func (m *Metrics) ReplayStore(ctx context.Context, s replay.Store, every time.Duration) replay.Store {
 	m.replayUp.Set(1)
 	if c, ok := s.(interface{ Check(context.Context) error }); ok {
 		go func() {
 			for {
-				m.replayResult(c.Check(ctx))
+				err := c.Check(ctx)
+				if ctx.Err() != nil {
+					return // shutting down: a check cut short says nothing about the store
+				}
+				m.replayResult(err)
 				select {
 				case <-ctx.Done():
 					return
@@ -142,6 +149,13 @@ type countedStore struct {
 
 func (c countedStore) Claim(ctx context.Context, id string, issued, expiry time.Time) (bool, error) {
 	ok, err := c.Store.Claim(ctx, id, issued, expiry)
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) && replay.KindOf(err) != replay.KindRefused {
+		// The client went away mid-claim (its request's context was cancelled): the claim was
+		// cut short, which says nothing about the store, so it is neither a failure of some
+		// kind ("unknown", "unavailable") nor the store down. A refusal is the store's answer,
+		// and counts whatever the client did.
+		return ok, err
+	}
 	c.m.replayResult(err)
 	return ok, err
 }

@@ -3,6 +3,8 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +72,68 @@ func TestReplayStoreIsCheckedWithoutClaims(t *testing.T) {
 	fs.check <- &replay.Error{Kind: replay.KindUnavailable, Err: errors.New("dial")} // the one before is recorded
 	if got := testutil.ToFloat64(m.replayUp); got != 0 {
 		t.Errorf("lpauth_replay_store_up after a failed check = %v, want 0", got)
+	}
+}
+
+// The memory store checks itself too: once it was full (a claim refused, up 0), expiring codes
+// bring lpauth_replay_store_up back to 1 with no claim.
+func TestAFullMemoryStoreComesBackUpWithoutAClaim(t *testing.T) {
+	m := New()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	mem := replay.NewMemory(1, clock)
+	s := m.ReplayStore(ctx, mem, time.Millisecond)
+	s.Claim(ctx, "a", clock(), clock().Add(time.Minute))
+	if _, err := s.Claim(ctx, "b", clock(), clock().Add(time.Minute)); !errors.Is(err, replay.ErrFull) {
+		t.Fatalf("second claim = %v, want ErrFull", err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute) // "a" expired: room again
+	mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(m.replayUp) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("lpauth_replay_store_up stayed 0 after the full memory store made room: it is not checked")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := testutil.ToFloat64(m.replayErrs.WithLabelValues(string(replay.KindRefused))); got < 1 {
+		t.Errorf("refused claims counted = %v, want the full store's refusal", got)
+	}
+}
+
+// A claim cut short because the client went away (its request's context cancelled) says nothing
+// about the store: not counted as a failure of any kind, and the store stays up. A refusal the
+// store answered still counts.
+func TestAClaimCancelledByTheClientIsNotAStoreFailure(t *testing.T) {
+	m := New()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	fs := &fakeStore{errs: []error{
+		&replay.Error{Kind: replay.KindUnknown, Err: fmt.Errorf("redis claim: outcome unknown: %w", context.Canceled)},
+		context.Canceled,
+		&replay.Error{Kind: replay.KindRefused, Err: errors.New("READONLY")},
+	}}
+	s := m.ReplayStore(context.Background(), fs, time.Hour)
+	for i := range 2 {
+		if _, err := s.Claim(cancelled, "id", time.Now(), time.Now()); err == nil {
+			t.Fatalf("claim %d: no error", i)
+		}
+		if got := testutil.ToFloat64(m.replayUp); got != 1 {
+			t.Errorf("after cancelled claim %d: lpauth_replay_store_up = %v, want 1", i, got)
+		}
+	}
+	for _, kind := range []replay.Kind{replay.KindUnknown, replay.KindUnavailable, replay.KindRefused} {
+		if got := testutil.ToFloat64(m.replayErrs.WithLabelValues(string(kind))); got != 0 {
+			t.Errorf("lpauth_replay_store_errors_total{kind=%q} = %v after cancelled claims, want 0", kind, got)
+		}
+	}
+	s.Claim(cancelled, "id", time.Now(), time.Now())
+	if got := testutil.ToFloat64(m.replayErrs.WithLabelValues(string(replay.KindRefused))); got != 1 {
+		t.Errorf("a refusal answered to a cancelled claim: refused = %v, want 1", got)
 	}
 }
 

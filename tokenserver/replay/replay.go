@@ -132,6 +132,24 @@ func (m *Memory) Claim(_ context.Context, id string, issued, expiry time.Time) (
 	return true, nil
 }
 
+// Check reports whether a claim could be made now: ErrFull while the store holds its maximum of
+// unexpired IDs, else nil. The token server's metrics call it on a timer, as they do Redis's
+// Check, so lpauth_replay_store_up comes back to 1 once codes expire and make room, not only at
+// the next successful claim.
+func (m *Memory) Check(context.Context) error {
+	now := m.now().UnixNano()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dropExpired(now)
+	if len(m.expires) >= m.max {
+		m.sweep(now)
+		if len(m.expires) >= m.max {
+			return ErrFull
+		}
+	}
+	return nil
+}
+
 // dropExpired removes expired claims from the front of the queue.
 func (m *Memory) dropExpired(now int64) {
 	for m.head < len(m.order) && m.order[m.head].exp <= now {

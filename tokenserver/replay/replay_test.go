@@ -83,6 +83,33 @@ func TestMemoryForgetsExpiredAndIsBounded(t *testing.T) {
 	}
 }
 
+// Check says whether a claim could be made now (full or not), without claiming: the token
+// server's metrics call it on a timer, so lpauth_replay_store_up comes back once claims expire.
+// An expired claim behind a long-lived one makes room too.
+func TestMemoryCheckSaysWhetherItIsFull(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m := NewMemory(2, func() time.Time { return now })
+	ctx := context.Background()
+	if err := m.Check(ctx); err != nil {
+		t.Fatalf("Check of an empty store = %v, want nil", err)
+	}
+	m.Claim(ctx, "long", now, now.Add(10*time.Minute))
+	m.Claim(ctx, "short", now, now.Add(time.Minute))
+	if err := m.Check(ctx); !errors.Is(err, ErrFull) || KindOf(err) != KindRefused {
+		t.Fatalf("Check of a full store = %v (kind %q), want ErrFull (refused)", err, KindOf(err))
+	}
+	if n := m.Len(); n != 2 {
+		t.Errorf("Len after Check = %d, want 2: Check claims nothing", n)
+	}
+	now = now.Add(90 * time.Second) // "short" expired, behind "long"
+	if err := m.Check(ctx); err != nil {
+		t.Fatalf("Check once a claim expired = %v, want nil", err)
+	}
+	if ok, err := m.Claim(ctx, "next", now, now.Add(time.Minute)); !ok || err != nil {
+		t.Errorf("claim after Check said there is room = %v, %v; want true", ok, err)
+	}
+}
+
 // Expired IDs leave as time passes, not only when the store fills, and an ID may be claimed
 // again once its first claim expired (its code can no longer be opened by then anyway).
 func TestMemoryFollowsLiveCodes(t *testing.T) {
