@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
+	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -21,6 +23,9 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -66,11 +71,16 @@ func Run(args []string, stderr io.Writer) error {
 		return fmt.Errorf("finding the cluster: %w", err)
 	}
 	cfg.QPS, cfg.Burst = float32(*qps), *burst
-	if err := checkWatchRights(context.Background(), cfg, namespaces); err != nil {
+	optional, err := ServedOptionalKinds(cfg)
+	if err != nil {
 		return err
 	}
 	cacheOpts := CacheOptions(namespaces...)
-	if err := DropUnservedKinds(&cacheOpts, cfg); err != nil {
+	optional.Prune(&cacheOpts)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err = checkWatchRights(ctx, cfg, namespaces, cachedKinds(cacheOpts))
+	cancel()
+	if err != nil {
 		return err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -86,7 +96,7 @@ func Run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := Setup(context.Background(), mgr, Options{TokenServerImage: *image, AllowedTokenServerImages: splitList(*allowedImages)}); err != nil {
+	if err := Setup(context.Background(), mgr, Options{TokenServerImage: *image, AllowedTokenServerImages: splitList(*allowedImages), OptionalKinds: &optional}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -120,13 +130,14 @@ func watchNamespaces(v string) ([]string, error) {
 	return names, nil
 }
 
-// watchedKinds are what the manager lists and watches in each namespace, for checkWatchRights.
-var watchedKinds = []schema.GroupResource{
-	{Group: v1alpha1.GroupVersion.Group, Resource: "signingkeys"},
-	{Group: v1alpha1.GroupVersion.Group, Resource: "tokenservers"},
-	{Group: v1alpha1.GroupVersion.Group, Resource: "livepersonauthclients"},
-	{Resource: "secrets"},
-	{Group: "apps", Resource: "deployments"},
+// cachedKinds are what the manager lists and watches in each namespace: our three kinds and
+// every kind the cache options name (so the check below cannot drift from the cache).
+func cachedKinds(opts cache.Options) []client.Object {
+	kinds := []client.Object{&v1alpha1.SigningKey{}, &v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{}}
+	for obj := range opts.ByObject {
+		kinds = append(kinds, obj)
+	}
+	return kinds
 }
 
 // checkWatchRights asks the API server whether the manager may list and watch what it caches in
@@ -134,7 +145,7 @@ var watchedKinds = []schema.GroupResource{
 // namespace not in the install) would hold back the cache, and with it every controller in every
 // namespace, while the pod looks healthy: the manager would stop rotating keys for all brands.
 // Stopping here names the namespace and crash-loops where it can be seen.
-func checkWatchRights(ctx context.Context, cfg *rest.Config, namespaces []string) error {
+func checkWatchRights(ctx context.Context, cfg *rest.Config, namespaces []string, kinds []client.Object) error {
 	if len(namespaces) == 0 {
 		return nil
 	}
@@ -142,10 +153,31 @@ func checkWatchRights(ctx context.Context, cfg *rest.Config, namespaces []string
 	if err != nil {
 		return err
 	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, hc)
+	if err != nil {
+		return err
+	}
+	var resources []schema.GroupResource
+	for _, obj := range kinds {
+		gvk, err := apiutil.GVKForObject(obj, Scheme())
+		if err != nil {
+			return err
+		}
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return fmt.Errorf("mapping %s: %w", gvk.Kind, err)
+		}
+		resources = append(resources, m.Resource.GroupResource())
+	}
+	sort.Slice(resources, func(i, j int) bool { return resources[i].String() < resources[j].String() })
 	var problems []string
 	for _, ns := range namespaces {
 		var denied []string
-		for _, gr := range watchedKinds {
+		for _, gr := range resources {
 			for _, verb := range []string{"list", "watch"} {
 				review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 					Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{

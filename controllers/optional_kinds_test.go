@@ -36,10 +36,12 @@ func TestTheManagerRunsWithoutTheOptionalCRDs(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 
-	opts := controllers.CacheOptions()
-	if err := controllers.DropUnservedKinds(&opts, cfg); err != nil {
-		t.Fatal(err)
+	optional, err := controllers.ServedOptionalKinds(cfg)
+	if err != nil || optional.HTTPRoute || optional.ServiceMonitor {
+		t.Fatalf("ServedOptionalKinds = %+v, %v; want neither served", optional, err)
 	}
+	opts := controllers.CacheOptions()
+	optional.Prune(&opts)
 	// The envtest suite of this package runs controllers of the same names in this process.
 	skip := true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: controllers.Scheme(), Cache: opts,
@@ -50,7 +52,7 @@ func TestTheManagerRunsWithoutTheOptionalCRDs(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if err := controllers.Setup(ctx, mgr, controllers.Options{TokenServerImage: "lpauth-operator:test"}); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{TokenServerImage: "lpauth-operator:test", OptionalKinds: &optional}); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()

@@ -145,7 +145,7 @@ func TestARouteWithoutTheGatewayAPIIsNotReadyAndSaysWhy(t *testing.T) {
 		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"},
 			Route: &v1alpha1.RouteSpec{ParentRefs: []v1alpha1.GatewayRef{{Name: "public"}}}}}
 	c := fakeClient(ts)
-	r := &TokenServerReconciler{Client: c, APIReader: c, Scheme: Scheme(), gatewayAPI: func() bool { return false }}
+	r := &TokenServerReconciler{Client: c, APIReader: c, Scheme: Scheme(), gatewayAPI: false}
 	err := r.applyWorkload(ctx, &serverScope{ts: ts}, workload.Params{Image: "lpauth:test"})
 	_, _, nr := settle(err)
 	if nr == nil || nr.reason != v1alpha1.ReasonGatewayAPIMissing || !strings.Contains(nr.Error(), "install them") {
@@ -168,7 +168,7 @@ func TestAServiceMonitorWithoutItsCRDIsReportedNotFatal(t *testing.T) {
 		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"},
 			Monitoring: &v1alpha1.MonitoringSpec{ServiceMonitor: &v1alpha1.ServiceMonitorSpec{Enabled: true, Labels: map[string]string{"release": "prom"}}}}}
 	c := fakeClient(ts)
-	r := &TokenServerReconciler{Client: c, APIReader: c, Scheme: Scheme(), serviceMonitors: func() bool { return false }}
+	r := &TokenServerReconciler{Client: c, APIReader: c, Scheme: Scheme(), serviceMonitors: false}
 	s := &serverScope{ts: ts}
 	if err := r.applyWorkload(ctx, s, workload.Params{Image: "lpauth:test"}); err != nil {
 		t.Fatalf("a ServiceMonitor without its CRD: %v, want the workload applied all the same", err)
@@ -183,7 +183,7 @@ func TestAServiceMonitorWithoutItsCRDIsReportedNotFatal(t *testing.T) {
 		t.Errorf("the Deployment: %v, want it applied", err)
 	}
 
-	r.serviceMonitors = func() bool { return true }
+	r.serviceMonitors = true
 	s = &serverScope{ts: ts}
 	if err := r.applyWorkload(ctx, s, workload.Params{Image: "lpauth:test"}); err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestServiceMonitorLabelsTheAPIServerWouldRefuseAreSaidNotFatal(t *testing.T
 		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"},
 			Monitoring: &v1alpha1.MonitoringSpec{ServiceMonitor: &v1alpha1.ServiceMonitorSpec{Enabled: true, Labels: map[string]string{"release": "kube prometheus"}}}}}
 	c := fakeClient(ts)
-	r := &TokenServerReconciler{Client: c, APIReader: c, Scheme: Scheme(), serviceMonitors: func() bool { return true }}
+	r := &TokenServerReconciler{Client: c, APIReader: c, Scheme: Scheme(), serviceMonitors: true}
 	s := &serverScope{ts: ts}
 	if err := r.applyWorkload(ctx, s, workload.Params{Image: "lpauth:test"}); err != nil {
 		t.Fatalf("bad ServiceMonitor labels: %v, want the workload applied all the same", err)

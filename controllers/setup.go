@@ -11,7 +11,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -52,27 +54,55 @@ func CacheOptions(namespaces ...string) cache.Options {
 		}}
 }
 
-// DropUnservedKinds takes out of the cache options the optional kinds (Gateway API HTTPRoute,
-// Prometheus Operator ServiceMonitor) the cluster does not serve. controller-runtime maps every
-// kind named in ByObject when it builds the cache, so naming one whose CRD is absent would stop
-// the manager from starting at all; the TokenServer reconciler says which CRD a TokenServer
-// that asks for one lacks.
-func DropUnservedKinds(opts *cache.Options, cfg *rest.Config) error {
+// OptionalKinds says which optional kinds the cluster serves: the Gateway API's HTTPRoute and
+// the Prometheus Operator's ServiceMonitor. It is decided once, at start, and used everywhere
+// (the cache, the watches, the reconciler): a CRD installed later takes a restart, as the
+// TokenServer's condition says, instead of an unfiltered cache of every route in the cluster.
+type OptionalKinds struct{ HTTPRoute, ServiceMonitor bool }
+
+// ServedOptionalKinds asks the API server. Only "no such kind" means not served: any other error
+// (a 503 at start) is returned, so the manager restarts instead of deciding on a guess.
+func ServedOptionalKinds(cfg *rest.Config) (OptionalKinds, error) {
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return err
+		return OptionalKinds{}, err
 	}
 	mapper, err := apiutil.NewDynamicRESTMapper(cfg, hc)
 	if err != nil {
-		return fmt.Errorf("reading the kinds the cluster serves: %w", err)
+		return OptionalKinds{}, fmt.Errorf("reading the kinds the cluster serves: %w", err)
 	}
-	if !servesHTTPRoute(mapper) {
+	return servedOptionalKinds(mapper)
+}
+
+func servedOptionalKinds(mapper meta.RESTMapper) (k OptionalKinds, err error) {
+	if k.HTTPRoute, err = serves(mapper, schema.GroupKind{Group: gatewayv1.GroupName, Kind: "HTTPRoute"}, gatewayv1.GroupVersion.Version); err != nil {
+		return k, err
+	}
+	k.ServiceMonitor, err = serves(mapper, schema.GroupKind{Group: monitoringv1.SchemeGroupVersion.Group, Kind: monitoringv1.ServiceMonitorsKind}, monitoringv1.Version)
+	return k, err
+}
+
+func serves(mapper meta.RESTMapper, gk schema.GroupKind, version string) (bool, error) {
+	_, err := mapper.RESTMapping(gk, version)
+	switch {
+	case err == nil:
+		return true, nil
+	case meta.IsNoMatchError(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("asking whether the cluster serves %s: %w", gk, err)
+}
+
+// Prune takes the kinds the cluster does not serve out of the cache options. controller-runtime
+// maps every kind named in ByObject when it builds the cache, so naming one whose CRD is absent
+// would stop the manager from starting at all.
+func (k OptionalKinds) Prune(opts *cache.Options) {
+	if !k.HTTPRoute {
 		delete(opts.ByObject, byType[*gatewayv1.HTTPRoute](opts.ByObject))
 	}
-	if !servesServiceMonitor(mapper) {
+	if !k.ServiceMonitor {
 		delete(opts.ByObject, byType[*monitoringv1.ServiceMonitor](opts.ByObject))
 	}
-	return nil
 }
 
 // byType finds the key of one type in ByObject (its keys are distinct pointers).
@@ -103,6 +133,9 @@ type Options struct {
 	// SecretSetInterval is the least time between two writes of one TokenServer's secret set
 	// (one second when zero); tests shorten it.
 	SecretSetInterval time.Duration
+	// OptionalKinds are the optional kinds the cluster serves, as decided for the cache; nil:
+	// asked of the manager's RESTMapper once, here.
+	OptionalKinds *OptionalKinds
 }
 
 // Setup registers every reconciler with the manager.
@@ -126,8 +159,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
+	optional := opts.OptionalKinds
+	if optional == nil {
+		k, err := servedOptionalKinds(mgr.GetRESTMapper())
+		if err != nil {
+			return err
+		}
+		optional = &k
+	}
 	ts := &TokenServerReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("tokenserver-controller"), Clock: clk, Image: opts.TokenServerImage, AllowedImages: opts.AllowedTokenServerImages}
+		Recorder: mgr.GetEventRecorder("tokenserver-controller"), Clock: clk, Image: opts.TokenServerImage, AllowedImages: opts.AllowedTokenServerImages,
+		gatewayAPI: optional.HTTPRoute, serviceMonitors: optional.ServiceMonitor}
 	if err := ts.SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/util/workqueue"
@@ -67,10 +66,10 @@ type TokenServerReconciler struct {
 	AllowedImages []string
 	// gatewayAPI says whether the cluster serves HTTPRoute (Gateway API CRDs installed), looked
 	// up through the RESTMapper: a cluster without them runs fine until a route is asked for.
-	gatewayAPI func() bool
+	gatewayAPI bool
 	// serviceMonitors says whether the cluster serves ServiceMonitor (the Prometheus Operator's
 	// CRDs), the same way: only a TokenServer that asks for one needs them.
-	serviceMonitors func() bool
+	serviceMonitors bool
 	annotations     annotationWarner
 	late            lateWarner
 	// status writes status right even when the cache lags behind its own last write.
@@ -503,7 +502,7 @@ func (r *TokenServerReconciler) applyWorkload(ctx context.Context, s *serverScop
 	if err != nil {
 		return notReadyf(v1alpha1.ReasonInvalidSpec, "%v", err)
 	}
-	gatewayAPI := r.gatewayAPI != nil && r.gatewayAPI()
+	gatewayAPI := r.gatewayAPI
 	if route != nil && !gatewayAPI {
 		return notReadyf(v1alpha1.ReasonGatewayAPIMissing, "spec.route needs the Gateway API CRDs (HTTPRoute, gateway.networking.k8s.io/v1), "+
 			"which this cluster does not serve: install them (https://gateway-api.sigs.k8s.io) and restart the operator, or use spec.ingress")
@@ -546,7 +545,7 @@ func (r *TokenServerReconciler) applyWorkload(ctx context.Context, s *serverScop
 // kind, or to unwanted when not asked for; and notes in s why not, for ServiceMonitorReady. A
 // missing CRD does not make the TokenServer not Ready: LivePerson's logins do not need it.
 func (r *TokenServerReconciler) serviceMonitor(s *serverScope, want, unwanted []client.Object) ([]client.Object, []client.Object) {
-	served := r.serviceMonitors != nil && r.serviceMonitors()
+	served := r.serviceMonitors
 	var problem monitoringProblem
 	switch sm := workload.ServiceMonitor(s.ts); {
 	case sm != nil && !served:
@@ -742,16 +741,14 @@ func (r *TokenServerReconciler) serversOfKey(ctx context.Context, obj client.Obj
 
 // SetupWithManager watches TokenServers, everything they own, their SigningKey and Redis Secret.
 func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.gatewayAPI = func() bool { return servesHTTPRoute(mgr.GetRESTMapper()) }
-	r.serviceMonitors = func() bool { return servesServiceMonitor(mgr.GetRESTMapper()) }
 	b := ctrl.NewControllerManagedBy(mgr)
 	// Routes and ServiceMonitors are watched only where their CRDs are installed when the
 	// operator starts (a watch of a kind the API server does not serve would keep the manager
 	// from starting).
-	if r.gatewayAPI() {
+	if r.gatewayAPI {
 		b = b.Owns(&gatewayv1.HTTPRoute{})
 	}
-	if r.serviceMonitors() {
+	if r.serviceMonitors {
 		b = b.Owns(&monitoringv1.ServiceMonitor{})
 	}
 	return b.
@@ -789,19 +786,6 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.serversOfSecret)).
 		Named("tokenserver").
 		Complete(r)
-}
-
-// servesHTTPRoute reports whether the API server serves gateway.networking.k8s.io/v1 HTTPRoute.
-func servesHTTPRoute(mapper meta.RESTMapper) bool {
-	_, err := mapper.RESTMapping(schema.GroupKind{Group: gatewayv1.GroupName, Kind: "HTTPRoute"}, gatewayv1.GroupVersion.Version)
-	return err == nil
-}
-
-// servesServiceMonitor reports whether the API server serves monitoring.coreos.com/v1
-// ServiceMonitor.
-func servesServiceMonitor(mapper meta.RESTMapper) bool {
-	_, err := mapper.RESTMapping(schema.GroupKind{Group: monitoringv1.SchemeGroupVersion.Group, Kind: monitoringv1.ServiceMonitorsKind}, monitoringv1.Version)
-	return err == nil
 }
 
 // exposure names the field that puts a proxy in front of the token server ("" for none).
