@@ -101,7 +101,10 @@ func TestWhereTryAndCheckMaySendWhat(t *testing.T) {
 		{"https://auth.brand.example/lp", "http://127.0.0.1:8080/lp/", "", "http://127.0.0.1:8080/lp", "127.0.0.1:8080", ""},
 		{"https://auth.brand.example", "http://localhost:8080", "", "http://localhost:8080", "localhost:8080", ""},
 		{"https://auth.brand.example", "http://[::1]:8080", "", "http://[::1]:8080", "[::1]:8080", ""},
-		{"https://auth.brand.example", "https://auth.brand.example:8443", "", "https://auth.brand.example:8443", "auth.brand.example:8443", ""},
+		{"https://auth.brand.example", "https://auth.brand.example:443", "", "https://auth.brand.example:443", "auth.brand.example:443", ""},
+		// Another port of the issuer's host may be another server: named, or refused.
+		{"https://auth.brand.example", "https://auth.brand.example:8443", "", "https://auth.brand.example:8443", "", "--send-credentials-to auth.brand.example"},
+		{"https://auth.brand.example", "https://auth.brand.example:8443", "auth.brand.example:8443", "https://auth.brand.example:8443", "auth.brand.example:8443", ""},
 		{"http://127.0.0.1:8080", "", "", "http://127.0.0.1:8080", "127.0.0.1:8080", ""},
 		// http elsewhere than loopback: refused, as the CRD refuses such an issuer.
 		{"https://auth.brand.example", "http://auth.brand.example", "", "", "", "is http on a host that is not loopback"},

@@ -60,7 +60,9 @@ func (c *cli) base(ts *v1alpha1.TokenServer) (string, error) {
 // loopback reports whether host (without port or brackets) is this machine: localhost or a
 // loopback address.
 func loopback(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+	// Exactly "localhost": Go's proxy settings skip that name and loopback addresses only, so
+	// "localhost." could send the credentials through an HTTP_PROXY in clear text.
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
@@ -82,12 +84,25 @@ func (c *cli) credentialsHost(ts *v1alpha1.TokenServer, base string) (string, er
 	if named != "" || loopback(u.Hostname()) {
 		return u.Host, nil
 	}
+	// Host and port: another port of the issuer's host may be another server.
 	issuer, err := url.Parse(ts.Spec.Issuer)
-	if err != nil || !strings.EqualFold(issuer.Hostname(), u.Hostname()) {
+	if err != nil || !strings.EqualFold(hostPort(issuer), hostPort(u)) {
 		return "", usagef("--issuer-url %s is not the issuer's host (%s): try would send it the issue-API credential and the client secret; "+
 			"if that host is the token server's, say so with --send-credentials-to %s", printable(c.opts.issuerURL), printable(issuerHost(issuer)), u.Hostname())
 	}
 	return u.Host, nil
+}
+
+// hostPort is a URL's host with its port, the scheme's default filled in.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "443"
+	if u.Scheme == "http" {
+		port = "80"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 func issuerHost(u *url.URL) string {

@@ -211,6 +211,7 @@ func TestTheChartRefusesBadValuesAndSaysWhy(t *testing.T) {
 		{"extraArgs={leader-elect}", "does not match pattern"},
 		{"extraArgs={--watch-namespaces=}", "extraArgs"},
 		{"extraArgs={--leader-elect=false}", "extraArgs"},
+		{"extraArgs={--token-server-image=evil.example/ts:1}", "extraArgs"},
 		{"image.repository=evil\nkind: Secret", "does not match pattern"},
 		{"metrics=null", "metrics"},
 	} {

@@ -63,7 +63,7 @@ resources:%s
 # namespace are ignored. The namespaces must exist before the install.
 watchNamespaces: []
 
-# More manager flags (not those the values above set), e.g. ["--allowed-token-server-images=registry.brand.example/lpauth/"].
+# More manager flags (not those the values above set, nor the probes or the token-server image), e.g. ["--allowed-token-server-images=registry.brand.example/lpauth/"].
 extraArgs: []
 
 `, generatedHeader, v.ImageRepository, quote(v.ImageTag), v.Replicas, v.LeaderElection, quote(v.LogLevel), v.Metrics, indented)
@@ -116,7 +116,7 @@ const valuesSchema = `{
       "items": {
         "type": "string",
         "pattern": "^--[a-z]",
-        "not": {"pattern": "^--(watch-namespaces|leader-elect|zap-log-level|metrics-bind-address)(=|$)"},
+        "not": {"pattern": "^--(watch-namespaces|leader-elect|zap-log-level|metrics-bind-address|health-probe-bind-address|token-server-image)(=|$)"},
         "description": "flags the values above set (watchNamespaces, leaderElection, logLevel, metrics) are refused here, so the chart's checks hold"
       }
     }
