@@ -8,12 +8,15 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
@@ -387,6 +392,7 @@ func rotations(ctx context.Context, o options, r *report, s *system) error {
 func scaleClients(ctx context.Context, o options, r *report, s *system, n int) error {
 	prefix := fmt.Sprintf("scale-%d-", n)
 	cpu := s.cpuByProcess()
+	writesBefore, writesErr := s.apiWrites()
 	start := time.Now()
 	var wg sync.WaitGroup
 	var createErr atomic.Value
@@ -423,6 +429,11 @@ func scaleClients(ctx context.Context, o options, r *report, s *system, n int) e
 	}
 	slices.Sort(used)
 	r.line("    CPU meanwhile (%d cores × %.0f s = %.0f s): %s", runtime.NumCPU(), took.Seconds(), float64(runtime.NumCPU())*took.Seconds(), strings.Join(used, ", "))
+	if writesAfter, err := s.apiWrites(); err == nil && writesErr == nil {
+		r.line("    %s", writesPerClient(writesBefore, writesAfter, n))
+	} else {
+		r.line("    API writes: not read (%v)", errors.Join(writesErr, err))
+	}
 
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -487,6 +498,85 @@ func count(m map[string]bool) (n int) {
 }
 
 // metricValue reads a gauge, or a histogram's mean, from a Prometheus text endpoint.
+// apiWrites reads the API server's own count of write requests (POST, PUT, PATCH, DELETE) by
+// resource, from its /metrics (apiserver_request_total), as the operator's cost per client.
+func (s *system) apiWrites() (map[string]float64, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Get(strings.TrimSuffix(cfg.Host, "/") + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("API server /metrics: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return parseWrites(string(b)), nil
+}
+
+var requestLine = regexp.MustCompile(`^apiserver_request_total\{(.*)\} (\S+)$`)
+var label = regexp.MustCompile(`(\w+)="([^"]*)"`)
+
+// parseWrites sums apiserver_request_total's write verbs by resource (subresource after a /).
+func parseWrites(metrics string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(metrics, "\n") {
+		m := requestLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range label.FindAllStringSubmatch(m[1], -1) {
+			labels[l[1]] = l[2]
+		}
+		switch labels["verb"] {
+		case "POST", "PUT", "PATCH", "DELETE", "APPLY":
+		default:
+			continue
+		}
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			continue
+		}
+		res := labels["resource"]
+		if sub := labels["subresource"]; sub != "" {
+			res += "/" + sub
+		}
+		out[res] += v
+	}
+	return out
+}
+
+// writesPerClient says how many API writes n new clients cost beyond their own creation, in
+// all and by resource.
+func writesPerClient(before, after map[string]float64, n int) string {
+	var total float64
+	var parts []string
+	for res, v := range after {
+		d := v - before[res]
+		if res == "livepersonauthclients" {
+			d -= float64(n) // the user's creates
+		}
+		if d <= 0 {
+			continue
+		}
+		total += d
+		parts = append(parts, fmt.Sprintf("%s %.2f", res, d/float64(n)))
+	}
+	slices.Sort(parts)
+	return fmt.Sprintf("API writes per new client after its create (apiserver_request_total): %.2f (%s)", total/float64(n), strings.Join(parts, ", "))
+}
+
 func metricValue(base, name string) float64 {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
