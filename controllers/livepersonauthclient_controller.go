@@ -443,9 +443,10 @@ func (r *LivePersonAuthClientReconciler) writeClientSecret(ctx context.Context, 
 	case regenerated && (s.c.Status.ClientSecretRef != nil || adopted != nil):
 		r.event(s.c, corev1.EventTypeWarning, v1alpha1.ReasonClientSecretRegenerated, "Generate",
 			fmt.Sprintf("Secret %s was deleted or damaged: generated a new client secret; paste it into LivePerson's console", name))
-	case regenerated:
-		r.event(s.c, corev1.EventTypeNormal, v1alpha1.ReasonClientSecretGenerated, "Generate", fmt.Sprintf("Generated a client secret into Secret %s", name))
 	}
+	// A first secret, the usual case, has no Event: the Secret and status.clientSecretRef
+	// record it, and one Event per new client was a quarter of the API writes at scale.
+	// Events stay for what a person must act on (adopted, regenerated).
 	return nil
 }
 

@@ -179,6 +179,8 @@ const (
 	ReasonPreviousCredentialsRemoved = "PreviousCredentialsRemoved"
 	ReasonTrustedProxiesUnset        = "TrustedProxiesUnset"
 	// LivePersonAuthClient: its secret and LivePerson's console.
+	// ReasonClientSecretGenerated is no longer emitted (a first secret has no Event); kept for
+	// whoever filters old Events by it.
 	ReasonClientSecretGenerated  = "ClientSecretGenerated"
 	ReasonConsoleKeyAcknowledged = "ConsoleKeyAcknowledged"
 	ReasonConsoleKeyUnknown      = "ConsoleKeyUnknown"
