@@ -481,16 +481,13 @@ func (x *e2e) installNamespaced() string {
 	x.kubectl("apply", "--server-side", "-f", path)
 	x.kubectl("create", "namespace", "other-team")
 	x.kubectl("apply", "-n", "other-team", "-f", filepath.Join(testenv.RepoRoot(), "config", "samples", "auth_v1alpha1_signingkey.yaml"))
-	for _, o := range objs {
-		if o["kind"] != "Deployment" {
-			continue
-		}
-		for _, c := range o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any) {
-			for _, a := range c.(map[string]any)["args"].([]any) {
-				if s, _ := a.(string); strings.HasPrefix(s, installer.WatchFlag+"=") {
-					return s
-				}
-			}
+	args, err := installer.ManagerArgs(objs)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, installer.WatchFlag+"=") {
+			return a
 		}
 	}
 	x.t.Fatal("the namespaced install does not give the manager " + installer.WatchFlag)

@@ -123,6 +123,20 @@ func get(o Object, path ...string) any {
 	return cur
 }
 
+// ManagerArgs are the manager container's arguments, as the install gives them.
+func ManagerArgs(objs []Object) ([]string, error) {
+	_, c, err := managerContainer(objs)
+	if err != nil {
+		return nil, err
+	}
+	args, _ := c["args"].([]any)
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = fmt.Sprint(a)
+	}
+	return out, nil
+}
+
 // managerContainer finds the manager Deployment's container named "manager".
 func managerContainer(objs []Object) (deploy Object, container map[string]any, err error) {
 	for _, o := range objs {
