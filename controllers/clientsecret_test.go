@@ -36,23 +36,40 @@ func TestTokenServerImageMustBeAllowed(t *testing.T) {
 	}
 }
 
-// A secret set that would not fit a Secret leaves out the youngest clients, not everyone.
+// A secret set that would not fit its Secrets leaves out the youngest clients of each shard that
+// overflows, not everyone: in one Secret, and in four.
 func TestSecretSetTooLargeLeavesOutTheYoungest(t *testing.T) {
-	var clients []*v1alpha1.LivePersonAuthClient
-	data := map[string][]byte{}
-	for i := range 40 {
-		c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("c%02d", i), CreationTimestamp: metav1.NewTime(time.Unix(int64(1000+i), 0))}}
-		clients = append(clients, c)
-		data[secretset.ClientKeys(c.Name)[1]] = make([]byte, 30<<10) // 30 KiB of keys each: 1.2 MiB in all
-	}
-	left := fitSecretSet(data, clients)
-	if secretset.Size(data) > maxSecretSetBytes || left == 0 {
-		t.Fatalf("size %d after leaving out %d clients, want at most %d", secretset.Size(data), left, maxSecretSetBytes)
-	}
-	for i, c := range clients {
-		_, kept := data[secretset.ClientKeys(c.Name)[1]]
-		if kept != (i < len(clients)-left) {
-			t.Errorf("client %s (age rank %d) kept=%v: want the %d youngest left out", c.Name, i, kept, left)
+	for _, k := range []int{1, 4} {
+		var clients []*v1alpha1.LivePersonAuthClient
+		data := map[string][]byte{}
+		for i := range 40 * k {
+			c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("c%03d", i), CreationTimestamp: metav1.NewTime(time.Unix(int64(1000+i), 0))}}
+			clients = append(clients, c)
+			data[secretset.ClientKeys(c.Name)[1]] = make([]byte, 30<<10) // 30 KiB of keys each: 1.2 MiB a shard
+		}
+		left := fitSecretSet(data, clients, k, maxSecretSetBytes)
+		if left == 0 {
+			t.Fatalf("k=%d: nobody left out", k)
+		}
+		for i, n := range secretset.ShardSizes(data, k) {
+			if n > maxSecretSetBytes {
+				t.Errorf("k=%d: shard %d holds %d bytes after leaving out %d clients, want at most %d", k, i, n, left, maxSecretSetBytes)
+			}
+		}
+		// In each shard, every client kept is older than every client left out.
+		youngestKept, oldestLeft := map[int]int{}, map[int]int{}
+		for i, c := range clients {
+			shard := secretset.ClientShard(c.Name, k)
+			if _, kept := data[secretset.ClientKeys(c.Name)[1]]; kept {
+				youngestKept[shard] = i
+			} else if _, seen := oldestLeft[shard]; !seen {
+				oldestLeft[shard] = i
+			}
+		}
+		for shard, left := range oldestLeft {
+			if youngestKept[shard] > left {
+				t.Errorf("k=%d shard %d: client %d kept, older client %d left out", k, shard, youngestKept[shard], left)
+			}
 		}
 	}
 }

@@ -536,13 +536,22 @@ const servedGrace = 30 * time.Second
 // LivePerson's requests for it fail, so the client is not Ready.
 func (r *LivePersonAuthClientReconciler) checkServed(ctx context.Context, s *clientScope) error {
 	key := client.ObjectKeyFromObject(s.c)
-	set := &corev1.Secret{}
-	// Read only, and up to 1 MiB: no copy for each of thousands of clients.
-	err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: secretset.Name(s.ts.Name)}, set, client.UnsafeDisableDeepCopy)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return err
+	var getErr error
+	data, err := secretset.ClientData(s.ts.Name, s.c.Name, func(name string) (map[string][]byte, bool) {
+		set := &corev1.Secret{}
+		// Read only, and up to 1 MiB: no copy for each of thousands of clients.
+		if err := r.Get(ctx, client.ObjectKey{Namespace: s.c.Namespace, Name: name}, set, client.UnsafeDisableDeepCopy); err != nil {
+			if !apierrors.IsNotFound(err) {
+				getErr = err
+			}
+			return nil, false
+		}
+		return set.Data, true
+	})
+	if getErr != nil {
+		return getErr
 	}
-	if err == nil && secretset.Served(set.Data, s.c, s.secretValue, s.encryptionKeys) {
+	if err == nil && secretset.Served(data, s.c, s.secretValue, s.encryptionKeys) {
 		r.pending.Delete(key)
 		return nil
 	}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -39,6 +40,8 @@ type SecretSetReconciler struct {
 	// MinInterval spaces the writes of one set: with thousands of clients arriving, each write
 	// carries all of them, so writing at most once per interval bounds the API server's work.
 	MinInterval time.Duration
+	// MaxShardBytes is the most one Secret of the set holds (zero: maxSecretSetBytes).
+	MaxShardBytes int
 
 	mu        sync.Mutex
 	lastWrite map[types.NamespacedName]time.Time
@@ -78,35 +81,57 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		// A partial set would stop serving clients whose Secret could not be read.
 		return ctrl.Result{}, fmt.Errorf("reading the Secrets of TokenServer %s: %w", ts.Name, getErr)
 	}
-	if left := fitSecretSet(data, clients); left > 0 && r.Recorder != nil {
+	limit := cmp.Or(r.MaxShardBytes, maxSecretSetBytes)
+	k := secretset.Shards(data, r.currentShards(ctx, ts), limit, shardFill)
+	if left := fitSecretSet(data, clients, k, limit); left > 0 && r.Recorder != nil {
 		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretSetFull, "Write",
-			"Secret %s would exceed %d bytes: the %d youngest clients are left out and say NotServed; move clients to another TokenServer", secretset.Name(ts.Name), maxSecretSetBytes, left)
+			"The secret set would exceed %d bytes in one of its %d Secrets (%s…): the %d youngest clients there are left out and say NotServed; move clients to another TokenServer", limit, k, secretset.Name(ts.Name), left)
 	}
-	return ctrl.Result{}, r.store(ctx, ts, data)
+	return ctrl.Result{}, r.store(ctx, ts, secretset.Split(data, k))
 }
 
-// maxSecretSetBytes keeps the set under the API server's 1 MiB for a Secret's values, with room
-// for its keys and metadata under etcd's object limit.
+// maxSecretSetBytes keeps each Secret of the set under the API server's 1 MiB for a Secret's
+// values, with room for its keys and metadata under etcd's object limit.
 const maxSecretSetBytes = 900 << 10
 
-// fitSecretSet leaves out the youngest clients until data fits, so a set too large to write
-// stops the newest clients, visibly (NotServed), rather than every change of every client. It
-// returns how many clients it left out.
-func fitSecretSet(data map[string][]byte, clients []*v1alpha1.LivePersonAuthClient) int {
-	if secretset.Size(data) <= maxSecretSetBytes {
+// shardFill is how full a shard may be when the set picks its number of shards: room for the
+// hash's uneven spread and for growth before the set is regrown (which rewrites every shard).
+const shardFill = 0.6
+
+// currentShards is the number of shards the set has now, from shard 0 (1 when there is none).
+func (r *SecretSetReconciler) currentShards(ctx context.Context, ts *v1alpha1.TokenServer) int {
+	s := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: secretset.Name(ts.Name)}, s, client.UnsafeDisableDeepCopy); err != nil {
+		return 1
+	}
+	return max(secretset.ShardCount(s.Data), 1)
+}
+
+// fitSecretSet leaves out the youngest clients of each shard until every shard of k fits, so a
+// set too large to write stops the newest clients, visibly (NotServed), rather than every
+// change of every client. It returns how many clients it left out.
+func fitSecretSet(data map[string][]byte, clients []*v1alpha1.LivePersonAuthClient, k, limit int) int {
+	sizes := secretset.ShardSizes(data, k)
+	over := false
+	for _, n := range sizes {
+		over = over || n > limit
+	}
+	if !over {
 		return 0
 	}
 	byAge := slices.Clone(clients)
 	sort.SliceStable(byAge, func(i, j int) bool { return v1alpha1.ClaimsBefore(byAge[j], byAge[i]) }) // youngest first
 	left := 0
 	for _, c := range byAge {
-		if secretset.Size(data) <= maxSecretSetBytes {
-			break
+		i := secretset.ClientShard(c.Name, k)
+		if sizes[i] <= limit {
+			continue
 		}
 		dropped := false
-		for _, k := range secretset.ClientKeys(c.Name) {
-			if _, ok := data[k]; ok {
-				delete(data, k)
+		for _, key := range secretset.ClientKeys(c.Name) {
+			if v, ok := data[key]; ok {
+				sizes[i] -= len(key) + len(v)
+				delete(data, key)
 				dropped = true
 			}
 		}
@@ -123,16 +148,60 @@ func (r *SecretSetReconciler) untilNextWrite(key types.NamespacedName) time.Dura
 	return time.Until(r.lastWrite[key].Add(r.MinInterval))
 }
 
-func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServer, data map[string][]byte) error {
-	key := client.ObjectKey{Namespace: ts.Namespace, Name: secretset.Name(ts.Name)}
+// store writes the shards, highest first, then deletes the shards the set no longer has. While
+// they are written one by one the shards disagree on their number and readers keep what they
+// had (secretset.Gather), so the order only decides how long that lasts: shard 0 last means a
+// set that grows is read at its new size only once the new shards exist.
+func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServer, shards []map[string][]byte) error {
+	wrote := false
+	defer func() {
+		if wrote {
+			r.mu.Lock()
+			if r.lastWrite == nil {
+				r.lastWrite = map[types.NamespacedName]time.Time{}
+			}
+			r.lastWrite[client.ObjectKeyFromObject(ts)] = time.Now()
+			r.mu.Unlock()
+		}
+	}()
+	for i := len(shards) - 1; i >= 0; i-- {
+		w, err := r.storeShard(ctx, ts, secretset.ShardName(ts.Name, i), shards[i])
+		wrote = wrote || w
+		if err != nil {
+			return err
+		}
+	}
+	for i := len(shards); i < secretset.MaxShards; i++ {
+		name := secretset.ShardName(ts.Name, i)
+		old := &corev1.Secret{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, old); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return err
+		}
+		if !metav1.IsControlledBy(old, ts) {
+			continue // not ours: never read (the token server reads only shards below the count)
+		}
+		if err := r.Delete(ctx, old, client.Preconditions{UID: &old.UID, ResourceVersion: &old.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting Secret %s, a shard the secret set no longer has: %w", name, err)
+		}
+		wrote = true
+	}
+	return nil
+}
+
+// storeShard creates or updates one shard; it reports whether it wrote.
+func (r *SecretSetReconciler) storeShard(ctx context.Context, ts *v1alpha1.TokenServer, name string, data map[string][]byte) (bool, error) {
+	key := client.ObjectKey{Namespace: ts.Namespace, Name: name}
 	current := &corev1.Secret{}
 	err := r.Get(ctx, key, current)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return err
+		return false, err
 	}
 	exists := err == nil
 	if exists && !metav1.IsControlledBy(current, ts) && !secretSetTakeover(current, ts) {
-		return fmt.Errorf("secret %s exists and is not owned by TokenServer %s; delete or rename it", key.Name, ts.Name)
+		return false, fmt.Errorf("secret %s exists and is not owned by TokenServer %s; delete or rename it", key.Name, ts.Name)
 	}
 	want := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}
 	if exists {
@@ -145,7 +214,7 @@ func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServe
 	want.Labels = mergeMaps(want.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelTokenServerReads: "true"})
 	want.Data = data
 	if err := controllerutil.SetControllerReference(ts, want, r.Scheme); err != nil {
-		return err
+		return false, err
 	}
 	switch {
 	case !exists:
@@ -154,7 +223,7 @@ func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServe
 		// resourceVersion is kept: a concurrent writer makes this a conflict and a retry.
 		err = r.Update(ctx, want)
 	default:
-		return nil
+		return false, nil
 	}
 	if err != nil {
 		if r.Recorder != nil && !apierrors.IsConflict(err) {
@@ -162,15 +231,9 @@ func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServe
 			// after a while, and this says why.
 			r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretSetNotWritten, "Write", "Secret %s (client secret digests, encryption keys) not written: %v", key.Name, err)
 		}
-		return fmt.Errorf("writing Secret %s: %w", key.Name, err)
+		return false, fmt.Errorf("writing Secret %s: %w", key.Name, err)
 	}
-	r.mu.Lock()
-	if r.lastWrite == nil {
-		r.lastWrite = map[types.NamespacedName]time.Time{}
-	}
-	r.lastWrite[client.ObjectKeyFromObject(ts)] = time.Now()
-	r.mu.Unlock()
-	return nil
+	return true, nil
 }
 
 // serverOfClient maps a client to its TokenServer (whose secret set carries it, and whose

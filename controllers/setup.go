@@ -133,6 +133,9 @@ type Options struct {
 	// SecretSetInterval is the least time between two writes of one TokenServer's secret set
 	// (one second when zero); tests shorten it.
 	SecretSetInterval time.Duration
+	// SecretSetShardBytes is the most one Secret of a secret set holds; zero means ~900 KiB,
+	// under the API server's 1 MiB. Tests set it low to see a set split into shards.
+	SecretSetShardBytes int
 	// OptionalKinds are the optional kinds the cluster serves, as decided for the cache; nil:
 	// asked of the manager's RESTMapper once, here.
 	OptionalKinds *OptionalKinds
@@ -177,6 +180,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if interval == 0 {
 		interval = time.Second
 	}
-	set := &SecretSetReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("tokenserver-secrets-controller"), MinInterval: interval}
+	set := &SecretSetReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("tokenserver-secrets-controller"), MinInterval: interval, MaxShardBytes: opts.SecretSetShardBytes}
 	return set.SetupWithManager(mgr)
 }

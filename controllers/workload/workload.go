@@ -131,7 +131,7 @@ func Role(ts *v1alpha1.TokenServer) *rbacv1.Role {
 
 // ReadSecrets are the names of the Secrets a token server reads.
 func ReadSecrets(ts *v1alpha1.TokenServer) []string {
-	return []string{keys.SecretName(ts.Spec.SigningKeyRef.Name), credentials.SecretName(ts.Name), secretset.Name(ts.Name)}
+	return append([]string{keys.SecretName(ts.Spec.SigningKeyRef.Name), credentials.SecretName(ts.Name)}, secretset.ShardNames(ts.Name)...)
 }
 
 // RoleBinding binds the Role to the ServiceAccount.

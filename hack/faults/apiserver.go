@@ -135,11 +135,14 @@ func apiServerAway(ctx context.Context, c *cluster, base string, addrs []string,
 	if after != nil {
 		wg2.Go(func() {
 			_ = poll(ctx, 30*time.Second, "the new client accepted", func() (bool, error) {
-				set := &corev1.Secret{}
-				if c.k8s.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: secretset.Name(c.tokenName)}, set) != nil {
-					return false, nil
-				}
-				return secretset.AcceptedClientID(set.Data, after.Name) == after.Spec.ClientID, nil
+				data, err := secretset.ClientData(c.tokenName, after.Name, func(name string) (map[string][]byte, bool) {
+					set := &corev1.Secret{}
+					if c.k8s.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: name}, set) != nil {
+						return nil, false
+					}
+					return set.Data, true
+				})
+				return err == nil && secretset.AcceptedClientID(data, after.Name) == after.Spec.ClientID, nil
 			})
 			accepted = time.Since(back)
 		})

@@ -1,8 +1,8 @@
 // Package cluster feeds a token server's snapshot from the Kubernetes API: informers limited to
 // its namespace trigger a rebuild on any change, and the new snapshot replaces the old one
 // atomically. Requests never reach the API server. Secrets are watched one by one, by name (its
-// SigningKey's keys, its credentials, its secret set): the token server's Role allows exactly
-// those three, so it cannot read any other Secret of its namespace.
+// SigningKey's keys, its credentials, the shards of its secret set): the token server's Role
+// allows exactly those, so it cannot read any other Secret of its namespace.
 package cluster
 
 import (
@@ -98,7 +98,7 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 	}
 	s.secrets = map[string]toolscache.SharedIndexInformer{}
 	synced := []toolscache.InformerSynced{}
-	for _, name := range []string{s.keySecret, credentials.SecretName(s.TokenServer), secretset.Name(s.TokenServer)} {
+	for _, name := range append([]string{s.keySecret, credentials.SecretName(s.TokenServer)}, secretset.ShardNames(s.TokenServer)...) {
 		inf := namedSecretInformer(cs, s.Namespace, name)
 		if _, err := inf.AddEventHandler(handlers); err != nil {
 			return err
@@ -253,12 +253,28 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 	for i := range configMaps.Items {
 		cmByName[configMaps.Items[i].Name] = &configMaps.Items[i]
 	}
+	// The secret set, gathered from its shards; while the operator rewrites them (a set that
+	// grows) they disagree, and the previous snapshot is kept.
+	var set *corev1.Secret
+	if first := controlled(s.secret(secretset.Name(ts.Name)), "TokenServer", ts.Name, ts.UID, secretset.SecretType); first != nil {
+		data, err := secretset.Gather(ts.Name, func(name string) (map[string][]byte, bool) {
+			sec := controlled(s.secret(name), "TokenServer", ts.Name, ts.UID, secretset.SecretType)
+			if sec == nil {
+				return nil, false
+			}
+			return sec.Data, true
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		set = &corev1.Secret{ObjectMeta: first.ObjectMeta, Type: first.Type, Data: data}
+	}
 	return snapshot.Build(snapshot.Inputs{
 		TokenServer: ts,
 		ConfigMaps:  cmByName,
 		KeySecret:   controlled(s.secret(s.keySecret), "SigningKey", ts.Spec.SigningKeyRef.Name, "", v1alpha1.SecretTypeSigningKeys),
 		Credentials: controlled(s.secret(credentials.SecretName(ts.Name)), "TokenServer", ts.Name, ts.UID, corev1.SecretTypeOpaque),
-		SecretSet:   controlled(s.secret(secretset.Name(ts.Name)), "TokenServer", ts.Name, ts.UID, secretset.SecretType),
+		SecretSet:   set,
 		Clients:     clients.Items,
 		Now:         time.Now(),
 	})

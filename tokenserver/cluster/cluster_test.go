@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/testr"
 	jose "github.com/go-jose/go-jose/v4"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/lpauth/lpauth-operator/api/credentials"
+	"github.com/lpauth/lpauth-operator/api/secretset"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 	"github.com/lpauth/lpauth-operator/controllers"
 	"github.com/lpauth/lpauth-operator/controllers/testenv"
@@ -52,7 +55,9 @@ func TestServesFromTheCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := controllers.Setup(ctx, mgr, controllers.Options{TokenServerImage: "lpauth-operator:test"}); err != nil {
+	// Secret set shards of 3 KB instead of ~900 KiB: 60 clients make the set grow past one
+	// Secret, as 8,000 would in production.
+	if err := controllers.Setup(ctx, mgr, controllers.Options{TokenServerImage: "lpauth-operator:test", SecretSetShardBytes: 3000, SecretSetInterval: 100 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()
@@ -92,7 +97,7 @@ func TestServesFromTheCluster(t *testing.T) {
 	}
 
 	holder := &snapshot.Holder{}
-	src := &cluster.Source{Namespace: ns, TokenServer: "brand", Holder: holder, Log: ctrl.Log.WithName("snapshot")}
+	src := &cluster.Source{Namespace: ns, TokenServer: "brand", Holder: holder, Log: testr.New(t)}
 	// The signing key Secret may not exist yet: Start returns after the first attempt either way,
 	// and rebuilds when it appears.
 	must(t, src.Start(ctx, saCfg, scheme))
@@ -134,6 +139,56 @@ func TestServesFromTheCluster(t *testing.T) {
 	must(t, k8s.Patch(ctx, sk, patch))
 	eventually(t, 2*time.Second, "the rotated key to sign served tokens", func() bool { return tokenKid(t, srv.URL) == next })
 	t.Logf("annotate to new key served: %v", time.Since(start))
+
+	// The secret set grows into shards the token server may read (its Role names them), every
+	// client stays served, and the set shrinks back when the clients go.
+	var names []string
+	for i := range 60 {
+		name := fmt.Sprintf("many-%02d", i)
+		names = append(names, name)
+		must(t, k8s.Create(ctx, &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, AccountID: "1", ClientID: "lp-" + name}}))
+	}
+	eventually(t, 60*time.Second, "60 more clients served from a sharded set", func() bool {
+		for _, name := range names {
+			if issueStatus(t, srv.URL, "lp-"+name) != http.StatusOK {
+				return false
+			}
+		}
+		return true
+	})
+	if k := shards(t, ctx, k8s, ns); k < 2 {
+		t.Fatalf("62 clients in 3 KB shards: %d shards", k)
+	}
+	for _, name := range names[5:] {
+		must(t, k8s.Delete(ctx, &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}))
+	}
+	eventually(t, 30*time.Second, "the set back in one Secret", func() bool { return shards(t, ctx, k8s, ns) == 1 })
+	for _, name := range append(names[:5], "lp") {
+		id := "lp-" + name
+		if name == "lp" {
+			id = "lp-client-0001"
+		}
+		if got := issueStatus(t, srv.URL, id); got != http.StatusOK {
+			t.Errorf("%s after the set shrank: %d", name, got)
+		}
+	}
+	if got := issueStatus(t, srv.URL, "lp-"+names[10]); got != http.StatusBadRequest {
+		t.Errorf("a deleted client: %d, want 400", got)
+	}
+}
+
+// shards is how many Secrets the set is in; it fails the test if they disagree.
+func shards(t *testing.T, ctx context.Context, k8s client.Client, ns string) int {
+	list := &corev1.SecretList{}
+	must(t, k8s.List(ctx, list, client.InNamespace(ns)))
+	n := 0
+	for _, s := range list.Items {
+		if s.Type == secretset.SecretType {
+			n++
+		}
+	}
+	return n
 }
 
 func must(t *testing.T, err error) {

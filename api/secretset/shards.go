@@ -1,0 +1,203 @@
+package secretset
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+)
+
+// A Secret holds at most 1 MiB, and a client costs the set about 115 bytes (its id, its secret's
+// digest, the keys naming them), so one Secret serves fewer than 8,000 clients. The set is
+// therefore split into shards: Secrets named Name(ts) (shard 0, which also carries the login and
+// Redis values) and Name(ts)-1 … Name(ts)-15. A client lives in exactly one shard, chosen by a
+// hash of its name, so a change to one client rewrites one shard, not the whole set.
+//
+// Every shard records the number of shards K it was written for (data key "shards"; absent
+// means 1, the layout of a single Secret before sharding). A reader uses shards 0…K-1 only when
+// all of them say the same K: while the operator regrows the set (K changes), the shards are
+// rewritten one by one and a reader keeps what it had rather than miss the clients that moved.
+
+// MaxShards is the most Secrets a set is split into: 16 × ~900 KiB serves over 100,000 clients.
+// The token server's Role names all of them, so the number is fixed.
+const MaxShards = 16
+
+const shardsKey = "shards"
+
+// ShardName is the name of shard i of the TokenServer's set; shard 0 is Name(tokenServer).
+func ShardName(tokenServer string, i int) string {
+	if i == 0 {
+		return Name(tokenServer)
+	}
+	return Name(tokenServer) + "-" + strconv.Itoa(i)
+}
+
+// ShardNames are the names of every shard the set may have, for RBAC and watches.
+func ShardNames(tokenServer string) []string {
+	out := make([]string, MaxShards)
+	for i := range out {
+		out[i] = ShardName(tokenServer, i)
+	}
+	return out
+}
+
+// ShardCount is the number of shards a shard's data says the set has (1 when unsaid).
+func ShardCount(data map[string][]byte) int {
+	v, ok := data[shardsKey]
+	if !ok {
+		return 1
+	}
+	k, err := strconv.Atoi(string(v))
+	if err != nil || k < 1 || k > MaxShards || k&(k-1) != 0 {
+		return 0 // unreadable: never agrees with anything
+	}
+	return k
+}
+
+// shardOf is the shard of the client whose data-key part is ckey (see clientKey), in a set of k
+// shards. k is a power of two, so growing from k to 2k moves a client from shard j only to
+// j or j+k.
+func shardOf(ckey string, k int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(ckey))
+	return int(h.Sum32() % uint32(k))
+}
+
+// ClientShard is the shard that carries client in a set of k shards.
+func ClientShard(client string, k int) int { return shardOf(clientKey(client), k) }
+
+// clientOfKey is the client part of a client's data key ("client.<ckey>.<what>"), or "" for
+// the set's own keys (login, redisURL, shards).
+func clientOfKey(key string) string {
+	rest, ok := strings.CutPrefix(key, "client.")
+	if !ok {
+		return ""
+	}
+	// <what> has no dots; a client name may.
+	if i := strings.LastIndexByte(rest, '.'); i > 0 {
+		return rest[:i]
+	}
+	return ""
+}
+
+// Split lays data out over k shards (k a power of two, at most MaxShards): each client's keys in
+// its shard, the set's own keys in shard 0, and k recorded in every shard.
+func Split(data map[string][]byte, k int) []map[string][]byte {
+	shards := make([]map[string][]byte, k)
+	for i := range shards {
+		shards[i] = map[string][]byte{}
+		if k > 1 {
+			shards[i][shardsKey] = []byte(strconv.Itoa(k))
+		}
+	}
+	for key, v := range data {
+		i := 0
+		if c := clientOfKey(key); c != "" {
+			i = shardOf(c, k)
+		}
+		shards[i][key] = v
+	}
+	return shards
+}
+
+// ShardSizes is Size of each shard of data laid out over k shards, without building them.
+func ShardSizes(data map[string][]byte, k int) []int {
+	sizes := make([]int, k)
+	for key, v := range data {
+		i := 0
+		if c := clientOfKey(key); c != "" {
+			i = shardOf(c, k)
+		}
+		sizes[i] += len(key) + len(v)
+	}
+	return sizes
+}
+
+// Shards picks the number of shards for data: the current number while every shard stays under
+// fill × limit bytes and the set would not fit half as many at that fill (hysteresis: a set
+// near a boundary is not rewritten whole on every change), otherwise the fewest that do. When
+// even MaxShards leaves a shard over limit, it returns MaxShards and the caller leaves clients
+// out.
+func Shards(data map[string][]byte, current, limit int, fill float64) int {
+	fits := func(k int) bool {
+		for _, s := range ShardSizes(data, k) {
+			if float64(s) > fill*float64(limit) {
+				return false
+			}
+		}
+		return true
+	}
+	if current < 1 || current > MaxShards || current&(current-1) != 0 {
+		current = 1
+	}
+	if fits(current) && (current == 1 || !fits(current/2)) {
+		return current
+	}
+	for k := 1; k < MaxShards; k *= 2 {
+		if fits(k) {
+			return k
+		}
+	}
+	return MaxShards
+}
+
+// Gather merges the set from its shards, read by name through get (false when missing), into the
+// data the accessors of this package read. It fails while the shards disagree on their number
+// or one is missing: the operator is rewriting the set, and a partial set would stop serving
+// clients that only moved.
+func Gather(tokenServer string, get func(name string) (map[string][]byte, bool)) (map[string][]byte, error) {
+	first, ok := get(Name(tokenServer))
+	if !ok {
+		return nil, fmt.Errorf("the secret set Secret %s is missing (the operator writes it)", Name(tokenServer))
+	}
+	k := ShardCount(first)
+	if k == 0 {
+		return nil, fmt.Errorf("the secret set Secret %s has an unreadable %q", Name(tokenServer), shardsKey)
+	}
+	if k == 1 {
+		return first, nil
+	}
+	merged := make(map[string][]byte, len(first)*k)
+	for i := range k {
+		d := first
+		if i > 0 {
+			if d, ok = get(ShardName(tokenServer, i)); !ok {
+				return nil, fmt.Errorf("secret set shard %s is missing (the operator is writing the set in %d shards)", ShardName(tokenServer, i), k)
+			}
+		}
+		if ShardCount(d) != k {
+			return nil, fmt.Errorf("secret set shard %s was written for %d shards, not %d: the operator is rewriting the set", ShardName(tokenServer, i), ShardCount(d), k)
+		}
+		for key, v := range d {
+			// Only the keys that belong in this shard: whatever else a shard holds is never
+			// read, so each client has exactly one source.
+			if c := clientOfKey(key); (c == "" && i == 0) || (c != "" && shardOf(c, k) == i) {
+				merged[key] = v
+			}
+		}
+	}
+	return merged, nil
+}
+
+// ClientData is the data of the shard that carries client, for Served: the operator checks one
+// client without merging the whole set. It fails like Gather when that shard and shard 0
+// disagree on the number of shards.
+func ClientData(tokenServer, client string, get func(name string) (map[string][]byte, bool)) (map[string][]byte, error) {
+	first, ok := get(Name(tokenServer))
+	if !ok {
+		return nil, fmt.Errorf("the secret set Secret %s is missing", Name(tokenServer))
+	}
+	k := ShardCount(first)
+	if k == 0 {
+		return nil, fmt.Errorf("the secret set Secret %s has an unreadable %q", Name(tokenServer), shardsKey)
+	}
+	i := ClientShard(client, k)
+	if i == 0 {
+		return first, nil
+	}
+	d, ok := get(ShardName(tokenServer, i))
+	if !ok || ShardCount(d) != k {
+		return nil, fmt.Errorf("secret set shard %s is not written yet for %d shards", ShardName(tokenServer, i), k)
+	}
+	return d, nil
+}

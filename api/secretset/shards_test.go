@@ -1,0 +1,149 @@
+package secretset_test
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/lpauth/lpauth-operator/api/secretset"
+)
+
+// setOf is a compiled set of n clients as secretset.Compile lays it out (id and digest keys),
+// plus the set's own keys.
+func setOf(n int) map[string][]byte {
+	data := map[string][]byte{"login": []byte("htpasswd"), "redisURL": []byte("redis://r:6379")}
+	for i := range n {
+		name := fmt.Sprintf("client-%05d", i)
+		if i%7 == 0 {
+			name = fmt.Sprintf("dotted.name.%d", i) // names may hold dots
+		}
+		for j, k := range secretset.ClientKeys(name)[:2] {
+			data[k] = []byte(strings.Repeat("x", 25+7*j))
+		}
+	}
+	return data
+}
+
+func byName(shards []map[string][]byte, ts string) func(string) (map[string][]byte, bool) {
+	return func(name string) (map[string][]byte, bool) {
+		for i, d := range shards {
+			if secretset.ShardName(ts, i) == name {
+				return d, true
+			}
+		}
+		return nil, false
+	}
+}
+
+func TestShardsSplitAndGatherBack(t *testing.T) {
+	data := setOf(3000)
+	for _, k := range []int{1, 2, 4, 16} {
+		shards := secretset.Split(data, k)
+		got, err := secretset.Gather("brand", byName(shards, "brand"))
+		if err != nil {
+			t.Fatalf("k=%d: %v", k, err)
+		}
+		delete(got, "shards")
+		if !maps.EqualFunc(got, data, func(a, b []byte) bool { return string(a) == string(b) }) {
+			t.Fatalf("k=%d: gathered %d keys, want the %d split", k, len(got), len(data))
+		}
+		sizes := secretset.ShardSizes(data, k)
+		for i, d := range shards {
+			delete(d, "shards")
+			if secretset.Size(d) != sizes[i] {
+				t.Errorf("k=%d shard %d: %d bytes, ShardSizes says %d", k, i, secretset.Size(d), sizes[i])
+			}
+			if k > 1 && i > 0 && (d["login"] != nil || d["redisURL"] != nil) {
+				t.Errorf("k=%d: the set's own keys are in shard %d", k, i)
+			}
+		}
+		// Each client is in the shard ClientData finds, which is the one Served reads.
+		c := "dotted.name.14"
+		one, err := secretset.ClientData("brand", c, byName(secretset.Split(data, k), "brand"))
+		if err != nil || one[secretset.ClientKeys(c)[0]] == nil {
+			t.Errorf("k=%d: ClientData(%s) = %v keys, %v", k, c, len(one), err)
+		}
+	}
+}
+
+// Doubling the shards moves a client from shard j only to j or j+k: a set that grows keeps each
+// client where a reader of either size may find it.
+func TestShardsGrowByDoubling(t *testing.T) {
+	for i := range 2000 {
+		name := fmt.Sprintf("c-%d", i)
+		for k := 1; k < secretset.MaxShards; k *= 2 {
+			if a, b := secretset.ClientShard(name, k), secretset.ClientShard(name, 2*k); b != a && b != a+k {
+				t.Fatalf("%s: shard %d of %d, then %d of %d", name, a, k, b, 2*k)
+			}
+		}
+	}
+}
+
+func TestShardsCountHasHysteresis(t *testing.T) {
+	const limit = 100_000
+	small, big := setOf(200), setOf(3000) // ~14 KiB and ~210 KiB
+	if k := secretset.Shards(small, 1, limit, 0.6); k != 1 {
+		t.Errorf("a small set: %d shards, want 1", k)
+	}
+	k := secretset.Shards(big, 1, limit, 0.6)
+	if k < 4 || k > 8 {
+		t.Errorf("210 KiB at 60%% of 100 KB a shard: %d shards, want 4 or 8", k)
+	}
+	if again := secretset.Shards(big, k, limit, 0.6); again != k {
+		t.Errorf("the same set again: %d shards, then %d", k, again)
+	}
+	// Kept while it fits (no rewrite of every shard for a small change), given up once half as
+	// many shards would do.
+	if got := secretset.Shards(setOf(2500), k, limit, 0.6); got != k {
+		t.Errorf("a little smaller: %d shards, want the %d it has", got, k)
+	}
+	if got := secretset.Shards(small, k, limit, 0.6); got != 1 {
+		t.Errorf("shrunk to 200 clients: %d shards, want 1", got)
+	}
+	if got := secretset.Shards(setOf(100_000), 1, limit, 0.6); got != secretset.MaxShards {
+		t.Errorf("far too large: %d shards, want MaxShards", got)
+	}
+}
+
+func TestGatherWaitsForAgreeingShards(t *testing.T) {
+	data := setOf(1000)
+	four, two := secretset.Split(data, 4), secretset.Split(data, 2)
+	// Shard 0 says 4 while shard 1 still says 2 (the operator is growing the set).
+	mixed := []map[string][]byte{four[0], two[1], four[2], four[3]}
+	if _, err := secretset.Gather("brand", byName(mixed, "brand")); err == nil || !strings.Contains(err.Error(), "rewriting") {
+		t.Errorf("disagreeing shards gathered: %v", err)
+	}
+	if _, err := secretset.Gather("brand", byName(four[:3], "brand")); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("a missing shard gathered: %v", err)
+	}
+	if _, err := secretset.Gather("brand", byName(nil, "brand")); err == nil {
+		t.Error("no set at all gathered")
+	}
+	// An empty set (no clients yet) is a set.
+	if got, err := secretset.Gather("brand", byName([]map[string][]byte{nil}, "brand")); err != nil || len(got) != 0 {
+		t.Errorf("empty set: %v, %v", got, err)
+	}
+	// A shard that carries a key of another shard's client does not serve it.
+	planted := maps.Clone(four[1])
+	for key, v := range four[2] {
+		if strings.HasPrefix(key, "client.") {
+			planted[key+"x"] = v
+			planted[key] = []byte("planted")
+		}
+	}
+	got, err := secretset.Gather("brand", byName([]map[string][]byte{four[0], planted, four[2], four[3]}, "brand"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, v := range got {
+		if string(v) == "planted" {
+			t.Fatalf("%s served from the wrong shard", key)
+		}
+	}
+	// A single Secret of the layout before sharding (no count) is a set of one.
+	old := maps.Clone(data)
+	if got, err := secretset.Gather("brand", byName([]map[string][]byte{old}, "brand")); err != nil || len(got) != len(data) {
+		t.Errorf("unsharded set: %d keys, %v", len(got), err)
+	}
+}
