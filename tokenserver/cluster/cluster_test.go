@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-logr/logr/testr"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
