@@ -488,7 +488,8 @@ func scaleClients(ctx context.Context, o options, r *report, s *system, g *growt
 		t.limit += fmt.Sprintf(" (60 s × %d created ÷ %d)", m, targetScale)
 		r.target(atScale(n, t))
 	} else {
-		r.target(target{name: "ready-" + strconv.Itoa(n), value: fmt.Sprintf("%.1f s", took.Seconds()), limit: fmt.Sprintf("all %d Ready", m), ratio: float64(ready) / float64(m), verdict: verdictMiss})
+		// Not all Ready is a miss at any step; the time is only how long the bench waited.
+		r.target(target{name: "ready-" + strconv.Itoa(n), value: fmt.Sprintf("%.1f s", took.Seconds()), limit: fmt.Sprintf("all %d Ready (%d were)", m, ready), ratio: math.NaN(), verdict: verdictMiss})
 	}
 	var used []string
 	for name, secs := range s.cpuByProcess() {
