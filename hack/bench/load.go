@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -319,12 +320,45 @@ func controlPlane(o options, r *report, s *system) error {
 	if err := rotations(ctx, o, r, s); err != nil {
 		return err
 	}
+	// Step N tops the namespace up to N clients in all (the samples, the JWE client and the
+	// clients of earlier steps count), so the growth rows read as "at N clients" rather than
+	// as a running sum. Counted once here, then kept as the bench creates clients: listing
+	// 30,000 clients at every step would load the API server being measured.
+	list := &v1alpha1.LivePersonAuthClientList{}
+	if err := s.k8s.List(ctx, list, client.InNamespace(devNamespace)); err != nil {
+		return err
+	}
+	g := &growth{inNamespace: len(list.Items)}
 	for _, n := range o.scale {
-		if err := scaleClients(ctx, o, r, s, n); err != nil {
+		if err := scaleClients(ctx, o, r, s, g, n); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// growth is what the scale steps share.
+type growth struct {
+	// inNamespace counts the LivePersonAuthClients in the namespace.
+	inNamespace int
+	// changed is the client whose secret each step regenerates to measure one change's cost:
+	// the first one the first step created, the oldest, which a secret set too full to carry
+	// every client would keep (the operator leaves out the youngest).
+	changed string
+}
+
+// targetScale is the client count issue 18 sets the control-plane limits at; the other steps
+// report the same figures without a verdict (growth).
+const targetScale = 10000
+
+// atScale keeps t's verdict at targetScale and makes it INFO at other steps, keeping the limit
+// as a reference.
+func atScale(n int, t target) target {
+	if n != targetScale {
+		t.limit = fmt.Sprintf("report (%s at %d)", t.limit, targetScale)
+		t.verdict = verdictInfo
+	}
+	return t
 }
 
 // rotations times `rotate` annotation → a token signed by the new key, o.rotations times.
@@ -387,15 +421,25 @@ func rotations(ctx context.Context, o options, r *report, s *system) error {
 	return nil
 }
 
-// scaleClients creates n clients, times them to Ready, then starts a second token server and
-// measures its cold start, snapshot rebuild and memory with all of them.
-func scaleClients(ctx context.Context, o options, r *report, s *system, n int) error {
+// scaleClients tops the namespace up to n clients, times them to Ready, then starts a second
+// token server and measures its cold start, snapshot rebuild and memory with all of them, then
+// how long a new client takes to be served and what one client's change costs at that size.
+func scaleClients(ctx context.Context, o options, r *report, s *system, g *growth, n int) error {
+	m := n - g.inNamespace
+	if m <= 0 {
+		r.line("  %-52s skipped: the namespace already holds %s", fmt.Sprintf("%s LivePersonAuthClients in all", thousands(n)), thousands(g.inNamespace))
+		return nil
+	}
 	prefix := fmt.Sprintf("scale-%d-", n)
+	if g.changed == "" {
+		g.changed = fmt.Sprintf("%s%05d", prefix, 0)
+	}
 	cpu := s.cpuByProcess()
 	writesBefore, writesErr := s.apiWrites()
 	start := time.Now()
 	var wg sync.WaitGroup
 	var createErr atomic.Value
+	var createdOK atomic.Int64
 	work := make(chan int)
 	for range 32 {
 		wg.Go(func() {
@@ -404,25 +448,49 @@ func scaleClients(ctx context.Context, o options, r *report, s *system, n int) e
 					Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, AccountID: "1", RedirectURIs: []string{lpRedirect}}}
 				if err := s.k8s.Create(ctx, c); err != nil {
 					createErr.Store(err)
+				} else {
+					createdOK.Add(1)
 				}
 			}
 		})
 	}
-	for i := range n {
+	for i := range m {
 		work <- i
 	}
 	close(work)
 	wg.Wait()
+	g.inNamespace += int(createdOK.Load())
 	if err, _ := createErr.Load().(error); err != nil {
 		return err
 	}
 	created := time.Since(start)
-	ready, err := waitClientsReady(ctx, s, prefix, n, start.Add(10*time.Minute))
+	// The old fixed 10 minutes was 60 ms a client at 10,000; the deadline keeps that rate (and
+	// 2 minutes for a small step), and a step whose count stops rising for readyStall ends early:
+	// clients a full secret set leaves out never become Ready, and waiting the whole deadline
+	// for them would say nothing more.
+	ready, stalled, err := waitClientsReady(ctx, s, prefix, m, start.Add(2*time.Minute+time.Duration(m)*60*time.Millisecond), readyStall)
 	if err != nil {
 		return err
 	}
 	took := time.Since(start)
-	r.line("  %-52s %s (created in %s; %d of %d Ready)", fmt.Sprintf("%d LivePersonAuthClients created → all Ready", n), took.Round(100*time.Millisecond), created.Round(100*time.Millisecond), ready, n)
+	note := ""
+	if ready < m {
+		note = fmt.Sprintf("; NOT ALL READY: %s", map[bool]string{true: fmt.Sprintf("no new client Ready for %s", readyStall), false: "deadline passed"}[stalled])
+	}
+	r.line("  %-52s %s (created in %s; %d of %d Ready%s)", fmt.Sprintf("%s LivePersonAuthClients in all (%s created) → all Ready", thousands(n), thousands(m)),
+		took.Round(100*time.Millisecond), created.Round(100*time.Millisecond), ready, m, note)
+	if ready == m {
+		// Issue 18's bound is 10,000 created in 60 s; a step that tops up fewer is held to the
+		// same rate (60 s × created ÷ 10,000), which is stricter, not looser, since each client
+		// costs more as the set grows.
+		limit := 60 * float64(m) / targetScale
+		t := atMost("ready-"+strconv.Itoa(n), took.Seconds(), limit, " s", "%.1f")
+		t.limit += fmt.Sprintf(" (60 s × %d created ÷ %d)", m, targetScale)
+		r.target(atScale(n, t))
+	} else {
+		// Not all Ready is a miss at any step; the time is only how long the bench waited.
+		r.target(target{name: "ready-" + strconv.Itoa(n), value: fmt.Sprintf("%.1f s", took.Seconds()), limit: fmt.Sprintf("all %d Ready (%d were)", m, ready), ratio: math.NaN(), verdict: verdictMiss})
+	}
 	var used []string
 	for name, secs := range s.cpuByProcess() {
 		used = append(used, fmt.Sprintf("%s %.0f s", name, secs-cpu[name]))
@@ -430,11 +498,28 @@ func scaleClients(ctx context.Context, o options, r *report, s *system, n int) e
 	slices.Sort(used)
 	r.line("    CPU meanwhile (%d cores × %.0f s = %.0f s): %s", runtime.NumCPU(), took.Seconds(), float64(runtime.NumCPU())*took.Seconds(), strings.Join(used, ", "))
 	if writesAfter, err := s.apiWrites(); err == nil && writesErr == nil {
-		r.line("    %s", writesPerClient(writesBefore, writesAfter, n))
+		perClient, text := writesPerClient(writesBefore, writesAfter, m)
+		r.line("    %s", text)
+		r.target(notOver("writes-per-client-"+strconv.Itoa(n), perClient, 3, "", "%.2f"))
 	} else {
 		r.line("    API writes: not read (%v)", errors.Join(writesErr, err))
 	}
 
+	if err := coldStart(ctx, o, r, s, n); err != nil {
+		return err
+	}
+	if err := servedLatency(ctx, r, s, g, n); err != nil {
+		return err
+	}
+	return changeOneClient(ctx, r, s, n, g.changed)
+}
+
+// readyStall is how long a scale step waits for its Ready count to rise before it gives up.
+const readyStall = 3 * time.Minute
+
+// coldStart starts a second token server with the step's clients and measures its cold start,
+// snapshot rebuild and memory, then stops it (it would otherwise react to the later changes).
+func coldStart(ctx context.Context, o options, r *report, s *system, n int) error {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t0 := time.Now()
@@ -452,17 +537,26 @@ func scaleClients(ctx context.Context, o options, r *report, s *system, n int) e
 	clients := metricValue(metricsURL, "lpauth_snapshot_clients")
 	rss, peak := rssMiB(cmd.Process.Pid)
 	r.line("  %-52s cold start %s, snapshot rebuild %s (mean), RSS %.0f MiB (peak %.0f), %0.f clients served", fmt.Sprintf("token server with %d+ clients", n), ms(cold), ms(time.Duration(rebuild*float64(time.Second))), rss, peak, clients)
+	ns := strconv.Itoa(n)
+	r.target(atScale(n, atMost("cold-start-"+ns, float64(cold.Milliseconds()), 1000, " ms", "%.0f")))
+	// The peak is what a memory limit has to allow, so it is the one held to 128 MiB.
+	r.target(atScale(n, atMost("rss-peak-"+ns, peak, 128, " MiB", "%.0f")))
+	r.target(info("rebuild-"+ns, rebuild*1000, " ms", "%.1f", "", math.NaN()))
 	return nil
 }
 
 // waitClientsReady counts the clients named prefix* that are Ready, from a watch (listing
 // 10,000 clients every half second would load the API server it is measuring), until all n
-// are or the deadline passes. The API server ends watches now and then; a new one starts with
-// the current state of every client, so the count picks up where it was.
-func waitClientsReady(ctx context.Context, s *system, prefix string, n int, deadline time.Time) (int, error) {
+// are, the deadline passes, or the count has not risen for stall (stalled is then true). The
+// API server ends watches now and then; a new one starts with the current state of every
+// client, so the count picks up where it was.
+func waitClientsReady(ctx context.Context, s *system, prefix string, n int, deadline time.Time, stall time.Duration) (ready int, stalled bool, err error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	ready := map[string]bool{}
+	state := map[string]bool{}
+	best, rose := 0, time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for ctx.Err() == nil {
 		w, err := s.watch.Watch(ctx, &v1alpha1.LivePersonAuthClientList{}, client.InNamespace(devNamespace))
 		if err != nil {
@@ -472,20 +566,34 @@ func waitClientsReady(ctx context.Context, s *system, prefix string, n int, dead
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		for ev := range w.ResultChan() {
-			c, ok := ev.Object.(*v1alpha1.LivePersonAuthClient)
-			if !ok || !strings.HasPrefix(c.Name, prefix) {
-				continue
-			}
-			ready[c.Name] = ev.Type != watch.Deleted && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady)
-			if len(ready) == n && count(ready) == n {
-				w.Stop()
-				return n, nil
+	events:
+		for {
+			select {
+			case ev, open := <-w.ResultChan():
+				if !open {
+					break events
+				}
+				c, ok := ev.Object.(*v1alpha1.LivePersonAuthClient)
+				if !ok || !strings.HasPrefix(c.Name, prefix) {
+					continue
+				}
+				state[c.Name] = ev.Type != watch.Deleted && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady)
+				if len(state) == n && count(state) == n {
+					w.Stop()
+					return n, false, nil
+				}
+			case <-tick.C:
+				if k := count(state); k > best {
+					best, rose = k, time.Now()
+				} else if time.Since(rose) > stall {
+					w.Stop()
+					return k, true, nil
+				}
 			}
 		}
 		w.Stop()
 	}
-	return count(ready), nil
+	return count(state), false, nil
 }
 
 func count(m map[string]bool) (n int) {
@@ -559,22 +667,26 @@ func parseWrites(metrics string) map[string]float64 {
 
 // writesPerClient says how many API writes n new clients cost beyond their own creation, in
 // all and by resource.
-func writesPerClient(before, after map[string]float64, n int) string {
+func writesPerClient(before, after map[string]float64, n int) (float64, string) {
+	total, parts := writeDeltas(before, after, map[string]float64{"livepersonauthclients": float64(n)}, float64(n))
+	return total, fmt.Sprintf("API writes per new client after its create (apiserver_request_total): %.2f (%s)", total, strings.Join(parts, ", "))
+}
+
+// writeDeltas is the API writes between two readings of apiWrites less the bench's own (mine, by
+// resource), divided by per: their sum and "resource count" parts, sorted.
+func writeDeltas(before, after, mine map[string]float64, per float64) (float64, []string) {
 	var total float64
 	var parts []string
 	for res, v := range after {
-		d := v - before[res]
-		if res == "livepersonauthclients" {
-			d -= float64(n) // the user's creates
-		}
+		d := v - before[res] - mine[res]
 		if d <= 0 {
 			continue
 		}
 		total += d
-		parts = append(parts, fmt.Sprintf("%s %.2f", res, d/float64(n)))
+		parts = append(parts, fmt.Sprintf("%s %.2f", res, d/per))
 	}
 	slices.Sort(parts)
-	return fmt.Sprintf("API writes per new client after its create (apiserver_request_total): %.2f (%s)", total/float64(n), strings.Join(parts, ", "))
+	return total / per, parts
 }
 
 func metricValue(base, name string) float64 {

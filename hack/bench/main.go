@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,13 +46,21 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench", "folder for the results file")
 	flag.DurationVar(&o.step, "step", 4*time.Second, "duration of each load step")
 	flag.StringVar(&conc, "concurrency", "4,16,64", "concurrency levels of the HTTP load")
-	flag.StringVar(&scale, "scale", "1000,10000", "numbers of LivePersonAuthClients for the control-plane steps")
+	flag.StringVar(&scale, "scale", "1000,10000,30000", "numbers of LivePersonAuthClients for the control-plane steps: step N tops the namespace up to N clients in all")
 	flag.IntVar(&o.rotations, "rotations", 50, "key rotations timed from annotation to served token")
 	parts := flag.String("parts", "raw,http,pinned,control", "which parts to run: raw (RSA limits), http (load on a token server sharing the cores), pinned (load on a token server with a core to itself), control (control plane at scale)")
 	oneCore := flag.Bool("one-core-raw", false, "internal: print the signer's rate on the core this process is pinned to")
+	sum := flag.String("summarize", "", "instead of measuring, print min–max of every TARGET line over the results files matching this glob (e.g. 'bench/results-*.txt')")
 	flag.Parse()
 	if *oneCore {
 		measureOneCoreRaw()
+		return
+	}
+	if *sum != "" {
+		if err := summarize(*sum); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		return
 	}
 	o.concurrency, o.scale = ints(conc), ints(scale)
@@ -66,9 +75,12 @@ func main() {
 	r := &report{start: time.Now()}
 	if err := run(o, r); err != nil {
 		r.line("FAILED: %v", err)
+		// What was measured before the failure is still worth its verdicts.
+		r.printTargets()
 		r.write(o.out)
 		os.Exit(1)
 	}
+	r.printTargets()
 	r.write(o.out)
 }
 
@@ -82,11 +94,35 @@ func ints(s string) []int {
 	return out
 }
 
-// report collects the lines of the results table.
+// report collects the lines of the results table, and the targets measured on the way.
 type report struct {
-	mu    sync.Mutex
-	start time.Time
-	lines []string
+	mu      sync.Mutex
+	start   time.Time
+	lines   []string
+	targets []target
+}
+
+// target records a figure for the Targets block printed at the end of the run.
+func (r *report) target(t target) {
+	r.mu.Lock()
+	r.targets = append(r.targets, t)
+	r.mu.Unlock()
+}
+
+// printTargets prints the Targets block: one TARGET line per figure the run measured, in the
+// order measured.
+func (r *report) printTargets() {
+	r.mu.Lock()
+	ts := slices.Clone(r.targets)
+	r.mu.Unlock()
+	if len(ts) == 0 {
+		return
+	}
+	r.line("")
+	r.line("Targets (issue 18): TARGET name | measured | target | measured ÷ target | PASS, MISS, or INFO (reported, no limit)")
+	for _, t := range ts {
+		r.line("%s", t)
+	}
 }
 
 func (r *report) line(format string, args ...any) {

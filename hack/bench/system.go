@@ -155,7 +155,10 @@ func (s *system) tokenServerProcess(ctx context.Context, command ...string) (*ex
 	args := append(command[1:], "tokenserver", "--namespace", devNamespace, "--token-server", "brand", "--listen", addr, "--metrics-listen", maddr)
 	cmd := exec.CommandContext(ctx, command[0], args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig)
-	logPath := filepath.Join(s.dir, "tokenserver.log")
+	// One log per process: the Redis section runs two at once, and a shared name would have the
+	// second truncate the first's.
+	_, port, _ := net.SplitHostPort(addr)
+	logPath := filepath.Join(s.dir, "tokenserver-"+port+".log")
 	log, _ := os.Create(logPath)
 	cmd.Stdout, cmd.Stderr = log, log
 	return cmd, "http://" + addr, "http://" + maddr, cmd.Start()

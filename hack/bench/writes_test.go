@@ -15,8 +15,30 @@ apiserver_request_total{code="201",component="apiserver",group="auth.lpauth.dev"
 apiserver_request_total{code="200",component="apiserver",group="auth.lpauth.dev",resource="livepersonauthclients",scope="resource",subresource="status",verb="APPLY",version="v1alpha1"} 20
 apiserver_request_total{code="200",component="apiserver",group="",resource="secrets",scope="namespace",subresource="",verb="LIST",version="v1"} 500
 `)
-	got := writesPerClient(before, after, 20)
+	total, got := writesPerClient(before, after, 20)
+	if total != 2 {
+		t.Fatalf("writesPerClient total = %v, want 2", total)
+	}
 	if !strings.Contains(got, ": 2.00 (livepersonauthclients/status 1.00, secrets 1.00)") {
 		t.Fatalf("writesPerClient = %q", got)
+	}
+}
+
+func TestWriteDeltasLeavesOutTheBenchsOwnWrites(t *testing.T) {
+	t.Parallel()
+	before := map[string]float64{"secrets": 100, "events": 5, "leases": 40}
+	after := map[string]float64{"secrets": 103, "events": 6, "leases": 41, "livepersonauthclients/status": 2}
+	total, parts := writeDeltas(before, after, map[string]float64{"secrets": 1}, 1)
+	if total != 6 || strings.Join(parts, ", ") != "events 1.00, leases 1.00, livepersonauthclients/status 2.00, secrets 2.00" {
+		t.Fatalf("writeDeltas = %v, %v", total, parts)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 41000: "41,000", 1234567: "1,234,567", -30000: "-30,000"} {
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
