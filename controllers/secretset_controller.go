@@ -38,16 +38,25 @@ type SecretSetReconciler struct {
 	Scheme   *runtime.Scheme
 	Recorder recorder.EventRecorder
 	// MinInterval spaces the writes of one set: with thousands of clients arriving, each write
-	// carries all of them, so writing at most once per interval bounds the API server's work.
+	// carries a whole shard, so writing at most once per interval bounds the API server's work.
+	// The spacing also grows with what the last write cost (compiling and writing, four times
+	// over), so a large set under a burst of changes takes at most a fifth of the time.
 	MinInterval time.Duration
 	// MaxShardBytes is the most one Secret of the set holds (zero: maxSecretSetBytes).
 	MaxShardBytes int
 
 	mu        sync.Mutex
-	lastWrite map[types.NamespacedName]time.Time
+	lastWrite map[types.NamespacedName]lastWrite
+}
+
+// lastWrite is when a set was last written and what compiling and writing it took.
+type lastWrite struct {
+	at   time.Time
+	cost time.Duration
 }
 
 func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	start := time.Now()
 	ts := &v1alpha1.TokenServer{}
 	if err := r.Get(ctx, req.NamespacedName, ts); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -59,7 +68,7 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	list := &v1alpha1.LivePersonAuthClientList{}
-	if err := r.List(ctx, list, client.InNamespace(ts.Namespace), client.MatchingFields{indexClientByTokenServer: ts.Name}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(ts.Namespace), client.MatchingFields{indexClientByTokenServer: ts.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing the clients of TokenServer %s: %w", ts.Name, err)
 	}
 	clients := make([]*v1alpha1.LivePersonAuthClient, 0, len(list.Items))
@@ -69,7 +78,8 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	var getErr error
 	data := secretset.Compile(ts, clients, func(name string) *corev1.Secret {
 		s := &corev1.Secret{}
-		if err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, s); err != nil {
+		// Compile only reads: no copy of each of thousands of Secrets.
+		if err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, s, client.UnsafeDisableDeepCopy); err != nil {
 			if !apierrors.IsNotFound(err) && getErr == nil {
 				getErr = err
 			}
@@ -87,7 +97,7 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretSetFull, "Write",
 			"The secret set would exceed %d bytes in one of its %d Secrets (%s…): the %d youngest clients there are left out and say NotServed; move clients to another TokenServer", limit, k, secretset.Name(ts.Name), left)
 	}
-	return ctrl.Result{}, r.store(ctx, ts, secretset.Split(data, k))
+	return ctrl.Result{}, r.store(ctx, ts, secretset.Split(data, k), start)
 }
 
 // maxSecretSetBytes keeps each Secret of the set under the API server's 1 MiB for a Secret's
@@ -145,22 +155,23 @@ func fitSecretSet(data map[string][]byte, clients []*v1alpha1.LivePersonAuthClie
 func (r *SecretSetReconciler) untilNextWrite(key types.NamespacedName) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return time.Until(r.lastWrite[key].Add(r.MinInterval))
+	last := r.lastWrite[key]
+	return time.Until(last.at.Add(max(r.MinInterval, 4*last.cost)))
 }
 
 // store writes the shards, highest first, then deletes the shards the set no longer has. While
 // they are written one by one the shards disagree on their number and readers keep what they
 // had (secretset.Gather), so the order only decides how long that lasts: shard 0 last means a
 // set that grows is read at its new size only once the new shards exist.
-func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServer, shards []map[string][]byte) error {
+func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServer, shards []map[string][]byte, start time.Time) error {
 	wrote := false
 	defer func() {
 		if wrote {
 			r.mu.Lock()
 			if r.lastWrite == nil {
-				r.lastWrite = map[types.NamespacedName]time.Time{}
+				r.lastWrite = map[types.NamespacedName]lastWrite{}
 			}
-			r.lastWrite[client.ObjectKeyFromObject(ts)] = time.Now()
+			r.lastWrite[client.ObjectKeyFromObject(ts)] = lastWrite{at: time.Now(), cost: time.Since(start)}
 			r.mu.Unlock()
 		}
 	}()

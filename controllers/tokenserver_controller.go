@@ -760,7 +760,13 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
-		Owns(&corev1.Secret{}).
+		// The secret set's shards are the SecretSetReconciler's: written up to once a second
+		// while clients arrive, each write would otherwise bring a reconcile here and five
+		// server-side applies that change nothing but still cost the API server a write each.
+		Owns(&corev1.Secret{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			s, ok := o.(*corev1.Secret)
+			return !ok || s.Type != secretset.SecretType
+		}))).
 		Watches(&v1alpha1.SigningKey{}, handler.EnqueueRequestsFromMapFunc(r.serversOfKey)).
 		Watches(&v1alpha1.LivePersonAuthClient{}, handler.EnqueueRequestsFromMapFunc(serverOfClient), builder.WithPredicates(predicate.Funcs{
 			CreateFunc: func(event.CreateEvent) bool { return false }, UpdateFunc: func(event.UpdateEvent) bool { return false },
