@@ -70,10 +70,44 @@ var (
 	}, []string{"namespace", "signingkey", "state"})
 )
 
+// The secret set: how long a change takes to compile and write (the part of a client's wait
+// for the token server that grows with the number of clients), its shards and its size, for
+// capacity planning (SecretSetFull comes at 16 shards of ~900 KiB).
+var (
+	setLabels       = []string{"namespace", "tokenserver"}
+	secretSetWrites = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "lpauth_operator_secret_set_write_duration_seconds",
+		Help:    "Time to compile a TokenServer's secret set and write the shards that changed.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, setLabels)
+	secretSetShards = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lpauth_operator_secret_set_shards",
+		Help: "Secrets the TokenServer's secret set is split into (at most 16).",
+	}, setLabels)
+	secretSetBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lpauth_operator_secret_set_bytes",
+		Help: "Bytes of the TokenServer's secret set, all shards (each shard holds at most ~900 KiB).",
+	}, setLabels)
+)
+
+// observeSecretSet records a compile and write of ts's set.
+func observeSecretSet(ts types.NamespacedName, shards, bytes int, took time.Duration) {
+	secretSetWrites.WithLabelValues(ts.Namespace, ts.Name).Observe(took.Seconds())
+	secretSetShards.WithLabelValues(ts.Namespace, ts.Name).Set(float64(shards))
+	secretSetBytes.WithLabelValues(ts.Namespace, ts.Name).Set(float64(bytes))
+}
+
+// forgetSecretSet drops the series of a TokenServer that is gone.
+func forgetSecretSet(ts types.NamespacedName) {
+	for _, v := range []*prometheus.MetricVec{secretSetWrites.MetricVec, secretSetShards.MetricVec, secretSetBytes.MetricVec} {
+		v.DeleteLabelValues(ts.Namespace, ts.Name)
+	}
+}
+
 var signingKeyGauges = []*prometheus.GaugeVec{activeKeyActivated, nextRotation, nextPublished, nextPublishedAt, publishAhead, rotatedEarlyUntil, keysByState}
 
 func init() {
-	metrics.Registry.MustRegister(consoleUpdateRequired, consolePendingSince)
+	metrics.Registry.MustRegister(consoleUpdateRequired, consolePendingSince, secretSetWrites, secretSetShards, secretSetBytes)
 	for _, g := range signingKeyGauges {
 		metrics.Registry.MustRegister(g)
 	}

@@ -59,6 +59,9 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	start := time.Now()
 	ts := &v1alpha1.TokenServer{}
 	if err := r.Get(ctx, req.NamespacedName, ts); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetSecretSet(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ts.DeletionTimestamp.IsZero() {
@@ -97,7 +100,11 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretSetFull, "Write",
 			"The secret set would exceed %d bytes in one of its %d Secrets (%s…): the %d youngest clients there are left out and say NotServed; move clients to another TokenServer", limit, k, secretset.Name(ts.Name), left)
 	}
-	return ctrl.Result{}, r.store(ctx, ts, secretset.Split(data, k), start)
+	if err := r.store(ctx, ts, secretset.Split(data, k), start); err != nil {
+		return ctrl.Result{}, err
+	}
+	observeSecretSet(req.NamespacedName, k, secretset.Size(data), time.Since(start))
+	return ctrl.Result{}, nil
 }
 
 // maxSecretSetBytes keeps each Secret of the set under the API server's 1 MiB for a Secret's

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -52,6 +53,7 @@ func servedLatency(ctx context.Context, r *report, s *system, g *growth, n int) 
 		mu       sync.Mutex
 		otherErr string
 	)
+	setSum, setCount := histogramTotals(s.operatorMetrics, "lpauth_operator_secret_set_write_duration_seconds")
 	tick := time.NewTicker(servedEvery)
 	defer tick.Stop()
 	for i := range servedClients {
@@ -112,10 +114,44 @@ func servedLatency(ctx context.Context, r *report, s *system, g *growth, n int) 
 		}
 		r.target(atMost(name, float64(p99.Microseconds())/1000, 1000, " ms", "%.0f"))
 	}
+	// What bounds it: the operator compiles the whole set and writes the shards that changed,
+	// spaced by its interval (or by four times this cost, when larger).
+	if sum, count := histogramTotals(s.operatorMetrics, "lpauth_operator_secret_set_write_duration_seconds"); count > setCount {
+		r.line("    meanwhile the operator compiled and wrote the secret set %.0f times, %s each on average (%0.f shards)", count-setCount,
+			ms(time.Duration((sum-setSum)/(count-setCount)*float64(time.Second))), metricValue(s.operatorMetrics, "lpauth_operator_secret_set_shards"))
+	}
 	if otherErr != "" {
 		r.line("    first error other than unknown client_id: %.200s", otherErr)
 	}
 	return nil
+}
+
+// histogramTotals is a histogram's _sum and _count, over all its series, from a Prometheus text
+// endpoint (zero when unread).
+func histogramTotals(base, name string) (sum, count float64) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch series := f[0]; {
+		case series == name+"_sum" || strings.HasPrefix(series, name+"_sum{"):
+			sum += v
+		case series == name+"_count" || strings.HasPrefix(series, name+"_count{"):
+			count += v
+		}
+	}
+	return sum, count
 }
 
 // setSecret is one secret-set Secret as listed.

@@ -557,8 +557,14 @@ func waitClientsReady(ctx context.Context, s *system, prefix string, n int, dead
 	best, rose := 0, time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// A watch the API server ends (it closes watchers that fall behind while it is saturated)
+	// resumes from the last resourceVersion seen: starting afresh would replay every client,
+	// and replaying 10,000 objects to a watcher already behind made the API server close it
+	// again — dozens of times in one run, a fifth of the API server's CPU.
+	rv := ""
 	for ctx.Err() == nil {
-		w, err := s.watch.Watch(ctx, &v1alpha1.LivePersonAuthClientList{}, client.InNamespace(devNamespace))
+		w, err := s.watch.Watch(ctx, &v1alpha1.LivePersonAuthClientList{}, &client.ListOptions{Namespace: devNamespace,
+			Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -573,8 +579,15 @@ func waitClientsReady(ctx context.Context, s *system, prefix string, n int, dead
 				if !open {
 					break events
 				}
+				if ev.Type == watch.Error {
+					rv = "" // too old to resume (410 Gone): start afresh
+					break events
+				}
 				c, ok := ev.Object.(*v1alpha1.LivePersonAuthClient)
-				if !ok || !strings.HasPrefix(c.Name, prefix) {
+				if ok {
+					rv = c.ResourceVersion
+				}
+				if !ok || ev.Type == watch.Bookmark || !strings.HasPrefix(c.Name, prefix) {
 					continue
 				}
 				state[c.Name] = ev.Type != watch.Deleted && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady)
@@ -704,9 +717,12 @@ func metricValue(base, name string) float64 {
 			fmt.Sscanf(strings.TrimPrefix(line, name+"_sum "), "%g", &sum)
 		case strings.HasPrefix(line, name+"_count "):
 			fmt.Sscanf(strings.TrimPrefix(line, name+"_count "), "%g", &count)
-		case strings.HasPrefix(line, name+" "):
-			fmt.Sscanf(strings.TrimPrefix(line, name+" "), "%g", &v)
-			gauge = v
+		case strings.HasPrefix(line, name+" "), strings.HasPrefix(line, name+"{"):
+			// A gauge, with or without labels (the last series when there are several).
+			if f := strings.Fields(line); len(f) == 2 {
+				fmt.Sscanf(f[1], "%g", &v)
+				gauge = v
+			}
 		}
 	}
 	if count > 0 {

@@ -37,6 +37,7 @@ type system struct {
 	k8s                                  client.Client
 	watch                                client.WithWatch
 	jwe                                  [2]string // the JWE client's ID and secret, once made
+	operatorMetrics                      string    // the operator's /metrics base URL
 }
 
 const devNamespace = "lpauth-demo"
@@ -59,8 +60,12 @@ func startSystem(o options) (*system, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &system{dir: dir}
-	s.cmd = exec.Command(o.dev, "--listen", addr, "--state-dir", dir)
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &system{dir: dir, operatorMetrics: "http://" + metricsAddr}
+	s.cmd = exec.Command(o.dev, "--listen", addr, "--state-dir", dir, "--operator-metrics", metricsAddr)
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the token server (the issuer is http://<this>)")
 	stateDir := fs.String("state-dir", filepath.Join(cacheDir(), "dev"), "where the kubeconfig of the embedded control plane is written")
 	verbose := fs.Bool("verbose", false, "show the operator's and token server's logs")
+	metricsAddr := fs.String("operator-metrics", "", "serve the operator's Prometheus metrics on this address (make bench reads them); empty: not served")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -102,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	mgrCtx, stopManager := context.WithCancel(ctx)
 	defer stopManager()
-	mgrDone, err := startDevManager(mgrCtx, cfg)
+	mgrDone, err := startDevManager(mgrCtx, cfg, *metricsAddr)
 	if err != nil {
 		return err
 	}
@@ -153,10 +155,10 @@ func cacheDir() string {
 }
 
 // startDevManager runs the operator in this process; the returned channel closes when it stops.
-func startDevManager(ctx context.Context, cfg *rest.Config) (<-chan struct{}, error) {
+func startDevManager(ctx context.Context, cfg *rest.Config, metricsAddr string) (<-chan struct{}, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: controllers.Scheme(), Cache: controllers.CacheOptions(),
-		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Metrics: metricsserver.Options{BindAddress: cmp.Or(metricsAddr, "0")}, HealthProbeBindAddress: "0",
 	})
 	if err != nil {
 		return nil, err
