@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -158,7 +159,12 @@ func cacheDir() string {
 func startDevManager(ctx context.Context, cfg *rest.Config, metricsAddr string) (<-chan struct{}, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: controllers.Scheme(), Cache: controllers.CacheOptions(),
-		Metrics: metricsserver.Options{BindAddress: cmp.Or(metricsAddr, "0")}, HealthProbeBindAddress: "0",
+		// Beside the metrics, Go's profiles of this process (operator and token server), for
+		// make bench's analysis; only when asked for, on the loopback address given.
+		Metrics: metricsserver.Options{BindAddress: cmp.Or(metricsAddr, "0"), ExtraHandlers: map[string]http.Handler{
+			"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+			"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+		}}, HealthProbeBindAddress: "0",
 	})
 	if err != nil {
 		return nil, err
