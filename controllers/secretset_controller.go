@@ -39,8 +39,8 @@ type SecretSetReconciler struct {
 	Recorder recorder.EventRecorder
 	// MinInterval spaces the writes of one set: with thousands of clients arriving, each write
 	// carries a whole shard, so writing at most once per interval bounds the API server's work.
-	// The spacing also grows with what the last write cost (compiling and writing, four times
-	// over), so a large set under a burst of changes takes at most a fifth of the time.
+	// The spacing also grows with what the last write cost (compiling and writing), so a large
+	// set under a burst of changes is being written at most half of the time.
 	MinInterval time.Duration
 	// MaxShardBytes is the most one Secret of the set holds (zero: maxSecretSetBytes).
 	MaxShardBytes int
@@ -163,7 +163,7 @@ func (r *SecretSetReconciler) untilNextWrite(key types.NamespacedName) time.Dura
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	last := r.lastWrite[key]
-	return time.Until(last.at.Add(max(r.MinInterval, 4*last.cost)))
+	return time.Until(last.at.Add(max(r.MinInterval, last.cost)))
 }
 
 // store writes the shards, highest first, then deletes the shards the set no longer has. While

@@ -9,6 +9,8 @@
 //	client.<name>.id      the client id the operator accepted for LivePersonAuthClient <name>
 //	client.<name>.secret  SHA-256 digest (32 bytes) of the client secret of <name>
 //	client.<name>.jwe     LivePerson's encryption public keys of <name> (kid → base64 SPKI, JSON)
+//	client.<name>.spec    what the token server serves <name> as: its name, creation time and
+//	                      spec (JSON), so the token server never lists the clients themselves
 //	login                 the Secret value spec.login reads (htpasswd lines, upstream client secret)
 //	redisURL              the Redis replay store's URL
 package secretset
@@ -43,6 +45,7 @@ const (
 func idKey(client string) string     { return "client." + clientKey(client) + ".id" }
 func secretKey(client string) string { return "client." + clientKey(client) + ".secret" }
 func jweKey(client string) string    { return "client." + clientKey(client) + ".jwe" }
+func specKey(client string) string   { return "client." + clientKey(client) + ".spec" }
 
 // clientKey names a client in a data key. Secret data keys are at most 253 characters and
 // object names may be as long, so a long name is replaced by its digest, after an '_' no object
@@ -58,13 +61,16 @@ func clientKey(name string) string {
 // Getter returns the Secret of this name in the TokenServer's namespace, or nil.
 type Getter func(name string) *corev1.Secret
 
-// Served reports whether the set serves client c as its current Secrets say: the digest of the
-// secret it has now (flow Code), the encryption keys it has now (when set). The operator
+// Served reports whether the set serves client c as it is now: its current spec, the digest of
+// the secret it has now (flow Code), the encryption keys it has now (when set). The operator
 // reports a client Ready only then, so Ready means LivePerson's next request is answered with
 // it.
 func Served(data map[string][]byte, c *v1alpha1.LivePersonAuthClient, secret []byte, encryptionKeys map[string][]byte) bool {
 	if id := AcceptedClientID(data, c.Name); id == "" || id != c.EffectiveClientID() {
 		return false
+	}
+	if !bytes.Equal(data[specKey(c.Name)], CompiledSpec(c)) {
+		return false // served, but not as the client is now (its spec changed since)
 	}
 	if secret != nil {
 		d, err := ClientSecretDigest(data, c.Name)
@@ -94,7 +100,7 @@ func Size(data map[string][]byte) int {
 // Client lists the data keys that belong to client, for leaving a client out of a set that
 // would not fit.
 func ClientKeys(client string) []string {
-	return []string{idKey(client), secretKey(client), jweKey(client)}
+	return []string{idKey(client), secretKey(client), jweKey(client), specKey(client)}
 }
 
 // Compile builds the secret set's data for ts and its clients from the Secrets get finds. A
@@ -112,6 +118,7 @@ func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient,
 			continue // not served until the operator has accepted its id
 		}
 		data[idKey(c.Name)] = []byte(id)
+		data[specKey(c.Name)] = CompiledSpec(c)
 		if c.Spec.Flow == v1alpha1.FlowCode || c.Spec.Flow == "" {
 			name, key := v1alpha1.ClientSecretName(c.Name), v1alpha1.ClientSecretKey
 			if ref := c.Spec.ClientSecretRef; ref != nil {

@@ -3,10 +3,16 @@ package secretset_test
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lpauth/lpauth-operator/api/secretset"
+	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
 
 // setOf is a compiled set of n clients as secretset.Compile lays it out (id and digest keys),
@@ -145,5 +151,45 @@ func TestGatherWaitsForAgreeingShards(t *testing.T) {
 	old := maps.Clone(data)
 	if got, err := secretset.Gather("brand", byName([]map[string][]byte{old}, "brand")); err != nil || len(got) != len(data) {
 		t.Errorf("unsharded set: %d keys, %v", len(got), err)
+	}
+}
+
+// The token server's clients are the set's: name, creation time, spec and accepted id come back
+// as compiled; a spec changed since is not Served; an entry under another client's key is not
+// served at all.
+func TestClientsComeFromTheSet(t *testing.T) {
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}}
+	created := metav1.NewTime(time.Unix(1700000000, 0))
+	gen := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "gen", CreationTimestamp: created,
+		Annotations: map[string]string{v1alpha1.AnnotationGeneratedClientID: "lp-gen"}},
+		Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowImplicit, RedirectURIs: []string{"https://a.example/cb"}}}
+	own := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "own", CreationTimestamp: created},
+		Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowImplicit, ClientID: "lp-own", AccountID: "42"}}
+	data := secretset.Compile(ts, []*v1alpha1.LivePersonAuthClient{gen, own}, func(string) *corev1.Secret { return nil })
+	got, errs := secretset.Clients("ns", data)
+	if len(errs) != 0 || len(got) != 2 {
+		t.Fatalf("clients %v, errors %v", got, errs)
+	}
+	if g := got[0]; g.Name != "gen" || g.Namespace != "ns" || !g.CreationTimestamp.Equal(&created) || g.EffectiveClientID() != "lp-gen" ||
+		!reflect.DeepEqual(g.Spec, gen.Spec) {
+		t.Errorf("gen came back as %+v", g)
+	}
+	if o := got[1]; o.EffectiveClientID() != "lp-own" || o.Spec.AccountID != "42" {
+		t.Errorf("own came back as %+v", o)
+	}
+	if !secretset.Served(data, gen, nil, nil) {
+		t.Error("gen is not Served as compiled")
+	}
+	changed := gen.DeepCopy()
+	changed.Spec.RedirectURIs = []string{"https://b.example/cb"}
+	if secretset.Served(data, changed, nil, nil) {
+		t.Error("a client whose spec changed since the set was compiled is Served")
+	}
+	// own's entry moved under gen's key: neither is served from it.
+	planted := maps.Clone(data)
+	planted[secretset.ClientKeys("gen")[3]] = data[secretset.ClientKeys("own")[3]]
+	got, errs = secretset.Clients("ns", planted)
+	if len(errs) != 1 || len(got) != 1 || got[0].Name != "own" {
+		t.Errorf("a planted entry: clients %v, errors %v", got, errs)
 	}
 }

@@ -122,7 +122,8 @@ func Role(ts *v1alpha1.TokenServer) *rbacv1.Role {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: meta(ts, Name(ts)),
 		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tokenservers", "livepersonauthclients"}, Verbs: []string{"get", "list", "watch"}},
+			// Clients reach the token server through the secret set; it reads only its TokenServer.
+			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"tokenservers"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}, ResourceNames: ReadSecrets(ts)},
 		},

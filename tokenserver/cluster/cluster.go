@@ -8,7 +8,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -49,6 +48,8 @@ type Source struct {
 	// expiry rebuilds the snapshot when a previous credential's overlap ends (at expires).
 	expiry  *time.Timer
 	expires time.Time
+	// logged are the problems of the last snapshot, logged once.
+	logged map[string]bool
 }
 
 // Start runs the informers and the rebuild loop until ctx ends. It returns once the caches have
@@ -68,10 +69,7 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 		DefaultTransform:  cache.TransformStripManagedFields(),
 		DefaultNamespaces: map[string]cache.Config{s.Namespace: {}},
 		ByObject: map[client.Object]cache.ByObject{
-			// A client's status (conditions and the console values, a third of the object) is
-			// for people; with 10,000 clients not caching it saves tens of MiB.
-			&v1alpha1.LivePersonAuthClient{}: {Transform: stripClientStatus},
-			&corev1.ConfigMap{}:              {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
+			&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelTokenServerReads: "true"})},
 		},
 	})
 	if err != nil {
@@ -83,7 +81,10 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 		UpdateFunc: func(any, any) { s.poke() },
 		DeleteFunc: func(any) { s.poke() },
 	}
-	for _, obj := range []client.Object{&v1alpha1.TokenServer{}, &v1alpha1.LivePersonAuthClient{}, &corev1.ConfigMap{}} {
+	// Clients come from the secret set, compiled by the operator (package secretset): no
+	// LivePersonAuthClient is read here, so 10,000 clients cost a few Secrets, not 10,000
+	// objects to decode at start and a rebuild per client event.
+	for _, obj := range []client.Object{&v1alpha1.TokenServer{}, &corev1.ConfigMap{}} {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", obj, err)
@@ -113,10 +114,6 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 	}
 	s.rebuild(ctx)
 	go s.loop(ctx)
-	// The initial lists are decoded from JSON (custom resources have no protobuf): with
-	// thousands of clients that is tens of MiB of garbage the runtime would otherwise hand
-	// back to the OS only minutes later. Return it now, off the path to ready.
-	go debug.FreeOSMemory()
 	return nil
 }
 
@@ -141,16 +138,6 @@ func (s *Source) secret(name string) *corev1.Secret {
 	}
 	sec, _ := obj.(*corev1.Secret)
 	return sec
-}
-
-// stripClientStatus keeps what the snapshot reads of a client: metadata (less managedFields)
-// and spec.
-func stripClientStatus(obj any) (any, error) {
-	if c, ok := obj.(*v1alpha1.LivePersonAuthClient); ok {
-		c.Status = v1alpha1.LivePersonAuthClientStatus{}
-		c.ManagedFields = nil
-	}
-	return obj, nil
 }
 
 // poke asks for a rebuild; bursts of events coalesce into one.
@@ -188,8 +175,17 @@ func (s *Source) rebuild(ctx context.Context) time.Duration {
 	if s.OnBuild != nil {
 		s.OnBuild(snap, problems, err, took)
 	}
+	// Each problem is logged when it appears, not on every rebuild: thousands of new clients
+	// waiting for the operator would otherwise repeat thousands of lines several times a second.
+	seen := make(map[string]bool, len(problems))
 	for _, p := range problems {
-		s.Log.Info("Left out of the snapshot", "problem", p.String())
+		line := p.String()
+		if seen[line] = true; !s.logged[line] {
+			s.Log.Info("Left out of the snapshot", "problem", line)
+		}
+	}
+	if err == nil {
+		s.logged = seen
 	}
 	if err != nil {
 		// Keep serving the last good snapshot: a broken object never takes the server down. But
@@ -238,13 +234,8 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 		// The Role and the Secret informers are fixed at start; the operator rolls the pods.
 		return nil, nil, fmt.Errorf("spec.signingKeyRef changed to %q: waiting for the new pods", ts.Spec.SigningKeyRef.Name)
 	}
-	// The lists share the cache's objects instead of copying 10,000 clients on every rebuild:
-	// snapshot.Build only reads its inputs.
+	// The list shares the cache's objects: snapshot.Build only reads its inputs.
 	shared := client.UnsafeDisableDeepCopy
-	clients := &v1alpha1.LivePersonAuthClientList{}
-	if err := s.cache.List(ctx, clients, client.InNamespace(s.Namespace), shared); err != nil {
-		return nil, nil, err
-	}
 	configMaps := &corev1.ConfigMapList{}
 	if err := s.cache.List(ctx, configMaps, client.InNamespace(s.Namespace), shared); err != nil {
 		return nil, nil, err
@@ -254,8 +245,10 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 		cmByName[configMaps.Items[i].Name] = &configMaps.Items[i]
 	}
 	// The secret set, gathered from its shards; while the operator rewrites them (a set that
-	// grows) they disagree, and the previous snapshot is kept.
+	// grows) they disagree, and the previous snapshot is kept. Its clients are the ones served.
 	var set *corev1.Secret
+	var clients []v1alpha1.LivePersonAuthClient
+	var problems []snapshot.Problem
 	if first := controlled(s.secret(secretset.Name(ts.Name)), "TokenServer", ts.Name, ts.UID, secretset.SecretType); first != nil {
 		data, err := secretset.Gather(ts.Name, func(name string) (map[string][]byte, bool) {
 			sec := controlled(s.secret(name), "TokenServer", ts.Name, ts.UID, secretset.SecretType)
@@ -268,16 +261,22 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 			return nil, nil, err
 		}
 		set = &corev1.Secret{ObjectMeta: first.ObjectMeta, Type: first.Type, Data: data}
+		var errs []error
+		clients, errs = secretset.Clients(s.Namespace, data)
+		for _, err := range errs {
+			problems = append(problems, snapshot.Problem{Object: "Secret " + first.Name, Err: err})
+		}
 	}
-	return snapshot.Build(snapshot.Inputs{
+	snap, more, err := snapshot.Build(snapshot.Inputs{
 		TokenServer: ts,
 		ConfigMaps:  cmByName,
 		KeySecret:   controlled(s.secret(s.keySecret), "SigningKey", ts.Spec.SigningKeyRef.Name, "", v1alpha1.SecretTypeSigningKeys),
 		Credentials: controlled(s.secret(credentials.SecretName(ts.Name)), "TokenServer", ts.Name, ts.UID, corev1.SecretTypeOpaque),
 		SecretSet:   set,
-		Clients:     clients.Items,
+		Clients:     clients,
 		Now:         time.Now(),
 	})
+	return snap, append(problems, more...), err
 }
 
 // controlled returns sec when the operator wrote it for this object: its controller is the

@@ -55,9 +55,9 @@ func TestServesFromTheCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Secret set shards of 3 KB instead of ~900 KiB: 60 clients make the set grow past one
+	// Secret set shards of 8 KB instead of ~900 KiB: 60 clients make the set grow past one
 	// Secret, as 8,000 would in production.
-	if err := controllers.Setup(ctx, mgr, controllers.Options{TokenServerImage: "lpauth-operator:test", SecretSetShardBytes: 3000, SecretSetInterval: 100 * time.Millisecond}); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{TokenServerImage: "lpauth-operator:test", SecretSetShardBytes: 8000, SecretSetInterval: 100 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()
@@ -158,7 +158,7 @@ func TestServesFromTheCluster(t *testing.T) {
 		return true
 	})
 	if k := shards(t, ctx, k8s, ns); k < 2 {
-		t.Fatalf("62 clients in 3 KB shards: %d shards", k)
+		t.Fatalf("62 clients in 8 KB shards: %d shards", k)
 	}
 	for _, name := range names[5:] {
 		must(t, k8s.Delete(ctx, &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}))
