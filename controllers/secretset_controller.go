@@ -39,8 +39,8 @@ type SecretSetReconciler struct {
 	Recorder recorder.EventRecorder
 	// MinInterval spaces the writes of one set: with thousands of clients arriving, each write
 	// carries a whole shard, so writing at most once per interval bounds the API server's work.
-	// The spacing also grows with what the last write cost (compiling and writing), so a large
-	// set under a burst of changes is being written at most half of the time.
+	// The spacing also grows with what the last write cost (compiling and writing: a large set
+	// is being written at most half of the time) and with the bytes it wrote (setWriteBudget).
 	MinInterval time.Duration
 	// MaxShardBytes is the most one Secret of the set holds (zero: maxSecretSetBytes).
 	MaxShardBytes int
@@ -49,11 +49,19 @@ type SecretSetReconciler struct {
 	lastWrite map[types.NamespacedName]lastWrite
 }
 
-// lastWrite is when a set was last written and what compiling and writing it took.
+// lastWrite is when a set was last written, what compiling and writing it took, and how many
+// bytes it wrote.
 type lastWrite struct {
-	at   time.Time
-	cost time.Duration
+	at    time.Time
+	cost  time.Duration
+	bytes int
 }
+
+// setWriteBudget bounds what a set costs the API server and etcd while clients arrive by the
+// thousand: every shard changes then, and each write carries all of them (8 MiB at 20,000
+// clients). Writing at most this many bytes a second leaves the API server to the clients'
+// own writes; a single client's change rewrites one shard, well under a second's budget.
+const setWriteBudget = 1 << 20
 
 func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	start := time.Now()
@@ -163,7 +171,7 @@ func (r *SecretSetReconciler) untilNextWrite(key types.NamespacedName) time.Dura
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	last := r.lastWrite[key]
-	return time.Until(last.at.Add(max(r.MinInterval, last.cost)))
+	return time.Until(last.at.Add(max(r.MinInterval, last.cost, time.Duration(last.bytes)*time.Second/setWriteBudget)))
 }
 
 // store writes the shards, highest first, then deletes the shards the set no longer has. While
@@ -171,20 +179,22 @@ func (r *SecretSetReconciler) untilNextWrite(key types.NamespacedName) time.Dura
 // had (secretset.Gather), so the order only decides how long that lasts: shard 0 last means a
 // set that grows is read at its new size only once the new shards exist.
 func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServer, shards []map[string][]byte, start time.Time) error {
-	wrote := false
+	wrote, bytes := false, 0
 	defer func() {
 		if wrote {
 			r.mu.Lock()
 			if r.lastWrite == nil {
 				r.lastWrite = map[types.NamespacedName]lastWrite{}
 			}
-			r.lastWrite[client.ObjectKeyFromObject(ts)] = lastWrite{at: time.Now(), cost: time.Since(start)}
+			r.lastWrite[client.ObjectKeyFromObject(ts)] = lastWrite{at: time.Now(), cost: time.Since(start), bytes: bytes}
 			r.mu.Unlock()
 		}
 	}()
 	for i := len(shards) - 1; i >= 0; i-- {
 		w, err := r.storeShard(ctx, ts, secretset.ShardName(ts.Name, i), shards[i])
-		wrote = wrote || w
+		if w {
+			wrote, bytes = true, bytes+secretset.Size(shards[i])
+		}
 		if err != nil {
 			return err
 		}
