@@ -47,6 +47,9 @@ type SecretSetReconciler struct {
 
 	mu        sync.Mutex
 	lastWrite map[types.NamespacedName]lastWrite
+	// specs remember each TokenServer's compiled client specs (one reconcile at a time uses
+	// one: the controller never runs two reconciles of one TokenServer at once).
+	specs map[types.NamespacedName]*secretset.SpecMemo
 }
 
 // lastWrite is when a set was last written, what compiling and writing it took, and how many
@@ -69,6 +72,9 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.Get(ctx, req.NamespacedName, ts); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetSecretSet(req.NamespacedName)
+			r.mu.Lock()
+			delete(r.specs, req.NamespacedName)
+			r.mu.Unlock()
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -87,7 +93,17 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		clients = append(clients, &list.Items[i])
 	}
 	var getErr error
-	data := secretset.Compile(ts, clients, func(name string) *corev1.Secret {
+	r.mu.Lock()
+	if r.specs == nil {
+		r.specs = map[types.NamespacedName]*secretset.SpecMemo{}
+	}
+	memo := r.specs[req.NamespacedName]
+	if memo == nil {
+		memo = &secretset.SpecMemo{}
+		r.specs[req.NamespacedName] = memo
+	}
+	r.mu.Unlock()
+	data := secretset.CompileWith(memo, ts, clients, func(name string) *corev1.Secret {
 		s := &corev1.Secret{}
 		// Compile only reads: no copy of each of thousands of Secrets.
 		if err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, s, client.UnsafeDisableDeepCopy); err != nil {

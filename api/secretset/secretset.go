@@ -108,6 +108,12 @@ func ClientKeys(client string) []string {
 // the token server leaves out what it cannot serve. Compile never fails: one broken client
 // must not stop the others from being served.
 func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient, get Getter) map[string][]byte {
+	return CompileWith(nil, ts, clients, get)
+}
+
+// CompileWith is Compile, taking the clients' compiled specs from memo where it can.
+func CompileWith(memo *SpecMemo, ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient, get Getter) map[string][]byte {
+	defer memo.forgetUnseen()
 	data := map[string][]byte{}
 	for _, c := range clients {
 		if c.Spec.TokenServerRef.Name != ts.Name || !c.DeletionTimestamp.IsZero() {
@@ -118,7 +124,7 @@ func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient,
 			continue // not served until the operator has accepted its id
 		}
 		data[idKey(c.Name)] = []byte(id)
-		data[specKey(c.Name)] = CompiledSpec(c)
+		data[specKey(c.Name)] = memo.spec(c)
 		if c.Spec.Flow == v1alpha1.FlowCode || c.Spec.Flow == "" {
 			name, key := v1alpha1.ClientSecretName(c.Name), v1alpha1.ClientSecretKey
 			if ref := c.Spec.ClientSecretRef; ref != nil {

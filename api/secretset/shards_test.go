@@ -193,3 +193,30 @@ func TestClientsComeFromTheSet(t *testing.T) {
 		t.Errorf("a planted entry: clients %v, errors %v", got, errs)
 	}
 }
+
+// The memos change nothing but the work: a spec edited under a new generation is compiled anew,
+// an entry whose bytes changed is decoded anew, and deleted clients leave both.
+func TestMemosFollowChanges(t *testing.T) {
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}}
+	c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "a", UID: "uid-a", Generation: 1},
+		Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowImplicit, ClientID: "lp-a", AccountID: "1"}}
+	none := func(string) *corev1.Secret { return nil }
+	var memo secretset.SpecMemo
+	var dec secretset.Decoder
+	data := secretset.CompileWith(&memo, ts, []*v1alpha1.LivePersonAuthClient{c}, none)
+	if got, _ := dec.Clients("ns", data); len(got) != 1 || got[0].Spec.AccountID != "1" {
+		t.Fatalf("first: %+v", got)
+	}
+	c.Spec.AccountID, c.Generation = "2", 2
+	data = secretset.CompileWith(&memo, ts, []*v1alpha1.LivePersonAuthClient{c}, none)
+	if !secretset.Served(data, c, nil, nil) {
+		t.Error("the new generation was not compiled")
+	}
+	if got, _ := dec.Clients("ns", data); len(got) != 1 || got[0].Spec.AccountID != "2" {
+		t.Errorf("after the change: %+v", got)
+	}
+	data = secretset.CompileWith(&memo, ts, nil, none)
+	if got, _ := dec.Clients("ns", data); len(got) != 0 {
+		t.Errorf("after the deletion: %+v", got)
+	}
+}

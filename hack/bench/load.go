@@ -12,8 +12,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -537,12 +540,38 @@ func coldStart(ctx context.Context, o options, r *report, s *system, n int) erro
 	clients := metricValue(metricsURL, "lpauth_snapshot_clients")
 	rss, peak := rssMiB(cmd.Process.Pid)
 	r.line("  %-52s cold start %s, snapshot rebuild %s (mean), RSS %.0f MiB (peak %.0f), %0.f clients served", fmt.Sprintf("token server with %d+ clients", n), ms(cold), ms(time.Duration(rebuild*float64(time.Second))), rss, peak, clients)
+	if phases := startPhases(s.dir, base); phases != "" {
+		r.line("    of which (the token server's log): %s", phases)
+	}
 	ns := strconv.Itoa(n)
 	r.target(atScale(n, atMost("cold-start-"+ns, float64(cold.Milliseconds()), 1000, " ms", "%.0f")))
 	// The peak is what a memory limit has to allow, so it is the one held to 128 MiB.
 	r.target(atScale(n, atMost("rss-peak-"+ns, peak, 128, " MiB", "%.0f")))
 	r.target(info("rebuild-"+ns, rebuild*1000, " ms", "%.1f", "", math.NaN()))
 	return nil
+}
+
+// startPhases is where a token server's start went, from its "Read the cluster" log line: its
+// caches synced (the lists read) and its first snapshot built.
+func startPhases(dir, base string) string {
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+	b, err := os.ReadFile(filepath.Join(dir, "tokenserver-"+port+".log"))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "Read the cluster") {
+			continue
+		}
+		var parts []string
+		for _, f := range []string{"cachesSynced", "firstSnapshot"} {
+			if m := regexp.MustCompile(f + `\W+([0-9.]+[a-zµ]+)`).FindStringSubmatch(line); m != nil {
+				parts = append(parts, f+" "+m[1])
+			}
+		}
+		return strings.Join(parts, ", ")
+	}
+	return ""
 }
 
 // waitClientsReady counts the clients named prefix* that are Ready, from a watch (listing
