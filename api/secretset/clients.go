@@ -88,11 +88,15 @@ func Clients(namespace string, data map[string][]byte) ([]v1alpha1.LivePersonAut
 	return d.Clients(namespace, data)
 }
 
+func isSpecKey(key string) bool {
+	return strings.HasPrefix(key, "client.") && strings.HasSuffix(key, ".spec")
+}
+
 // Decoder decodes the set's clients like Clients, remembering each entry it decoded: a token
 // server rebuilds on every change of any shard, and decoding 10,000 specs again each time took
 // 100 ms and 36 MB of garbage. An entry is decoded again only when its bytes change.
 type Decoder struct {
-	memo map[string]decoded
+	memo map[string]*decoded
 }
 
 type decoded struct {
@@ -103,17 +107,22 @@ type decoded struct {
 
 // Clients is Clients, decoding only the entries that changed since the last call.
 func (d *Decoder) Clients(namespace string, data map[string][]byte) ([]v1alpha1.LivePersonAuthClient, []error) {
-	next := make(map[string]decoded, len(d.memo))
-	out := make([]v1alpha1.LivePersonAuthClient, 0, len(d.memo))
+	n := 0
+	for key := range data {
+		if isSpecKey(key) {
+			n++
+		}
+	}
+	next := make(map[string]*decoded, n)
+	out := make([]v1alpha1.LivePersonAuthClient, 0, n)
 	var errs []error
 	for key, v := range data {
-		ckey, ok := strings.CutSuffix(key, ".spec")
-		if !ok || !strings.HasPrefix(ckey, "client.") {
+		if !isSpecKey(key) {
 			continue
 		}
 		e, ok := d.memo[key]
 		if !ok || e.raw != string(v) {
-			e = decoded{raw: string(v)}
+			e = &decoded{raw: string(v)}
 			if err := json.Unmarshal(v, &e.cc); err != nil {
 				e.err = fmt.Errorf("secret set entry %s: %w", key, err)
 			} else if specKey(e.cc.Name) != key {
