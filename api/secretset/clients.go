@@ -1,6 +1,7 @@
 package secretset
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -100,12 +101,15 @@ type Decoder struct {
 }
 
 type decoded struct {
-	raw string
+	// raw is the entry it was decoded from: the caller's bytes, not a copy (a Secret in an
+	// informer's cache is never modified, only replaced), compared on the next call.
+	raw []byte
 	cc  compiledClient
 	err error
 }
 
-// Clients is Clients, decoding only the entries that changed since the last call.
+// Clients is Clients, decoding only the entries that changed since the last call. data's values
+// must not be modified afterwards.
 func (d *Decoder) Clients(namespace string, data map[string][]byte) ([]v1alpha1.LivePersonAuthClient, []error) {
 	n := 0
 	for key := range data {
@@ -121,8 +125,8 @@ func (d *Decoder) Clients(namespace string, data map[string][]byte) ([]v1alpha1.
 			continue
 		}
 		e, ok := d.memo[key]
-		if !ok || e.raw != string(v) {
-			e = &decoded{raw: string(v)}
+		if !ok || !bytes.Equal(e.raw, v) {
+			e = &decoded{raw: v}
 			if err := json.Unmarshal(v, &e.cc); err != nil {
 				e.err = fmt.Errorf("secret set entry %s: %w", key, err)
 			} else if specKey(e.cc.Name) != key {
