@@ -528,7 +528,8 @@ func (r *LivePersonAuthClientReconciler) reportConsole(base, c *v1alpha1.LivePer
 }
 
 // servedGrace is how long a client may wait for the token server's secret set to carry it
-// before it says NotServed: the set is rewritten at most once a second.
+// before it says NotServed: the set is rewritten every 250 ms at most, and while thousands of
+// clients arrive every few seconds (its writes are paced by their size).
 const servedGrace = 30 * time.Second
 
 // checkServed: Ready means served. The token server reads client secrets (as digests) and

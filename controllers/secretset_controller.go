@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -35,6 +36,8 @@ import (
 // few writes here without slowing the TokenServer's own reconciler.
 type SecretSetReconciler struct {
 	client.Client
+	// APIReader looks up shard names taken by Secrets outside the cache (unlabelled).
+	APIReader client.Reader
 	Scheme   *runtime.Scheme
 	Recorder recorder.EventRecorder
 	// MinInterval spaces the writes of one set: with thousands of clients arriving, each write
@@ -47,6 +50,8 @@ type SecretSetReconciler struct {
 
 	mu        sync.Mutex
 	lastWrite map[types.NamespacedName]lastWrite
+	// foreign are the shard indexes, by TokenServer, whose names another Secret holds.
+	foreign map[types.NamespacedName]map[int]bool
 	// specs remember each TokenServer's compiled client specs (one reconcile at a time uses
 	// one: the controller never runs two reconciles of one TokenServer at once).
 	specs map[types.NamespacedName]*secretset.SpecMemo
@@ -119,12 +124,24 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, fmt.Errorf("reading the Secrets of TokenServer %s: %w", ts.Name, getErr)
 	}
 	limit := cmp.Or(r.MaxShardBytes, maxSecretSetBytes)
-	k := secretset.Shards(data, r.currentShards(ctx, ts), limit, shardFill)
+	most, err := r.usableShards(ctx, ts)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	k := secretset.Shards(data, r.currentShards(ctx, ts), most, limit, shardFill)
 	if left := fitSecretSet(data, clients, k, limit); left > 0 && r.Recorder != nil {
 		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretSetFull, "Write",
 			"The secret set would exceed %d bytes in one of its %d Secrets (%s…): the %d youngest clients there are left out and say NotServed; move clients to another TokenServer", limit, k, secretset.Name(ts.Name), left)
 	}
 	if err := r.store(ctx, ts, secretset.Split(data, k), start); err != nil {
+		var foreign *foreignShardError
+		if errors.As(err, &foreign) {
+			// Written again at once, in fewer shards: a Secret squatting a shard's name must
+			// cost the set its room, never its writes (client deletions and secret rotations
+			// reach the token server only through them).
+			r.markForeign(ts, foreign.index)
+			return ctrl.Result{Requeue: true}, nil
+		}
 		return ctrl.Result{}, err
 	}
 	observeSecretSet(req.NamespacedName, k, secretset.Size(data), time.Since(start))
@@ -138,6 +155,82 @@ const maxSecretSetBytes = 900 << 10
 // shardFill is how full a shard may be when the set picks its number of shards: room for the
 // hash's uneven spread and for growth before the set is regrown (which rewrites every shard).
 const shardFill = 0.6
+
+// foreignShardError: the name of shard index is taken by a Secret the TokenServer does not
+// control (nor may take over).
+type foreignShardError struct {
+	index int
+	err   error
+}
+
+func (e *foreignShardError) Error() string { return e.err.Error() }
+func (e *foreignShardError) Unwrap() error { return e.err }
+
+// usableShards is the most shards the set may have: the largest power of two not beyond the
+// first shard name another Secret holds. Names found taken when writing are looked up again (they
+// may be outside the cache: unlabelled); the others in the cache.
+func (r *SecretSetReconciler) usableShards(ctx context.Context, ts *v1alpha1.TokenServer) (int, error) {
+	key := client.ObjectKeyFromObject(ts)
+	for i := 1; i < secretset.MaxShards; i++ {
+		name := secretset.ShardName(ts.Name, i)
+		s := &corev1.Secret{}
+		r.mu.Lock()
+		known := r.foreign[key][i]
+		r.mu.Unlock()
+		var err error
+		if known && r.APIReader != nil {
+			err = r.APIReader.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, s)
+		} else {
+			err = r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, s, client.UnsafeDisableDeepCopy)
+		}
+		switch {
+		case apierrors.IsNotFound(err):
+			r.forgetForeign(ts, i)
+			continue
+		case err != nil:
+			return 0, err
+		case metav1.IsControlledBy(s, ts) || secretSetTakeover(s, ts):
+			r.forgetForeign(ts, i)
+			continue
+		}
+		if !known {
+			r.markForeign(ts, i)
+		}
+		k := 1
+		for k*2 <= i {
+			k *= 2
+		}
+		return k, nil
+	}
+	return secretset.MaxShards, nil
+}
+
+// markForeign records that shard i's name is taken, and says so once.
+func (r *SecretSetReconciler) markForeign(ts *v1alpha1.TokenServer, i int) {
+	key := client.ObjectKeyFromObject(ts)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.foreign == nil {
+		r.foreign = map[types.NamespacedName]map[int]bool{}
+	}
+	if r.foreign[key] == nil {
+		r.foreign[key] = map[int]bool{}
+	}
+	if r.foreign[key][i] {
+		return
+	}
+	r.foreign[key][i] = true
+	if r.Recorder != nil {
+		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonNameConflict, "Write",
+			"Secret %s exists and is not this TokenServer's: the secret set cannot grow into it and stays in fewer Secrets (clients that do not fit say NotServed); delete or rename it", secretset.ShardName(ts.Name, i))
+	}
+}
+
+func (r *SecretSetReconciler) forgetForeign(ts *v1alpha1.TokenServer, i int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.foreign[client.ObjectKeyFromObject(ts)], i)
+}
 
 // currentShards is the number of shards the set has now, from shard 0 (1 when there is none).
 func (r *SecretSetReconciler) currentShards(ctx context.Context, ts *v1alpha1.TokenServer) int {
@@ -212,6 +305,9 @@ func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServe
 			wrote, bytes = true, bytes+secretset.Size(shards[i])
 		}
 		if err != nil {
+			if i > 0 && (errors.Is(err, errNotOurs) || apierrors.IsAlreadyExists(err)) {
+				return &foreignShardError{index: i, err: err}
+			}
 			return err
 		}
 	}
@@ -235,6 +331,8 @@ func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServe
 	return nil
 }
 
+var errNotOurs = errors.New("not this TokenServer's")
+
 // storeShard creates or updates one shard; it reports whether it wrote.
 func (r *SecretSetReconciler) storeShard(ctx context.Context, ts *v1alpha1.TokenServer, name string, data map[string][]byte) (bool, error) {
 	key := client.ObjectKey{Namespace: ts.Namespace, Name: name}
@@ -245,7 +343,7 @@ func (r *SecretSetReconciler) storeShard(ctx context.Context, ts *v1alpha1.Token
 	}
 	exists := err == nil
 	if exists && !metav1.IsControlledBy(current, ts) && !secretSetTakeover(current, ts) {
-		return false, fmt.Errorf("secret %s exists and is not owned by TokenServer %s; delete or rename it", key.Name, ts.Name)
+		return false, fmt.Errorf("secret %s exists and is not owned by TokenServer %s; delete or rename it: %w", key.Name, ts.Name, errNotOurs)
 	}
 	want := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}
 	if exists {

@@ -182,6 +182,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		// short, and the spacing grows with the cost of a write (SecretSetReconciler).
 		interval = 250 * time.Millisecond
 	}
-	set := &SecretSetReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("tokenserver-secrets-controller"), MinInterval: interval, MaxShardBytes: opts.SecretSetShardBytes}
+	set := &SecretSetReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("tokenserver-secrets-controller"), MinInterval: interval, MaxShardBytes: opts.SecretSetShardBytes}
 	return set.SetupWithManager(mgr)
 }

@@ -517,7 +517,7 @@ func (r *SigningKeyReconciler) storeRecord(ctx context.Context, s *skScope) erro
 	want.Type = v1alpha1.SecretTypeKeyRecord
 	// In the operator's Secret cache (the label), so a deleted record is written again at once
 	// through the Owns watch, not at the next hourly look. The token server cannot read it: its
-	// Role names its three Secrets.
+	// Role names the Secrets it reads (its key Secret, credentials and secret set shards).
 	want.Labels = mergeMaps(want.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelSigningKey: s.sk.Name,
 		v1alpha1.LabelTokenServerReads: "true"})
 	want.Data = map[string][]byte{keys.RecordDataKey: data}

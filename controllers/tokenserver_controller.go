@@ -760,7 +760,7 @@ func (r *TokenServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
-		// The secret set's shards are the SecretSetReconciler's: written up to once a second
+		// The secret set's shards are the SecretSetReconciler's: written up to four times a second
 		// while clients arrive, each write would otherwise bring a reconcile here and five
 		// server-side applies that change nothing but still cost the API server a write each.
 		Owns(&corev1.Secret{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {

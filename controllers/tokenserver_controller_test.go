@@ -423,7 +423,7 @@ var _ = Describe("TokenServer", func() {
 		Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal(testImage))
 	})
 
-	It("lets its token server read exactly three Secrets, by name (TokenServerReadsOnlyItsSecrets)", func() {
+	It("lets its token server read only its own Secrets, by name (TokenServerReadsOnlyItsSecrets)", func() {
 		ns := newNamespace("ts")
 		ts := newServer(ns, "brand")
 		role := owned(ts, &rbacv1.Role{}).(*rbacv1.Role)

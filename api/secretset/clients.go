@@ -27,8 +27,8 @@ type compiledClient struct {
 	Spec    v1alpha1.LivePersonAuthClientSpec `json:"spec"`
 }
 
-// SpecMemo remembers compiled specs by client UID and generation (a spec changes only with
-// its generation; name and creation time never): the operator compiles the whole set on every
+// SpecMemo remembers compiled specs by client UID and resourceVersion (the object as the cache
+// holds it; name and creation time never change): the operator compiles the whole set on every
 // write, and encoding 10,000 specs each time was most of the compile. The zero value is ready.
 // Not safe for concurrent use.
 type SpecMemo struct {
@@ -37,11 +37,13 @@ type SpecMemo struct {
 }
 
 type memoSpec struct {
-	generation int64
-	b          []byte
+	resourceVersion string
+	b               []byte
 }
 
-// spec is CompiledSpec(c), from the memo when c has a UID and its generation is remembered.
+// spec is CompiledSpec(c), from the memo when c has a UID and this resourceVersion is
+// remembered. (Not the generation: a spec can change without one, e.g. a default a CRD
+// upgrade adds, and a stale entry would leave the client not Ready for good.)
 func (m *SpecMemo) spec(c *v1alpha1.LivePersonAuthClient) []byte {
 	if m == nil || c.UID == "" {
 		return CompiledSpec(c)
@@ -50,11 +52,11 @@ func (m *SpecMemo) spec(c *v1alpha1.LivePersonAuthClient) []byte {
 		m.specs, m.seen = map[types.UID]memoSpec{}, map[types.UID]bool{}
 	}
 	m.seen[c.UID] = true
-	if e, ok := m.specs[c.UID]; ok && e.generation == c.Generation && c.Generation != 0 {
+	if e, ok := m.specs[c.UID]; ok && e.resourceVersion == c.ResourceVersion && c.ResourceVersion != "" {
 		return e.b
 	}
 	b := CompiledSpec(c)
-	m.specs[c.UID] = memoSpec{generation: c.Generation, b: b}
+	m.specs[c.UID] = memoSpec{resourceVersion: c.ResourceVersion, b: b}
 	return b
 }
 

@@ -32,7 +32,7 @@ func BenchmarkCompile10k(b *testing.B) {
 	get := func(name string) *corev1.Secret { return secrets[name] }
 	for b.Loop() {
 		data := secretset.Compile(ts, clients, get)
-		k := secretset.Shards(data, 4, 900<<10, 0.6)
+		k := secretset.Shards(data, 4, secretset.MaxShards, 900<<10, 0.6)
 		_ = secretset.Split(data, k)
 	}
 }

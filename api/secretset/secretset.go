@@ -23,6 +23,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -115,14 +117,21 @@ func Compile(ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient,
 func CompileWith(memo *SpecMemo, ts *v1alpha1.TokenServer, clients []*v1alpha1.LivePersonAuthClient, get Getter) map[string][]byte {
 	defer memo.forgetUnseen()
 	data := map[string][]byte{}
-	for _, c := range clients {
+	// Each client id belongs to its oldest claimant (v1alpha1.ClaimsBefore, as the operator's
+	// ClientIDConflict says): a younger client with the same id is never compiled, so it cannot
+	// be served under that id even when the owner itself is left out (a full shard).
+	byClaim := slices.Clone(clients)
+	sort.SliceStable(byClaim, func(i, j int) bool { return v1alpha1.ClaimsBefore(byClaim[i], byClaim[j]) })
+	claimed := make(map[string]bool, len(byClaim))
+	for _, c := range byClaim {
 		if c.Spec.TokenServerRef.Name != ts.Name || !c.DeletionTimestamp.IsZero() {
 			continue
 		}
 		id := acceptedID(c, get)
-		if id == "" {
-			continue // not served until the operator has accepted its id
+		if id == "" || claimed[id] {
+			continue // not served until the operator has accepted its id, or another holds it
 		}
+		claimed[id] = true
 		data[idKey(c.Name)] = []byte(id)
 		data[specKey(c.Name)] = memo.spec(c)
 		if c.Spec.Flow == v1alpha1.FlowCode || c.Spec.Flow == "" {

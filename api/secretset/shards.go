@@ -7,18 +7,21 @@ import (
 	"strings"
 )
 
-// A Secret holds at most 1 MiB, and a client costs the set about 115 bytes (its id, its secret's
-// digest, the keys naming them), so one Secret serves fewer than 8,000 clients. The set is
+// A Secret holds at most 1 MiB, and a client costs the set about 400–700 bytes (its compiled
+// spec, its id, its secret's digest, the keys naming them; more with encryption keys), so one
+// Secret serves at most a few thousand clients. The set is
 // therefore split into shards: Secrets named Name(ts) (shard 0, which also carries the login and
 // Redis values) and Name(ts)-1 … Name(ts)-15. A client lives in exactly one shard, chosen by a
 // hash of its name, so a change to one client rewrites one shard, not the whole set.
 //
-// Every shard records the number of shards K it was written for (data key "shards"; absent
-// means 1, the layout of a single Secret before sharding). A reader uses shards 0…K-1 only when
-// all of them say the same K: while the operator regrows the set (K changes), the shards are
-// rewritten one by one and a reader keeps what it had rather than miss the clients that moved.
+// Every shard records the number of shards K it was written for (data key "shards"), which also
+// marks the layout: a set without it was written by an operator older than the token server
+// (one Secret, no client specs), and reads as none until the operator rewrites it. A reader uses
+// shards 0…K-1 only when all of them say the same K: while the operator regrows the set (K
+// changes), the shards are rewritten one by one and a reader keeps what it had rather than miss
+// the clients that moved.
 
-// MaxShards is the most Secrets a set is split into: 16 × ~900 KiB serves over 100,000 clients.
+// MaxShards is the most Secrets a set is split into: 16 × ~900 KiB serves 20,000–35,000 clients.
 // The token server's Role names all of them, so the number is fixed.
 const MaxShards = 16
 
@@ -41,13 +44,10 @@ func ShardNames(tokenServer string) []string {
 	return out
 }
 
-// ShardCount is the number of shards a shard's data says the set has (1 when unsaid).
+// ShardCount is the number of shards a shard's data says the set has; 0 when it does not say
+// (the layout of an older operator) or says nonsense.
 func ShardCount(data map[string][]byte) int {
-	v, ok := data[shardsKey]
-	if !ok {
-		return 1
-	}
-	k, err := strconv.Atoi(string(v))
+	k, err := strconv.Atoi(string(data[shardsKey]))
 	if err != nil || k < 1 || k > MaxShards || k&(k-1) != 0 {
 		return 0 // unreadable: never agrees with anything
 	}
@@ -85,10 +85,7 @@ func clientOfKey(key string) string {
 func Split(data map[string][]byte, k int) []map[string][]byte {
 	shards := make([]map[string][]byte, k)
 	for i := range shards {
-		shards[i] = map[string][]byte{}
-		if k > 1 {
-			shards[i][shardsKey] = []byte(strconv.Itoa(k))
-		}
+		shards[i] = map[string][]byte{shardsKey: []byte(strconv.Itoa(k))}
 	}
 	for key, v := range data {
 		i := 0
@@ -113,13 +110,13 @@ func ShardSizes(data map[string][]byte, k int) []int {
 	return sizes
 }
 
-// Shards picks the number of shards for data: the current number while every shard stays under
-// fill × limit bytes and the set would not fit half as many at that fill (hysteresis: a set
-// near a boundary is not rewritten whole on every change), otherwise the fewest that do. When
-// even MaxShards leaves a shard over limit, it returns MaxShards and the caller leaves clients
-// out.
-func Shards(data map[string][]byte, current, limit int, fill float64) int {
-	fits := func(k int) bool {
+// Shards picks the number of shards for data, at most most (a power of two): the fewest under
+// which every shard stays under fill × limit bytes when the set grows, and the current number
+// until half as many would stay under half that (hysteresis: a set near a boundary is not
+// rewritten whole, shard after shard, on every change). When no number fits, it returns most and
+// the caller leaves clients out.
+func Shards(data map[string][]byte, current, most, limit int, fill float64) int {
+	fits := func(k int, fill float64) bool {
 		for _, s := range ShardSizes(data, k) {
 			if float64(s) > fill*float64(limit) {
 				return false
@@ -127,18 +124,21 @@ func Shards(data map[string][]byte, current, limit int, fill float64) int {
 		}
 		return true
 	}
-	if current < 1 || current > MaxShards || current&(current-1) != 0 {
+	if current < 1 || current > most || current&(current-1) != 0 {
 		current = 1
 	}
-	if fits(current) && (current == 1 || !fits(current/2)) {
+	if fits(current, fill) {
+		for current > 1 && fits(current/2, fill/2) {
+			current /= 2
+		}
 		return current
 	}
-	for k := 1; k < MaxShards; k *= 2 {
-		if fits(k) {
+	for k := current * 2; k < most; k *= 2 {
+		if fits(k, fill) {
 			return k
 		}
 	}
-	return MaxShards
+	return most
 }
 
 // Gather merges the set from its shards, read by name through get (false when missing), into the
@@ -152,10 +152,7 @@ func Gather(tokenServer string, get func(name string) (map[string][]byte, bool))
 	}
 	k := ShardCount(first)
 	if k == 0 {
-		return nil, fmt.Errorf("the secret set Secret %s has an unreadable %q", Name(tokenServer), shardsKey)
-	}
-	if k == 1 {
-		return first, nil
+		return nil, fmt.Errorf("the secret set Secret %s is not in this release's layout (no readable %q): the operator has not rewritten it yet, or is older than this token server", Name(tokenServer), shardsKey)
 	}
 	merged := make(map[string][]byte, len(first)*k)
 	for i := range k {
@@ -189,7 +186,7 @@ func ClientData(tokenServer, client string, get func(name string) (map[string][]
 	}
 	k := ShardCount(first)
 	if k == 0 {
-		return nil, fmt.Errorf("the secret set Secret %s has an unreadable %q", Name(tokenServer), shardsKey)
+		return nil, fmt.Errorf("the secret set Secret %s is not in this release's layout yet", Name(tokenServer))
 	}
 	i := ClientShard(client, k)
 	if i == 0 {

@@ -89,26 +89,43 @@ func TestShardsGrowByDoubling(t *testing.T) {
 func TestShardsCountHasHysteresis(t *testing.T) {
 	const limit = 100_000
 	small, big := setOf(200), setOf(3000) // ~14 KiB and ~210 KiB
-	if k := secretset.Shards(small, 1, limit, 0.6); k != 1 {
+	if k := secretset.Shards(small, 1, secretset.MaxShards, limit, 0.6); k != 1 {
 		t.Errorf("a small set: %d shards, want 1", k)
 	}
-	k := secretset.Shards(big, 1, limit, 0.6)
+	k := secretset.Shards(big, 1, secretset.MaxShards, limit, 0.6)
 	if k < 4 || k > 8 {
 		t.Errorf("210 KiB at 60%% of 100 KB a shard: %d shards, want 4 or 8", k)
 	}
-	if again := secretset.Shards(big, k, limit, 0.6); again != k {
+	if again := secretset.Shards(big, k, secretset.MaxShards, limit, 0.6); again != k {
 		t.Errorf("the same set again: %d shards, then %d", k, again)
 	}
 	// Kept while it fits (no rewrite of every shard for a small change), given up once half as
 	// many shards would do.
-	if got := secretset.Shards(setOf(2500), k, limit, 0.6); got != k {
+	if got := secretset.Shards(setOf(2500), k, secretset.MaxShards, limit, 0.6); got != k {
 		t.Errorf("a little smaller: %d shards, want the %d it has", got, k)
 	}
-	if got := secretset.Shards(small, k, limit, 0.6); got != 1 {
+	if got := secretset.Shards(small, k, secretset.MaxShards, limit, 0.6); got != 1 {
 		t.Errorf("shrunk to 200 clients: %d shards, want 1", got)
 	}
-	if got := secretset.Shards(setOf(100_000), 1, limit, 0.6); got != secretset.MaxShards {
+	if got := secretset.Shards(setOf(100_000), 1, secretset.MaxShards, limit, 0.6); got != secretset.MaxShards {
 		t.Errorf("far too large: %d shards, want MaxShards", got)
+	}
+	if got := secretset.Shards(setOf(100_000), 1, 4, limit, 0.6); got != 4 {
+		t.Errorf("far too large with room for 4 (a shard name taken): %d shards", got)
+	}
+	// A client more or less at the boundary does not regrow and reshrink the set each time.
+	n := 100
+	for secretset.Shards(setOf(n+1), 1, secretset.MaxShards, limit, 0.6) == secretset.Shards(setOf(n), 1, secretset.MaxShards, limit, 0.6) {
+		n++ // the first size that needs more shards than the one before
+	}
+	changes, last := 0, 1
+	for i := range 40 {
+		if k := secretset.Shards(setOf(n+1-i%2), last, secretset.MaxShards, limit, 0.6); k != last {
+			changes, last = changes+1, k
+		}
+	}
+	if changes > 1 {
+		t.Errorf("at %d clients the shard count changed %d times for one client added and removed 20 times", n, changes)
 	}
 }
 
@@ -127,7 +144,7 @@ func TestGatherWaitsForAgreeingShards(t *testing.T) {
 		t.Error("no set at all gathered")
 	}
 	// An empty set (no clients yet) is a set.
-	if got, err := secretset.Gather("brand", byName([]map[string][]byte{nil}, "brand")); err != nil || len(got) != 0 {
+	if got, err := secretset.Gather("brand", byName(secretset.Split(nil, 1), "brand")); err != nil || len(got) != 1 {
 		t.Errorf("empty set: %v, %v", got, err)
 	}
 	// A shard that carries a key of another shard's client does not serve it.
@@ -147,10 +164,11 @@ func TestGatherWaitsForAgreeingShards(t *testing.T) {
 			t.Fatalf("%s served from the wrong shard", key)
 		}
 	}
-	// A single Secret of the layout before sharding (no count) is a set of one.
+	// A Secret in an older operator's layout (no count, no specs) is no set yet: a token server
+	// of this release serving it would serve no client at all.
 	old := maps.Clone(data)
-	if got, err := secretset.Gather("brand", byName([]map[string][]byte{old}, "brand")); err != nil || len(got) != len(data) {
-		t.Errorf("unsharded set: %d keys, %v", len(got), err)
+	if _, err := secretset.Gather("brand", byName([]map[string][]byte{old}, "brand")); err == nil || !strings.Contains(err.Error(), "layout") {
+		t.Errorf("a set in the older layout gathered: %v", err)
 	}
 }
 
@@ -194,11 +212,11 @@ func TestClientsComeFromTheSet(t *testing.T) {
 	}
 }
 
-// The memos change nothing but the work: a spec edited under a new generation is compiled anew,
+// The memos change nothing but the work: a client changed (a new resourceVersion) is compiled anew,
 // an entry whose bytes changed is decoded anew, and deleted clients leave both.
 func TestMemosFollowChanges(t *testing.T) {
 	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}}
-	c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "a", UID: "uid-a", Generation: 1},
+	c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "a", UID: "uid-a", ResourceVersion: "1"},
 		Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowImplicit, ClientID: "lp-a", AccountID: "1"}}
 	none := func(string) *corev1.Secret { return nil }
 	var memo secretset.SpecMemo
@@ -207,7 +225,7 @@ func TestMemosFollowChanges(t *testing.T) {
 	if got, _ := dec.Clients("ns", data); len(got) != 1 || got[0].Spec.AccountID != "1" {
 		t.Fatalf("first: %+v", got)
 	}
-	c.Spec.AccountID, c.Generation = "2", 2
+	c.Spec.AccountID, c.ResourceVersion = "2", "2"
 	data = secretset.CompileWith(&memo, ts, []*v1alpha1.LivePersonAuthClient{c}, none)
 	if !secretset.Served(data, c, nil, nil) {
 		t.Error("the new generation was not compiled")
@@ -218,5 +236,25 @@ func TestMemosFollowChanges(t *testing.T) {
 	data = secretset.CompileWith(&memo, ts, nil, none)
 	if got, _ := dec.Clients("ns", data); len(got) != 0 {
 		t.Errorf("after the deletion: %+v", got)
+	}
+}
+
+// A client id belongs to its oldest claimant: a younger client with the same id is not
+// compiled, so leaving the owner out (a full shard) can never let it be served under that id.
+func TestYoungerClaimantOfAnIDIsNotCompiled(t *testing.T) {
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}}
+	mk := func(name string, at int64) *v1alpha1.LivePersonAuthClient {
+		return &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(time.Unix(at, 0))},
+			Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowImplicit, ClientID: "lp-shared"}}
+	}
+	owner, younger := mk("zz-owner", 100), mk("aa-younger", 200)
+	data := secretset.Compile(ts, []*v1alpha1.LivePersonAuthClient{younger, owner}, func(string) *corev1.Secret { return nil })
+	if secretset.AcceptedClientID(data, "zz-owner") != "lp-shared" {
+		t.Error("the owner is not compiled")
+	}
+	for _, k := range secretset.ClientKeys("aa-younger") {
+		if _, ok := data[k]; ok {
+			t.Errorf("the younger claimant's %s is compiled", k)
+		}
 	}
 }

@@ -111,10 +111,10 @@ func ServiceAccount(ts *v1alpha1.TokenServer) *corev1.ServiceAccount {
 	}
 }
 
-// Role grants exactly what the token server reads, in its own namespace only: its TokenServer
-// and clients, ConfigMaps (page branding, nothing secret), and three Secrets by name — its
-// SigningKey's keys, its credentials and its secret set (package secretset), which carries
-// every other secret value it needs. list and watch with resourceNames are allowed for requests
+// Role grants exactly what the token server reads, in its own namespace only: its TokenServer,
+// ConfigMaps (page branding, nothing secret), and Secrets by name — its SigningKey's keys, its
+// credentials and the shards of its secret set (package secretset), which carries its clients
+// and every other secret value it needs. list and watch with resourceNames are allowed for requests
 // that select that one name (fieldSelector metadata.name), which is how the token server
 // watches each of them.
 func Role(ts *v1alpha1.TokenServer) *rbacv1.Role {

@@ -53,6 +53,8 @@ type Source struct {
 	logged map[string]bool
 	// decoder keeps the clients decoded from the set, to decode only what changed.
 	decoder secretset.Decoder
+	// lastSet is the last secret set gathered whole, served while its shards disagree.
+	lastSet *corev1.Secret
 }
 
 // Start runs the informers and the rebuild loop until ctx ends. It returns once the caches have
@@ -268,9 +270,17 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 			return sec.Data, true
 		})
 		if err != nil {
-			return nil, nil, err
+			if s.lastSet == nil {
+				return nil, nil, err
+			}
+			// Shards that disagree (the operator regrowing the set, or stopped half-way, or a
+			// shard missing) hold back the clients only: they are served from the last set
+			// gathered whole, and a rotated or revoked key still gets through.
+			problems = append(problems, snapshot.Problem{Object: "Secret " + first.Name, Err: fmt.Errorf("%w; serving the clients of the last complete set", err)})
+			data = s.lastSet.Data
 		}
 		set = &corev1.Secret{ObjectMeta: first.ObjectMeta, Type: first.Type, Data: data}
+		s.lastSet = set
 		var errs []error
 		clients, errs = s.decoder.Clients(s.Namespace, data)
 		for _, err := range errs {
