@@ -38,8 +38,8 @@ type SecretSetReconciler struct {
 	client.Client
 	// APIReader looks up shard names taken by Secrets outside the cache (unlabelled).
 	APIReader client.Reader
-	Scheme   *runtime.Scheme
-	Recorder recorder.EventRecorder
+	Scheme    *runtime.Scheme
+	Recorder  recorder.EventRecorder
 	// MinInterval spaces the writes of one set: with thousands of clients arriving, each write
 	// carries a whole shard, so writing at most once per interval bounds the API server's work.
 	// The spacing also grows with what the last write cost (compiling and writing: a large set
