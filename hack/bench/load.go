@@ -563,15 +563,29 @@ func startPhases(dir, base string) string {
 		if !strings.Contains(line, "Read the cluster") {
 			continue
 		}
-		var parts []string
-		for _, f := range []string{"cachesSynced", "firstSnapshot"} {
-			if m := regexp.MustCompile(f + `\W+([0-9.]+[a-zµ]+)`).FindStringSubmatch(line); m != nil {
-				parts = append(parts, f+" "+m[1])
-			}
-		}
-		return strings.Join(parts, ", ")
+		return phasesOf(line)
 	}
 	return ""
+}
+
+// phasesOf reads the two durations of a "Read the cluster" line, logged as JSON seconds (the
+// token server's production logger) or as Go durations (development logging).
+func phasesOf(line string) string {
+	var parts []string
+	for _, f := range []string{"cachesSynced", "firstSnapshot"} {
+		m := regexp.MustCompile(f + `\W+([0-9.]+)([a-zµ]*)`).FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if m[2] == "" {
+			if v, err := strconv.ParseFloat(m[1], 64); err == nil {
+				parts = append(parts, f+" "+ms(time.Duration(v*float64(time.Second))))
+				continue
+			}
+		}
+		parts = append(parts, f+" "+m[1]+m[2])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // waitClientsReady counts the clients named prefix* that are Ready, from a watch (listing

@@ -42,3 +42,14 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+func TestStartPhasesReadBothLogFormats(t *testing.T) {
+	for line, want := range map[string]string{
+		`{"level":"info","ts":"2026-12-02T16:20:01Z","logger":"snapshot","msg":"Read the cluster","cachesSynced":0.412,"firstSnapshot":0.09}`: "cachesSynced 412.00ms, firstSnapshot 90.00ms",
+		`INFO	snapshot	Read the cluster	{"cachesSynced": "412ms", "firstSnapshot": "90ms"}`:                                                   "cachesSynced 412ms, firstSnapshot 90ms",
+	} {
+		if got := phasesOf(line); got != want {
+			t.Errorf("phasesOf(%s) = %q, want %q", line, got, want)
+		}
+	}
+}
