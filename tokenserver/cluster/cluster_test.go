@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-logr/logr/testr"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -141,7 +143,11 @@ func TestServesFromTheCluster(t *testing.T) {
 	t.Logf("annotate to new key served: %v", time.Since(start))
 
 	// The secret set grows into shards the token server may read (its Role names them), every
-	// client stays served, and the set shrinks back when the clients go.
+	// client stays served, and the set shrinks back when the clients go. A Secret someone else
+	// made under a shard's name (unlabelled: outside the operator's cache) caps the set below
+	// it instead of stopping its writes.
+	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretset.ShardName("brand", 4), Namespace: ns},
+		StringData: map[string]string{"squatter": "x"}}))
 	var names []string
 	for i := range 60 {
 		name := fmt.Sprintf("many-%02d", i)
@@ -157,8 +163,15 @@ func TestServesFromTheCluster(t *testing.T) {
 		}
 		return true
 	})
-	if k := shards(t, ctx, k8s, ns); k < 2 {
-		t.Fatalf("62 clients in 8 KB shards: %d shards", k)
+	eventually(t, 10*time.Second, "62 clients in 8 KB shards, the name of shard 4 taken: 4 shards", func() bool { return shards(t, ctx, k8s, ns) == 4 })
+	events := &eventsv1.EventList{}
+	must(t, k8s.List(ctx, events, client.InNamespace(ns)))
+	conflict := false
+	for _, e := range events.Items {
+		conflict = conflict || (e.Reason == v1alpha1.ReasonNameConflict && strings.Contains(e.Note, secretset.ShardName("brand", 4)))
+	}
+	if !conflict {
+		t.Error("no NameConflict event names the squatted shard")
 	}
 	for _, name := range names[5:] {
 		must(t, k8s.Delete(ctx, &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}))
