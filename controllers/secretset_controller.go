@@ -337,7 +337,8 @@ var errNotOurs = errors.New("not this TokenServer's")
 func (r *SecretSetReconciler) storeShard(ctx context.Context, ts *v1alpha1.TokenServer, name string, data map[string][]byte) (bool, error) {
 	key := client.ObjectKey{Namespace: ts.Namespace, Name: name}
 	current := &corev1.Secret{}
-	err := r.Get(ctx, key, current)
+	// Not copied here: the one copy is want, below (a shard is up to ~900 KiB).
+	err := r.Get(ctx, key, current, client.UnsafeDisableDeepCopy)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return false, err
 	}

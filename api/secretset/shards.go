@@ -63,6 +63,14 @@ func shardOf(ckey string, k int) int {
 	return int(h.Sum32() % uint32(k))
 }
 
+// shardOfKey is the shard a data key belongs in: its client's, or shard 0 for the set's own.
+func shardOfKey(key string, k int) int {
+	if c := clientOfKey(key); c != "" {
+		return shardOf(c, k)
+	}
+	return 0
+}
+
 // ClientShard is the shard that carries client in a set of k shards.
 func ClientShard(client string, k int) int { return shardOf(clientKey(client), k) }
 
@@ -88,10 +96,7 @@ func Split(data map[string][]byte, k int) []map[string][]byte {
 		shards[i] = map[string][]byte{shardsKey: []byte(strconv.Itoa(k))}
 	}
 	for key, v := range data {
-		i := 0
-		if c := clientOfKey(key); c != "" {
-			i = shardOf(c, k)
-		}
+		i := shardOfKey(key, k)
 		shards[i][key] = v
 	}
 	return shards
@@ -101,10 +106,7 @@ func Split(data map[string][]byte, k int) []map[string][]byte {
 func ShardSizes(data map[string][]byte, k int) []int {
 	sizes := make([]int, k)
 	for key, v := range data {
-		i := 0
-		if c := clientOfKey(key); c != "" {
-			i = shardOf(c, k)
-		}
+		i := shardOfKey(key, k)
 		sizes[i] += len(key) + len(v)
 	}
 	return sizes
@@ -168,7 +170,7 @@ func Gather(tokenServer string, get func(name string) (map[string][]byte, bool))
 		for key, v := range d {
 			// Only the keys that belong in this shard: whatever else a shard holds is never
 			// read, so each client has exactly one source.
-			if c := clientOfKey(key); (c == "" && i == 0) || (c != "" && shardOf(c, k) == i) {
+			if shardOfKey(key, k) == i {
 				merged[key] = v
 			}
 		}
