@@ -24,9 +24,15 @@ const (
 	indexClientByClientID = "clientID"
 )
 
-// clientIDKey is the indexClientByClientID value of a client; empty before it has an id.
+// clientIDKey is the indexClientByClientID value of a client; empty before it has an id. A
+// generated id kept in the client's Secret (not the annotation) is known here once status
+// carries it; until then only the token server's set (which serves a client id to its oldest
+// claimant) stands between it and a younger client naming it in spec.clientID.
 func clientIDKey(c *v1alpha1.LivePersonAuthClient) string {
 	id := c.EffectiveClientID()
+	if id == "" && c.Spec.ClientID == "" {
+		id = c.Status.ClientID
+	}
 	if id == "" {
 		return ""
 	}

@@ -152,7 +152,16 @@ var _ = Describe("LivePersonAuthClient", func() {
 		c := clientCondition(newClient(ns, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
 
 		Expect(c.Status.ClientID).To(MatchRegexp(`^lp-[A-Za-z0-9_-]{22}$`))
-		Expect(c.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationGeneratedClientID, c.Status.ClientID))
+		// The generated id is kept in the client's Secret, written with the secret: no write of
+		// its own (one API write fewer per new client). An implicit client has no Secret of its
+		// own and keeps it in the annotation.
+		Expect(c.Annotations).NotTo(HaveKey(v1alpha1.AnnotationGeneratedClientID))
+		implicit := clientCondition(newClient(ns, "implicit", "brand", func(s *v1alpha1.LivePersonAuthClientSpec) {
+			s.Flow = v1alpha1.FlowImplicit
+			s.RedirectURIs = []string{"https://brand.example/callback"}
+		}), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		Expect(implicit.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationGeneratedClientID, implicit.Status.ClientID))
+		Expect(implicit.Status.ClientID).NotTo(Equal(c.Status.ClientID))
 		secret := &corev1.Secret{}
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.ClientSecretName(c.Name)}, secret)).To(Succeed())
 		Expect(metav1.IsControlledBy(secret, c)).To(BeTrue())
@@ -432,7 +441,8 @@ var _ = Describe("LivePersonAuthClient", func() {
 		generated := c.Status.ClientID
 		cur := getClient(c)
 		patch := client.MergeFrom(cur.DeepCopy())
-		cur.Annotations[v1alpha1.AnnotationGeneratedClientID] = "someone-elses-id"
+		// The id is kept in the client's Secret, so this adds the annotation.
+		metav1.SetMetaDataAnnotation(&cur.ObjectMeta, v1alpha1.AnnotationGeneratedClientID, "someone-elses-id")
 		Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
 		Eventually(func() string { return getClient(c).Annotations[v1alpha1.AnnotationGeneratedClientID] }).Should(Equal(generated))
 		Eventually(func() []string { return eventReasons(ns) }).Should(ContainElement(v1alpha1.ReasonGeneratedClientIDRestored))

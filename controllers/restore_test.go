@@ -89,6 +89,34 @@ var _ = Describe("Restore", func() {
 		Eventually(func() []string { return eventReasons(to) }).Should(ContainElement("SecretAdopted"))
 	})
 
+	// A flow Code client keeps its generated id only in its Secret (no annotation), so a manifest
+	// restored from a backup has none: the restored Secret's id is the candidate, and adopting
+	// the Secret (one annotation, as with any restore) keeps both the id and the secret.
+	It("keeps a restored client's generated id from its Secret once told to adopt it (RestoredClientKeepsItsID)", func() {
+		from := newNamespace("backup")
+		newServingServer(from, "brand")
+		c := clientCondition(newClient(from, "lp", "brand"), metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		Expect(c.Annotations).NotTo(HaveKey(v1alpha1.AnnotationGeneratedClientID))
+		clientSecret := &corev1.Secret{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: from, Name: v1alpha1.ClientSecretName(c.Name)}, clientSecret)).To(Succeed())
+
+		to := newNamespace("restore")
+		secretCopy := restored(clientSecret, to)
+		newServingServer(to, "brand")
+		c2 := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "lp", Namespace: to}, Spec: c.Spec}
+		Expect(k8s.Create(ctx, c2)).To(Succeed())
+		msg := readyReason(c2, func() []metav1.Condition { return c2.Status.Conditions }, v1alpha1.ReasonSecretFound)
+		Expect(msg).To(ContainSubstring("kubectl annotate lpac/lp " + v1alpha1.AnnotationAdoptSecret + "=" + string(secretCopy.UID)))
+		Expect(c2.Status.ClientID).To(BeEmpty(), "no id is shown before the Secret is adopted")
+		annotateObject(c2, v1alpha1.AnnotationAdoptSecret, string(secretCopy.UID))
+		c2 = clientCondition(c2, metav1.ConditionTrue, v1alpha1.ReasonReconciled)
+		Expect(c2.Status.ClientID).To(Equal(c.Status.ClientID), "LivePerson's console keeps its client id")
+		got := &corev1.Secret{}
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(secretCopy), got)).To(Succeed())
+		Expect(got.Data).To(Equal(clientSecret.Data), "LivePerson's console keeps its client secret")
+		Expect(metav1.IsControlledBy(got, c2)).To(BeTrue())
+	})
+
 	It("never takes over a Secret that is not one it wrote for this object (ForeignSecretsAreNotAdopted)", func() {
 		ns := newNamespace("restore")
 		// The client id does not match: someone else's client, or a planted Secret.
@@ -97,7 +125,11 @@ var _ = Describe("Restore", func() {
 			Data: map[string][]byte{v1alpha1.ClientIDKey: []byte("someone-else"), v1alpha1.ClientSecretKey: []byte("planted-secret-planted-secret-planted")}}
 		Expect(k8s.Create(ctx, planted)).To(Succeed())
 		newServingServer(ns, "brand")
-		c := newClient(ns, "lp", "brand")
+		// A restore whose manifest kept the client's own generated id.
+		c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "lp", Namespace: ns,
+			Annotations: map[string]string{v1alpha1.AnnotationGeneratedClientID: "lp-its-own-id"}},
+			Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, AccountID: "12345678"}}
+		Expect(k8s.Create(ctx, c)).To(Succeed())
 		Expect(c.Name + "-client").To(Equal(v1alpha1.ClientSecretName(c.Name)))
 		annotateObject(c, v1alpha1.AnnotationAdoptSecret, string(planted.UID))
 		// Never taken over; the message names the id it holds, for a restore that lost the

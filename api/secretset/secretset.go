@@ -63,12 +63,12 @@ func clientKey(name string) string {
 // Getter returns the Secret of this name in the TokenServer's namespace, or nil.
 type Getter func(name string) *corev1.Secret
 
-// Served reports whether the set serves client c as it is now: its current spec, the digest of
-// the secret it has now (flow Code), the encryption keys it has now (when set). The operator
-// reports a client Ready only then, so Ready means LivePerson's next request is answered with
-// it.
-func Served(data map[string][]byte, c *v1alpha1.LivePersonAuthClient, secret []byte, encryptionKeys map[string][]byte) bool {
-	if id := AcceptedClientID(data, c.Name); id == "" || id != c.EffectiveClientID() {
+// Served reports whether the set serves client c as it is now: under client id id, its current
+// spec, the digest of the secret it has now (flow Code), the encryption keys it has now (when
+// set). The operator reports a client Ready only then, so Ready means LivePerson's next request
+// is answered with it.
+func Served(data map[string][]byte, c *v1alpha1.LivePersonAuthClient, id string, secret []byte, encryptionKeys map[string][]byte) bool {
+	if accepted := AcceptedClientID(data, c.Name); accepted == "" || accepted != id {
 		return false
 	}
 	if !bytes.Equal(data[specKey(c.Name)], CompiledSpec(c)) {
@@ -174,11 +174,13 @@ func CompileWith(memo *SpecMemo, ts *v1alpha1.TokenServer, clients []*v1alpha1.L
 	return data
 }
 
-// acceptedID is the client id the operator stands behind: spec.clientID, or a generated id that
-// matches the operator's own records of it — the clientID key of the Secret it generated, or
-// status.clientID. The annotation alone is believed only while neither record exists (a new
-// client, or a restore that dropped both): otherwise editing the annotation of one client
-// would serve it under another client's id until the operator puts the annotation back.
+// acceptedID is the client id the operator stands behind: spec.clientID, or a generated id from
+// the operator's own records of it — the clientID key of the Secret it generated (where a flow
+// Code client's generated id lives), or status.clientID — or from the annotation. The
+// annotation alone is believed only while neither record exists (a new client, or a restore
+// that dropped both), and an annotation that disagrees with them serves nothing: otherwise
+// editing the annotation of one client would serve it under another client's id until the
+// operator puts the annotation back.
 func acceptedID(c *v1alpha1.LivePersonAuthClient, get Getter) string {
 	if c.Spec.ClientID != "" {
 		return c.Spec.ClientID
@@ -187,6 +189,9 @@ func acceptedID(c *v1alpha1.LivePersonAuthClient, get Getter) string {
 	recorded := c.Status.ClientID
 	if s := get(v1alpha1.ClientSecretName(c.Name)); s != nil && len(s.Data[v1alpha1.ClientIDKey]) > 0 && controlledBy(s, c) {
 		recorded = string(s.Data[v1alpha1.ClientIDKey])
+	}
+	if id == "" {
+		return recorded
 	}
 	if recorded != "" && recorded != id {
 		return ""

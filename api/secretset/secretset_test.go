@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/lpauth/lpauth-operator/api/secretset"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
@@ -132,13 +133,13 @@ func TestServedMeansTheCurrentSecretAndKeys(t *testing.T) {
 	keys := map[string][]byte{"kid-1": []byte(keyText())}
 	secrets := map[string]*corev1.Secret{"lp-client": {Data: map[string][]byte{v1alpha1.ClientSecretKey: secret}}, "lp-keys": {Data: keys}}
 	data := secretset.Compile(ts, []*v1alpha1.LivePersonAuthClient{c}, func(n string) *corev1.Secret { return secrets[n] })
-	if !secretset.Served(data, c, secret, keys) {
+	if !secretset.Served(data, c, c.EffectiveClientID(), secret, keys) {
 		t.Fatal("the compiled set does not serve the client it was compiled from")
 	}
-	if secretset.Served(data, c, []byte("Tq2wE8rY5uI1oP7aS4dF9gH3jK6lZ0xC"), keys) {
+	if secretset.Served(data, c, c.EffectiveClientID(), []byte("Tq2wE8rY5uI1oP7aS4dF9gH3jK6lZ0xC"), keys) {
 		t.Error("served with a secret the set does not carry")
 	}
-	if secretset.Served(data, c, secret, map[string][]byte{"kid-2": []byte(keyText())}) {
+	if secretset.Served(data, c, c.EffectiveClientID(), secret, map[string][]byte{"kid-2": []byte(keyText())}) {
 		t.Error("served with encryption keys the set does not carry (LivePerson rotated its key)")
 	}
 }
@@ -230,6 +231,39 @@ func TestOnlyTheGeneratedSecretTheClientOwnsIsServed(t *testing.T) {
 		_, err := secretset.ClientSecretDigest(data, "lp")
 		if served := err == nil; served != tc.served {
 			t.Errorf("%s: served %v, want %v", tc.name, served, tc.served)
+		}
+	}
+}
+
+// A flow Code client's generated id lives in the Secret the operator generated for it (written
+// with the secret: one API write fewer per new client than an annotation): it is served under
+// that id without an annotation, and never under the id of a Secret it does not control.
+func TestGeneratedIDInTheClientsSecretIsAccepted(t *testing.T) {
+	t.Parallel()
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand"}}
+	c := &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "lp", UID: "uid-lp"},
+		Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, Flow: v1alpha1.FlowCode}}
+	yes := true
+	secret := func(uid types.UID) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "lp-client", OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "auth.lpauth.dev/v1alpha1", Kind: "LivePersonAuthClient", Name: "lp", UID: uid, Controller: &yes}}},
+			Data: map[string][]byte{v1alpha1.ClientIDKey: []byte("lp-in-secret"), v1alpha1.ClientSecretKey: []byte("k3Jd93-Hs82bXq0Zp4Lm7Vt1Nc6Wy5Re2Ua8Io9Pf")}}
+	}
+	for _, tc := range []struct {
+		name   string
+		secret *corev1.Secret
+		want   string
+	}{
+		{"its own Secret", secret("uid-lp"), "lp-in-secret"},
+		{"a former client's Secret (not adopted)", secret("uid-gone"), ""},
+		{"no Secret yet", nil, ""},
+	} {
+		data := secretset.Compile(ts, []*v1alpha1.LivePersonAuthClient{c}, func(string) *corev1.Secret { return tc.secret })
+		if got := secretset.AcceptedClientID(data, "lp"); got != tc.want {
+			t.Errorf("%s: accepted %q, want %q", tc.name, got, tc.want)
+		}
+		if tc.want != "" && !secretset.Served(data, c, tc.want, []byte("k3Jd93-Hs82bXq0Zp4Lm7Vt1Nc6Wy5Re2Ua8Io9Pf"), nil) {
+			t.Errorf("%s: not served under %q", tc.name, tc.want)
 		}
 	}
 }

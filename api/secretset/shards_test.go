@@ -195,12 +195,12 @@ func TestClientsComeFromTheSet(t *testing.T) {
 	if o := got[1]; o.EffectiveClientID() != "lp-own" || o.Spec.AccountID != "42" {
 		t.Errorf("own came back as %+v", o)
 	}
-	if !secretset.Served(data, gen, nil, nil) {
+	if !secretset.Served(data, gen, gen.EffectiveClientID(), nil, nil) {
 		t.Error("gen is not Served as compiled")
 	}
 	changed := gen.DeepCopy()
 	changed.Spec.RedirectURIs = []string{"https://b.example/cb"}
-	if secretset.Served(data, changed, nil, nil) {
+	if secretset.Served(data, changed, changed.EffectiveClientID(), nil, nil) {
 		t.Error("a client whose spec changed since the set was compiled is Served")
 	}
 	// own's entry moved under gen's key: neither is served from it.
@@ -227,7 +227,7 @@ func TestMemosFollowChanges(t *testing.T) {
 	}
 	c.Spec.AccountID, c.ResourceVersion = "2", "2"
 	data = secretset.CompileWith(&memo, ts, []*v1alpha1.LivePersonAuthClient{c}, none)
-	if !secretset.Served(data, c, nil, nil) {
+	if !secretset.Served(data, c, c.EffectiveClientID(), nil, nil) {
 		t.Error("the new generation was not compiled")
 	}
 	if got, _ := dec.Clients("ns", data); len(got) != 1 || got[0].Spec.AccountID != "2" {
