@@ -131,11 +131,19 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		// First, even before a fold: the fold takes a while, and whatever changed since the
 		// overlay's last write is served meanwhile.
 		wrote, err := r.storeShard(ctx, ts, secretset.RecentName(ts.Name), plan.recent.Data())
-		if err != nil {
-			if r.recentTaken(ts, err) {
-				return ctrl.Result{Requeue: true}, nil // written again at once: by folding
-			}
+		switch {
+		case err == nil:
+		case r.recentTaken(ts, err):
+			return ctrl.Result{Requeue: true}, nil // written again at once: by folding
+		case apierrors.IsConflict(err):
 			return ctrl.Result{}, err
+		case plan.fold == "":
+			// The overlay never blocks the set (its event says why it failed): the shards
+			// carry the change instead, at their pace.
+			if wait := time.Until(pace.nextFold); wait > 0 {
+				return ctrl.Result{RequeueAfter: wait}, nil
+			}
+			plan.fold = "the overlay could not be written"
 		}
 		if wrote {
 			w.kind, w.recentBytes, w.recent = "overlay", plan.recent.Size(), plan.recent.Size()

@@ -80,6 +80,10 @@ func planSetWrite(st setState, data map[string][]byte, k int, now time.Time, fol
 			next, left := secretset.NextRecent(st.recent, st.base, clients, data, now, pol.capBytes)
 			p.recent = &next
 			switch oldest := next.Oldest(); {
+			case next.Size() > maxSecretSetBytes:
+				// Its entries only grew (all of them are kept): the overlay as it is still
+				// applies, and the fold carries the rest.
+				p.recent, why = nil, "the overlay would not fit in a Secret"
 			case left > 0:
 				why = "the overlay is full"
 			case next.Size() > pol.foldBytes:

@@ -57,6 +57,15 @@ func TestPlanSetWrite(t *testing.T) {
 	own["login"] = []byte("other users")
 	taken := written
 	taken.noRecent = true
+	// Clients with large keys already in the overlay: all of them are kept, past a Secret.
+	big, bigNames := maps.Clone(data), []string(nil)
+	for i := range 31 {
+		name := fmt.Sprintf("big-%02d", i)
+		big[secretset.ClientKeys(name)[0]], big[secretset.ClientKeys(name)[2]] = []byte("lp-"+name), make([]byte, 30<<10)
+		bigNames = append(bigNames, name)
+	}
+	huge := written
+	huge.recent, _ = secretset.NextRecent(written.recent, "a", bigNames, big, now, 1<<30)
 
 	for _, tc := range []struct {
 		name     string
@@ -82,6 +91,8 @@ func TestPlanSetWrite(t *testing.T) {
 		{name: "no shards yet", st: setState{}, data: data, k: 1, fold: "missing", entries: -1},
 		{name: "shards of an older operator", st: setState{shards: secretset.Split(data, 2)}, data: data, k: 2, fold: "no base", entries: -1},
 		{name: "no shards, fold paced", st: setState{}, data: data, k: 1, foldWait: time.Second, entries: -1, after: time.Second},
+		{name: "an overlay past a Secret's size is not written", st: huge, data: big, k: 2, foldWait: time.Second, entries: -1, after: time.Second},
+		{name: "and folds", st: huge, data: big, k: 2, fold: "not fit", entries: -1},
 		{name: "overlay name taken: a change folds", st: taken, data: withNew(1), k: 2, fold: "taken", entries: -1},
 		{name: "overlay name taken, nothing changed", st: taken, data: data, k: 2, entries: -1},
 	} {
@@ -101,7 +112,7 @@ func TestPlanSetWrite(t *testing.T) {
 			if p.after != tc.after {
 				t.Errorf("after %v, want %v", p.after, tc.after)
 			}
-			if p.recent != nil && p.recent.Size() > pol.capBytes {
+			if p.recent != nil && p.recent.Size() > pol.capBytes && tc.st.recent.Size() <= pol.capBytes {
 				t.Errorf("the overlay is %d bytes, past its cap %d", p.recent.Size(), pol.capBytes)
 			}
 		})
