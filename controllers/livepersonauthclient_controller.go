@@ -603,6 +603,9 @@ func (r *LivePersonAuthClientReconciler) checkServed(ctx context.Context, s *cli
 			}
 			return nil, false
 		}
+		if !metav1.IsControlledBy(set, s.ts) {
+			return nil, false // as the token server reads it: another Secret of the name is none
+		}
 		return set.Data, true
 	})
 	if getErr != nil {

@@ -71,15 +71,22 @@ var (
 )
 
 // The secret set: how long a change takes to compile and write (the part of a client's wait
-// for the token server that grows with the number of clients), its shards and its size, for
-// capacity planning (SecretSetFull comes at 16 shards of ~900 KiB).
+// for the token server that grows with the number of clients), by what was written — the
+// overlay of recent changes, a fold of it into the shards, or nothing — and the bytes each
+// wrote (what every token server then reads again), its shards and its size, for capacity
+// planning (SecretSetFull comes at 16 shards of ~900 KiB).
 var (
 	setLabels       = []string{"namespace", "tokenserver"}
+	setWriteLabels  = []string{"namespace", "tokenserver", "kind"}
 	secretSetWrites = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "lpauth_operator_secret_set_write_duration_seconds",
-		Help:    "Time to compile a TokenServer's secret set and write the shards that changed.",
+		Help:    "Time to compile a TokenServer's secret set and write what changed, by kind: overlay (the recent changes only), fold (the shards rewritten, then the overlay emptied) or none (nothing changed).",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-	}, setLabels)
+	}, setWriteLabels)
+	secretSetWrittenBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lpauth_operator_secret_set_written_bytes_total",
+		Help: "Bytes of secret set Secrets written, by kind (overlay, fold).",
+	}, setWriteLabels)
 	secretSetShards = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "lpauth_operator_secret_set_shards",
 		Help: "Secrets the TokenServer's secret set is split into (at most 16).",
@@ -88,26 +95,45 @@ var (
 		Name: "lpauth_operator_secret_set_bytes",
 		Help: "Bytes of the TokenServer's secret set, all shards (each shard holds at most ~900 KiB).",
 	}, setLabels)
+	secretSetRecentBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lpauth_operator_secret_set_recent_bytes",
+		Help: "Bytes of the TokenServer's overlay of recent client changes (folded into the shards past 64 KiB or after a minute).",
+	}, setLabels)
 )
 
+// setWrite is what one reconcile of a set did.
+type setWrite struct {
+	kind                   string // overlay, fold or none
+	shards, bytes, recent  int    // the set's shards and bytes, the overlay's bytes
+	recentBytes, foldBytes int    // bytes written to the overlay and, folding, to the shards
+	took                   time.Duration
+}
+
 // observeSecretSet records a compile and write of ts's set.
-func observeSecretSet(ts types.NamespacedName, shards, bytes int, took time.Duration) {
-	secretSetWrites.WithLabelValues(ts.Namespace, ts.Name).Observe(took.Seconds())
-	secretSetShards.WithLabelValues(ts.Namespace, ts.Name).Set(float64(shards))
-	secretSetBytes.WithLabelValues(ts.Namespace, ts.Name).Set(float64(bytes))
+func observeSecretSet(ts types.NamespacedName, w setWrite) {
+	secretSetWrites.WithLabelValues(ts.Namespace, ts.Name, w.kind).Observe(w.took.Seconds())
+	if w.recentBytes > 0 {
+		secretSetWrittenBytes.WithLabelValues(ts.Namespace, ts.Name, "overlay").Add(float64(w.recentBytes))
+	}
+	if w.foldBytes > 0 {
+		secretSetWrittenBytes.WithLabelValues(ts.Namespace, ts.Name, "fold").Add(float64(w.foldBytes))
+	}
+	secretSetShards.WithLabelValues(ts.Namespace, ts.Name).Set(float64(w.shards))
+	secretSetBytes.WithLabelValues(ts.Namespace, ts.Name).Set(float64(w.bytes))
+	secretSetRecentBytes.WithLabelValues(ts.Namespace, ts.Name).Set(float64(w.recent))
 }
 
 // forgetSecretSet drops the series of a TokenServer that is gone.
 func forgetSecretSet(ts types.NamespacedName) {
-	for _, v := range []*prometheus.MetricVec{secretSetWrites.MetricVec, secretSetShards.MetricVec, secretSetBytes.MetricVec} {
-		v.DeleteLabelValues(ts.Namespace, ts.Name)
+	for _, v := range []*prometheus.MetricVec{secretSetWrites.MetricVec, secretSetWrittenBytes.MetricVec, secretSetShards.MetricVec, secretSetBytes.MetricVec, secretSetRecentBytes.MetricVec} {
+		v.DeletePartialMatch(prometheus.Labels{"namespace": ts.Namespace, "tokenserver": ts.Name})
 	}
 }
 
 var signingKeyGauges = []*prometheus.GaugeVec{activeKeyActivated, nextRotation, nextPublished, nextPublishedAt, publishAhead, rotatedEarlyUntil, keysByState}
 
 func init() {
-	metrics.Registry.MustRegister(consoleUpdateRequired, consolePendingSince, secretSetWrites, secretSetShards, secretSetBytes)
+	metrics.Registry.MustRegister(consoleUpdateRequired, consolePendingSince, secretSetWrites, secretSetWrittenBytes, secretSetShards, secretSetBytes, secretSetRecentBytes)
 	for _, g := range signingKeyGauges {
 		metrics.Registry.MustRegister(g)
 	}

@@ -3,6 +3,8 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,46 +31,52 @@ import (
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
 
-// SecretSetReconciler keeps each TokenServer's secret set: the one Secret through which its token
-// server gets the client-secret digests, LivePerson's encryption keys, the login secret and the
-// Redis URL, so the token server's Role names the Secrets it reads instead of reading all of
-// them (see package secretset). It has its own queue: thousands of client changes coalesce into
-// few writes here without slowing the TokenServer's own reconciler.
+// SecretSetReconciler keeps each TokenServer's secret set: the Secrets through which its token
+// server gets its clients, the client-secret digests, LivePerson's encryption keys, the login
+// secret and the Redis URL, so the token server's Role names the Secrets it reads instead of
+// reading all of them (see package secretset). A change reaches the set's overlay of recent
+// changes at once; the shards are rewritten now and then (planSetWrite). It has its own queue:
+// thousands of client changes coalesce into few writes here without slowing the TokenServer's
+// own reconciler.
 type SecretSetReconciler struct {
 	client.Client
 	// APIReader looks up shard names taken by Secrets outside the cache (unlabelled).
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
 	Recorder  recorder.EventRecorder
-	// MinInterval spaces the writes of one set: with thousands of clients arriving, each write
-	// carries a whole shard, so writing at most once per interval bounds the API server's work.
-	// The spacing also grows with what the last write cost (compiling and writing: a large set
-	// is being written at most half of the time) and with the bytes it wrote (setWriteBudget).
+	// MinInterval spaces the writes of one set. The spacing also grows with what the last
+	// write cost (compiling and writing: a large set is being written at most half of the
+	// time) and with the bytes it wrote (setWriteBudget): the overlay's own for its writes,
+	// the shards' for the next fold.
 	MinInterval time.Duration
 	// MaxShardBytes is the most one Secret of the set holds (zero: maxSecretSetBytes).
 	MaxShardBytes int
+	// RecentBytes is how large the overlay grows before it is folded into the shards (zero:
+	// 64 KiB); while a fold waits for its pace it grows up to four times that.
+	RecentBytes int
+	// NewBase names the shards' content on each fold (random when nil).
+	NewBase func() string
 
-	mu        sync.Mutex
-	lastWrite map[types.NamespacedName]lastWrite
+	mu   sync.Mutex
+	pace map[types.NamespacedName]setPace
 	// foreign are the shard indexes, by TokenServer, whose names another Secret holds.
 	foreign map[types.NamespacedName]map[int]bool
+	// foreignRecent are the TokenServers whose overlay name another Secret holds.
+	foreignRecent map[types.NamespacedName]bool
 	// specs remember each TokenServer's compiled client specs (one reconcile at a time uses
 	// one: the controller never runs two reconciles of one TokenServer at once).
 	specs map[types.NamespacedName]*secretset.SpecMemo
 }
 
-// lastWrite is when a set was last written, what compiling and writing it took, and how many
-// bytes it wrote.
-type lastWrite struct {
-	at    time.Time
-	cost  time.Duration
-	bytes int
+// setPace is when a set may next be written: anything (the overlay), and its shards (a fold).
+type setPace struct {
+	next, nextFold time.Time
 }
 
 // setWriteBudget bounds what a set costs the API server and etcd while clients arrive by the
-// thousand: every shard changes then, and each write carries all of them (8 MiB at 20,000
+// thousand: every shard changes then, and a fold carries all of them (8 MiB at 20,000
 // clients). Writing at most this many bytes a second leaves the API server to the clients'
-// own writes; a single client's change rewrites one shard, well under a second's budget.
+// own writes; the overlay's writes are small and come at most every MinInterval.
 const setWriteBudget = 1 << 20
 
 func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -79,6 +87,7 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			forgetSecretSet(req.NamespacedName)
 			r.mu.Lock()
 			delete(r.specs, req.NamespacedName)
+			delete(r.pace, req.NamespacedName)
 			r.mu.Unlock()
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -86,26 +95,125 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if !ts.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	if wait := r.untilNextWrite(req.NamespacedName); wait > 0 {
+	pace := r.paceOf(req.NamespacedName)
+	if wait := time.Until(pace.next); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
+	clients, data, err := r.compile(ctx, ts)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	limit := cmp.Or(r.MaxShardBytes, maxSecretSetBytes)
+	most, err := r.usableShards(ctx, ts)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	st, current, err := r.currentSet(ctx, ts)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	k := secretset.Shards(data, current, most, limit, shardFill)
+	if left := fitSecretSet(data, clients, k, limit); left > 0 && r.Recorder != nil {
+		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretSetFull, "Write",
+			"The secret set would exceed %d bytes in one of its %d Secrets (%s…): the %d youngest clients there are left out and say NotServed; move clients to another TokenServer", limit, k, secretset.Name(ts.Name), left)
+	}
+	plan := planSetWrite(st, data, k, start, time.Until(pace.nextFold), newSetPolicy(r.RecentBytes))
+	w := setWrite{kind: "none", shards: current, bytes: secretset.Size(data), recent: st.recent.Size()}
+	var prep time.Duration // what the reconcile took before a fold started
+	defer func() {
+		w.took = time.Since(start)
+		if w.kind != "none" {
+			r.recordPace(req.NamespacedName, cmp.Or(prep, w.took), w)
+		}
+		observeSecretSet(req.NamespacedName, w)
+	}()
+	if plan.recent != nil {
+		// First, even before a fold: the fold takes a while, and whatever changed since the
+		// overlay's last write is served meanwhile.
+		wrote, err := r.storeShard(ctx, ts, secretset.RecentName(ts.Name), plan.recent.Data())
+		switch {
+		case err == nil:
+		case r.recentTaken(ts, err):
+			return ctrl.Result{Requeue: true}, nil // written again at once: by folding
+		case apierrors.IsConflict(err):
+			return ctrl.Result{}, err
+		case plan.fold == "":
+			// The overlay never blocks the set (its event says why it failed): the shards
+			// carry the change instead, at their pace.
+			if wait := time.Until(pace.nextFold); wait > 0 {
+				return ctrl.Result{RequeueAfter: wait}, nil
+			}
+			plan.fold = "the overlay could not be written"
+		}
+		if wrote {
+			w.kind, w.recentBytes, w.recent = "overlay", plan.recent.Size(), plan.recent.Size()
+		}
+	}
+	if plan.fold == "" {
+		if st.shards != nil {
+			if err := r.prune(ctx, ts, len(st.shards)); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		return ctrl.Result{RequeueAfter: plan.after}, nil
+	}
+	prep = time.Since(start)
+	ctrl.LoggerFrom(ctx).V(1).Info("Folding the secret set's overlay into its shards", "why", plan.fold, "shards", k)
+	return r.fold(ctx, ts, st, data, k, &w)
+}
+
+// fold rewrites the shards with data in k shards under a new base, then empties the overlay
+// for that base.
+func (r *SecretSetReconciler) fold(ctx context.Context, ts *v1alpha1.TokenServer, st setState, data map[string][]byte, k int, w *setWrite) (ctrl.Result, error) {
+	base := r.newBase()
+	w.kind, w.shards = "fold", k
+	var err error
+	if w.foldBytes, err = r.store(ctx, ts, secretset.SplitAt(data, k, base)); err != nil {
+		var foreign *foreignShardError
+		if errors.As(err, &foreign) {
+			// Written again at once, in fewer shards: a Secret squatting a shard's name must
+			// cost the set its room, never its writes (client deletions and secret rotations
+			// reach the token server only through them).
+			r.markForeign(ts, foreign.index)
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if st.noRecent {
+		return ctrl.Result{}, nil
+	}
+	// Emptied only now that shard 0 names the new base: until then the old overlay applies.
+	empty := secretset.Recent{Base: base, Replaces: st.base}
+	if _, err := r.storeShard(ctx, ts, secretset.RecentName(ts.Name), empty.Data()); err != nil {
+		if r.recentTaken(ts, err) {
+			return ctrl.Result{}, nil // the shards carry everything: nothing is lost
+		}
+		return ctrl.Result{}, err
+	}
+	w.recent, w.recentBytes = empty.Size(), w.recentBytes+empty.Size()
+	return ctrl.Result{}, nil
+}
+
+// compile compiles ts's set from the cache: its clients and the data.
+func (r *SecretSetReconciler) compile(ctx context.Context, ts *v1alpha1.TokenServer) ([]*v1alpha1.LivePersonAuthClient, map[string][]byte, error) {
 	list := &v1alpha1.LivePersonAuthClientList{}
 	if err := r.List(ctx, list, client.InNamespace(ts.Namespace), client.MatchingFields{indexClientByTokenServer: ts.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing the clients of TokenServer %s: %w", ts.Name, err)
+		return nil, nil, fmt.Errorf("listing the clients of TokenServer %s: %w", ts.Name, err)
 	}
 	clients := make([]*v1alpha1.LivePersonAuthClient, 0, len(list.Items))
 	for i := range list.Items {
 		clients = append(clients, &list.Items[i])
 	}
+	key := client.ObjectKeyFromObject(ts)
 	var getErr error
 	r.mu.Lock()
 	if r.specs == nil {
 		r.specs = map[types.NamespacedName]*secretset.SpecMemo{}
 	}
-	memo := r.specs[req.NamespacedName]
+	memo := r.specs[key]
 	if memo == nil {
 		memo = &secretset.SpecMemo{}
-		r.specs[req.NamespacedName] = memo
+		r.specs[key] = memo
 	}
 	r.mu.Unlock()
 	data := secretset.CompileWith(memo, ts, clients, func(name string) *corev1.Secret {
@@ -121,32 +229,161 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	})
 	if getErr != nil {
 		// A partial set would stop serving clients whose Secret could not be read.
-		return ctrl.Result{}, fmt.Errorf("reading the Secrets of TokenServer %s: %w", ts.Name, getErr)
+		return nil, nil, fmt.Errorf("reading the Secrets of TokenServer %s: %w", ts.Name, getErr)
 	}
-	limit := cmp.Or(r.MaxShardBytes, maxSecretSetBytes)
-	most, err := r.usableShards(ctx, ts)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	k := secretset.Shards(data, r.currentShards(ctx, ts), most, limit, shardFill)
-	if left := fitSecretSet(data, clients, k, limit); left > 0 && r.Recorder != nil {
-		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretSetFull, "Write",
-			"The secret set would exceed %d bytes in one of its %d Secrets (%s…): the %d youngest clients there are left out and say NotServed; move clients to another TokenServer", limit, k, secretset.Name(ts.Name), left)
-	}
-	if err := r.store(ctx, ts, secretset.Split(data, k), start); err != nil {
-		var foreign *foreignShardError
-		if errors.As(err, &foreign) {
-			// Written again at once, in fewer shards: a Secret squatting a shard's name must
-			// cost the set its room, never its writes (client deletions and secret rotations
-			// reach the token server only through them).
-			r.markForeign(ts, foreign.index)
-			return ctrl.Result{Requeue: true}, nil
-		}
-		return ctrl.Result{}, err
-	}
-	observeSecretSet(req.NamespacedName, k, secretset.Size(data), time.Since(start))
-	return ctrl.Result{}, nil
+	return clients, data, nil
 }
+
+// currentSet reads the set as the cache holds it (never a copy: up to 16 × ~900 KiB), and the
+// number of shards shard 0 says it has (1 when none).
+func (r *SecretSetReconciler) currentSet(ctx context.Context, ts *v1alpha1.TokenServer) (setState, int, error) {
+	var st setState
+	get := func(name string) (*corev1.Secret, error) {
+		s := &corev1.Secret{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, s, client.UnsafeDisableDeepCopy)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	first, err := get(secretset.Name(ts.Name))
+	if err != nil {
+		return st, 0, err
+	}
+	current := 1
+	if first != nil {
+		current = max(secretset.ShardCount(first.Data), 1)
+	}
+	if first != nil && secretset.ShardCount(first.Data) > 0 && metav1.IsControlledBy(first, ts) {
+		k := secretset.ShardCount(first.Data)
+		shards := []map[string][]byte{first.Data}
+		for i := 1; i < k && shards != nil; i++ {
+			s, err := get(secretset.ShardName(ts.Name, i))
+			if err != nil {
+				return st, 0, err
+			}
+			if s == nil || !metav1.IsControlledBy(s, ts) || secretset.ShardCount(s.Data) != k {
+				shards = nil
+				break
+			}
+			shards = append(shards, s.Data)
+		}
+		if shards != nil {
+			st.shards, st.base = shards, secretset.Base(first.Data)
+		}
+	}
+	recent, err := r.recentSecret(ctx, ts)
+	switch {
+	case err != nil:
+		return st, 0, err
+	case recent == nil:
+		st.noRecent = r.isRecentForeign(ts)
+	case metav1.IsControlledBy(recent, ts):
+		st.recent = secretset.ParseRecent(recent.Data)
+	}
+	return st, current, nil
+}
+
+// recentSecret is the Secret of the overlay's name, when there is one; another Secret of that
+// name is recorded as foreign (looked up again outside the cache while it is, since it may be
+// unlabelled) and reported as none.
+func (r *SecretSetReconciler) recentSecret(ctx context.Context, ts *v1alpha1.TokenServer) (*corev1.Secret, error) {
+	key := client.ObjectKey{Namespace: ts.Namespace, Name: secretset.RecentName(ts.Name)}
+	s := &corev1.Secret{}
+	var err error
+	if r.isRecentForeign(ts) && r.APIReader != nil {
+		err = r.APIReader.Get(ctx, key, s)
+	} else {
+		err = r.Get(ctx, key, s, client.UnsafeDisableDeepCopy)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		r.setRecentForeign(ts, false)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case metav1.IsControlledBy(s, ts) || secretSetTakeover(s, ts):
+		r.setRecentForeign(ts, false)
+		return s, nil
+	}
+	r.setRecentForeign(ts, true)
+	return nil, nil
+}
+
+// recentTaken reports whether err says another Secret holds the overlay's name, and records it:
+// the set is then written by folding alone.
+func (r *SecretSetReconciler) recentTaken(ts *v1alpha1.TokenServer, err error) bool {
+	if !errors.Is(err, errNotOurs) && !apierrors.IsAlreadyExists(err) {
+		return false
+	}
+	r.setRecentForeign(ts, true)
+	return true
+}
+
+func (r *SecretSetReconciler) isRecentForeign(ts *v1alpha1.TokenServer) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.foreignRecent[client.ObjectKeyFromObject(ts)]
+}
+
+// setRecentForeign records whether the overlay's name is taken, and says so once when it is.
+func (r *SecretSetReconciler) setRecentForeign(ts *v1alpha1.TokenServer, taken bool) {
+	key := client.ObjectKeyFromObject(ts)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.foreignRecent[key] == taken {
+		return
+	}
+	if !taken {
+		delete(r.foreignRecent, key)
+		return
+	}
+	if r.foreignRecent == nil {
+		r.foreignRecent = map[types.NamespacedName]bool{}
+	}
+	r.foreignRecent[key] = true
+	if r.Recorder != nil {
+		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonNameConflict, "Write",
+			"Secret %s exists and is not this TokenServer's: the secret set is written without its overlay of recent changes, so each change rewrites a shard and new clients wait longer to be served; delete or rename it", secretset.RecentName(ts.Name))
+	}
+}
+
+func (r *SecretSetReconciler) newBase() string {
+	if r.NewBase != nil {
+		return r.NewBase()
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+func (r *SecretSetReconciler) paceOf(key types.NamespacedName) setPace {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pace[key]
+}
+
+// recordPace spaces the set's next writes after w: the next write by what w took before a fold
+// (prep) and the overlay's bytes, the next fold by all w took and the shards' bytes.
+func (r *SecretSetReconciler) recordPace(key types.NamespacedName, prep time.Duration, w setWrite) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pace == nil {
+		r.pace = map[types.NamespacedName]setPace{}
+	}
+	p := r.pace[key]
+	p.next = now.Add(max(r.MinInterval, prep, budgetTime(w.recentBytes)))
+	if w.kind == "fold" {
+		p.nextFold = now.Add(max(r.MinInterval, w.took, budgetTime(w.foldBytes)))
+	}
+	r.pace[key] = p
+}
+
+func budgetTime(bytes int) time.Duration { return time.Duration(bytes) * time.Second / setWriteBudget }
 
 // maxSecretSetBytes keeps each Secret of the set under the API server's 1 MiB for a Secret's
 // values, with room for its keys and metadata under etcd's object limit.
@@ -232,15 +469,6 @@ func (r *SecretSetReconciler) forgetForeign(ts *v1alpha1.TokenServer, i int) {
 	delete(r.foreign[client.ObjectKeyFromObject(ts)], i)
 }
 
-// currentShards is the number of shards the set has now, from shard 0 (1 when there is none).
-func (r *SecretSetReconciler) currentShards(ctx context.Context, ts *v1alpha1.TokenServer) int {
-	s := &corev1.Secret{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: secretset.Name(ts.Name)}, s, client.UnsafeDisableDeepCopy); err != nil {
-		return 1
-	}
-	return max(secretset.ShardCount(s.Data), 1)
-}
-
 // fitSecretSet leaves out the youngest clients of each shard until every shard of k fits, so a
 // set too large to write stops the newest clients, visibly (NotServed), rather than every
 // change of every client. It returns how many clients it left out.
@@ -276,42 +504,34 @@ func fitSecretSet(data map[string][]byte, clients []*v1alpha1.LivePersonAuthClie
 	return left
 }
 
-func (r *SecretSetReconciler) untilNextWrite(key types.NamespacedName) time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	last := r.lastWrite[key]
-	return time.Until(last.at.Add(max(r.MinInterval, last.cost, time.Duration(last.bytes)*time.Second/setWriteBudget)))
-}
-
-// store writes the shards, highest first, then deletes the shards the set no longer has. While
-// they are written one by one the shards disagree on their number and readers keep what they
-// had (secretset.Gather), so the order only decides how long that lasts: shard 0 last means a
-// set that grows is read at its new size only once the new shards exist.
-func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServer, shards []map[string][]byte, start time.Time) error {
-	wrote, bytes := false, 0
-	defer func() {
-		if wrote {
-			r.mu.Lock()
-			if r.lastWrite == nil {
-				r.lastWrite = map[types.NamespacedName]lastWrite{}
-			}
-			r.lastWrite[client.ObjectKeyFromObject(ts)] = lastWrite{at: time.Now(), cost: time.Since(start), bytes: bytes}
-			r.mu.Unlock()
-		}
-	}()
+// store writes the shards, highest first, then deletes the shards the set no longer has, and
+// returns the bytes it wrote. While they are written one by one the shards disagree on their
+// number or carry a fold's content under the old base (see package secretset): either way
+// readers see the set as it was or, client by client, as folded. Shard 0 last means a set that
+// grows is read at its new size, and the new base, only once every other shard is written.
+func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServer, shards []map[string][]byte) (int, error) {
+	bytes := 0
 	for i := len(shards) - 1; i >= 0; i-- {
 		w, err := r.storeShard(ctx, ts, secretset.ShardName(ts.Name, i), shards[i])
 		if w {
-			wrote, bytes = true, bytes+secretset.Size(shards[i])
+			bytes += secretset.Size(shards[i])
 		}
 		if err != nil {
 			if i > 0 && (errors.Is(err, errNotOurs) || apierrors.IsAlreadyExists(err)) {
-				return &foreignShardError{index: i, err: err}
+				return bytes, &foreignShardError{index: i, err: err}
 			}
-			return err
+			return bytes, err
 		}
 	}
-	for i := len(shards); i < secretset.MaxShards; i++ {
+	return bytes, r.prune(ctx, ts, len(shards))
+}
+
+// prune deletes the TokenServer's shards from k on, which the set no longer has. Readers never
+// read them (only the shards below the count shard 0 says), so this may come at any time: after
+// a fold, and on every reconcile, for a shard the cache showed only later (one written by a
+// fold that failed half-way).
+func (r *SecretSetReconciler) prune(ctx context.Context, ts *v1alpha1.TokenServer, k int) error {
+	for i := k; i < secretset.MaxShards; i++ {
 		name := secretset.ShardName(ts.Name, i)
 		old := &corev1.Secret{}
 		if err := r.Get(ctx, client.ObjectKey{Namespace: ts.Namespace, Name: name}, old); err != nil {
@@ -326,7 +546,6 @@ func (r *SecretSetReconciler) store(ctx context.Context, ts *v1alpha1.TokenServe
 		if err := r.Delete(ctx, old, client.Preconditions{UID: &old.UID, ResourceVersion: &old.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting Secret %s, a shard the secret set no longer has: %w", name, err)
 		}
-		wrote = true
 	}
 	return nil
 }

@@ -136,6 +136,10 @@ type Options struct {
 	// SecretSetShardBytes is the most one Secret of a secret set holds; zero means ~900 KiB,
 	// under the API server's 1 MiB. Tests set it low to see a set split into shards.
 	SecretSetShardBytes int
+	// SecretSetRecentBytes is how large a secret set's overlay of recent client changes grows
+	// before the shards are rewritten with it; zero means 64 KiB. Tests set it low to see a
+	// fold.
+	SecretSetRecentBytes int
 	// OptionalKinds are the optional kinds the cluster serves, as decided for the cache; nil:
 	// asked of the manager's RESTMapper once, here.
 	OptionalKinds *OptionalKinds
@@ -182,6 +186,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		// short, and the spacing grows with the cost of a write (SecretSetReconciler).
 		interval = 250 * time.Millisecond
 	}
-	set := &SecretSetReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("tokenserver-secrets-controller"), MinInterval: interval, MaxShardBytes: opts.SecretSetShardBytes}
+	set := &SecretSetReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("tokenserver-secrets-controller"), MinInterval: interval, MaxShardBytes: opts.SecretSetShardBytes, RecentBytes: opts.SecretSetRecentBytes}
 	return set.SetupWithManager(mgr)
 }

@@ -13,6 +13,9 @@
 //	                      spec (JSON), so the token server never lists the clients themselves
 //	login                 the Secret value spec.login reads (htpasswd lines, upstream client secret)
 //	redisURL              the Redis replay store's URL
+//
+// The set is split into shards (Split) and has an overlay of the clients changed since the
+// shards were last written (RecentName).
 package secretset
 
 import (
@@ -99,10 +102,14 @@ func Size(data map[string][]byte) int {
 	return n
 }
 
-// Client lists the data keys that belong to client, for leaving a client out of a set that
-// would not fit.
+// ClientKeys lists the data keys that belong to client (id, secret, jwe, spec), for leaving a
+// client out of a set that would not fit.
 func ClientKeys(client string) []string {
-	return []string{idKey(client), secretKey(client), jweKey(client), specKey(client)}
+	out := make([]string, 0, len(clientKinds))
+	for _, what := range clientKinds {
+		out = append(out, kindKey(clientKey(client), what))
+	}
+	return out
 }
 
 // Compile builds the secret set's data for ts and its clients from the Secrets get finds. A

@@ -19,7 +19,8 @@ import (
 // (one Secret, no client specs), and reads as none until the operator rewrites it. A reader uses
 // shards 0…K-1 only when all of them say the same K: while the operator regrows the set (K
 // changes), the shards are rewritten one by one and a reader keeps what it had rather than miss
-// the clients that moved.
+// the clients that moved. Shard 0 also records the base the overlay of recent changes applies
+// over (see RecentName).
 
 // MaxShards is the most Secrets a set is split into: 16 × ~900 KiB serves 20,000–35,000 clients.
 // The token server's Role names all of them, so the number is fixed.
@@ -35,7 +36,7 @@ func ShardName(tokenServer string, i int) string {
 	return Name(tokenServer) + "-" + strconv.Itoa(i)
 }
 
-// ShardNames are the names of every shard the set may have, for RBAC and watches.
+// ShardNames are the names of every shard the set may have (Names adds the overlay's).
 func ShardNames(tokenServer string) []string {
 	out := make([]string, MaxShards)
 	for i := range out {
@@ -75,7 +76,7 @@ func shardOfKey(key string, k int) int {
 func ClientShard(client string, k int) int { return shardOf(clientKey(client), k) }
 
 // clientOfKey is the client part of a client's data key ("client.<ckey>.<what>"), or "" for
-// the set's own keys (login, redisURL, shards).
+// the set's own keys (login, redisURL, shards, base).
 func clientOfKey(key string) string {
 	rest, ok := strings.CutPrefix(key, "client.")
 	if !ok {
@@ -144,10 +145,13 @@ func Shards(data map[string][]byte, current, most, limit int, fill float64) int 
 }
 
 // Gather merges the set from its shards, read by name through get (false when missing), into the
-// data the accessors of this package read. It fails while the shards disagree on their number
-// or one is missing: the operator is rewriting the set, and a partial set would stop serving
-// clients that only moved.
+// data the accessors of this package read, with the overlay of recent changes laid over it when
+// it applies (see RecentName). It fails while the shards disagree on their number or one is
+// missing, or while the overlay is newer than shard 0: the operator is rewriting the set, and a
+// partial set would stop serving clients that only moved.
 func Gather(tokenServer string, get func(name string) (map[string][]byte, bool)) (map[string][]byte, error) {
+	// The overlay first: from one ordered source, it is then never newer than shard 0.
+	recent, hasRecent := get(RecentName(tokenServer))
 	first, ok := get(Name(tokenServer))
 	if !ok {
 		return nil, fmt.Errorf("the secret set Secret %s is missing (the operator writes it)", Name(tokenServer))
@@ -155,6 +159,13 @@ func Gather(tokenServer string, get func(name string) (map[string][]byte, bool))
 	k := ShardCount(first)
 	if k == 0 {
 		return nil, fmt.Errorf("the secret set Secret %s is not in this release's layout (no readable %q): the operator has not rewritten it yet, or is older than this token server", Name(tokenServer), shardsKey)
+	}
+	apply := false
+	if hasRecent {
+		var err error
+		if apply, err = recentApplies(recent, Base(first)); err != nil {
+			return nil, err
+		}
 	}
 	merged := make(map[string][]byte, len(first)*k)
 	for i := range k {
@@ -175,13 +186,20 @@ func Gather(tokenServer string, get func(name string) (map[string][]byte, bool))
 			}
 		}
 	}
+	if apply {
+		applyRecent(merged, recent)
+	}
 	return merged, nil
 }
 
-// ClientData is the data of the shard that carries client, for Served: the operator checks one
-// client without merging the whole set. It fails like Gather when that shard and shard 0
-// disagree on the number of shards.
+// ClientData is client's data, for Served: its entry in the overlay when it has one, otherwise
+// the shard that carries it. The operator checks one client without merging the whole set. It
+// fails like Gather when that shard and shard 0 disagree on the number of shards, or the
+// overlay is newer than shard 0.
 func ClientData(tokenServer, client string, get func(name string) (map[string][]byte, bool)) (map[string][]byte, error) {
+	// The overlay first (see Gather), and for this client it comes first: it is newer than the
+	// shards it applies over.
+	recent, hasRecent := get(RecentName(tokenServer))
 	first, ok := get(Name(tokenServer))
 	if !ok {
 		return nil, fmt.Errorf("the secret set Secret %s is missing", Name(tokenServer))
@@ -189,6 +207,15 @@ func ClientData(tokenServer, client string, get func(name string) (map[string][]
 	k := ShardCount(first)
 	if k == 0 {
 		return nil, fmt.Errorf("the secret set Secret %s is not in this release's layout yet", Name(tokenServer))
+	}
+	if hasRecent {
+		apply, err := recentApplies(recent, Base(first))
+		if err != nil {
+			return nil, err
+		}
+		if d, ok := recentClient(recent, clientKey(client)); apply && ok {
+			return d, nil
+		}
 	}
 	i := ClientShard(client, k)
 	if i == 0 {

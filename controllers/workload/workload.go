@@ -113,10 +113,10 @@ func ServiceAccount(ts *v1alpha1.TokenServer) *corev1.ServiceAccount {
 
 // Role grants exactly what the token server reads, in its own namespace only: its TokenServer,
 // ConfigMaps (page branding, nothing secret), and Secrets by name — its SigningKey's keys, its
-// credentials and the shards of its secret set (package secretset), which carries its clients
-// and every other secret value it needs. list and watch with resourceNames are allowed for requests
-// that select that one name (fieldSelector metadata.name), which is how the token server
-// watches each of them.
+// credentials and the shards and overlay of its secret set (package secretset), which carries
+// its clients and every other secret value it needs. list and watch with resourceNames are
+// allowed for requests that select that one name (fieldSelector metadata.name), which is how
+// the token server watches each of them.
 func Role(ts *v1alpha1.TokenServer) *rbacv1.Role {
 	return &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
@@ -132,7 +132,7 @@ func Role(ts *v1alpha1.TokenServer) *rbacv1.Role {
 
 // ReadSecrets are the names of the Secrets a token server reads.
 func ReadSecrets(ts *v1alpha1.TokenServer) []string {
-	return append([]string{keys.SecretName(ts.Spec.SigningKeyRef.Name), credentials.SecretName(ts.Name)}, secretset.ShardNames(ts.Name)...)
+	return append([]string{keys.SecretName(ts.Spec.SigningKeyRef.Name), credentials.SecretName(ts.Name)}, secretset.Names(ts.Name)...)
 }
 
 // RoleBinding binds the Role to the ServiceAccount.

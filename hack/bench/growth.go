@@ -54,6 +54,7 @@ func servedLatency(ctx context.Context, r *report, s *system, g *growth, n int) 
 		otherErr string
 	)
 	setSum, setCount := histogramTotals(s.operatorMetrics, "lpauth_operator_secret_set_write_duration_seconds")
+	_, foldCount := histogramTotals(s.operatorMetrics, "lpauth_operator_secret_set_write_duration_seconds", `kind="fold"`)
 	tick := time.NewTicker(servedEvery)
 	defer tick.Stop()
 	for i := range servedClients {
@@ -114,11 +115,13 @@ func servedLatency(ctx context.Context, r *report, s *system, g *growth, n int) 
 		}
 		r.target(atMost(name, float64(p99.Microseconds())/1000, 1000, " ms", "%.0f"))
 	}
-	// What bounds it: the operator compiles the whole set and writes the shards that changed,
-	// spaced by its interval (or by four times this cost, when larger).
+	// What bounds it: the operator compiles the whole set and writes the clients that changed to
+	// its overlay, spaced by its interval (or by this cost, when larger), and now and then folds
+	// the overlay into the shards (paced by their bytes).
 	if sum, count := histogramTotals(s.operatorMetrics, "lpauth_operator_secret_set_write_duration_seconds"); count > setCount {
-		r.line("    meanwhile the operator compiled and wrote the secret set %.0f times, %s each on average (%0.f shards)", count-setCount,
-			ms(time.Duration((sum-setSum)/(count-setCount)*float64(time.Second))), metricValue(s.operatorMetrics, "lpauth_operator_secret_set_shards"))
+		_, folds := histogramTotals(s.operatorMetrics, "lpauth_operator_secret_set_write_duration_seconds", `kind="fold"`)
+		r.line("    meanwhile the operator compiled the secret set %.0f times, %s each on average, and folded its overlay into the shards %.0f times (%0.f shards)", count-setCount,
+			ms(time.Duration((sum-setSum)/(count-setCount)*float64(time.Second))), folds-foldCount, metricValue(s.operatorMetrics, "lpauth_operator_secret_set_shards"))
 	}
 	if otherErr != "" {
 		r.line("    first error other than unknown client_id: %.200s", otherErr)
@@ -126,9 +129,9 @@ func servedLatency(ctx context.Context, r *report, s *system, g *growth, n int) 
 	return nil
 }
 
-// histogramTotals is a histogram's _sum and _count, over all its series, from a Prometheus text
-// endpoint (zero when unread).
-func histogramTotals(base, name string) (sum, count float64) {
+// histogramTotals is a histogram's _sum and _count, over all its series that hold every one of
+// labels (e.g. `kind="fold"`), from a Prometheus text endpoint (zero when unread).
+func histogramTotals(base, name string, labels ...string) (sum, count float64) {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		return 0, 0
@@ -144,7 +147,11 @@ func histogramTotals(base, name string) (sum, count float64) {
 		if err != nil {
 			continue
 		}
-		switch series := f[0]; {
+		series := f[0]
+		if slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(series, l) }) {
+			continue
+		}
+		switch {
 		case series == name+"_sum" || strings.HasPrefix(series, name+"_sum{"):
 			sum += v
 		case series == name+"_count" || strings.HasPrefix(series, name+"_count{"):

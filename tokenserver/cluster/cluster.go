@@ -1,8 +1,9 @@
 // Package cluster feeds a token server's snapshot from the Kubernetes API: informers limited to
 // its namespace trigger a rebuild on any change, and the new snapshot replaces the old one
 // atomically. Requests never reach the API server. Secrets are watched one by one, by name (its
-// SigningKey's keys, its credentials, the shards of its secret set): the token server's Role
-// allows exactly those, so it cannot read any other Secret of its namespace.
+// SigningKey's keys, its credentials, the shards of its secret set and their overlay of recent
+// changes): the token server's Role allows exactly those, so it cannot read any other Secret of
+// its namespace.
 package cluster
 
 import (
@@ -104,7 +105,7 @@ func (s *Source) Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Sc
 	}
 	s.secrets = map[string]toolscache.SharedIndexInformer{}
 	synced := []toolscache.InformerSynced{}
-	for _, name := range append([]string{s.keySecret, credentials.SecretName(s.TokenServer)}, secretset.ShardNames(s.TokenServer)...) {
+	for _, name := range append([]string{s.keySecret, credentials.SecretName(s.TokenServer)}, secretset.Names(s.TokenServer)...) {
 		inf := namedSecretInformer(cs, s.Namespace, name)
 		if _, err := inf.AddEventHandler(handlers); err != nil {
 			return err
@@ -261,8 +262,9 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 	for i := range configMaps.Items {
 		cmByName[configMaps.Items[i].Name] = &configMaps.Items[i]
 	}
-	// The secret set, gathered from its shards; while the operator rewrites them (a set that
-	// grows) they disagree, and the previous snapshot is kept. Its clients are the ones served.
+	// The secret set, gathered from its shards with the overlay of recent changes over them;
+	// while the operator rewrites them (a set that grows, a fold this server has seen only in
+	// part) they disagree, and the previous set is kept. Its clients are the ones served.
 	var set *corev1.Secret
 	var clients []v1alpha1.LivePersonAuthClient
 	var problems []snapshot.Problem

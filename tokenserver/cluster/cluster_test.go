@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -191,13 +193,13 @@ func TestServesFromTheCluster(t *testing.T) {
 	}
 }
 
-// shards is how many Secrets the set is in; it fails the test if they disagree.
+// shards is how many shards the set is in.
 func shards(t *testing.T, ctx context.Context, k8s client.Client, ns string) int {
 	list := &corev1.SecretList{}
 	must(t, k8s.List(ctx, list, client.InNamespace(ns)))
 	n := 0
 	for _, s := range list.Items {
-		if s.Type == secretset.SecretType {
+		if s.Type == secretset.SecretType && s.Name != secretset.RecentName("brand") {
 			n++
 		}
 	}
@@ -253,4 +255,184 @@ func tokenKid(t *testing.T, base string) string {
 		t.Fatal(err)
 	}
 	return jws.Signatures[0].Header.KeyID
+}
+
+// TestRecentChangesReachTheServerThroughTheOverlay: with the set in shards, one new client is
+// written to the small overlay alone (no shard is rewritten) and served, a deleted one is
+// refused through its tombstone, clients created past the overlay's size are folded into the
+// shards, and a Secret squatting the overlay's name costs the set its overlay, never its
+// writes.
+func TestRecentChangesReachTheServerThroughTheOverlay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real kube-apiserver and etcd (envtest): skipped by -short")
+	}
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := controllers.Scheme()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	skip := true // a second manager in this test binary registers the same controller names
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Cache: controllers.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"},
+		Controller: config.Controller{SkipNameValidation: &skip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Shards of 20 KB hold 40-60 clients in two; the overlay folds past 3 KB (about ten clients).
+	if err := controllers.Setup(ctx, mgr, controllers.Options{TokenServerImage: "lpauth-operator:test", SecretSetShardBytes: 20000,
+		SecretSetRecentBytes: 3000, SecretSetInterval: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	k8s, _ := client.New(cfg, client.Options{Scheme: scheme})
+
+	ns := "recent"
+	must(t, k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	must(t, k8s.Create(ctx, &v1alpha1.SigningKey{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: ns}}))
+	// The clients exist before their TokenServer, so its first write holds them all in the
+	// shards and the overlay starts empty.
+	newClient := func(name string) {
+		t.Helper()
+		must(t, k8s.Create(ctx, &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.LivePersonAuthClientSpec{TokenServerRef: v1alpha1.LocalObjectReference{Name: "brand"}, AccountID: "1", ClientID: "lp-" + name,
+				Flow: v1alpha1.FlowImplicit, RedirectURIs: []string{"https://lp.example/cb"}}}))
+	}
+	for i := range 40 {
+		newClient(fmt.Sprintf("many-%02d", i))
+	}
+	must(t, k8s.Create(ctx, &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: ns},
+		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"}}}))
+	creds := &corev1.Secret{}
+	eventually(t, 10*time.Second, "the credentials Secret", func() bool {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: credentials.SecretName("brand")}, creds) == nil
+	})
+	issueToken = string(creds.Data[credentials.IssueAPITokenKey])
+	eventually(t, 10*time.Second, "the token server's RoleBinding", func() bool {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "brand-token-server"}, &rbacv1.RoleBinding{}) == nil
+	})
+	sa, err := env.AddUser(envtest.User{Name: "system:serviceaccount:" + ns + ":brand-token-server", Groups: []string{"system:serviceaccounts"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := &snapshot.Holder{}
+	src := &cluster.Source{Namespace: ns, TokenServer: "brand", Holder: holder, Log: testr.New(t)}
+	must(t, src.Start(ctx, sa.Config(), scheme))
+	srv := httptest.NewServer(server.Handler(server.Config{Issuer: "https://auth.brand.example", Source: holder, Replay: replay.NewMemory(1000, nil)}))
+	t.Cleanup(srv.Close)
+	served := func(name string) bool { return issueStatus(t, srv.URL, "lp-"+name) == http.StatusOK }
+	eventually(t, 30*time.Second, "40 clients served", func() bool {
+		for i := range 40 {
+			if !served(fmt.Sprintf("many-%02d", i)) {
+				return false
+			}
+		}
+		return true
+	})
+	set := readSet(t, ctx, k8s, ns)
+	if len(set.shards) < 2 || len(set.recent.Entries) != 0 {
+		t.Fatalf("before the changes: %d shards, %d overlay entries; want a sharded set and an empty overlay", len(set.shards), len(set.recent.Entries))
+	}
+
+	// One new client: the overlay is written, no shard.
+	start := time.Now()
+	newClient("one-more")
+	eventually(t, 10*time.Second, "the new client served", func() bool { return served("one-more") })
+	t.Logf("client created to served: %v", time.Since(start))
+	after := readSet(t, ctx, k8s, ns)
+	if !maps.Equal(after.shards, set.shards) {
+		t.Errorf("one new client rewrote shards: resourceVersions %v, then %v", set.shards, after.shards)
+	}
+	if _, ok := after.recent.Entries["one-more"]; !ok || after.recent.Base != set.base {
+		t.Errorf("the overlay %+v does not carry the new client over base %s", after.recent, set.base)
+	}
+	if after.recentBytes > 1000 || after.recentBytes*4 > after.shardBytes/len(after.shards) {
+		t.Errorf("the overlay write is %d bytes; a shard is %d", after.recentBytes, after.shardBytes/len(after.shards))
+	}
+
+	// A deleted client: a tombstone in the overlay, and refused.
+	must(t, k8s.Delete(ctx, &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "many-03", Namespace: ns}}))
+	eventually(t, 10*time.Second, "the deleted client refused", func() bool { return issueStatus(t, srv.URL, "lp-many-03") == http.StatusBadRequest })
+	after = readSet(t, ctx, k8s, ns)
+	if e, ok := after.recent.Entries["many-03"]; !ok || len(e.Data) != 0 {
+		t.Errorf("no tombstone for the deleted client: %+v", after.recent.Entries)
+	}
+	if !maps.Equal(after.shards, set.shards) {
+		t.Errorf("a deleted client rewrote shards: resourceVersions %v, then %v", set.shards, after.shards)
+	}
+
+	// Twelve more clients: past 3 KB the overlay is folded into the shards (a new base) and
+	// emptied; everything stays as it was served.
+	for i := range 12 {
+		newClient(fmt.Sprintf("more-%02d", i))
+	}
+	eventually(t, 20*time.Second, "the overlay folded into the shards", func() bool {
+		s := readSet(t, ctx, k8s, ns)
+		return s.base != set.base && s.recent.Base == s.base && s.recent.Replaces != ""
+	})
+	eventually(t, 10*time.Second, "every client served after the fold", func() bool {
+		for _, name := range []string{"one-more", "many-00", "many-39", "more-00", "more-11"} {
+			if !served(name) {
+				return false
+			}
+		}
+		return true
+	})
+	if served("many-03") {
+		t.Error("the deleted client is back after the fold")
+	}
+
+	// A Secret of the overlay's name that is not the TokenServer's (unlabelled, outside the
+	// operator's cache): changes fold into the shards instead, and an event says why.
+	eventually(t, 10*time.Second, "the overlay's name taken", func() bool {
+		_ = k8s.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretset.RecentName("brand"), Namespace: ns}})
+		return k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretset.RecentName("brand"), Namespace: ns},
+			StringData: map[string]string{"squatter": "x"}}) == nil
+	})
+	newClient("after-squat")
+	eventually(t, 20*time.Second, "a client created with the overlay's name taken served", func() bool { return served("after-squat") })
+	eventually(t, 10*time.Second, "a NameConflict event naming the overlay", func() bool {
+		events := &eventsv1.EventList{}
+		must(t, k8s.List(ctx, events, client.InNamespace(ns)))
+		for _, e := range events.Items {
+			if e.Reason == v1alpha1.ReasonNameConflict && strings.Contains(e.Note, secretset.RecentName("brand")) {
+				return true
+			}
+		}
+		return false
+	})
+	if !served("one-more") || served("many-03") {
+		t.Error("with the overlay's name taken, the set lost a change")
+	}
+}
+
+// setSnapshot is the set as the API server holds it: the shards' resourceVersions and bytes,
+// shard 0's base, and the overlay.
+type setSnapshot struct {
+	shards      map[string]string
+	shardBytes  int
+	base        string
+	recent      secretset.Recent
+	recentBytes int
+}
+
+func readSet(t *testing.T, ctx context.Context, k8s client.Client, ns string) setSnapshot {
+	t.Helper()
+	list := &corev1.SecretList{}
+	must(t, k8s.List(ctx, list, client.InNamespace(ns)))
+	s := setSnapshot{shards: map[string]string{}}
+	for _, sec := range list.Items {
+		switch {
+		case sec.Type != secretset.SecretType:
+		case sec.Name == secretset.RecentName("brand"):
+			s.recent, s.recentBytes = secretset.ParseRecent(sec.Data), secretset.Size(sec.Data)
+		default:
+			s.shards[sec.Name], s.shardBytes = sec.ResourceVersion, s.shardBytes+secretset.Size(sec.Data)
+			if sec.Name == secretset.Name("brand") {
+				s.base = secretset.Base(sec.Data)
+			}
+		}
+	}
+	return s
 }
