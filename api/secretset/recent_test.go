@@ -254,12 +254,12 @@ func TestClientDataReadsTheOverlayFirst(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := secretset.Served(data, tc.c, nil, nil); got != tc.want {
+		if got := secretset.Served(data, tc.c, tc.c.EffectiveClientID(), nil, nil); got != tc.want {
 			t.Errorf("%s: Served = %v, want %v", tc.c.Name, got, tc.want)
 		}
 	}
 	// Without the overlay, the shards alone: the new client is not served yet.
-	if data, _ := secretset.ClientData("brand", "fresh", byName(shards, "brand")); secretset.Served(data, fresh, nil, nil) {
+	if data, _ := secretset.ClientData("brand", "fresh", byName(shards, "brand")); secretset.Served(data, fresh, fresh.EffectiveClientID(), nil, nil) {
 		t.Error("fresh is served by shards that never carried it")
 	}
 }
