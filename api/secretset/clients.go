@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/lpauth/lpauth-operator/api/clientsecret"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
 
@@ -34,6 +35,26 @@ type compiledClient struct {
 type SpecMemo struct {
 	specs map[types.UID]memoSpec
 	seen  map[types.UID]bool
+	// strong remembers clientsecret.Check by the secret's digest (it was a fifth of a compile
+	// at 10,000 clients); strongSeen are the digests of this compile.
+	strong, strongSeen map[[32]byte]bool
+}
+
+// strongSecret is clientsecret.Check(value) == nil, remembered by value's digest sum.
+func (m *SpecMemo) strongSecret(sum [32]byte, value []byte) bool {
+	if m == nil {
+		return clientsecret.Check(value) == nil
+	}
+	if m.strong == nil {
+		m.strong, m.strongSeen = map[[32]byte]bool{}, map[[32]byte]bool{}
+	}
+	m.strongSeen[sum] = true
+	ok, known := m.strong[sum]
+	if !known {
+		ok = clientsecret.Check(value) == nil
+		m.strong[sum] = ok
+	}
+	return ok
 }
 
 type memoSpec struct {
@@ -71,6 +92,12 @@ func (m *SpecMemo) forgetUnseen() {
 		}
 	}
 	clear(m.seen)
+	for sum := range m.strong {
+		if !m.strongSeen[sum] {
+			delete(m.strong, sum)
+		}
+	}
+	clear(m.strongSeen)
 }
 
 // CompiledSpec is client c as the set carries it (deterministic JSON).
@@ -120,7 +147,7 @@ func (d *Decoder) Clients(namespace string, data map[string][]byte) ([]v1alpha1.
 		}
 	}
 	next := make(map[string]*decoded, n)
-	out := make([]v1alpha1.LivePersonAuthClient, 0, n)
+	good := make([]*decoded, 0, n)
 	var errs []error
 	for key, v := range data {
 		if !isSpecKey(key) {
@@ -140,13 +167,19 @@ func (d *Decoder) Clients(namespace string, data map[string][]byte) ([]v1alpha1.
 			errs = append(errs, e.err)
 			continue
 		}
-		c := v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: e.cc.Name, Namespace: namespace, CreationTimestamp: e.cc.Created}, Spec: e.cc.Spec}
+		good = append(good, e)
+	}
+	d.memo = next
+	// Sorted as pointers, then built in order: swapping the clients themselves (a kilobyte
+	// each) was a third of this function at 10,000 clients.
+	slices.SortFunc(good, func(a, b *decoded) int { return strings.Compare(a.cc.Name, b.cc.Name) })
+	out := make([]v1alpha1.LivePersonAuthClient, len(good))
+	for i, e := range good {
+		c := &out[i]
+		c.Name, c.Namespace, c.CreationTimestamp, c.Spec = e.cc.Name, namespace, e.cc.Created, e.cc.Spec
 		if id := AcceptedClientID(data, e.cc.Name); c.Spec.ClientID == "" && id != "" {
 			c.Annotations = map[string]string{v1alpha1.AnnotationGeneratedClientID: id}
 		}
-		out = append(out, c)
 	}
-	d.memo = next
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, errs
 }

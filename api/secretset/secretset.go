@@ -26,12 +26,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/lpauth/lpauth-operator/api/clientsecret"
 	"github.com/lpauth/lpauth-operator/api/jwe"
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
 )
@@ -127,18 +124,28 @@ func CompileWith(memo *SpecMemo, ts *v1alpha1.TokenServer, clients []*v1alpha1.L
 	// Each client id belongs to its oldest claimant (v1alpha1.ClaimsBefore, as the operator's
 	// ClientIDConflict says): a younger client with the same id is never compiled, so it cannot
 	// be served under that id even when the owner itself is left out (a full shard).
-	byClaim := slices.Clone(clients)
-	sort.SliceStable(byClaim, func(i, j int) bool { return v1alpha1.ClaimsBefore(byClaim[i], byClaim[j]) })
-	claimed := make(map[string]bool, len(byClaim))
-	for _, c := range byClaim {
+	// One pass picks each id's claimant (no sort of every client on every compile: that was a
+	// sixth of a compile at 10,000 clients).
+	ids := make([]string, len(clients))
+	owner := make(map[string]*v1alpha1.LivePersonAuthClient, len(clients))
+	for i, c := range clients {
 		if c.Spec.TokenServerRef.Name != ts.Name || !c.DeletionTimestamp.IsZero() {
 			continue
 		}
 		id := acceptedID(c, get)
-		if id == "" || claimed[id] {
-			continue // not served until the operator has accepted its id, or another holds it
+		if id == "" {
+			continue // not served until the operator has accepted its id
 		}
-		claimed[id] = true
+		ids[i] = id
+		if o, ok := owner[id]; !ok || v1alpha1.ClaimsBefore(c, o) {
+			owner[id] = c
+		}
+	}
+	for i, c := range clients {
+		id := ids[i]
+		if id == "" || owner[id] != c {
+			continue // no accepted id, or an older client holds it
+		}
 		data[idKey(c.Name)] = []byte(id)
 		data[specKey(c.Name)] = memo.spec(c)
 		if c.Spec.Flow == v1alpha1.FlowCode || c.Spec.Flow == "" {
@@ -154,9 +161,10 @@ func CompileWith(memo *SpecMemo, ts *v1alpha1.TokenServer, clients []*v1alpha1.L
 				// that name first): never served, whatever it holds.
 				s = nil
 			}
-			if s != nil && clientsecret.Check(s.Data[key]) == nil {
-				sum := sha256.Sum256(s.Data[key])
-				data[secretKey(c.Name)] = sum[:]
+			if s != nil {
+				if sum := sha256.Sum256(s.Data[key]); memo.strongSecret(sum, s.Data[key]) {
+					data[secretKey(c.Name)] = sum[:]
+				}
 			}
 		}
 		if enc := c.Spec.Encryption; enc != nil {
