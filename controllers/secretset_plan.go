@@ -20,20 +20,26 @@ type setPolicy struct {
 	// capBytes: while a fold waits for its pace, the overlay grows up to this, so clients
 	// created by the thousand are served before the shards are rewritten.
 	capBytes int
-	// foldAge: an entry this old is folded, so the overlay does not stay large between bursts.
-	foldAge time.Duration
+	// foldAge: an entry this old is folded, so the overlay does not stay large between bursts;
+	// but only once no client has entered it for foldQuiet. A fold holds the set's writes for
+	// as long as its shards take (seconds at 10,000 clients): in a lull it delays nobody,
+	// while a client arriving just behind it would wait that long to be served.
+	foldAge, foldQuiet time.Duration
 }
 
 const (
-	recentFoldBytes = 64 << 10
+	// recentFoldBytes: ~500 clients' entries; each write of the overlay carries all of it to
+	// every token server, paced at setWriteBudget (a quarter of a second at this size).
+	recentFoldBytes = 192 << 10
 	recentFoldAge   = time.Minute
+	recentFoldQuiet = 5 * time.Second
 )
 
 func newSetPolicy(foldBytes int) setPolicy {
 	if foldBytes <= 0 {
 		foldBytes = recentFoldBytes
 	}
-	return setPolicy{foldBytes: foldBytes, capBytes: 4 * foldBytes, foldAge: recentFoldAge}
+	return setPolicy{foldBytes: foldBytes, capBytes: min(4*foldBytes, maxSecretSetBytes), foldAge: recentFoldAge, foldQuiet: recentFoldQuiet}
 }
 
 // setState is what the cache holds of a set.
@@ -88,10 +94,16 @@ func planSetWrite(st setState, data map[string][]byte, k int, now time.Time, fol
 				why = "the overlay is full"
 			case next.Size() > pol.foldBytes:
 				why = "the overlay passed its size"
-			case len(next.Entries) > 0 && now.Sub(oldest) >= pol.foldAge:
-				why = "the overlay's oldest entry is due"
 			case len(next.Entries) > 0:
-				p.after = oldest.Add(pol.foldAge).Sub(now)
+				due := oldest.Add(pol.foldAge)
+				if quiet := next.Newest().Add(pol.foldQuiet); quiet.After(due) {
+					due = quiet
+				}
+				if !now.Before(due) {
+					why = "the overlay's oldest entry is due"
+				} else {
+					p.after = due.Sub(now)
+				}
 			}
 		}
 		switch {

@@ -39,7 +39,7 @@ func addClient(data map[string][]byte, name string) map[string][]byte {
 
 func TestPlanSetWrite(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	pol := setPolicy{foldBytes: 4 << 10, capBytes: 16 << 10, foldAge: time.Minute}
+	pol := setPolicy{foldBytes: 4 << 10, capBytes: 16 << 10, foldAge: time.Minute, foldQuiet: 5 * time.Second}
 	data := planData(200)
 	written := setState{shards: secretset.SplitAt(data, 2, "a"), base: "a", recent: secretset.Recent{Base: "a"}}
 	withNew := func(n int) map[string][]byte {
@@ -51,6 +51,9 @@ func TestPlanSetWrite(t *testing.T) {
 	}
 	aged := written
 	aged.recent, _ = secretset.NextRecent(written.recent, "a", []string{"new-000"}, withNew(1), now.Add(-2*time.Minute), pol.capBytes)
+	// An old entry, and a client that entered just now: no fold until the overlay is quiet.
+	busy := aged
+	busy.recent, _ = secretset.NextRecent(aged.recent, "a", []string{"new-000", "new-001"}, withNew(2), now.Add(-2*time.Second), pol.capBytes)
 	young := written
 	young.recent, _ = secretset.NextRecent(written.recent, "a", []string{"new-000"}, withNew(1), now.Add(-10*time.Second), pol.capBytes)
 	own := maps.Clone(data)
@@ -83,6 +86,8 @@ func TestPlanSetWrite(t *testing.T) {
 		{name: "one new client: the overlay alone", st: written, data: withNew(1), k: 2, entries: 1, after: time.Minute},
 		{name: "the overlay's entry keeps its age", st: young, data: withNew(2), k: 2, entries: 2, after: 50 * time.Second},
 		{name: "an entry a minute old folds", st: aged, data: withNew(1), k: 2, fold: "oldest", entries: 1},
+		{name: "but not while clients arrive", st: busy, data: withNew(2), k: 2, entries: 2, after: 3 * time.Second},
+		{name: "a client arriving now puts it off", st: aged, data: withNew(2), k: 2, entries: 2, after: 5 * time.Second},
 		{name: "past its size the overlay folds", st: written, data: withNew(12), k: 2, fold: "size", entries: 12},
 		{name: "while the fold waits the overlay grows", st: written, data: withNew(12), k: 2, foldWait: 3 * time.Second, entries: 12, after: 3 * time.Second},
 		{name: "up to its cap", st: written, data: withNew(80), k: 2, foldWait: 3 * time.Second, entries: 42, after: 3 * time.Second},

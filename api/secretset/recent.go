@@ -235,6 +235,18 @@ func (r Recent) Oldest() time.Time {
 	return t
 }
 
+// Newest is the Since of r's newest entry, the zero time when it has none: when the last
+// client entered the overlay.
+func (r Recent) Newest() time.Time {
+	var t time.Time
+	for _, e := range r.Entries {
+		if e.Since.After(t) {
+			t = e.Since
+		}
+	}
+	return t
+}
+
 // Changed compares the shards (as Split laid them out for len(shards)) with data: the clients
 // whose keys differ, by the client part of their data keys and sorted, and whether the set's
 // own keys (login, redisURL) differ.
