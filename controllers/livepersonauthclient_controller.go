@@ -224,7 +224,7 @@ func (r *LivePersonAuthClientReconciler) ensureClientID(ctx context.Context, s *
 	case recorded != "":
 		s.clientID = recorded
 		return nil
-	case restored != "":
+	case restored != "" && idInSecret(s.c):
 		// Only a candidate: the Secret is served once adopted (writeClientSecret asks first).
 		s.clientID = restored
 		return nil
@@ -246,7 +246,7 @@ func (r *LivePersonAuthClientReconciler) ensureClientID(ctx context.Context, s *
 // idInSecret reports whether c's generated client id is kept in the Secret the operator
 // generates for it (flow Code without the brand's own Secret).
 func idInSecret(c *v1alpha1.LivePersonAuthClient) bool {
-	return (c.Spec.Flow == v1alpha1.FlowCode || c.Spec.Flow == "") && c.Spec.ClientSecretRef == nil
+	return c.Spec.Flow == v1alpha1.FlowCode && c.Spec.ClientSecretRef == nil // as ensureClientSecret
 }
 
 // recordedClientID is the generated id in the operator's records, which editing the client
@@ -521,6 +521,11 @@ func (r *LivePersonAuthClientReconciler) adoptClientSecret(s *clientScope, secre
 			}
 			return nil, notReadyf(v1alpha1.ReasonInvalidSecret, "Secret %s exists and is not owned by this client; set spec.clientSecretRef to use it, or delete it", secret.Name)
 		}
+		if nr := (*notReady)(nil); errors.As(err, &nr) && nr.reason == v1alpha1.ReasonSecretFound {
+			// What adopting it would make this client's, to compare with LivePerson's console
+			// first: with no id of its own recorded, the client takes the Secret's.
+			nr.err = fmt.Errorf("%w (it holds client id %q and was created %s)", nr.err, secret.Data[v1alpha1.ClientIDKey], secret.CreationTimestamp.UTC().Format(time.RFC3339))
+		}
 		return nil, err
 	}
 	return rs, nil
@@ -618,7 +623,7 @@ func (r *LivePersonAuthClientReconciler) checkServed(ctx context.Context, s *cli
 	since, _ := r.pending.LoadOrStore(key, time.Now())
 	if time.Since(since.(time.Time)) < servedGrace {
 		wait := &notReady{reason: v1alpha1.ReasonWaitingForTokenServer, retryAfter: 250 * time.Millisecond,
-			err: fmt.Errorf("waiting for the token server's Secret %s to carry this client's current secret and keys", secretset.Name(s.ts.Name))}
+			err: fmt.Errorf("waiting for the token server's secret set (Secrets %s…) to carry this client's current secret and keys", secretset.Name(s.ts.Name))}
 		// A new client waits without a status write (it has no Ready yet); one that says Ready
 		// says it no longer is until the token server has the change (a new secret or key).
 		wait.quiet = !meta.IsStatusConditionTrue(s.c.Status.Conditions, v1alpha1.ConditionReady)

@@ -107,6 +107,7 @@ var _ = Describe("Restore", func() {
 		Expect(k8s.Create(ctx, c2)).To(Succeed())
 		msg := readyReason(c2, func() []metav1.Condition { return c2.Status.Conditions }, v1alpha1.ReasonSecretFound)
 		Expect(msg).To(ContainSubstring("kubectl annotate lpac/lp " + v1alpha1.AnnotationAdoptSecret + "=" + string(secretCopy.UID)))
+		Expect(msg).To(ContainSubstring(`it holds client id "`+c.Status.ClientID+`"`), "what adopting it takes on, to compare with LivePerson's console")
 		Expect(c2.Status.ClientID).To(BeEmpty(), "no id is shown before the Secret is adopted")
 		annotateObject(c2, v1alpha1.AnnotationAdoptSecret, string(secretCopy.UID))
 		c2 = clientCondition(c2, metav1.ConditionTrue, v1alpha1.ReasonReconciled)

@@ -265,7 +265,9 @@ func (r *SecretSetReconciler) currentSet(ctx context.Context, ts *v1alpha1.Token
 			if err != nil {
 				return st, 0, err
 			}
-			if s == nil || !metav1.IsControlledBy(s, ts) || secretset.ShardCount(s.Data) != k {
+			// A fold cut short (a restart, a failed write) leaves shards of two bases, which
+			// readers refuse: only a fold repairs it.
+			if s == nil || !metav1.IsControlledBy(s, ts) || secretset.ShardCount(s.Data) != k || secretset.Base(s.Data) != secretset.Base(first.Data) {
 				shards = nil
 				break
 			}
@@ -554,10 +556,25 @@ var errNotOurs = errors.New("not this TokenServer's")
 
 // storeShard creates or updates one shard; it reports whether it wrote.
 func (r *SecretSetReconciler) storeShard(ctx context.Context, ts *v1alpha1.TokenServer, name string, data map[string][]byte) (bool, error) {
+	wrote, err := r.storeShardFrom(ctx, ts, name, data, r.Client, true)
+	if apierrors.IsConflict(err) && r.APIReader != nil {
+		// The cache had not seen a write of this reconcile yet (a fold's overlay, written once
+		// before the fold and once after): once more, from the live Secret.
+		wrote, err = r.storeShardFrom(ctx, ts, name, data, r.APIReader, false)
+	}
+	return wrote, err
+}
+
+// storeShardFrom is storeShard, reading the current Secret from reader.
+func (r *SecretSetReconciler) storeShardFrom(ctx context.Context, ts *v1alpha1.TokenServer, name string, data map[string][]byte, reader client.Reader, cached bool) (bool, error) {
 	key := client.ObjectKey{Namespace: ts.Namespace, Name: name}
 	current := &corev1.Secret{}
 	// Not copied here: the one copy is want, below (a shard is up to ~900 KiB).
-	err := r.Get(ctx, key, current, client.UnsafeDisableDeepCopy)
+	var opts []client.GetOption
+	if cached {
+		opts = append(opts, client.UnsafeDisableDeepCopy)
+	}
+	err := reader.Get(ctx, key, current, opts...)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return false, err
 	}

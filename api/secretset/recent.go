@@ -29,8 +29,11 @@ import (
 //   - Once shard 0 flips, the old overlay no longer applies and every shard is folded, so each
 //     client reads what the overlay said of it, or newer.
 //
-// A token server watches each Secret by name, one informer each, so it may see the new overlay
-// before the new shard 0. The new overlay says which base it replaces: a reader whose shard 0
+// Every shard records the base it was folded for, and a reader takes the shards only when all
+// of them record shard 0's: a token server watches each Secret by name, one informer each, so
+// it may see the new shard 0 before another new shard, whose old state predates the old
+// overlay it no longer applies. Until it has seen every shard of the fold it keeps the set it
+// had. For the same reason it may see the new overlay before the new shard 0. The new overlay says which base it replaces: a reader whose shard 0
 // is that older base knows a fold it has not seen yet is under way and keeps what it had,
 // rather than read the old shards without the overlay they had. A reader of one ordered cache
 // (the operator's) reads the overlay first, then shard 0: the overlay it read is never newer
@@ -71,11 +74,25 @@ func kindKey(ckey, kind string) string { return "client." + ckey + "." + kind }
 // no overlay applies to it).
 func Base(shard0 map[string][]byte) string { return string(shard0[baseKey]) }
 
-// SplitAt is Split, with shard 0 recording base: the operator's fold.
+// SplitAt is Split, with every shard recording base: the operator's fold. Readers take shards
+// only when all of them record shard 0's base (see Gather).
 func SplitAt(data map[string][]byte, k int, base string) []map[string][]byte {
 	shards := Split(data, k)
-	shards[0][baseKey] = []byte(base)
+	for _, d := range shards {
+		d[baseKey] = []byte(base)
+	}
 	return shards
+}
+
+// sameBase fails when shard i (data d) records another base than shard 0: a fold is under way
+// that this reader has seen only part of. Without the check a reader that saw the new shard 0
+// before the new shard i (each Secret has its own watch) would read shard i's clients as they
+// were before the old overlay, now ignored: a deleted client back, an old secret digest.
+func sameBase(tokenServer string, i int, d map[string][]byte, base string) error {
+	if got := Base(d); got != base {
+		return fmt.Errorf("secret set shard %s was written for base %q, shard 0 for %q: the operator is rewriting the set", ShardName(tokenServer, i), got, base)
+	}
+	return nil
 }
 
 // recentApplies reports whether the overlay's data applies over shards whose shard 0 records
@@ -291,6 +308,10 @@ func NextRecent(prev Recent, base string, changed []string, data map[string][]by
 	if prev.Base == base {
 		next.Replaces = prev.Replaces
 	} else {
+		// The overlay of the shards before these (a fold whose own emptying of the overlay
+		// was not written): this one still says which base it replaces, so a reader that has
+		// not seen the fold's shard 0 yet keeps what it had rather than drop that overlay.
+		next.Replaces = prev.Base
 		prev = Recent{}
 	}
 	now = now.UTC().Truncate(time.Second) // as it is written: the overlay reads back the same
@@ -305,6 +326,17 @@ func NextRecent(prev Recent, base string, changed []string, data map[string][]by
 			fresh = append(fresh, ckey)
 		}
 	}
+	// Removals first when the overlay is full: a deleted client or a revoked secret must not
+	// wait behind a burst of new clients for the paced fold.
+	var removed, added []string
+	for _, ckey := range fresh {
+		if len(clientData(data, ckey)) == 0 {
+			removed = append(removed, ckey)
+		} else {
+			added = append(added, ckey)
+		}
+	}
+	fresh = append(removed, added...)
 	left := 0
 	for _, ckey := range fresh {
 		e := RecentEntry{Since: now, Data: clientData(data, ckey)}

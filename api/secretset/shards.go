@@ -178,6 +178,9 @@ func Gather(tokenServer string, get func(name string) (map[string][]byte, bool))
 		if ShardCount(d) != k {
 			return nil, fmt.Errorf("secret set shard %s was written for %d shards, not %d: the operator is rewriting the set", ShardName(tokenServer, i), ShardCount(d), k)
 		}
+		if err := sameBase(tokenServer, i, d, Base(first)); err != nil {
+			return nil, err
+		}
 		for key, v := range d {
 			// Only the keys that belong in this shard: whatever else a shard holds is never
 			// read, so each client has exactly one source.
@@ -224,6 +227,9 @@ func ClientData(tokenServer, client string, get func(name string) (map[string][]
 	d, ok := get(ShardName(tokenServer, i))
 	if !ok || ShardCount(d) != k {
 		return nil, fmt.Errorf("secret set shard %s is not written yet for %d shards", ShardName(tokenServer, i), k)
+	}
+	if err := sameBase(tokenServer, i, d, Base(first)); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
