@@ -165,7 +165,7 @@ func (r *SecretSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // fold rewrites the shards with data in k shards under a new base, then empties the overlay
 // for that base.
 func (r *SecretSetReconciler) fold(ctx context.Context, ts *v1alpha1.TokenServer, st setState, data map[string][]byte, k int, w *setWrite) (ctrl.Result, error) {
-	base := r.newBase()
+	base := r.newBase(st.seen)
 	w.kind, w.shards = "fold", k
 	var err error
 	if w.foldBytes, err = r.store(ctx, ts, secretset.SplitAt(data, k, base)); err != nil {
@@ -183,8 +183,15 @@ func (r *SecretSetReconciler) fold(ctx context.Context, ts *v1alpha1.TokenServer
 		return ctrl.Result{}, nil
 	}
 	// Emptied only now that shard 0 names the new base: until then the old overlay applies.
-	empty := secretset.Recent{Base: base, Replaces: st.base}
-	if _, err := r.storeShard(ctx, ts, secretset.RecentName(ts.Name), empty.Data()); err != nil {
+	empty := secretset.Recent{Base: base, Replaces: cmp.Or(st.base, st.recent.Base)}
+	// From the live Secret: this reconcile may have written the overlay already, before the
+	// fold, and the cache may not have seen that write yet (a conflict, or for a first
+	// overlay an AlreadyExists taken for a squatter).
+	reader := client.Reader(r.APIReader)
+	if reader == nil {
+		reader = r.Client
+	}
+	if _, err := r.storeShardFrom(ctx, ts, secretset.RecentName(ts.Name), empty.Data(), reader, r.APIReader == nil); err != nil {
 		if r.recentTaken(ts, err) {
 			return ctrl.Result{}, nil // the shards carry everything: nothing is lost
 		}
@@ -257,6 +264,13 @@ func (r *SecretSetReconciler) currentSet(ctx context.Context, ts *v1alpha1.Token
 	if first != nil {
 		current = max(secretset.ShardCount(first.Data), 1)
 	}
+	// Every base a set Secret records, whatever state the set is in: the next fold's base is a
+	// generation past all of them (secretset.NewBase).
+	for i := range secretset.MaxShards {
+		if s, err := get(secretset.ShardName(ts.Name, i)); err == nil && s != nil && metav1.IsControlledBy(s, ts) {
+			st.seen = append(st.seen, secretset.Base(s.Data))
+		}
+	}
 	if first != nil && secretset.ShardCount(first.Data) > 0 && metav1.IsControlledBy(first, ts) {
 		k := secretset.ShardCount(first.Data)
 		shards := []map[string][]byte{first.Data}
@@ -285,6 +299,7 @@ func (r *SecretSetReconciler) currentSet(ctx context.Context, ts *v1alpha1.Token
 		st.noRecent = r.isRecentForeign(ts)
 	case metav1.IsControlledBy(recent, ts):
 		st.recent = secretset.ParseRecent(recent.Data)
+		st.seen = append(st.seen, st.recent.Base, st.recent.Replaces)
 	}
 	return st, current, nil
 }
@@ -353,13 +368,13 @@ func (r *SecretSetReconciler) setRecentForeign(ts *v1alpha1.TokenServer, taken b
 	}
 }
 
-func (r *SecretSetReconciler) newBase() string {
+func (r *SecretSetReconciler) newBase(seen []string) string {
 	if r.NewBase != nil {
 		return r.NewBase()
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
-	return hex.EncodeToString(b)
+	return secretset.NewBase(hex.EncodeToString(b), seen...)
 }
 
 func (r *SecretSetReconciler) paceOf(key types.NamespacedName) setPace {
@@ -556,13 +571,7 @@ var errNotOurs = errors.New("not this TokenServer's")
 
 // storeShard creates or updates one shard; it reports whether it wrote.
 func (r *SecretSetReconciler) storeShard(ctx context.Context, ts *v1alpha1.TokenServer, name string, data map[string][]byte) (bool, error) {
-	wrote, err := r.storeShardFrom(ctx, ts, name, data, r.Client, true)
-	if apierrors.IsConflict(err) && r.APIReader != nil {
-		// The cache had not seen a write of this reconcile yet (a fold's overlay, written once
-		// before the fold and once after): once more, from the live Secret.
-		wrote, err = r.storeShardFrom(ctx, ts, name, data, r.APIReader, false)
-	}
-	return wrote, err
+	return r.storeShardFrom(ctx, ts, name, data, r.Client, true)
 }
 
 // storeShardFrom is storeShard, reading the current Secret from reader.

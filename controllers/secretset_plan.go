@@ -53,6 +53,8 @@ type setState struct {
 	recent secretset.Recent
 	// noRecent: another Secret holds the overlay's name, so every change is a fold.
 	noRecent bool
+	// seen are the bases every set Secret of the TokenServer records (the overlay's too).
+	seen []string
 }
 
 // setPlan is what one reconcile writes.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -29,11 +31,13 @@ import (
 //   - Once shard 0 flips, the old overlay no longer applies and every shard is folded, so each
 //     client reads what the overlay said of it, or newer.
 //
-// Every shard records the base it was folded for, and a reader takes the shards only when all
-// of them record shard 0's: a token server watches each Secret by name, one informer each, so
-// it may see the new shard 0 before another new shard, whose old state predates the old
-// overlay it no longer applies. Until it has seen every shard of the fold it keeps the set it
-// had. For the same reason it may see the new overlay before the new shard 0. The new overlay says which base it replaces: a reader whose shard 0
+// Every shard records the base it was folded for, each base a generation one past the last,
+// and a reader refuses shards older than shard 0 (sameBase): a token server watches each
+// Secret by name, one informer each, so it may see the new shard 0 before another new shard,
+// whose old state predates the old overlay it no longer applies. Until it has seen every shard
+// of the fold it keeps the set it had. For the same reason it may see the new overlay (or one
+// several folds ahead) before the new shard 0: an overlay of a later generation than shard 0
+// is refused too. The new overlay says which base it replaces: a reader whose shard 0
 // is that older base knows a fold it has not seen yet is under way and keeps what it had,
 // rather than read the old shards without the overlay they had. A reader of one ordered cache
 // (the operator's) reads the overlay first, then shard 0: the overlay it read is never newer
@@ -84,15 +88,45 @@ func SplitAt(data map[string][]byte, k int, base string) []map[string][]byte {
 	return shards
 }
 
-// sameBase fails when shard i (data d) records another base than shard 0: a fold is under way
-// that this reader has seen only part of. Without the check a reader that saw the new shard 0
-// before the new shard i (each Secret has its own watch) would read shard i's clients as they
-// were before the old overlay, now ignored: a deleted client back, an old secret digest.
-func sameBase(tokenServer string, i int, d map[string][]byte, base string) error {
-	if got := Base(d); got != base {
-		return fmt.Errorf("secret set shard %s was written for base %q, shard 0 for %q: the operator is rewriting the set", ShardName(tokenServer, i), got, base)
+// NewBase names the content of a fold: "g<generation>-<random>", the generation one past every
+// base in seen (the bases of every set Secret the operator reads, their overlay's and the one
+// it replaces). Readers compare generations, so whatever order they see a fold's Secrets in,
+// they can tell which of two is newer.
+func NewBase(random string, seen ...string) string {
+	var g uint64
+	for _, b := range seen {
+		g = max(g, Generation(b))
 	}
-	return nil
+	return fmt.Sprintf("g%d-%s", g+1, random)
+}
+
+// Generation is the generation base records, 0 for none ("" or a base in another form).
+func Generation(base string) uint64 {
+	num, _, ok := strings.Cut(strings.TrimPrefix(base, "g"), "-")
+	if !ok || !strings.HasPrefix(base, "g") {
+		return 0
+	}
+	g, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return g
+}
+
+// sameBase fails when shard i (data d) is older than shard 0, or of another fold of the same
+// generation: a fold is under way that this reader has seen only part of. Without the check a
+// reader that saw the new shard 0 before the new shard i (each Secret has its own watch) would
+// read shard i's clients as they were before the old overlay, now ignored: a deleted client
+// back, an old secret digest. A shard newer than shard 0 is read: the fold writes shard 0 last,
+// and its content is the old shards with the old overlay (still applied) laid over them, and
+// changes since; so a reader that has seen only some shards of a fold, or a fold cut short,
+// reads every client as before it or newer.
+func sameBase(tokenServer string, i int, d map[string][]byte, base string) error {
+	got := Base(d)
+	if got == base || Generation(got) > Generation(base) {
+		return nil
+	}
+	return fmt.Errorf("secret set shard %s was written for base %q, shard 0 for %q: the operator is rewriting the set", ShardName(tokenServer, i), got, base)
 }
 
 // recentApplies reports whether the overlay's data applies over shards whose shard 0 records
@@ -105,7 +139,7 @@ func recentApplies(recent map[string][]byte, base string) (bool, error) {
 		return false, nil
 	case rb == base:
 		return true, nil
-	case string(recent[replacesKey]) == base:
+	case Generation(rb) > Generation(base) || string(recent[replacesKey]) == base:
 		return false, fmt.Errorf("the secret set's overlay was written for shards newer than shard 0 (base %s, not %s): the operator is rewriting the set", rb, base)
 	}
 	return false, nil
@@ -326,7 +360,7 @@ func NextRecent(prev Recent, base string, changed []string, data map[string][]by
 			fresh = append(fresh, ckey)
 		}
 	}
-	// Removals first when the overlay is full: a deleted client or a revoked secret must not
+	// Removals first when the overlay is full: a deleted client must not
 	// wait behind a burst of new clients for the paced fold.
 	var removed, added []string
 	for _, ckey := range fresh {

@@ -221,6 +221,9 @@ func TestFoldIsConsistentAtEveryStep(t *testing.T) {
 		get := func(name string) (map[string][]byte, bool) { d, ok := mixed[name]; return d, ok }
 		view, err := secretset.Gather("brand", get)
 		if err != nil {
+			if mask == 0 || mask == 1<<(k+1)-1 {
+				t.Errorf("new Secrets %b: %v (before the fold and after it the set must gather)", mask, err)
+			}
 			continue
 		}
 		step(fmt.Sprintf("a reader seeing new Secrets %b", mask), view, map[string]bool{})
@@ -416,5 +419,67 @@ func TestNextRecentTakesRemovalsFirst(t *testing.T) {
 	}
 	if _, ok := next.Entries[gone]; !ok {
 		t.Errorf("the tombstone of %s was left out for new clients (%d left out)", gone, left)
+	}
+}
+
+// A fold cut short (shard 1 written, then a failed write or a restart), then another fold with
+// the next generation: a token server that sees any mix of the three generations' Secrets never
+// reads a client older than before the first fold — in particular not a deleted client, whose
+// tombstone only the first overlay held. (The emptied overlay of the second fold named no base
+// it replaced: the first fold's shards disagreed, so the operator knew no base for them.)
+func TestAFoldCutShortThenRedoneIsConsistent(t *testing.T) {
+	const k = 2
+	data := setOf(60)
+	a := secretset.SplitAt(data, k, "g1-a")
+	var gone string
+	for i := 5; i < 60; i++ {
+		if name := fmt.Sprintf("client-%05d", i); i%7 != 0 && secretset.ClientShard(name, k) == 1 { // setOf names every 7th otherwise
+			gone = name
+			break
+		}
+	}
+	v1 := changes(data, "client-00002", "added", gone)
+	recentA := overlayFor(t, a, secretset.Recent{}, v1, t0)
+	if _, ok := recentA.Entries[gone]; !ok {
+		t.Fatalf("the overlay holds no tombstone for %s", gone)
+	}
+	b := secretset.SplitAt(v1, k, secretset.NewBase("b", "g1-a"))
+	v2 := changes(v1, "client-00003", "added-later", "client-00004")
+	c := secretset.SplitAt(v2, k, secretset.NewBase("c", "g1-a", secretset.Base(b[1])))
+	if got := secretset.Base(c[0]); got != "g3-c" {
+		t.Fatalf("the redone fold's base is %q, want g3-c", got)
+	}
+	emptied := secretset.Recent{Base: "g3-c"} // no Replaces: the worst case
+	before, err := secretset.Gather("brand", withRecent(a, recentA.Data(), "brand"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{gone, "client-00002", "client-00003", "client-00004", "added", "added-later", "client-00010"}
+	gathered := 0
+	for _, s0 := range [][]map[string][]byte{a, c} {
+		for _, s1 := range [][]map[string][]byte{a, b, c} {
+			for _, ov := range []secretset.Recent{recentA, emptied} {
+				set := map[string]map[string][]byte{secretset.ShardName("brand", 0): s0[0], secretset.ShardName("brand", 1): s1[1], secretset.RecentName("brand"): ov.Data()}
+				get := func(name string) (map[string][]byte, bool) { d, ok := set[name]; return d, ok }
+				view, err := secretset.Gather("brand", get)
+				if err != nil {
+					continue
+				}
+				gathered++
+				label := fmt.Sprintf("shard 0 %s, shard 1 %s, overlay %s", secretset.Base(s0[0]), secretset.Base(s1[1]), ov.Base)
+				for _, name := range names {
+					got := clientView(view, name)
+					if !reflect.DeepEqual(got, clientView(before, name)) && !reflect.DeepEqual(got, clientView(v1, name)) && !reflect.DeepEqual(got, clientView(v2, name)) {
+						t.Errorf("%s: %s reads %v, older than before the first fold", label, name, got)
+					}
+				}
+				if len(clientView(view, gone)) > 0 {
+					t.Errorf("%s: the deleted client %s is back", label, gone)
+				}
+			}
+		}
+	}
+	if gathered < 3 {
+		t.Errorf("only %d of 12 views gathered: readers would freeze for a whole fold", gathered)
 	}
 }

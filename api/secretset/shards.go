@@ -220,16 +220,21 @@ func ClientData(tokenServer, client string, get func(name string) (map[string][]
 			return d, nil
 		}
 	}
-	i := ClientShard(client, k)
-	if i == 0 {
-		return first, nil
+	// Every shard, as Gather checks them: a client is served only once token servers take the
+	// whole set (cache reads, no copies).
+	mine := ClientShard(client, k)
+	out := first
+	for i := 1; i < k; i++ {
+		d, ok := get(ShardName(tokenServer, i))
+		if !ok || ShardCount(d) != k {
+			return nil, fmt.Errorf("secret set shard %s is not written yet for %d shards", ShardName(tokenServer, i), k)
+		}
+		if err := sameBase(tokenServer, i, d, Base(first)); err != nil {
+			return nil, err
+		}
+		if i == mine {
+			out = d
+		}
 	}
-	d, ok := get(ShardName(tokenServer, i))
-	if !ok || ShardCount(d) != k {
-		return nil, fmt.Errorf("secret set shard %s is not written yet for %d shards", ShardName(tokenServer, i), k)
-	}
-	if err := sameBase(tokenServer, i, d, Base(first)); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return out, nil
 }

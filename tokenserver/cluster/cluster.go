@@ -283,7 +283,7 @@ func (s *Source) build(ctx context.Context) (*snapshot.Snapshot, []snapshot.Prob
 			// Shards that disagree (the operator regrowing the set, or stopped half-way, or a
 			// shard missing) hold back the clients only: they are served from the last set
 			// gathered whole, and a rotated or revoked key still gets through.
-			problems = append(problems, snapshot.Problem{Object: "Secret " + first.Name, Err: fmt.Errorf("%w; serving the clients of the last complete set", err)})
+			problems = append(problems, snapshot.Problem{Object: "Secret " + first.Name, Err: fmt.Errorf("%w; %w", err, snapshot.ErrStaleClients)})
 			data = s.lastSet.Data
 		}
 		set = &corev1.Secret{ObjectMeta: first.ObjectMeta, Type: first.Type, Data: data}

@@ -83,17 +83,25 @@ func (m *Metrics) Observe(_ *http.Request, res oauth.Result) {
 // OnBuild records a snapshot rebuild (a cluster.Source hook).
 func (m *Metrics) OnBuild(s *snapshot.Snapshot, problems []snapshot.Problem, err error, took time.Duration) {
 	m.rebuildDur.Observe(took.Seconds())
+	stale := err != nil
+	for _, p := range problems {
+		// Clients held back from a set whose Secrets disagree: a fold takes seconds, and one
+		// that stays cut short would serve a deleted client with nothing else to say so.
+		stale = stale || errors.Is(p.Err, snapshot.ErrStaleClients)
+	}
+	switch {
+	case stale && m.failingSince.IsZero():
+		m.failingSince = time.Now()
+		m.staleSince.Set(float64(m.failingSince.Unix()))
+	case !stale:
+		m.failingSince = time.Time{}
+		m.staleSince.Set(0)
+	}
 	if err != nil {
 		m.rebuilds.WithLabelValues("error").Inc()
-		if m.failingSince.IsZero() {
-			m.failingSince = time.Now()
-			m.staleSince.Set(float64(m.failingSince.Unix()))
-		}
 		return
 	}
 	m.rebuilds.WithLabelValues("ok").Inc()
-	m.failingSince = time.Time{}
-	m.staleSince.Set(0)
 	m.clients.Set(float64(len(s.Clients)))
 	m.skipped.Set(float64(len(problems)))
 	m.builtAt.Set(float64(s.Built.Unix()))

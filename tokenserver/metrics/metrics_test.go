@@ -173,3 +173,19 @@ func TestErrorLabelIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// A rebuild that holds the clients back (the secret set's Secrets disagree) serves keys but not
+// client changes: stale until the set agrees again, so a fold cut short is not silent.
+func TestHeldBackClientsMarkTheSnapshotStale(t *testing.T) {
+	m := New()
+	snap := &snapshot.Snapshot{Built: time.Now(), Clients: map[string]*snapshot.Client{}}
+	held := []snapshot.Problem{{Object: "Secret brand-token-server-secrets", Err: fmt.Errorf("shards disagree; %w", snapshot.ErrStaleClients)}}
+	m.OnBuild(snap, held, nil, time.Millisecond)
+	if got := testutil.ToFloat64(m.staleSince); got == 0 {
+		t.Fatal("stale since while clients are held back = 0, want its time")
+	}
+	m.OnBuild(snap, []snapshot.Problem{{Object: "LivePersonAuthClient x", Err: errors.New("bad redirect URI")}}, nil, time.Millisecond)
+	if got := testutil.ToFloat64(m.staleSince); got != 0 {
+		t.Errorf("stale since once the set agrees (one broken client left out) = %v, want 0", got)
+	}
+}

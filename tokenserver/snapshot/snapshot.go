@@ -132,6 +132,11 @@ type Problem struct {
 
 func (p Problem) String() string { return p.Object + ": " + p.Err.Error() }
 
+// ErrStaleClients marks a problem that leaves the clients as an earlier snapshot had them (the
+// secret set's Secrets disagree): keys still get through, but client changes (a deletion, a new
+// secret) do not, so it counts as stale until the set agrees again.
+var ErrStaleClients = errors.New("serving the clients of the last complete set")
+
 // Build compiles a snapshot. It fails only when nothing could be served (no issuer, no key, no
 // code key); a broken client is left out and reported in problems.
 func Build(in Inputs) (*Snapshot, []Problem, error) {
