@@ -5,7 +5,6 @@
 package idtoken
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -61,25 +60,7 @@ func (id Identity) Validate() error {
 // Mint returns the signed (and, when the client asks, encrypted) token and its expiry.
 func Mint(s *snapshot.Snapshot, c *snapshot.Client, id Identity, now time.Time) (string, time.Time, error) {
 	exp := now.Add(c.Lifetime)
-	claims := make(map[string]any, 8+len(c.StaticClaims)+len(id.Claims))
-	for k, v := range c.StaticClaims {
-		claims[k] = v
-	}
-	for k, v := range id.Claims {
-		claims[k] = v
-	}
-	claims["iss"] = s.Issuer
-	claims["sub"] = id.Subject
-	claims["aud"] = c.Audience
-	claims["iat"] = now.Unix()
-	claims["exp"] = exp.Unix() // seconds: a documented LivePerson trap is milliseconds
-	if sdes := lpsdes.Merge(c.SDEs, id.SDEs); len(sdes) > 0 {
-		claims["lp_sdes"] = sdes
-	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", time.Time{}, err
-	}
+	payload := appendPayload(make([]byte, 0, 512), s, c, id, now.Unix(), exp.Unix(), lpsdes.Merge(c.SDEs, id.SDEs))
 	token, err := s.Signer.SignCompact(payload)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("signing: %w", err)
