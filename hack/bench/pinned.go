@@ -191,7 +191,7 @@ func pinnedLoad(o options, r *report, s *system) error {
 			beyond := tokenCPU - sig
 			r.target(info("token-cpu-beyond-signature", float64(beyond.Microseconds()), " µs", "%.0f", fmt.Sprintf("signature %d µs of %d µs", sig.Microseconds(), tokenCPU.Microseconds()), float64(beyond)/float64(sig)))
 			r.target(info("token-http-floor-cpu", float64(floorCPU.Microseconds()), " µs", "%.0f", "GET /healthz, server CPU per request", float64(floorCPU)/float64(sig)))
-			r.target(info("token-vs-signer-bound", float64(sig)/float64(sig+floorCPU), "", "%.2f", "signature ÷ (signature + HTTP floor)", 0))
+			r.target(info("token-vs-signer-bound", float64(sig)/float64(sig+floorCPU), "", "%.2f", "signature ÷ (signature + HTTP floor)", math.NaN()))
 		}
 		r.line("  server's RS256-2048 signer on core 0: %.0f signs/s (%.0f before the steps, %.0f after); openssl speed on core 0: %.0f (÷ %.2f); RSA-OAEP-256: %.0f/s",
 			mean.Sign2048, before.Sign2048, after.Sign2048, openssl, mean.Sign2048/max(openssl, 1), mean.OAEP)

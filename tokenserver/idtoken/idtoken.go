@@ -60,7 +60,10 @@ func (id Identity) Validate() error {
 // Mint returns the signed (and, when the client asks, encrypted) token and its expiry.
 func Mint(s *snapshot.Snapshot, c *snapshot.Client, id Identity, now time.Time) (string, time.Time, error) {
 	exp := now.Add(c.Lifetime)
-	payload := appendPayload(make([]byte, 0, 512), s, c, id, now.Unix(), exp.Unix(), lpsdes.Merge(c.SDEs, id.SDEs))
+	payload, err := appendPayload(make([]byte, 0, 512), s, c, id, now.Unix(), exp.Unix(), lpsdes.Merge(c.SDEs, id.SDEs))
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	token, err := s.Signer.SignCompact(payload)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("signing: %w", err)

@@ -30,7 +30,7 @@ type claim struct {
 // appendPayload writes the claims Mint signs: the client's static claims, then the identity's
 // claims over them, then the claims the server sets over both (lp_sdes only when there are
 // SDEs), in json.Marshal's order (sorted by key).
-func appendPayload(buf []byte, s *snapshot.Snapshot, c *snapshot.Client, id Identity, iat, exp int64, sdes []lpsdes.SDE) []byte {
+func appendPayload(buf []byte, s *snapshot.Snapshot, c *snapshot.Client, id Identity, iat, exp int64, sdes []lpsdes.SDE) ([]byte, error) {
 	set := [...]claim{
 		{key: "aud", str: c.Audience, kind: 's'},
 		{key: "exp", num: exp, kind: 'n'}, // seconds: a documented LivePerson trap is milliseconds
@@ -59,6 +59,7 @@ func appendPayload(buf []byte, s *snapshot.Snapshot, c *snapshot.Client, id Iden
 		}
 	}
 	slices.SortFunc(all, func(a, b claim) int { return strings.Compare(a.key, b.key) })
+	var err error
 	buf = append(buf, '{')
 	for i, m := range all {
 		if i > 0 {
@@ -72,14 +73,16 @@ func appendPayload(buf []byte, s *snapshot.Snapshot, c *snapshot.Client, id Iden
 		case 'n':
 			buf = strconv.AppendInt(buf, m.num, 10)
 		case 'l':
-			buf = appendSDEs(buf, m.sdes)
+			if buf, err = appendSDEs(buf, m.sdes); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return append(buf, '}')
+	return append(buf, '}'), nil
 }
 
 // appendSDEs writes lp_sdes as lpsdes.SDE's MarshalJSON does: {"info"|"personal":{…},"type":…}.
-func appendSDEs(buf []byte, sdes []lpsdes.SDE) []byte {
+func appendSDEs(buf []byte, sdes []lpsdes.SDE) ([]byte, error) {
 	buf = append(buf, '[')
 	for i, s := range sdes {
 		if i > 0 {
@@ -92,23 +95,31 @@ func appendSDEs(buf []byte, sdes []lpsdes.SDE) []byte {
 		buf = append(buf, '{')
 		buf = appendString(buf, content)
 		buf = append(buf, ':')
-		buf = appendValue(buf, s.Fields)
+		var err error
+		if buf, err = appendValue(buf, s.Fields); err != nil {
+			return nil, err
+		}
 		buf = append(buf, ',')
 		buf = appendString(buf, "type")
 		buf = append(buf, ':')
 		buf = appendString(buf, s.Type)
 		buf = append(buf, '}')
 	}
-	return append(buf, ']')
+	return append(buf, ']'), nil
 }
 
 // appendValue writes a decoded JSON value (what lpsdes keeps: strings, numbers, objects,
-// arrays) as json.Marshal would; anything else goes through json.Marshal itself.
-func appendValue(buf []byte, v any) []byte {
+// arrays) as json.Marshal would; anything else goes through json.Marshal itself, and its error
+// (a NaN from a decoded template, say) refuses the token as json.Marshal refused it.
+func appendValue(buf []byte, v any) ([]byte, error) {
+	var err error
 	switch v := v.(type) {
 	case string:
-		return appendString(buf, v)
+		return appendString(buf, v), nil
 	case map[string]any:
+		if v == nil {
+			return append(buf, "null"...), nil
+		}
 		keys := make([]string, 0, len(v))
 		for k := range v {
 			keys = append(keys, k)
@@ -121,32 +132,36 @@ func appendValue(buf []byte, v any) []byte {
 			}
 			buf = appendString(buf, k)
 			buf = append(buf, ':')
-			buf = appendValue(buf, v[k])
+			if buf, err = appendValue(buf, v[k]); err != nil {
+				return nil, err
+			}
 		}
-		return append(buf, '}')
+		return append(buf, '}'), nil
 	case []any:
 		if v == nil {
-			return append(buf, "null"...)
+			return append(buf, "null"...), nil
 		}
 		buf = append(buf, '[')
 		for i, e := range v {
 			if i > 0 {
 				buf = append(buf, ',')
 			}
-			buf = appendValue(buf, e)
+			if buf, err = appendValue(buf, e); err != nil {
+				return nil, err
+			}
 		}
-		return append(buf, ']')
+		return append(buf, ']'), nil
 	case bool:
-		return strconv.AppendBool(buf, v)
+		return strconv.AppendBool(buf, v), nil
 	case nil:
-		return append(buf, "null"...)
+		return append(buf, "null"...), nil
 	}
 	// json.Number (checked and written as is by json.Marshal), float64 and anything else.
 	b, err := json.Marshal(v)
 	if err != nil {
-		return append(buf, "null"...) // unreachable for what lpsdes accepts
+		return nil, err
 	}
-	return append(buf, b...)
+	return append(buf, b...), nil
 }
 
 const hex = "0123456789abcdef"
