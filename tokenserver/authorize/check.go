@@ -187,9 +187,10 @@ func encodeIdentity(p *codes.Payload, id idtoken.Identity) error {
 		}
 	}
 	if len(id.SDEs) > 0 {
-		if p.LPSdes, err = json.Marshal(id.SDEs); err != nil {
+		if p.LPSdes, err = idtoken.CodeSDEs(id.SDEs); err != nil {
 			return err
 		}
+		p.SDEsWritten = true
 	}
 	return nil
 }

@@ -51,6 +51,10 @@ type Payload struct {
 	Issued int64           `json:"iat,omitempty"`
 	Claims json.RawMessage `json:"clm,omitempty"`
 	LPSdes json.RawMessage `json:"sdes,omitempty"`
+	// SDEsWritten says LPSdes was written by idtoken.CodeSDEs (validated, merged, in the bytes
+	// a token carries), so redemption need not decode and validate it again. Codes without it
+	// (sealed before it existed) are parsed; servers that predate it ignore it and parse.
+	SDEsWritten bool `json:"sdesw,omitempty"`
 	// RedirectURI is the redirect_uri of the request that issued the code, if any; redemption
 	// must present the same value.
 	RedirectURI string `json:"ru,omitempty"`

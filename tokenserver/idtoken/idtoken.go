@@ -33,6 +33,10 @@ type Identity struct {
 	Claims map[string]string
 	// SDEs are this request's lp_sdes, merged over the client's template.
 	SDEs []lpsdes.SDE
+	// SDEsJSON, when set, is SDEs as CodeSDEs wrote them into a code this server sealed. Mint
+	// writes it as it is for a client with no lp_sdes template (the template is the client's
+	// current one, so with a template the SDEs are merged again).
+	SDEsJSON []byte
 }
 
 // Validate checks an identity that came from outside (the issue API, a code).
@@ -60,7 +64,13 @@ func (id Identity) Validate() error {
 // Mint returns the signed (and, when the client asks, encrypted) token and its expiry.
 func Mint(s *snapshot.Snapshot, c *snapshot.Client, id Identity, now time.Time) (string, time.Time, error) {
 	exp := now.Add(c.Lifetime)
-	payload, err := appendPayload(make([]byte, 0, 512), s, c, id, now.Unix(), exp.Unix(), lpsdes.Merge(c.SDEs, id.SDEs))
+	var payload []byte
+	var err error
+	if len(c.SDEs) == 0 && len(id.SDEsJSON) > 0 {
+		payload, err = appendPayload(make([]byte, 0, 512), s, c, id, now.Unix(), exp.Unix(), nil, id.SDEsJSON)
+	} else {
+		payload, err = appendPayload(make([]byte, 0, 512), s, c, id, now.Unix(), exp.Unix(), lpsdes.Merge(c.SDEs, id.SDEs), nil)
+	}
 	if err != nil {
 		return "", time.Time{}, err
 	}

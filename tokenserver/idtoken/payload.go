@@ -24,23 +24,26 @@ type claim struct {
 	str  string
 	num  int64
 	sdes []lpsdes.SDE
-	kind byte // 's' string, 'n' number, 'l' lp_sdes
+	raw  []byte // lp_sdes already written (Identity.SDEsJSON), instead of sdes
+	kind byte   // 's' string, 'n' number, 'l' lp_sdes
 }
 
 // appendPayload writes the claims Mint signs: the client's static claims, then the identity's
 // claims over them, then the claims the server sets over both (lp_sdes only when there are
 // SDEs), in json.Marshal's order (sorted by key).
-func appendPayload(buf []byte, s *snapshot.Snapshot, c *snapshot.Client, id Identity, iat, exp int64, sdes []lpsdes.SDE) ([]byte, error) {
+//
+// sdesJSON, when not empty, is lp_sdes already written by CodeSDEs, and sdes is ignored.
+func appendPayload(buf []byte, s *snapshot.Snapshot, c *snapshot.Client, id Identity, iat, exp int64, sdes []lpsdes.SDE, sdesJSON []byte) ([]byte, error) {
 	set := [...]claim{
 		{key: "aud", str: c.Audience, kind: 's'},
 		{key: "exp", num: exp, kind: 'n'}, // seconds: a documented LivePerson trap is milliseconds
 		{key: "iat", num: iat, kind: 'n'},
 		{key: "iss", str: s.Issuer, kind: 's'},
 		{key: "sub", str: id.Subject, kind: 's'},
-		{key: "lp_sdes", sdes: sdes, kind: 'l'},
+		{key: "lp_sdes", sdes: sdes, raw: sdesJSON, kind: 'l'},
 	}
 	server := set[:5]
-	if len(sdes) > 0 {
+	if len(sdes) > 0 || len(sdesJSON) > 0 {
 		server = set[:]
 	}
 	setByServer := func(k string) bool {
@@ -73,12 +76,21 @@ func appendPayload(buf []byte, s *snapshot.Snapshot, c *snapshot.Client, id Iden
 		case 'n':
 			buf = strconv.AppendInt(buf, m.num, 10)
 		case 'l':
-			if buf, err = appendSDEs(buf, m.sdes); err != nil {
+			if len(m.raw) > 0 {
+				buf = append(buf, m.raw...)
+			} else if buf, err = appendSDEs(buf, m.sdes); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return append(buf, '}'), nil
+}
+
+// CodeSDEs writes an identity's lp_sdes for a code: merged (ctmrinfo first) and in the bytes
+// Mint writes, so that redeeming the code for a client with no lp_sdes template puts them into
+// the token as they are (Identity.SDEsJSON) instead of decoding and validating them again.
+func CodeSDEs(sdes []lpsdes.SDE) ([]byte, error) {
+	return appendSDEs(nil, lpsdes.Merge(nil, sdes))
 }
 
 // appendSDEs writes lp_sdes as lpsdes.SDE's MarshalJSON does: {"info"|"personal":{…},"type":…}.

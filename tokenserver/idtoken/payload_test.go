@@ -81,7 +81,7 @@ func TestPayloadIsJSONMarshals(t *testing.T) {
 		},
 	}
 	for name, tc := range cases {
-		got, err := appendPayload(nil, snap, &tc.client, tc.id, 1800000000, 1800003600, tc.sdes)
+		got, err := appendPayload(nil, snap, &tc.client, tc.id, 1800000000, 1800003600, tc.sdes, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -97,7 +97,7 @@ func TestPayloadIsJSONMarshals(t *testing.T) {
 func TestPayloadRefusesWhatJSONRefuses(t *testing.T) {
 	t.Parallel()
 	sdes := []lpsdes.SDE{{Type: "ctmrinfo", Fields: map[string]any{"balance": math.NaN()}}}
-	if _, err := appendPayload(nil, &snapshot.Snapshot{}, &snapshot.Client{}, Identity{Subject: "s"}, 1, 2, sdes); err == nil {
+	if _, err := appendPayload(nil, &snapshot.Snapshot{}, &snapshot.Client{}, Identity{Subject: "s"}, 1, 2, sdes, nil); err == nil {
 		t.Fatal("a NaN was written into a payload")
 	}
 }

@@ -175,10 +175,10 @@ func (h *Handler) handle(r *http.Request, what string, res *oauth.Result) (map[s
 		}
 		return map[string]any{"token": token, "expires_in": int64(exp.Sub(now).Seconds())}, nil
 	}
-	return issueCode(snap, client, req, now)
+	return issueCode(snap, client, req, sdes, now)
 }
 
-func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, now time.Time) (map[string]any, *oauth.Error) {
+func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, sdes []lpsdes.SDE, now time.Time) (map[string]any, *oauth.Error) {
 	if client.Flow != v1alpha1.FlowCode {
 		return nil, Bad("client " + client.ID + " uses the implicit flow: call /api/v1/tokens")
 	}
@@ -201,8 +201,12 @@ func issueCode(snap *snapshot.Snapshot, client *snapshot.Client, req Request, no
 	if len(req.Claims) > 0 {
 		p.Claims, _ = json.Marshal(req.Claims)
 	}
-	if len(req.LPSdes) > 0 && !bytes.Equal(bytes.TrimSpace(req.LPSdes), []byte("null")) {
-		p.LPSdes = req.LPSdes
+	if len(sdes) > 0 {
+		var err error
+		if p.LPSdes, err = idtoken.CodeSDEs(sdes); err != nil {
+			return nil, Bad(err.Error())
+		}
+		p.SDEsWritten = true
 	}
 	var err error
 	if p.ID, err = codes.NewID(); err != nil {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lpauth/lpauth-operator/api/lpsdes"
 	"github.com/lpauth/lpauth-operator/tokenserver/codes"
+	"github.com/lpauth/lpauth-operator/tokenserver/idtoken"
 	"github.com/lpauth/lpauth-operator/tokenserver/signer"
 )
 
@@ -120,11 +123,7 @@ func BenchmarkTokenHandler(b *testing.B) {
 	f := newFixture(b, nil)
 	codeList := make([]string, b.N)
 	for i := range codeList {
-		p := codes.Payload{ClientID: codeClientID, Subject: "cust-8f14e45f", Expiry: time.Now().Add(time.Hour).Unix(), RedirectURI: lpRedirect,
-			Claims: []byte(`{"given_name":"Ada","family_name":"Lovelace","email":"ada@brand.example","phone_number":"+15555550100"}`),
-			LPSdes: []byte(`[{"type":"ctmrinfo","info":{"customerId":"8271","ctype":"gold","companySize":500}},{"type":"personal","personal":{"firstname":"Ada","lastname":"Lovelace"}}]`)}
-		p.ID, _ = codes.NewID()
-		codeList[i], _ = f.snap.Codes.Seal(p)
+		codeList[i] = liveCode(b, f)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -149,34 +148,53 @@ func (unsignedSigner) SignCompact(payload []byte) (string, error) {
 
 // BenchmarkTokenHandlerUnsigned is BenchmarkTokenHandler without the signature: the CPU and
 // allocations /token spends besides the RSA, which is what separates /token's rate from the
-// signer's.
+// signer's; for a client with an lp_sdes template (merged at redemption) and without one.
 //
 //	go test -run '^$' -bench TokenHandlerUnsigned -benchmem -cpuprofile cpu.out ./tokenserver/server/
 func BenchmarkTokenHandlerUnsigned(b *testing.B) {
-	f := newFixture(b, nil)
-	f.snap.Signer = unsignedSigner{f.snap.Signer}
-	codeList := make([]string, b.N)
-	for i := range codeList {
-		p := codes.Payload{ClientID: codeClientID, Subject: "cust-8f14e45f", Expiry: time.Now().Add(time.Hour).Unix(), RedirectURI: lpRedirect,
-			Claims: []byte(`{"given_name":"Ada","family_name":"Lovelace","email":"ada@brand.example","phone_number":"+15555550100"}`),
-			LPSdes: []byte(`[{"type":"ctmrinfo","info":{"customerId":"8271","ctype":"gold","companySize":500}},{"type":"personal","personal":{"firstname":"Ada","lastname":"Lovelace"}}]`)}
-		p.ID, _ = codes.NewID()
-		codeList[i], _ = f.snap.Codes.Seal(p)
+	for _, template := range []bool{true, false} {
+		b.Run(fmt.Sprintf("template=%v", template), func(b *testing.B) {
+			f := newFixture(b, nil)
+			f.snap.Signer = unsignedSigner{f.snap.Signer}
+			if !template {
+				f.snap.Clients[codeClientID].SDEs = nil
+			}
+			bodies := make([]string, b.N)
+			for i := range bodies {
+				bodies[i] = form(liveCode(b, f), lpRedirect)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				req := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(bodies[i]))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(codeClientID, codeSecret)
+				w := httptest.NewRecorder()
+				f.handler.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
-	bodies := make([]string, b.N)
-	for i := range bodies {
-		bodies[i] = form(codeList[i], lpRedirect)
+}
+
+// liveCode seals a code as the issue API does for LivePerson's users: profile claims and
+// lp_sdes, the lp_sdes validated and written for the token.
+func liveCode(b *testing.B, f *fixture) string {
+	sdes, err := lpsdes.Parse([]byte(`[{"type":"ctmrinfo","info":{"customerId":"8271","ctype":"gold","companySize":500}},{"type":"personal","personal":{"firstname":"Ada","lastname":"Lovelace"}}]`))
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		req := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(bodies[i]))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(codeClientID, codeSecret)
-		w := httptest.NewRecorder()
-		f.handler.ServeHTTP(w, req)
-		if w.Code != http.StatusOK {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
+	p := codes.Payload{ClientID: codeClientID, Subject: "cust-8f14e45f", Expiry: time.Now().Add(time.Hour).Unix(), RedirectURI: lpRedirect,
+		Claims: []byte(`{"given_name":"Ada","family_name":"Lovelace","email":"ada@brand.example","phone_number":"+15555550100"}`), SDEsWritten: true}
+	if p.LPSdes, err = idtoken.CodeSDEs(sdes); err != nil {
+		b.Fatal(err)
 	}
+	p.ID, _ = codes.NewID()
+	code, err := f.snap.Codes.Seal(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return code
 }

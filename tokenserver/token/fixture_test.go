@@ -151,6 +151,7 @@ type tokenAnswer struct {
 	err        string
 	retryAfter string
 	idToken    bool
+	raw        string // the id_token
 }
 
 func (f *fixture) post(t testing.TB, c tokenCall) tokenAnswer {
@@ -174,8 +175,8 @@ func (f *fixture) post(t testing.TB, c tokenCall) tokenAnswer {
 		t.Fatalf("token response is not JSON: %q", w.Body)
 	}
 	e, _ := out["error"].(string)
-	_, hasToken := out["id_token"]
-	return tokenAnswer{status: w.Code, err: e, retryAfter: w.Header().Get("Retry-After"), idToken: hasToken}
+	raw, hasToken := out["id_token"].(string)
+	return tokenAnswer{status: w.Code, err: e, retryAfter: w.Header().Get("Retry-After"), idToken: hasToken, raw: raw}
 }
 
 // basic is an Authorization header with id and secret exactly as given (no form-encoding).
