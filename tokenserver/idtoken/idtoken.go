@@ -58,6 +58,13 @@ func (id Identity) Validate() error {
 			return fmt.Errorf("claim %q: names of 1 to 64 bytes, values of at most %d bytes of UTF-8", k, MaxClaimBytes)
 		}
 	}
+	if len(id.SDEs) > 0 {
+		// As a code carries them; so a code issued is a code that redeems, whatever replica
+		// or template redeems it.
+		if _, err := CodeSDEs(id.SDEs); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package idtoken
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,8 +90,17 @@ func appendPayload(buf []byte, s *snapshot.Snapshot, c *snapshot.Client, id Iden
 // CodeSDEs writes an identity's lp_sdes for a code: merged (ctmrinfo first) and in the bytes
 // Mint writes, so that redeeming the code for a client with no lp_sdes template puts them into
 // the token as they are (Identity.SDEsJSON) instead of decoding and validating them again.
+// It refuses SDEs longer than lpsdes.MaxBytes once written: lpsdes.Parse measured the brand's
+// bytes, and '&', '<' and '>' take six bytes each here.
 func CodeSDEs(sdes []lpsdes.SDE) ([]byte, error) {
-	return appendSDEs(nil, lpsdes.Merge(nil, sdes))
+	b, err := appendSDEs(nil, lpsdes.Merge(nil, sdes))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > lpsdes.MaxBytes {
+		return nil, fmt.Errorf("lp_sdes: %d bytes as the token carries them ('&', '<' and '>' are escaped in 6 bytes each), more than %d", len(b), lpsdes.MaxBytes)
+	}
+	return b, nil
 }
 
 // appendSDEs writes lp_sdes as lpsdes.SDE's MarshalJSON does: {"info"|"personal":{…},"type":…}.

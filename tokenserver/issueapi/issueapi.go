@@ -158,15 +158,14 @@ func (h *Handler) handle(r *http.Request, what string, res *oauth.Result) (map[s
 		return nil, Bad("unknown client_id")
 	}
 	res.ClientID, res.Flow = client.ID, string(client.Flow)
-	id := idtoken.Identity{Subject: req.Subject, Claims: req.Claims}
-	if verr := id.Validate(); verr != nil {
-		return nil, Bad(verr.Error())
-	}
 	sdes, perr := lpsdes.Parse(req.LPSdes)
 	if perr != nil {
 		return nil, Bad(perr.Error())
 	}
-	id.SDEs = sdes
+	id := idtoken.Identity{Subject: req.Subject, Claims: req.Claims, SDEs: sdes}
+	if verr := id.Validate(); verr != nil {
+		return nil, Bad(verr.Error())
+	}
 	now := h.Now()
 	if what == "tokens" {
 		token, exp, err := idtoken.Mint(snap, client, id, now)

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -62,6 +63,25 @@ func TestCodeSDEsReachTheTokenAsWhenParsedAgain(t *testing.T) {
 		return f.code(t, codes.Payload{ClientID: codeID, Subject: "u", LPSdes: json.RawMessage(raw)})
 	}
 
+	// For a client with no template a code's written lp_sdes are the token's, byte for byte:
+	// these are in an order parsing and merging again would change.
+	const spliced = `[{"personal":{"firstname":"Ada"},"type":"personal"},{"info":{"ctype":"gold"},"type":"ctmrinfo"}]`
+	if got := redeemed(f.code(t, codes.Payload{ClientID: codeID, Subject: "u", LPSdes: json.RawMessage(spliced), SDEsWritten: true})); got != spliced {
+		t.Errorf("written lp_sdes, no template: got %s, want them as written %s", got, spliced)
+	}
+	// lp_sdes under 8 KB as sent but not once escaped are refused when the code is issued, not
+	// when it is redeemed (after its claim, which would burn it). The body is written by hand:
+	// json.Marshal would escape the brand's '&' itself.
+	big := `[{"type":"ctmrinfo","info":{"ctype":"` + strings.Repeat("&", 500) + `","cstatus":"` + strings.Repeat("<", 500) +
+		`","role":"` + strings.Repeat(">", 500) + `","userName":"` + strings.Repeat("&", 500) + `"}}]`
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/codes", strings.NewReader(`{"client_id":"`+codeID+`","sub":"u","lp_sdes":`+big+`}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+issueToken)
+	w := httptest.NewRecorder()
+	f.issue.ServeHTTP(w, req)
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "as the token carries them") {
+		t.Errorf("lp_sdes of 12 KB once escaped: got %d %s, want 400", w.Code, w.Body)
+	}
 	if p, err := f.snap.Codes.Open(issued(), f.now()); err != nil || !p.SDEsWritten {
 		t.Fatalf("the issue API's code does not say its lp_sdes are written (%v)", err)
 	}
