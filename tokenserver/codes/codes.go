@@ -202,8 +202,14 @@ func (s *Sealer) Open(code string, now time.Time) (Payload, error) {
 	if err != nil {
 		return Payload{}, err
 	}
-	var p Payload
-	if err := json.Unmarshal(plain, &p); err != nil || p.ID == "" || p.ClientID == "" {
+	p, ok := decodePayload(plain)
+	if !ok {
+		p = Payload{}
+		if err := json.Unmarshal(plain, &p); err != nil {
+			return Payload{}, fmt.Errorf("%w: bad payload", ErrInvalid)
+		}
+	}
+	if p.ID == "" || p.ClientID == "" {
 		return Payload{}, fmt.Errorf("%w: bad payload", ErrInvalid)
 	}
 	if now.Unix() >= p.Expiry {
