@@ -70,6 +70,10 @@ var keyBits = map[string]uint16{
 	"sdes": 1 << 6, "sdesw": 1 << 7, "ru": 1 << 8, "cc": 1 << 9, "ccm": 1 << 10,
 }
 
+// maxRawDepth is as deep as a claims or lp_sdes value may nest before the fast reader declines
+// it (lp_sdes nest four levels at most).
+const maxRawDepth = 64
+
 type scanner struct {
 	b []byte
 	i int
@@ -152,7 +156,11 @@ func (s *scanner) raw(open, close byte) (json.RawMessage, bool) {
 			inString = !inString
 		case inString:
 		case c == '{' || c == '[':
-			depth++
+			// json.Valid below judges the value alone, encoding/json the whole payload: the
+			// two differ only past its 10,000 levels, far past anything Seal writes.
+			if depth++; depth > maxRawDepth {
+				return nil, false
+			}
 		case c == '}' || c == ']':
 			depth--
 			if depth == 0 {
