@@ -136,6 +136,34 @@ func cpuSeconds(pid int) float64 {
 	return (utime + stime) / 100 // USER_HZ is 100 on Linux
 }
 
+// threadCPU is the CPU time the threads of pid named name have used, from the scheduler's own
+// nanosecond count (/proc/<pid>/task/<tid>/schedstat, its first field), not the 10 ms ticks of
+// /proc/<pid>/stat. The token server's signing threads are named (signer.ThreadName) and live as
+// long as the process, so the difference between two readings is the CPU its signatures took.
+func threadCPU(pid int, name string) time.Duration {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		dir := fmt.Sprintf("/proc/%d/task/%s/", pid, t.Name())
+		comm, err := os.ReadFile(dir + "comm")
+		if err != nil || strings.TrimSpace(string(comm)) != name {
+			continue
+		}
+		stat, err := os.ReadFile(dir + "schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(stat)); len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			total += time.Duration(ns)
+		}
+	}
+	return total
+}
+
 func pinnedLoad(o options, r *report, s *system) error {
 	r.line("Token server alone on core 0 (taskset); load generator, dev control plane and Redis on the other cores")
 	if runtime.NumCPU() < 2 {
@@ -163,6 +191,8 @@ func pinnedLoad(o options, r *report, s *system) error {
 	var (
 		peakRPS, serverUnder5 float64
 		tokenCPU, floorCPU    time.Duration // server CPU per request: /token at 16 connections, GET /healthz
+		tokenSign, halfSign   time.Duration // of that, the signing threads' per redemption: at 16 connections, at ½ peak
+		halfCPU               time.Duration // server CPU per redemption at ½ peak
 		localRatio            float64       // the best /token step ÷ the signer measured on either side of it
 		halfP99               time.Duration
 		measuredHalf          bool
@@ -187,24 +217,39 @@ func pinnedLoad(o options, r *report, s *system) error {
 			r.target(atLeast("token-server-under-5ms", serverUnder5, 99.5, "%", "%.2f"))
 		}
 		if tokenCPU > 0 && floorCPU > 0 && mean.Sign2048 > 0 {
-			// Where a redemption's CPU goes: the signature (the signer's own rate on this core),
-			// the HTTP floor, and the rest (the handler: form, code, claim, payload, and the
-			// hand-off to the signing thread). The bound is what /token ÷ signer could reach were
-			// the handler free: the floor alone keeps it there or below.
-			sig := time.Duration(float64(time.Second) / mean.Sign2048)
+			// Where a redemption's CPU goes: the signature, the HTTP floor, and the rest (the
+			// handler: form, code, claim, payload, and the hand-off to the signing thread). The
+			// signature is what the signing threads used during the step itself, so the VM's
+			// drift between the signer's measurement and the step does not land in the rest (the
+			// signer's rate on this core when the threads cannot be told apart: the pure-Go
+			// build). The bound is what /token ÷ signer could reach were the handler free: the
+			// floor alone keeps it there or below.
+			idle := time.Duration(float64(time.Second) / mean.Sign2048)
+			sig, how := idle, "the signer's rate on core 0"
+			if tokenSign > 0 {
+				sig, how = tokenSign, "the signing threads' CPU during the step"
+				r.target(info("token-signature-cpu-in-step", float64(tokenSign.Microseconds()), " µs", "%.0f",
+					fmt.Sprintf("per redemption at 16 connections; the signer alone on core 0: %d µs", idle.Microseconds()), float64(tokenSign)/float64(idle)))
+			}
 			beyond := tokenCPU - sig
-			r.target(info("token-cpu-beyond-signature", float64(beyond.Microseconds()), " µs", "%.0f", fmt.Sprintf("signature %d µs of %d µs", sig.Microseconds(), tokenCPU.Microseconds()), float64(beyond)/float64(sig)))
+			r.target(atMost("token-cpu-beyond-signature", float64(beyond.Microseconds()), 60, " µs", "%.0f"))
+			r.line("  a redemption at 16 connections: %d µs of server CPU, its signature %d µs (%s), %d µs beyond it",
+				tokenCPU.Microseconds(), sig.Microseconds(), how, beyond.Microseconds())
+			if halfSign > 0 && halfCPU > 0 {
+				r.target(info("token-cpu-beyond-signature-half-peak", float64((halfCPU - halfSign).Microseconds()), " µs", "%.0f",
+					fmt.Sprintf("signature %d µs of %d µs", halfSign.Microseconds(), halfCPU.Microseconds()), float64(halfCPU-halfSign)/float64(beyond)))
+			}
 			r.target(info("token-http-floor-cpu", float64(floorCPU.Microseconds()), " µs", "%.0f", "GET /healthz, server CPU per request", float64(floorCPU)/float64(sig)))
 			r.target(info("token-vs-signer-bound", float64(sig)/float64(sig+floorCPU), "", "%.2f", "signature ÷ (signature + HTTP floor)", math.NaN()))
 		}
 		r.line("  server's RS256-2048 signer on core 0: %.0f signs/s (%.0f before the steps, %.0f after); openssl speed on core 0: %.0f (÷ %.2f); RSA-OAEP-256: %.0f/s",
 			mean.Sign2048, before.Sign2048, after.Sign2048, openssl, mean.Sign2048/max(openssl, 1), mean.OAEP)
-		r.line("  %-26s %5s %10s %9s %9s %9s %7s %10s %12s", "endpoint", "conc", "req/s", "p50", "p99", "p99.9", "errors", "÷ signer", "server CPU")
+		r.line("  %-26s %5s %10s %9s %9s %9s %7s %10s %22s", "endpoint", "conc", "req/s", "p50", "p99", "p99.9", "errors", "÷ signer", "server CPU")
 		for _, p := range pending {
 			p(mean)
 		}
 		r.line("  ÷ signer: ÷ the RS256-2048 signer on core 0 (JWE: ÷ one signature plus one RSA-OAEP encryption there);")
-		r.line("  server CPU: the token server process's CPU time (all threads, signing included) per request; the signature alone is 1 ÷ the signer's rate")
+		r.line("  server CPU: the token server process's CPU time (all threads, signing included) per request; sign: the signing threads' part of it")
 	}()
 
 	others := cpuList(1, runtime.NumCPU()-1)
@@ -222,31 +267,41 @@ func pinnedLoad(o options, r *report, s *system) error {
 	if err != nil {
 		return err
 	}
+	// measure's lastSign: the signing threads' CPU per request in the step just measured.
+	var lastSign time.Duration
 	row := func(name string, conc int, res result, limit func(oneCoreRaw) float64, cpuPerReq time.Duration) {
+		sign := lastSign
 		pending = append(pending, func(raw oneCoreRaw) {
 			cpu := ""
 			if cpuPerReq > 0 {
 				cpu = fmt.Sprintf("%dµs/req", cpuPerReq.Microseconds())
 			}
+			if sign > 0 {
+				cpu += fmt.Sprintf(" (sign %d)", sign.Microseconds())
+			}
 			ratio := "-" // no signature to compare with
 			if l := limit(raw); !math.IsInf(l, 1) {
 				ratio = fmt.Sprintf("%.2f", res.rps/l)
 			}
-			r.line("  %-26s %5d %10.0f %9s %9s %9s %7d %10s %12s", name, conc, res.rps, ms(res.p50), ms(res.p99), ms(res.p999), res.errors, ratio, cpu)
+			r.line("  %-26s %5d %10.0f %9s %9s %9s %7d %10s %22s", name, conc, res.rps, ms(res.p50), ms(res.p99), ms(res.p999), res.errors, ratio, cpu)
 			if res.firstErr != "" {
 				r.line("    first error: %.200s", res.firstErr)
 			}
 		})
 	}
-	signer := func(raw oneCoreRaw) float64 { return raw.Sign2048 }
+	signerRate := func(raw oneCoreRaw) float64 { return raw.Sign2048 }
 	need := int(raw.Sign2048*o.step.Seconds()*1.3) + 500
+	// measure runs one step and returns the server's CPU per request; it sets lastSign to the
+	// signing threads' share of it (0 in a build without them).
 	measure := func(pid int, conc int, rateLimit float64, do func(*http.Client, int64) (bool, error)) (result, time.Duration) {
-		before := cpuSeconds(pid)
+		before, signBefore := cpuSeconds(pid), threadCPU(pid, signer.ThreadName)
 		res := load(conc, o.step, rateLimit, do)
-		used := cpuSeconds(pid) - before
+		used, signed := cpuSeconds(pid)-before, threadCPU(pid, signer.ThreadName)-signBefore
+		lastSign = 0
 		if res.n == 0 {
 			return res, 0
 		}
+		lastSign = signed / time.Duration(res.n)
 		return res, time.Duration(used / float64(res.n) * float64(time.Second))
 	}
 
@@ -270,9 +325,9 @@ func pinnedLoad(o options, r *report, s *system) error {
 	}
 	for _, conc := range o.concurrency {
 		res, cpu := measure(ts.pid, conc, 0, redeemer(ts.base, s.clientID, s.secret, pool))
-		row("POST /token", conc, res, signer, cpu)
+		row("POST /token", conc, res, signerRate, cpu)
 		if conc == 16 {
-			tokenCPU = cpu
+			tokenCPU, tokenSign = cpu, lastSign
 		}
 		if res.rps > peak.rps {
 			peak = res
@@ -288,7 +343,8 @@ func pinnedLoad(o options, r *report, s *system) error {
 	}
 	under5, total := tokenLatencyBuckets(ts.metrics)
 	res, cpu := measure(ts.pid, 16, peak.rps/2, redeemer(ts.base, s.clientID, s.secret, pool))
-	row("POST /token at ½ peak", 16, res, signer, cpu)
+	row("POST /token at ½ peak", 16, res, signerRate, cpu)
+	halfCPU, halfSign = cpu, lastSign
 	peakRPS, halfP99, measuredHalf = peak.rps, res.p99, res.n > 0
 	// The client's latency includes its own scheduling on a core it shares with the control
 	// plane; the server's histogram tells what the server itself took.
@@ -304,7 +360,7 @@ func pinnedLoad(o options, r *report, s *system) error {
 		_, err := post(c, ts.base+"/api/v1/tokens", s.issueToken, "application/json", fmt.Appendf(nil, `{"client_id":%q,"sub":"customer-%d"}`, s.clientID, i), [2]string{})
 		return true, err
 	})
-	row("POST /api/v1/tokens", 16, res, signer, cpu)
+	row("POST /api/v1/tokens", 16, res, signerRate, cpu)
 	// The HTTP floor: a request that does nothing, over the same connections and loopback. What
 	// /token costs beyond its signature and this floor is its own handler.
 	res, cpu = measure(ts.pid, 16, 0, func(c *http.Client, _ int64) (bool, error) { return true, get(c, ts.base+"/healthz") })
@@ -327,7 +383,7 @@ func pinnedLoad(o options, r *report, s *system) error {
 		var one result // the one-process figure at 64 connections, which the two processes share
 		for _, conc := range []int{16, 64} {
 			res, cpu := measure(ts.pid, conc, 0, redeemer(ts.base, s.clientID, s.secret, pool))
-			row("POST /token (Redis)", conc, res, signer, cpu)
+			row("POST /token (Redis)", conc, res, signerRate, cpu)
 			one = res
 		}
 		n, err := redisDBSize(redisAddr)
