@@ -76,10 +76,21 @@ func RetryAfterSeconds(d time.Duration) string {
 
 // WriteJSON writes a successful JSON response that must never be cached (it carries tokens).
 func WriteJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONHeader(w, status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteJSONBytes is WriteJSON for a body already written (as json.Encoder writes it, newline
+// included).
+func WriteJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	writeJSONHeader(w, status)
+	_, _ = w.Write(body)
+}
+
+func writeJSONHeader(w http.ResponseWriter, status int) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

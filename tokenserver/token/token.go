@@ -9,9 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -57,7 +59,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Log.Info("Token request refused", "error", err.Code, "reason", err.Reason, "clientID", res.ClientID)
 		oauth.WriteError(w, err)
 	} else {
-		oauth.WriteJSON(w, http.StatusOK, body)
+		oauth.WriteJSONBytes(w, http.StatusOK, body.appendJSON(make([]byte, 0, 128+len(body.IDToken))))
 	}
 	if h.Observe != nil {
 		h.Observe(r, res)
@@ -69,6 +71,38 @@ type tokenResponse struct {
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int64  `json:"expires_in"`
 	IDToken     string `json:"id_token"`
+}
+
+// appendJSON writes the response as json.Encoder does (TestTokenResponseIsJSONEncoders), without
+// its reflection: every value but expires_in is base64url and dots, which JSON takes unescaped.
+// A value with any other byte (there is none today) goes through encoding/json.
+func (t *tokenResponse) appendJSON(b []byte) []byte {
+	if !jsonSafe(t.AccessToken) || !jsonSafe(t.TokenType) || !jsonSafe(t.IDToken) {
+		v, _ := json.Marshal(t) // strings and an integer: it cannot fail
+		return append(append(b, v...), '\n')
+	}
+	b = append(b, `{"access_token":"`...)
+	b = append(b, t.AccessToken...)
+	b = append(b, `","token_type":"`...)
+	b = append(b, t.TokenType...)
+	b = append(b, `","expires_in":`...)
+	b = strconv.AppendInt(b, t.ExpiresIn, 10)
+	b = append(b, `,"id_token":"`...)
+	b = append(b, t.IDToken...)
+	return append(b, "\"}\n"...)
+}
+
+// jsonSafe is whether s is made of the characters a compact JWS or JWE and base64url are made
+// of, all of which json.Marshal writes as they are.
+func jsonSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (h *Handler) serve(r *http.Request, res *oauth.Result) (*tokenResponse, *oauth.Error) {
@@ -136,19 +170,27 @@ func (h *Handler) serve(r *http.Request, res *oauth.Result) (*tokenResponse, *oa
 }
 
 // parseForm reads a bounded urlencoded body and refuses repeated parameters (RFC 6749 3.2).
+// It reads the body itself rather than through Request.ParseForm, which would also build
+// r.Form (the body merged with the URL's query) that nothing here reads.
 func parseForm(r *http.Request) (url.Values, *oauth.Error) {
-	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/x-www-form-urlencoded" {
-		return nil, oauth.InvalidRequest("content type "+truncate(r.Header.Get("Content-Type")), "the body must be application/x-www-form-urlencoded")
+	if ct := r.Header.Get("Content-Type"); ct != formType { // the usual spelling needs no parsing
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != formType {
+			return nil, oauth.InvalidRequest("content type "+truncate(ct), "the body must be application/x-www-form-urlencoded")
+		}
 	}
-	r.Body = http.MaxBytesReader(nil, r.Body, MaxFormBytes)
-	if err := r.ParseForm(); err != nil {
+	body, err := readBody(r)
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return nil, oauth.Errorf(http.StatusRequestEntityTooLarge, "invalid_request", "body over the limit", "the request body is too large")
 		}
+		return nil, oauth.InvalidRequest("reading the body: "+err.Error(), "the body could not be read")
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
 		return nil, oauth.InvalidRequest("malformed form: "+err.Error(), "the body is not a valid form")
 	}
-	for k, v := range r.PostForm {
+	for k, v := range form {
 		if len(v) > 1 {
 			return nil, oauth.InvalidRequest("repeated parameter "+truncate(k), "parameter "+truncate(k)+" is repeated")
 		}
@@ -156,7 +198,39 @@ func parseForm(r *http.Request) (url.Values, *oauth.Error) {
 	if len(r.URL.RawQuery) > 0 && (r.URL.Query().Has("client_secret") || r.URL.Query().Has("code")) {
 		return nil, oauth.InvalidRequest("credentials in the query", "send the code and credentials in the body, not the URL")
 	}
-	return r.PostForm, nil
+	r.PostForm = form
+	return form, nil
+}
+
+const formType = "application/x-www-form-urlencoded"
+
+// readBody reads r's body, at most MaxFormBytes of it (an *http.MaxBytesError past that, and the
+// connection is closed after the response), into one buffer sized by Content-Length when it
+// gives one.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	body := http.MaxBytesReader(nil, r.Body, MaxFormBytes)
+	r.Body = body
+	size := int64(512)
+	if r.ContentLength > 0 {
+		size = min(r.ContentLength, MaxFormBytes) + 1 // +1: room to read the EOF without growing
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // authenticate accepts client_secret_basic or client_secret_post, never both. It returns the

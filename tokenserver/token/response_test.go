@@ -1,0 +1,81 @@
+package token
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// The response is written by hand; it must be the bytes json.Encoder wrote before, for any
+// value, including ones no server writes today.
+func TestTokenResponseIsJSONEncoders(t *testing.T) {
+	t.Parallel()
+	for _, r := range []tokenResponse{
+		{AccessToken: "aB3-_x", TokenType: "Bearer", ExpiresIn: 3600, IDToken: "eyJh.eyJz.c2ln"},
+		{AccessToken: "", TokenType: "", ExpiresIn: 0, IDToken: ""},
+		{AccessToken: "a", TokenType: "Bearer", ExpiresIn: -5, IDToken: "h.e.k.iv.c.t"},
+		{AccessToken: `a"b\c`, TokenType: "Bearer <&>", ExpiresIn: 1 << 62, IDToken: "x.y\u2028z\x00\xff"},
+		{AccessToken: "a+b/c=", TokenType: "Bearer", ExpiresIn: 1, IDToken: "é.ü"},
+	} {
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(&r); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.appendJSON(nil); !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%+v:\n got %s\nwant %s", r, got, want.Bytes())
+		}
+	}
+}
+
+func FuzzTokenResponse(f *testing.F) {
+	f.Add("aB3-_x", "Bearer", int64(3600), "eyJh.eyJz.c2ln")
+	f.Add(`"`, "<", int64(-1), "\xff")
+	f.Fuzz(func(t *testing.T, access, typ string, exp int64, id string) {
+		r := tokenResponse{AccessToken: access, TokenType: typ, ExpiresIn: exp, IDToken: id}
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(&r); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.appendJSON(nil); !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%+v:\n got %s\nwant %s", r, got, want.Bytes())
+		}
+	})
+}
+
+// The body is read whole up to MaxFormBytes whatever Content-Length says (a chunked request
+// gives none), and refused past it.
+func TestReadBodyBounds(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		size          int
+		contentLength int64
+		tooBig        bool
+	}{
+		{"small, length given", 700, 700, false},
+		{"small, no length", 700, -1, false},
+		{"exactly the limit, no length", int(MaxFormBytes), -1, false},
+		{"exactly the limit, length given", int(MaxFormBytes), MaxFormBytes, false},
+		{"over the limit, no length", int(MaxFormBytes) + 1, -1, true},
+		{"far over the limit, no length", 10 * int(MaxFormBytes), -1, true},
+		{"empty", 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := bytes.Repeat([]byte("a"), tc.size)
+			r := httptest.NewRequest(http.MethodPost, "/token", io.NopCloser(bytes.NewReader(body)))
+			r.ContentLength = tc.contentLength
+			got, err := readBody(r)
+			var tooBig *http.MaxBytesError
+			switch {
+			case tc.tooBig && !errors.As(err, &tooBig):
+				t.Fatalf("err %v, want a MaxBytesError", err)
+			case !tc.tooBig && (err != nil || !bytes.Equal(got, body)):
+				t.Fatalf("read %d bytes, %v; want the %d sent", len(got), err, len(body))
+			}
+		})
+	}
+}
