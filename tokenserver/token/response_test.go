@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -77,5 +78,13 @@ func TestReadBodyBounds(t *testing.T) {
 				t.Fatalf("read %d bytes, %v; want the %d sent", len(got), err, len(body))
 			}
 		})
+	}
+}
+
+func BenchmarkTokenResponse(b *testing.B) {
+	r := tokenResponse{AccessToken: strings.Repeat("a", 43), TokenType: "Bearer", ExpiresIn: 3600, IDToken: strings.Repeat("eyJhbGciOiJSUzI1NiJ9.", 60)}
+	buf := make([]byte, 0, 2048)
+	for b.Loop() {
+		buf = r.appendJSON(buf[:0])
 	}
 }
