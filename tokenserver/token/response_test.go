@@ -22,13 +22,18 @@ func TestTokenResponseIsJSONEncoders(t *testing.T) {
 		{AccessToken: `a"b\c`, TokenType: "Bearer <&>", ExpiresIn: 1 << 62, IDToken: "x.y\u2028z\x00\xff"},
 		{AccessToken: "a+b/c=", TokenType: "Bearer", ExpiresIn: 1, IDToken: "é.ü"},
 	} {
-		var want bytes.Buffer
-		if err := json.NewEncoder(&want).Encode(&r); err != nil {
-			t.Fatal(err)
-		}
-		if got := r.appendJSON(nil); !bytes.Equal(got, want.Bytes()) {
-			t.Errorf("%+v:\n got %s\nwant %s", r, got, want.Bytes())
-		}
+		writesAsEncoder(t, r)
+	}
+}
+
+func writesAsEncoder(t *testing.T, r tokenResponse) {
+	t.Helper()
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.appendJSON(nil); !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("%+v:\n got %s\nwant %s", r, got, want.Bytes())
 	}
 }
 
@@ -36,14 +41,7 @@ func FuzzTokenResponse(f *testing.F) {
 	f.Add("aB3-_x", "Bearer", int64(3600), "eyJh.eyJz.c2ln")
 	f.Add(`"`, "<", int64(-1), "\xff")
 	f.Fuzz(func(t *testing.T, access, typ string, exp int64, id string) {
-		r := tokenResponse{AccessToken: access, TokenType: typ, ExpiresIn: exp, IDToken: id}
-		var want bytes.Buffer
-		if err := json.NewEncoder(&want).Encode(&r); err != nil {
-			t.Fatal(err)
-		}
-		if got := r.appendJSON(nil); !bytes.Equal(got, want.Bytes()) {
-			t.Errorf("%+v:\n got %s\nwant %s", r, got, want.Bytes())
-		}
+		writesAsEncoder(t, tokenResponse{AccessToken: access, TokenType: typ, ExpiresIn: exp, IDToken: id})
 	})
 }
 
