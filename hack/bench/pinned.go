@@ -218,12 +218,13 @@ func pinnedLoad(o options, r *report, s *system) error {
 		}
 		if tokenCPU > 0 && floorCPU > 0 && mean.Sign2048 > 0 {
 			// Where a redemption's CPU goes: the signature, the HTTP floor, and the rest (the
-			// handler: form, code, claim, payload, and the hand-off to the signing thread). The
-			// signature is what the signing threads used during the step itself, so the VM's
-			// drift between the signer's measurement and the step does not land in the rest (the
-			// signer's rate on this core when the threads cannot be told apart: the pure-Go
-			// build). The bound is what /token ÷ signer could reach were the handler free: the
-			// floor alone keeps it there or below.
+			// handler: form, code, claim, payload; the Go side of the hand-off to the signing
+			// thread; the runtime). The signature is what the signing threads used during the
+			// step itself, their side of the hand-off included (a few µs: BenchmarkHandoff in
+			// tokenserver/signer), so the VM's drift between the signer's measurement and the
+			// step does not land in the rest (the signer's rate on this core when the threads
+			// cannot be told apart: the pure-Go build). The bound is what /token ÷ signer could
+			// reach were the handler free: the floor alone keeps it there or below.
 			idle := time.Duration(float64(time.Second) / mean.Sign2048)
 			sig, how := idle, "the signer's rate on core 0"
 			if tokenSign > 0 {

@@ -80,7 +80,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// WriteJSONBytes is WriteJSON for a body already written (as json.Encoder writes it, newline
+// WriteJSONBytes is WriteJSON for a body already encoded (as json.Encoder encodes it, newline
 // included).
 func WriteJSONBytes(w http.ResponseWriter, status int, body []byte) {
 	writeJSONHeader(w, status)

@@ -222,6 +222,10 @@ func TestBadTokenRequests(t *testing.T) {
 		{"oversize body", "", "grant_type=authorization_code&code=" + strings.Repeat("a", 64<<10), auth, "", 413, "invalid_request"},
 		{"code in the query", "", "grant_type=authorization_code", auth, "code=abc", 400, "invalid_request"},
 		{"secret in the query", "", form(codeFor(), lpRedirect), nil, "client_secret=" + codeSecret, 400, "invalid_request"},
+		// URL.Query drops pairs it cannot parse: each of these hid a code or a secret from it.
+		{"code in the query, behind a semicolon", "", form(codeFor(), lpRedirect), auth, "code=abc;", 400, "invalid_request"},
+		{"secret in the query, behind a bad escape", "", form(codeFor(), lpRedirect), auth, "client_secret=" + codeSecret + "%zz", 400, "invalid_request"},
+		{"malformed query", "", form(codeFor(), lpRedirect), auth, "x=%zz", 400, "invalid_request"},
 		{"no credentials", "", form(codeFor(), lpRedirect), nil, "", 401, "invalid_client"},
 		{"unknown client (basic)", "", form(codeFor(), lpRedirect), basic("lp-nobody", codeSecret), "", 401, "invalid_client"},
 		{"unknown client (post)", "", form(codeFor(), lpRedirect) + "&client_id=lp-nobody&client_secret=x", nil, "", 401, "invalid_client"},

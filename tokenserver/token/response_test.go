@@ -62,18 +62,24 @@ func TestReadBodyBounds(t *testing.T) {
 		{"over the limit, no length", int(MaxFormBytes) + 1, -1, true},
 		{"far over the limit, no length", 10 * int(MaxFormBytes), -1, true},
 		{"empty", 0, 0, false},
+		{"a length far beyond the body", 700, 1 << 40, false},
+		{"a length beyond the limit, the body too", int(MaxFormBytes) + 1, 1 << 40, true},
+		{"a length under the body's", 700, 10, false}, // net/http never lets this through; read it all
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := bytes.Repeat([]byte("a"), tc.size)
 			r := httptest.NewRequest(http.MethodPost, "/token", io.NopCloser(bytes.NewReader(body)))
 			r.ContentLength = tc.contentLength
-			got, err := readBody(r)
+			got, err := readBody(httptest.NewRecorder(), r)
 			var tooBig *http.MaxBytesError
 			switch {
 			case tc.tooBig && !errors.As(err, &tooBig):
 				t.Fatalf("err %v, want a MaxBytesError", err)
 			case !tc.tooBig && (err != nil || !bytes.Equal(got, body)):
 				t.Fatalf("read %d bytes, %v; want the %d sent", len(got), err, len(body))
+			}
+			if tc.contentLength > usualFormBytes && len(body) <= usualFormBytes && cap(got) > usualFormBytes+1 {
+				t.Errorf("a %d-byte body in a %d-byte buffer: Content-Length reserved memory before the bytes came", len(body), cap(got))
 			}
 		})
 	}

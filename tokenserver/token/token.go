@@ -53,7 +53,7 @@ type Handler struct {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res := oauth.Result{Endpoint: oauth.Endpoint(r)}
-	body, err := h.serve(r, &res)
+	body, err := h.serve(w, r, &res)
 	if err != nil {
 		res.Err = err
 		h.Log.Info("Token request refused", "error", err.Code, "reason", err.Reason, "clientID", res.ClientID)
@@ -111,7 +111,7 @@ var tokenChars = func() (t [256]bool) {
 	return t
 }()
 
-func (h *Handler) serve(r *http.Request, res *oauth.Result) (*tokenResponse, *oauth.Error) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, res *oauth.Result) (*tokenResponse, *oauth.Error) {
 	snap := h.Source.Snapshot()
 	if snap == nil {
 		return nil, oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "no snapshot yet", "the server is starting")
@@ -119,7 +119,7 @@ func (h *Handler) serve(r *http.Request, res *oauth.Result) (*tokenResponse, *oa
 	if r.Method != http.MethodPost {
 		return nil, oauth.Errorf(http.StatusMethodNotAllowed, "invalid_request", "method "+r.Method, "use POST")
 	}
-	form, err := parseForm(r)
+	form, err := parseForm(w, r)
 	if err != nil {
 		return nil, err
 	}
@@ -175,16 +175,17 @@ func (h *Handler) serve(r *http.Request, res *oauth.Result) (*tokenResponse, *oa
 	return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(now).Seconds()), IDToken: token}, nil
 }
 
-// parseForm reads a bounded urlencoded body and refuses repeated parameters (RFC 6749 3.2).
-// It reads the body itself rather than through Request.ParseForm, which would also build
-// r.Form (the body merged with the URL's query) that nothing here reads.
-func parseForm(r *http.Request) (url.Values, *oauth.Error) {
+// parseForm reads a bounded urlencoded body and refuses repeated parameters (RFC 6749 3.2),
+// and a URL query that is malformed or carries the code or the secret (RFC 6749 2.3.1). It does
+// what Request.ParseForm did here, without building r.Form (the body merged with the query),
+// which nothing here reads.
+func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
 	if ct := r.Header.Get("Content-Type"); ct != formType { // the usual spelling needs no parsing
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != formType {
 			return nil, oauth.InvalidRequest("content type "+truncate(ct), "the body must be application/x-www-form-urlencoded")
 		}
 	}
-	body, err := readBody(r)
+	body, err := readBody(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -201,8 +202,15 @@ func parseForm(r *http.Request) (url.Values, *oauth.Error) {
 			return nil, oauth.InvalidRequest("repeated parameter "+truncate(k), "parameter "+truncate(k)+" is repeated")
 		}
 	}
-	if len(r.URL.RawQuery) > 0 && (r.URL.Query().Has("client_secret") || r.URL.Query().Has("code")) {
-		return nil, oauth.InvalidRequest("credentials in the query", "send the code and credentials in the body, not the URL")
+	if r.URL.RawQuery != "" {
+		// Parsed strictly: URL.Query drops what it cannot parse, and "code=x;" would hide a code.
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return nil, oauth.InvalidRequest("malformed query: "+err.Error(), "the URL's query is not valid")
+		}
+		if q.Has("client_secret") || q.Has("code") {
+			return nil, oauth.InvalidRequest("credentials in the query", "send the code and credentials in the body, not the URL")
+		}
 	}
 	r.PostForm = form
 	return form, nil
@@ -210,18 +218,22 @@ func parseForm(r *http.Request) (url.Values, *oauth.Error) {
 
 const formType = "application/x-www-form-urlencoded"
 
-// readBody reads r's body, at most MaxFormBytes of it (an *http.MaxBytesError past that, and the
-// connection is closed after the response), into one buffer sized by Content-Length when it
-// gives one.
-func readBody(r *http.Request) ([]byte, error) {
+// usualFormBytes is more than LivePerson's token requests take (a code is about 1 KB).
+const usualFormBytes = 4 << 10
+
+// readBody reads r's body, at most MaxFormBytes of it (an *http.MaxBytesError past that, and
+// net/http closes the connection after the response), into one buffer sized by Content-Length
+// when it gives one, up to the size of a usual request: a larger length grows the buffer only as
+// the bytes arrive, so a length the client never sends holds no memory.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
 	}
-	body := http.MaxBytesReader(nil, r.Body, MaxFormBytes)
+	body := http.MaxBytesReader(w, r.Body, MaxFormBytes)
 	r.Body = body
 	size := int64(512)
 	if r.ContentLength > 0 {
-		size = min(r.ContentLength, MaxFormBytes) + 1 // +1: room to read the EOF without growing
+		size = min(r.ContentLength, usualFormBytes) + 1 // +1: room to read the EOF without growing
 	}
 	buf := make([]byte, 0, size)
 	for {
@@ -270,7 +282,7 @@ func (h *Handler) authenticate(r *http.Request, form url.Values, snap *snapshot.
 			return nil, oauth.InvalidRequest("client_id differs from the Basic credentials", "client_id does not match the Authorization header")
 		}
 	case postID != "":
-		// The body was form-decoded by ParseForm: there is one spelling.
+		// The body was form-decoded by url.ParseQuery: there is one spelling.
 		ids, secrets = [2]string{postID, postID}, [2]string{postSecret, postSecret}
 	default:
 		return nil, oauth.InvalidClient("no client credentials")
