@@ -146,7 +146,6 @@ func init() { opensslRS256 = newOpenSSLSigner }
 // Implementation names the RS256 implementation this build uses.
 const Implementation = "openssl"
 
-
 type opensslSigner struct {
 	der    []byte // PKCS #1, to load a key per context
 	size   int
