@@ -153,32 +153,43 @@ func stolen(cpu int) time.Duration {
 	return 0
 }
 
-// threadCPU is the CPU time the threads of pid named name have used, from the scheduler's own
-// nanosecond count (/proc/<pid>/task/<tid>/schedstat, its first field), not the 10 ms ticks of
-// /proc/<pid>/stat. The token server's signing threads are named (signer.ThreadName) and live as
-// long as the process, so the difference between two readings is the CPU its signatures took.
-func threadCPU(pid int, name string) time.Duration {
+// threadTimes reads the scheduler's own nanosecond counts for pid's threads
+// (/proc/<pid>/task/<tid>/schedstat: time on the CPU, time waiting on a run queue), not the
+// 10 ms ticks of /proc/<pid>/stat, split between the threads named name and the others. The token
+// server's signing threads are named (signer.ThreadName) and live as long as the process, so the
+// difference between two readings is what its signatures took. The Go threads' figures miss
+// threads that exited between the readings; the runtime rarely ends one.
+func threadTimes(pid int, name string) (t schedTimes) {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
-		return 0
+		return t
 	}
-	var total time.Duration
-	for _, t := range tasks {
-		dir := fmt.Sprintf("/proc/%d/task/%s/", pid, t.Name())
-		comm, err := os.ReadFile(dir + "comm")
-		if err != nil || strings.TrimSpace(string(comm)) != name {
+	for _, task := range tasks {
+		dir := fmt.Sprintf("/proc/%d/task/%s/", pid, task.Name())
+		comm, err1 := os.ReadFile(dir + "comm")
+		stat, err2 := os.ReadFile(dir + "schedstat")
+		f := strings.Fields(string(stat))
+		if err1 != nil || err2 != nil || len(f) < 2 {
 			continue
 		}
-		stat, err := os.ReadFile(dir + "schedstat")
-		if err != nil {
-			continue
-		}
-		if f := strings.Fields(string(stat)); len(f) > 0 {
-			ns, _ := strconv.ParseInt(f[0], 10, 64)
-			total += time.Duration(ns)
+		run, _ := strconv.ParseInt(f[0], 10, 64)
+		wait, _ := strconv.ParseInt(f[1], 10, 64)
+		if strings.TrimSpace(string(comm)) == name {
+			t.signRun += time.Duration(run)
+			t.signWait += time.Duration(wait)
+		} else {
+			t.otherWait += time.Duration(wait)
 		}
 	}
-	return total
+	return t
+}
+
+// schedTimes is what threadTimes reads: the named threads' CPU and run-queue wait, and the
+// others' run-queue wait.
+type schedTimes struct{ signRun, signWait, otherWait time.Duration }
+
+func (a schedTimes) sub(b schedTimes) schedTimes {
+	return schedTimes{a.signRun - b.signRun, a.signWait - b.signWait, a.otherWait - b.otherWait}
 }
 
 func pinnedLoad(o options, r *report, s *system) error {
@@ -317,16 +328,21 @@ func pinnedLoad(o options, r *report, s *system) error {
 	// measure runs one step and returns the server's CPU per request; it sets lastSign to the
 	// signing threads' share of it (0 in a build without them) and lastSteal to the time the
 	// hypervisor took core 0 away meanwhile.
-	var lastSteal time.Duration
+	var (
+		lastSteal time.Duration
+		lastWait  schedTimes // per request: the signing threads' and the Go threads' run-queue wait
+	)
 	measure := func(pid int, conc int, rateLimit float64, do func(*http.Client, int64) (bool, error)) (result, time.Duration) {
-		before, signBefore, stealBefore := cpuSeconds(pid), threadCPU(pid, signer.ThreadName), stolen(0)
+		before, schedBefore, stealBefore := cpuSeconds(pid), threadTimes(pid, signer.ThreadName), stolen(0)
 		res := load(conc, o.step, rateLimit, do)
-		used, signed := cpuSeconds(pid)-before, threadCPU(pid, signer.ThreadName)-signBefore
-		lastSign, lastSteal = 0, stolen(0)-stealBefore
+		used, sched := cpuSeconds(pid)-before, threadTimes(pid, signer.ThreadName).sub(schedBefore)
+		lastSign, lastSteal, lastWait = 0, stolen(0)-stealBefore, schedTimes{}
 		if res.n == 0 {
 			return res, 0
 		}
-		lastSign = signed / time.Duration(res.n)
+		n := time.Duration(res.n)
+		lastSign = sched.signRun / n
+		lastWait = schedTimes{signWait: sched.signWait / n, otherWait: sched.otherWait / n}
 		return res, time.Duration(used / float64(res.n) * float64(time.Second))
 	}
 
@@ -353,6 +369,7 @@ func pinnedLoad(o options, r *report, s *system) error {
 		row("POST /token", conc, res, signerRate, cpu)
 		if conc == 16 {
 			tokenCPU, tokenSign = cpu, lastSign
+			out("    at 16 connections, run-queue wait per redemption (schedstat): the Go threads %d µs, the signing threads %d µs", lastWait.otherWait.Microseconds(), lastWait.signWait.Microseconds())
 		}
 		if res.rps > peak.rps {
 			peak = res
@@ -373,7 +390,8 @@ func pinnedLoad(o options, r *report, s *system) error {
 	// A 5 ms tail cannot survive the VM taking the core away for longer than that: every request
 	// in flight then waits it out. The steal the guest kernel counted tells how often it did.
 	stealShare := 100 * lastSteal.Seconds() / o.step.Seconds()
-	out("    core 0 stolen by the hypervisor during that step: %s of %s (%.2f%%)", lastSteal, o.step, stealShare)
+	out("    core 0 stolen by the hypervisor during that step: %s of %s (%.2f%%); run-queue wait per redemption: the Go threads %d µs, the signing threads %d µs",
+		lastSteal, o.step, stealShare, lastWait.otherWait.Microseconds(), lastWait.signWait.Microseconds())
 	r.target(info("token-half-peak-steal", stealShare, "%", "%.2f", "core 0's steal time during the ½-peak step (/proc/stat)", math.NaN()))
 	peakRPS, halfP99, measuredHalf = peak.rps, res.p99, res.n > 0
 	// The client's latency includes its own scheduling on a core it shares with the control
