@@ -340,7 +340,7 @@ func pinnedLoad(o options, r *report, s *system) error {
 			if cpuPerReq > 0 {
 				cpu = fmt.Sprintf("%dµs/req", cpuPerReq.Microseconds())
 			}
-			if sign > 0 {
+			if sign >= time.Microsecond { // a step without signatures wakes the threads for nanoseconds
 				cpu += fmt.Sprintf(" (sign %d)", sign.Microseconds())
 			}
 			ratio := "-" // no signature to compare with
