@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -155,10 +156,16 @@ func cacheDir() string {
 	return filepath.Join(os.TempDir(), "lpauth")
 }
 
+// sameProcessAgain is set by tests that call run more than once in one process (go test
+// -count=N): controller-runtime refuses a second controller of the same name per process, a
+// check meant for two controllers in one operator, not one operator started twice.
+var sameProcessAgain bool
+
 // startDevManager runs the operator in this process; the returned channel closes when it stops.
 func startDevManager(ctx context.Context, cfg *rest.Config, metricsAddr string) (<-chan struct{}, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: controllers.Scheme(), Cache: controllers.CacheOptions(),
+		Controller: config.Controller{SkipNameValidation: &sameProcessAgain},
+		Scheme:     controllers.Scheme(), Cache: controllers.CacheOptions(),
 		// Beside the metrics, Go's profiles of this process (operator and token server), for
 		// make bench's analysis; only when asked for, on the loopback address given.
 		Metrics: metricsserver.Options{BindAddress: cmp.Or(metricsAddr, "0"), ExtraHandlers: map[string]http.Handler{
