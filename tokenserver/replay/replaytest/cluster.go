@@ -156,9 +156,15 @@ func (c *Cluster) Failover(t testing.TB, i int) {
 	// store can guard against), and a test would race its gossip.
 	old := c.Primaries[i].client()
 	defer old.Close()
-	waitFor(t, "the old primary to follow", func() bool {
+	// Gossip is slower than a role change: on a loaded 2-core CI machine, with other clusters and
+	// API servers beside it, it once took over 20 s. On a timeout, what the old primary believes.
+	waitForWithin(t, 60*time.Second, "the old primary to follow", func() bool {
 		info, _ := old.Info(ctx, "replication").Result()
 		return strings.Contains(info, "role:slave")
+	}, func() string {
+		info, _ := old.Info(ctx, "replication").Result()
+		nodes, _ := old.ClusterNodes(ctx).Result()
+		return info + "\n" + nodes
 	})
 	c.Primaries[i], c.Replicas[i][0] = r, c.Primaries[i]
 }
@@ -195,9 +201,15 @@ func (s *Server) client() *redis.Client {
 
 func waitFor(t testing.TB, what string, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+	waitForWithin(t, 20*time.Second, what, ok, func() string { return "" })
+}
+
+// waitForWithin polls ok until within passes, then fails the test with what state says.
+func waitForWithin(t testing.TB, within time.Duration, what string, ok func() bool, state func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !ok(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: timed out", what)
+			t.Fatalf("waiting for %s: timed out after %v\n%s", what, within, state())
 		}
 	}
 }
