@@ -363,7 +363,7 @@ func (r *SecretSetReconciler) setRecentForeign(ts *v1alpha1.TokenServer, taken b
 	}
 	r.foreignRecent[key] = true
 	if r.Recorder != nil {
-		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonNameConflict, "Write",
+		r.Recorder.Eventf(ts, namedSecret(client.ObjectKey{Namespace: ts.Namespace, Name: secretset.RecentName(ts.Name)}), corev1.EventTypeWarning, v1alpha1.ReasonNameConflict, "Write",
 			"Secret %s exists and is not this TokenServer's: the secret set is written without its overlay of recent changes, so each change rewrites a shard and new clients wait longer to be served; delete or rename it", secretset.RecentName(ts.Name))
 	}
 }
@@ -475,7 +475,7 @@ func (r *SecretSetReconciler) markForeign(ts *v1alpha1.TokenServer, i int) {
 	}
 	r.foreign[key][i] = true
 	if r.Recorder != nil {
-		r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonNameConflict, "Write",
+		r.Recorder.Eventf(ts, namedSecret(client.ObjectKey{Namespace: ts.Namespace, Name: secretset.ShardName(ts.Name, i)}), corev1.EventTypeWarning, v1alpha1.ReasonNameConflict, "Write",
 			"Secret %s exists and is not this TokenServer's: the secret set cannot grow into it and stays in fewer Secrets (clients that do not fit say NotServed); delete or rename it", secretset.ShardName(ts.Name, i))
 	}
 }
@@ -607,6 +607,9 @@ func (r *SecretSetReconciler) storeShardFrom(ctx context.Context, ts *v1alpha1.T
 	switch {
 	case !exists:
 		err = r.Create(ctx, want)
+		if apierrors.IsAlreadyExists(err) {
+			err = r.whoseIsIt(ctx, ts, key, err)
+		}
 	case !equality.Semantic.DeepEqual(current, want):
 		// resourceVersion is kept: a concurrent writer makes this a conflict and a retry.
 		err = r.Update(ctx, want)
@@ -614,14 +617,41 @@ func (r *SecretSetReconciler) storeShardFrom(ctx context.Context, ts *v1alpha1.T
 		return false, nil
 	}
 	if err != nil {
-		if r.Recorder != nil && !apierrors.IsConflict(err) {
+		if r.Recorder != nil && !apierrors.IsConflict(err) && !errors.Is(err, errNotOurs) {
 			// Every client of the TokenServer waits on this write; their status says NotServed
-			// after a while, and this says why.
-			r.Recorder.Eventf(ts, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretSetNotWritten, "Write", "Secret %s (client secret digests, encryption keys) not written: %v", key.Name, err)
+			// after a while, and this says why. (A name taken has its own event, NameConflict.)
+			r.Recorder.Eventf(ts, namedSecret(key), corev1.EventTypeWarning, v1alpha1.ReasonSecretSetNotWritten, "Write", "Secret %s (client secret digests, encryption keys) not written: %v", key.Name, err)
 		}
 		return false, fmt.Errorf("writing Secret %s: %w", key.Name, err)
 	}
 	return true, nil
+}
+
+// whoseIsIt tells apart the two reasons a Create finds the name taken, which the cache cannot:
+// another Secret holds it (unlabelled, so outside the cache) or this TokenServer's own Secret,
+// written by an earlier reconcile that the cache has not seen yet. Calling the second foreign
+// would warn of a NameConflict with the operator's own Secret; it is a conflict, retried.
+func (r *SecretSetReconciler) whoseIsIt(ctx context.Context, ts *v1alpha1.TokenServer, key client.ObjectKey, exists error) error {
+	if r.APIReader == nil {
+		return exists
+	}
+	live := &corev1.Secret{}
+	switch err := r.APIReader.Get(ctx, key, live); {
+	case apierrors.IsNotFound(err):
+		return apierrors.NewConflict(corev1.Resource("secrets"), key.Name, errors.New("deleted since it was found taken"))
+	case err != nil:
+		return err
+	case metav1.IsControlledBy(live, ts) || secretSetTakeover(live, ts):
+		return apierrors.NewConflict(corev1.Resource("secrets"), key.Name, errors.New("written meanwhile, not yet in the operator's cache"))
+	}
+	return fmt.Errorf("secret %s exists and is not owned by TokenServer %s; delete or rename it: %w", key.Name, ts.Name, errNotOurs)
+}
+
+// namedSecret is the related object of an event about the Secret at key: with it, events of
+// one reason about different Secrets stay apart (the recorder merges events that differ only
+// in their note into one series, which keeps the first note).
+func namedSecret(key client.ObjectKey) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}
 }
 
 // serverOfClient maps a client to its TokenServer (whose secret set carries it, and whose

@@ -179,16 +179,25 @@ func TestServesFromTheCluster(t *testing.T) {
 	})
 	eventually(t, 10*time.Second, "62 clients in 8 KB shards, the name of shard 4 taken: 4 shards", func() bool { return shards(t, ctx, k8s, ns) == 4 })
 	// The recorder sends Events from its own goroutine, after the write that caused them: poll.
-	eventually(t, 10*time.Second, "a NameConflict event naming the squatted shard", func() bool {
+	// Each names the Secret as its related object, or the recorder would merge it into any
+	// earlier NameConflict of this TokenServer (keeping that one's note).
+	var found []string
+	eventuallyOr(t, 10*time.Second, "a NameConflict event naming the squatted shard", func() bool {
 		events := &eventsv1.EventList{}
 		must(t, k8s.List(ctx, events, client.InNamespace(ns)))
+		found = nil
 		for _, e := range events.Items {
-			if e.Reason == v1alpha1.ReasonNameConflict && strings.Contains(e.Note, secretset.ShardName("brand", 4)) {
+			if e.Reason != v1alpha1.ReasonNameConflict {
+				continue
+			}
+			found = append(found, fmt.Sprintf("%+v %q", e.Related, e.Note))
+			if e.Related != nil && e.Related.Kind == "Secret" && e.Related.Name == secretset.ShardName("brand", 4) &&
+				strings.Contains(e.Note, secretset.ShardName("brand", 4)) {
 				return true
 			}
 		}
 		return false
-	})
+	}, func() string { return fmt.Sprintf("NameConflict events: %v", found) })
 	for _, name := range names[5:] {
 		must(t, k8s.Delete(ctx, &v1alpha1.LivePersonAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}))
 	}
@@ -229,10 +238,16 @@ func must(t *testing.T, err error) {
 
 func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
 	t.Helper()
+	eventuallyOr(t, within, what, ok, func() string { return "" })
+}
+
+// eventuallyOr is eventually, saying what state says when ok never comes.
+func eventuallyOr(t *testing.T, within time.Duration, what string, ok func() bool, state func() string) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
+			t.Fatalf("%s: not within %v. %s", what, within, state())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
