@@ -61,6 +61,10 @@ func TestControllers(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	// Gomega's default of 1 s is a latency bound nobody chose: on a loaded 2-core CI machine an
+	// Event crosses a reconcile and the recorder's own goroutine. A spec that promises a bound
+	// states it (serverCondition's 1 s, the rotation specs' own).
+	SetDefaultEventuallyTimeout(5 * time.Second)
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	utilruntime.Must(gatewayv1.AddToScheme(scheme))

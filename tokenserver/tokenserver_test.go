@@ -24,7 +24,7 @@ func TestAStoppingServerClosesConnectionsAfterAnswering(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Serve(ctx, &http.Server{Handler: s.Handler}, ln, 300*time.Millisecond, time.Second, logr.Discard())
+		done <- s.Serve(ctx, &http.Server{Handler: s.Handler}, ln, 2*time.Second, time.Second, logr.Discard())
 	}()
 
 	get := func() (*http.Response, error) {
@@ -38,10 +38,19 @@ func TestAStoppingServerClosesConnectionsAfterAnswering(t *testing.T) {
 		t.Fatalf("serving: %v, close %v; want a kept-alive answer", err, resp != nil && resp.Close)
 	}
 	stop()
-	time.Sleep(50 * time.Millisecond)
-	resp, err := get()
-	if err != nil || resp.StatusCode != http.StatusOK || !resp.Close {
-		t.Fatalf("draining: %v; want an answer that closes its connection", err)
+	// Serve sees the stop on its own goroutine: until then answers still keep the connection.
+	// Every request of the drain delay must be answered, and one soon must close.
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := get()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("draining, %v after the stop: %v; want an answer", time.Since(start), err)
+		}
+		if resp.Close {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatal("draining: no answer closed its connection within 1 s of the stop")
+		}
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Serve = %v after the drain", err)
