@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/lpauth/lpauth-operator/api/credentials"
@@ -38,12 +40,41 @@ import (
 	"github.com/lpauth/lpauth-operator/tokenserver/snapshot"
 )
 
-// TestMain quiets the operator's reconcilers, which log through controller-runtime's global
-// logger: without one set, the first log line prints a stack trace saying so. The token server's
-// own logs still go to each test through testr.
+// TestMain sets controller-runtime's global logger, to discard: what logs through it (client-go's
+// request logging under the manager's client) would otherwise print a stack trace saying none
+// was set. The operator's own log goes to operatorLog, the token server's to each test (testr).
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
 	os.Exit(m.Run())
+}
+
+// operatorLog keeps the operator's log (reconcile errors, the event recorder's own) and prints it
+// when the test fails. Not testr: the manager may still log after the test has ended.
+func operatorLog(t *testing.T) logr.Logger {
+	buf := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the operator's log:\n%s", buf.String())
+		}
+	})
+	return zap.New(zap.WriteTo(buf), zap.UseDevMode(true))
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // issueToken is the issue-API credential the operator generated for the TokenServer.
@@ -66,7 +97,7 @@ func TestServesFromTheCluster(t *testing.T) {
 	t.Cleanup(cancel)
 
 	skip := true // another test in this binary (or -count=N) registers the same controller names
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Cache: controllers.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"},
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Cache: controllers.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"}, Logger: operatorLog(t),
 		Controller: config.Controller{SkipNameValidation: &skip}})
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +335,7 @@ func TestRecentChangesReachTheServerThroughTheOverlay(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	skip := true // a second manager in this test binary registers the same controller names
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Cache: controllers.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"},
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Cache: controllers.CacheOptions(), Metrics: metricsserver.Options{BindAddress: "0"}, Logger: operatorLog(t),
 		Controller: config.Controller{SkipNameValidation: &skip}})
 	if err != nil {
 		t.Fatal(err)
