@@ -362,6 +362,12 @@ func TestRecentChangesReachTheServerThroughTheOverlay(t *testing.T) {
 	for i := range 40 {
 		newClient(fmt.Sprintf("many-%02d", i))
 	}
+	// The clients' watch and the TokenServer's are separate streams: the operator could see the
+	// TokenServer before the last clients, and write them through the overlay.
+	eventually(t, 10*time.Second, "the operator's cache to hold the 40 clients", func() bool {
+		list := &v1alpha1.LivePersonAuthClientList{}
+		return mgr.GetCache().List(ctx, list, client.InNamespace(ns)) == nil && len(list.Items) == 40
+	})
 	must(t, k8s.Create(ctx, &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: ns},
 		Spec: v1alpha1.TokenServerSpec{Issuer: "https://auth.brand.example", SigningKeyRef: v1alpha1.LocalObjectReference{Name: "keys"}}}))
 	creds := &corev1.Secret{}
