@@ -607,44 +607,29 @@ func (r *SecretSetReconciler) storeShardFrom(ctx context.Context, ts *v1alpha1.T
 	switch {
 	case !exists:
 		err = r.Create(ctx, want)
-		if apierrors.IsAlreadyExists(err) {
-			err = r.whoseIsIt(ctx, ts, key, err)
-		}
 	case !equality.Semantic.DeepEqual(current, want):
 		// resourceVersion is kept: a concurrent writer makes this a conflict and a retry.
 		err = r.Update(ctx, want)
 	default:
 		return false, nil
 	}
+	if cached && r.APIReader != nil && (apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err)) {
+		// The cache was behind: a Secret this reconcile's predecessor wrote (or one outside
+		// the cache: unlabelled) is not in it yet, or one deleted still is. Only the live
+		// Secret says whether the name is taken by another, and it is written through once.
+		// Taking the operator's own Secret for a squatter would warn of a NameConflict with
+		// itself and cap the set below it.
+		return r.storeShardFrom(ctx, ts, name, data, r.APIReader, false)
+	}
 	if err != nil {
-		if r.Recorder != nil && !apierrors.IsConflict(err) && !errors.Is(err, errNotOurs) {
+		if r.Recorder != nil && !apierrors.IsConflict(err) {
 			// Every client of the TokenServer waits on this write; their status says NotServed
-			// after a while, and this says why. (A name taken has its own event, NameConflict.)
+			// after a while, and this says why.
 			r.Recorder.Eventf(ts, namedSecret(key), corev1.EventTypeWarning, v1alpha1.ReasonSecretSetNotWritten, "Write", "Secret %s (client secret digests, encryption keys) not written: %v", key.Name, err)
 		}
 		return false, fmt.Errorf("writing Secret %s: %w", key.Name, err)
 	}
 	return true, nil
-}
-
-// whoseIsIt tells apart the two reasons a Create finds the name taken, which the cache cannot:
-// another Secret holds it (unlabelled, so outside the cache) or this TokenServer's own Secret,
-// written by an earlier reconcile that the cache has not seen yet. Calling the second foreign
-// would warn of a NameConflict with the operator's own Secret; it is a conflict, retried.
-func (r *SecretSetReconciler) whoseIsIt(ctx context.Context, ts *v1alpha1.TokenServer, key client.ObjectKey, exists error) error {
-	if r.APIReader == nil {
-		return exists
-	}
-	live := &corev1.Secret{}
-	switch err := r.APIReader.Get(ctx, key, live); {
-	case apierrors.IsNotFound(err):
-		return apierrors.NewConflict(corev1.Resource("secrets"), key.Name, errors.New("deleted since it was found taken"))
-	case err != nil:
-		return err
-	case metav1.IsControlledBy(live, ts) || secretSetTakeover(live, ts):
-		return apierrors.NewConflict(corev1.Resource("secrets"), key.Name, errors.New("written meanwhile, not yet in the operator's cache"))
-	}
-	return fmt.Errorf("secret %s exists and is not owned by TokenServer %s; delete or rename it: %w", key.Name, ts.Name, errNotOurs)
 }
 
 // namedSecret is the related object of an event about the Secret at key: with it, events of

@@ -232,14 +232,27 @@ func TestSecretSetWritesChangesToTheOverlay(t *testing.T) {
 }
 
 // A Secret that holds the overlay's name never stops the set's writes: every change folds.
+// Unlabelled, as a squatter's would be, it is outside the operator's cache.
 func TestSecretSetFoldsWhenTheOverlayNameIsTaken(t *testing.T) {
 	t.Parallel()
+	for _, cached := range []bool{true, false} {
+		t.Run(fmt.Sprintf("in the cache %v", cached), func(t *testing.T) {
+			t.Parallel()
+			testSecretSetFoldsWhenTheOverlayNameIsTaken(t, cached)
+		})
+	}
+}
+
+func testSecretSetFoldsWhenTheOverlayNameIsTaken(t *testing.T, cached bool) {
 	ctx := context.Background()
 	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: "ns", UID: "uid-brand"}}
 	squat := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretset.RecentName("brand"), Namespace: "ns"}, Data: map[string][]byte{"x": []byte("y")}}
 	c := fakeClient(ts, squat, implicitClient("first"))
 	rec := events.NewFakeRecorder(10)
 	r := &SecretSetReconciler{Client: c, APIReader: c, Scheme: Scheme(), Recorder: rec}
+	if !cached {
+		r.Client = staleCache{Client: c, hide: []string{squat.Name}}
+	}
 	for _, name := range []string{"", "second"} {
 		if name != "" {
 			mustCreate(t, c, implicitClient(name))
@@ -268,42 +281,53 @@ func TestSecretSetFoldsWhenTheOverlayNameIsTaken(t *testing.T) {
 }
 
 // A Secret of the set that the cache has not seen yet (written by the reconcile before, the
-// watch behind) is the operator's own: finding its name taken on Create is a conflict, retried,
-// never a NameConflict with itself. Before, each such race warned of one and, for a shard,
-// capped the set below it until the next reconcile looked again.
+// watch behind) is the operator's own: finding its name taken on Create, it writes through the
+// live Secret, never warns of a NameConflict with itself. Before, each such race warned of one
+// (and of SecretSetNotWritten) and, for a shard past the first, capped the set below it.
 func TestSecretSetOwnSecretsTheCacheHasNotSeenAreNoConflict(t *testing.T) {
 	t.Parallel()
-	for what, hidden := range map[string][]string{"the overlay": {secretset.RecentName("brand")}, "every Secret": secretset.Names("brand")} {
-		t.Run(what, func(t *testing.T) {
+	for _, tc := range []struct {
+		what       string
+		clients    int
+		shardBytes int
+		hide       []string
+	}{
+		{"the overlay", 1, 0, []string{secretset.RecentName("brand")}},
+		{"every Secret", 1, 0, secretset.Names("brand")},
+		{"a shard past the first", 60, 8000, []string{secretset.ShardName("brand", 1)}},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: "ns", UID: "uid-brand"}}
-			c := fakeClient(ts, implicitClient("first"))
-			rec := events.NewFakeRecorder(10)
-			r := &SecretSetReconciler{Client: c, APIReader: c, Scheme: Scheme(), Recorder: rec}
-			reconcile := func() error {
-				r.pace = nil
-				_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ts)})
-				return err
+			c := fakeClient(ts)
+			for i := range tc.clients {
+				mustCreate(t, c, implicitClient(fmt.Sprintf("c-%02d", i)))
 			}
-			for range 2 {
-				if err := reconcile(); err != nil {
+			rec := events.NewFakeRecorder(100)
+			r := &SecretSetReconciler{Client: c, APIReader: c, Scheme: Scheme(), Recorder: rec, MaxShardBytes: tc.shardBytes}
+			reconcile := func() {
+				t.Helper()
+				r.pace = nil
+				if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ts)}); err != nil {
 					t.Fatal(err)
 				}
+			}
+			reconcile()
+			reconcile()
+			shards := secretset.ShardCount(getSecret(t, c, secretset.Name("brand")).Data)
+			if tc.shardBytes > 0 && shards < 2 {
+				t.Fatalf("%d clients in %d-byte shards: %d shard, want several", tc.clients, tc.shardBytes, shards)
 			}
 			mustCreate(t, c, implicitClient("second"))
-			r.Client = staleCache{Client: c, hide: hidden}
-			if err := reconcile(); !apierrors.IsConflict(err) {
-				t.Errorf("a reconcile whose cache lacks the set's own Secrets: %v, want a conflict", err)
-			}
-			r.Client = c // the watch catches up
-			for range 2 {
-				if err := reconcile(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			r.Client = staleCache{Client: c, hide: tc.hide}
+			reconcile()
+			reconcile()
 			if data, err := secretset.ClientData("brand", "second", getData(ctx, c, "ns")); err != nil || secretset.AcceptedClientID(data, "second") != "lp-second" {
-				t.Errorf("the second client is not served: %v", err)
+				t.Errorf("the new client is not served while the cache lags: %v", err)
+			}
+			if got := secretset.ShardCount(getSecret(t, c, secretset.Name("brand")).Data); got != shards {
+				t.Errorf("%d shards while the cache lagged, %d before", got, shards)
 			}
 			close(rec.Events)
 			for e := range rec.Events {
@@ -311,6 +335,15 @@ func TestSecretSetOwnSecretsTheCacheHasNotSeenAreNoConflict(t *testing.T) {
 			}
 		})
 	}
+}
+
+func getSecret(t *testing.T, c client.Client, name string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: name}, s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // staleCache is a cache that has not yet seen the Secrets named in hide.
