@@ -55,13 +55,25 @@ func (w *annotationWarner) warn(rec recorder.EventRecorder, obj client.Object, k
 	if rec == nil {
 		return
 	}
+	var unknown []string
 	for _, k := range unknownAnnotations(obj.GetAnnotations(), known) {
 		key := fmt.Sprintf("%s/%s=%s", obj.GetUID(), k, obj.GetAnnotations()[k])
 		if _, dup := w.seen.LoadOrStore(key, struct{}{}); dup {
 			continue
 		}
-		rec.Eventf(obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonUnknownAnnotation, "Check",
-			"Annotation %s is not one this object acts on (ignored); did you mean one of %s?", k, strings.Join(known, ", "))
+		unknown = append(unknown, k)
+	}
+	// One event naming them all: one each, the recorder would merge them into a series that
+	// names only the first.
+	switch len(unknown) {
+	case 0:
+		return
+	case 1:
+		eventf(rec, obj, corev1.EventTypeWarning, v1alpha1.ReasonUnknownAnnotation, "Check", "%s",
+			clipNote(fmt.Sprintf("Annotation %s is not one this object acts on (ignored); did you mean one of %s?", unknown[0], strings.Join(known, ", ")), noteLimit))
+	default:
+		eventf(rec, obj, corev1.EventTypeWarning, v1alpha1.ReasonUnknownAnnotation, "Check", "%s",
+			clipNote(fmt.Sprintf("Annotations %s are not ones this object acts on (ignored); did you mean one of %s?", strings.Join(unknown, ", "), strings.Join(known, ", ")), noteLimit))
 	}
 }
 

@@ -562,14 +562,12 @@ func mergeMaps(dst, src map[string]string) map[string]string {
 // emitEvents records what the stored step did; it runs only after the write succeeded, so an
 // event never describes a change that was lost.
 func (r *SigningKeyReconciler) emitEvents(s *skScope) {
-	if r.Recorder == nil {
-		return
-	}
+	var out []pendingEvent
 	for _, why := range s.ignored {
-		r.Recorder.Eventf(s.sk, nil, corev1.EventTypeWarning, v1alpha1.ReasonRevokeIgnored, "Revoke", "Part of the %s annotation was not acted on: %s", v1alpha1.AnnotationRevoke, why)
+		out = append(out, pendingEvent{corev1.EventTypeWarning, v1alpha1.ReasonRevokeIgnored, "Revoke", fmt.Sprintf("Part of the %s annotation was not acted on: %s", v1alpha1.AnnotationRevoke, why)})
 	}
 	for _, repair := range s.repairs {
-		r.Recorder.Eventf(s.sk, nil, corev1.EventTypeWarning, v1alpha1.ReasonSecretRecovered, "Repair", "Key Secret: %s", repair)
+		out = append(out, pendingEvent{corev1.EventTypeWarning, v1alpha1.ReasonSecretRecovered, "Repair", "Key Secret: " + repair})
 	}
 	for _, e := range append(s.notes, s.result.Events...) {
 		kind := corev1.EventTypeNormal
@@ -580,8 +578,11 @@ func (r *SigningKeyReconciler) emitEvents(s *skScope) {
 		if e.Subject != "" {
 			action = "Rotate " + e.Subject
 		}
-		r.Recorder.Eventf(s.sk, nil, kind, e.Reason, action, "%s", e.Message)
+		out = append(out, pendingEvent{kind, e.Reason, action, e.Message})
 	}
+	// Joined by reason: two keys repaired in one pass are one event naming both, not a series
+	// that names the first.
+	recordJoined(r.Recorder, s.sk, out)
 }
 
 // SetupWithManager watches SigningKeys (spec changes and annotations) and their Secrets.

@@ -1,0 +1,85 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+)
+
+// noteLimit is the longest note the API server accepts in an events.k8s.io Event (1 KiB); a
+// longer one is refused, and the event lost with only a log line.
+const noteLimit = 1024
+
+// pendingEvent is one event a pass means to record.
+type pendingEvent struct {
+	kind, reason, action, note string
+}
+
+// recordJoined records a pass's events, one per kind, reason and action, with their notes
+// joined in order. The recorder merges events of one object that differ only in their note into
+// a series that keeps the first note: two repairs of one pass recorded apart would name only
+// the first.
+func recordJoined(rec recorder.EventRecorder, obj runtime.Object, events []pendingEvent) {
+	if rec == nil {
+		return
+	}
+	type key struct{ kind, reason, action string }
+	var order []key
+	notes := map[key][]string{}
+	for _, e := range events {
+		k := key{e.kind, e.reason, e.action}
+		if _, ok := notes[k]; !ok {
+			order = append(order, k)
+		}
+		notes[k] = append(notes[k], e.note)
+	}
+	for _, k := range order {
+		rec.Eventf(obj, nil, k.kind, k.reason, k.action, "%s", joinNotes(notes[k]))
+	}
+}
+
+// joinNotes joins notes with "; " within noteLimit bytes. Notes that do not fit are counted
+// ("; and 2 more"), never cut, except a first note too long alone, which is cut ("…").
+func joinNotes(notes []string) string {
+	andMore := func(n int) string {
+		if n == 0 {
+			return ""
+		}
+		return fmt.Sprintf("; and %d more", n)
+	}
+	var b strings.Builder
+	for i, n := range notes {
+		sep := ""
+		if i > 0 {
+			sep = "; "
+		}
+		// Room is kept, after each note, for saying how many do not fit after it.
+		if b.Len()+len(sep)+len(n)+len(andMore(len(notes)-i-1)) <= noteLimit {
+			b.WriteString(sep + n)
+			continue
+		}
+		if i == 0 {
+			rest := andMore(len(notes) - 1)
+			return clipNote(n, noteLimit-len(rest)) + rest
+		}
+		b.WriteString(andMore(len(notes) - i))
+		break
+	}
+	return b.String()
+}
+
+// clipNote cuts s to at most limit bytes, on a rune boundary, ending it with "…".
+func clipNote(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	const ellipsis = "…"
+	cut := limit - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
+}
