@@ -83,3 +83,15 @@ func clipNote(s string, limit int) string {
 	}
 	return s[:cut] + ellipsis
 }
+
+// clippingRecorder keeps every note within noteLimit, cut with "…": a longer note (a long
+// error, a list of names) would have the API server refuse the whole event.
+type clippingRecorder struct{ recorder.EventRecorder }
+
+func (r clippingRecorder) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
+	r.EventRecorder.Eventf(regarding, related, eventtype, reason, action, "%s", clipNote(fmt.Sprintf(note, args...), noteLimit))
+}
+
+func (r clippingRecorder) AnnotatedEventf(regarding, related runtime.Object, annotations map[string]string, eventtype, reason, action, note string, args ...any) {
+	r.EventRecorder.AnnotatedEventf(regarding, related, annotations, eventtype, reason, action, "%s", clipNote(fmt.Sprintf(note, args...), noteLimit))
+}

@@ -103,3 +103,15 @@ func TestUnknownAnnotationsAreOneEvent(t *testing.T) {
 		t.Errorf("events %q, want one naming both, then one naming the third", got)
 	}
 }
+
+// The API server refuses an event whose note is over 1 KiB (checked against envtest's): every
+// controller's recorder cuts it instead.
+func TestEventNotesAreCutToTheLimit(t *testing.T) {
+	t.Parallel()
+	fake := events.NewFakeRecorder(1)
+	clippingRecorder{fake}.Eventf(&corev1.Secret{}, nil, corev1.EventTypeWarning, "R", "A", "not written: %s", strings.Repeat("x", 2000))
+	note := strings.TrimPrefix(<-fake.Events, "Warning R ")
+	if len(note) > noteLimit || !strings.HasPrefix(note, "not written: xxx") || !strings.HasSuffix(note, "…") {
+		t.Errorf("note of %d bytes: %.30q…%q", len(note), note, note[max(0, len(note)-5):])
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/lpauth/lpauth-operator/api/v1alpha1"
@@ -154,11 +155,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := registerIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("registering field indexes: %w", err)
 	}
-	sk := NewSigningKeyReconciler(c, mgr.GetAPIReader(), mgr.GetScheme(), mgr.GetEventRecorder("signingkey-controller"), opts.Clock, opts.GenerateKey)
+	sk := NewSigningKeyReconciler(c, mgr.GetAPIReader(), mgr.GetScheme(), eventRecorder(mgr, "signingkey-controller"), opts.Clock, opts.GenerateKey)
 	if err := sk.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	lpac := &LivePersonAuthClientReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("livepersonauthclient-controller")}
+	lpac := &LivePersonAuthClientReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: eventRecorder(mgr, "livepersonauthclient-controller")}
 	if err := lpac.SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		optional = &k
 	}
 	ts := &TokenServerReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("tokenserver-controller"), Clock: clk, Image: opts.TokenServerImage, AllowedImages: opts.AllowedTokenServerImages,
+		Recorder: eventRecorder(mgr, "tokenserver-controller"), Clock: clk, Image: opts.TokenServerImage, AllowedImages: opts.AllowedTokenServerImages,
 		gatewayAPI: optional.HTTPRoute, serviceMonitors: optional.ServiceMonitor}
 	if err := ts.SetupWithManager(mgr); err != nil {
 		return err
@@ -186,6 +187,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		// short, and the spacing grows with the cost of a write (SecretSetReconciler).
 		interval = 250 * time.Millisecond
 	}
-	set := &SecretSetReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("tokenserver-secrets-controller"), MinInterval: interval, MaxShardBytes: opts.SecretSetShardBytes, RecentBytes: opts.SecretSetRecentBytes}
+	set := &SecretSetReconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: eventRecorder(mgr, "tokenserver-secrets-controller"), MinInterval: interval, MaxShardBytes: opts.SecretSetShardBytes, RecentBytes: opts.SecretSetRecentBytes}
 	return set.SetupWithManager(mgr)
+}
+
+// eventRecorder is the manager's recorder for one controller, its notes kept within the API
+// server's limit.
+func eventRecorder(mgr ctrl.Manager, name string) recorder.EventRecorder {
+	return clippingRecorder{mgr.GetEventRecorder(name)}
 }
