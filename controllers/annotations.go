@@ -46,7 +46,7 @@ func unknownAnnotations(annotations map[string]string, known []string) []string 
 	return out
 }
 
-// annotationWarner gives one Warning per unknown annotation and value, not one per reconcile.
+// annotationWarner warns once of each unknown annotation and value, not on every reconcile.
 type annotationWarner struct {
 	seen sync.Map // "<uid>/<key>=<value>" → struct{}
 }
@@ -64,17 +64,17 @@ func (w *annotationWarner) warn(rec recorder.EventRecorder, obj client.Object, k
 		unknown = append(unknown, k)
 	}
 	// One event naming them all: one each, the recorder would merge them into a series that
-	// names only the first.
-	switch len(unknown) {
-	case 0:
+	// names only the first. Past the note's limit they are counted.
+	if len(unknown) == 0 {
 		return
-	case 1:
-		eventf(rec, obj, corev1.EventTypeWarning, v1alpha1.ReasonUnknownAnnotation, "Check", "%s",
-			clipNote(fmt.Sprintf("Annotation %s is not one this object acts on (ignored); did you mean one of %s?", unknown[0], strings.Join(known, ", ")), noteLimit))
-	default:
-		eventf(rec, obj, corev1.EventTypeWarning, v1alpha1.ReasonUnknownAnnotation, "Check", "%s",
-			clipNote(fmt.Sprintf("Annotations %s are not ones this object acts on (ignored); did you mean one of %s?", strings.Join(unknown, ", "), strings.Join(known, ", ")), noteLimit))
 	}
+	subject, verb := "Annotation", "is not one"
+	if len(unknown) > 1 {
+		subject, verb = "Annotations", "are not ones"
+	}
+	rest := fmt.Sprintf(" %s this object acts on (ignored); did you mean one of %s?", verb, strings.Join(known, ", "))
+	names := joinWithin(unknown, ", ", noteLimit-len(subject)-1-len(rest))
+	eventf(rec, obj, corev1.EventTypeWarning, v1alpha1.ReasonUnknownAnnotation, "Check", "%s %s%s", subject, names, rest)
 }
 
 // waitGrace is how long an object may wait for another (created in any order, or still

@@ -41,31 +41,34 @@ func recordJoined(rec recorder.EventRecorder, obj runtime.Object, events []pendi
 	}
 }
 
-// joinNotes joins notes with "; " within noteLimit bytes. Notes that do not fit are counted
-// ("; and 2 more"), never cut, except a first note too long alone, which is cut ("…").
-func joinNotes(notes []string) string {
+// joinNotes joins notes with "; " within noteLimit bytes.
+func joinNotes(notes []string) string { return joinWithin(notes, "; ", noteLimit) }
+
+// joinWithin joins items with sep within limit bytes. Items that do not fit are counted
+// ("; and 2 more"), never cut, except a first item too long alone, which is cut ("…").
+func joinWithin(items []string, sep string, limit int) string {
 	andMore := func(n int) string {
 		if n == 0 {
 			return ""
 		}
-		return fmt.Sprintf("; and %d more", n)
+		return fmt.Sprintf("%sand %d more", sep, n)
 	}
 	var b strings.Builder
-	for i, n := range notes {
-		sep := ""
-		if i > 0 {
-			sep = "; "
+	for i, n := range items {
+		s := sep
+		if i == 0 {
+			s = ""
 		}
-		// Room is kept, after each note, for saying how many do not fit after it.
-		if b.Len()+len(sep)+len(n)+len(andMore(len(notes)-i-1)) <= noteLimit {
-			b.WriteString(sep + n)
+		// Room is kept, after each item, for saying how many do not fit after it.
+		if b.Len()+len(s)+len(n)+len(andMore(len(items)-i-1)) <= limit {
+			b.WriteString(s + n)
 			continue
 		}
 		if i == 0 {
-			rest := andMore(len(notes) - 1)
-			return clipNote(n, noteLimit-len(rest)) + rest
+			rest := andMore(len(items) - 1)
+			return clipNote(n, limit-len(rest)) + rest
 		}
-		b.WriteString(andMore(len(notes) - i))
+		b.WriteString(andMore(len(items) - i))
 		break
 	}
 	return b.String()

@@ -115,3 +115,23 @@ func TestEventNotesAreCutToTheLimit(t *testing.T) {
 		t.Errorf("note of %d bytes: %.30q…%q", len(note), note, note[max(0, len(note)-5):])
 	}
 }
+
+// Many unknown annotations at once: every one is named or counted, within the note's limit.
+func TestManyUnknownAnnotationsAreCounted(t *testing.T) {
+	t.Parallel()
+	rec := events.NewFakeRecorder(10)
+	obj := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "ns", UID: "u", Annotations: map[string]string{}}}
+	for i := range 40 {
+		obj.Annotations[fmt.Sprintf("auth.lpauth.dev/%02d-%s", i, strings.Repeat("n", 40))] = "x"
+	}
+	(&annotationWarner{}).warn(rec, obj, signingKeyAnnotations)
+	note := strings.TrimPrefix(<-rec.Events, "Warning UnknownAnnotation ")
+	named := strings.Count(note, "auth.lpauth.dev/") - len(signingKeyAnnotations)
+	var more int
+	if i := strings.Index(note, ", and "); i >= 0 {
+		fmt.Sscanf(note[i:], ", and %d more", &more)
+	}
+	if len(note) > noteLimit || named+more != 40 || more == 0 || !strings.HasSuffix(note, "?") {
+		t.Errorf("note of %d bytes names %d and counts %d of 40: %q", len(note), named, more, note)
+	}
+}

@@ -585,6 +585,9 @@ func (r *SecretSetReconciler) storeShardFrom(ctx context.Context, ts *v1alpha1.T
 	}
 	err := reader.Get(ctx, key, current, opts...)
 	if err != nil && !apierrors.IsNotFound(err) {
+		if !cached {
+			r.notWritten(ts, key, err)
+		}
 		return false, err
 	}
 	exists := err == nil
@@ -613,23 +616,34 @@ func (r *SecretSetReconciler) storeShardFrom(ctx context.Context, ts *v1alpha1.T
 	default:
 		return false, nil
 	}
-	if cached && r.APIReader != nil && (apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err)) {
-		// The cache was behind: a Secret this reconcile's predecessor wrote (or one outside
-		// the cache: unlabelled) is not in it yet, or one deleted still is. Only the live
-		// Secret says whether the name is taken by another, and it is written through once.
-		// Taking the operator's own Secret for a squatter would warn of a NameConflict with
-		// itself and cap the set below it.
+	// The reader was behind: a Secret this reconcile's predecessor wrote (or one outside the
+	// cache: unlabelled) is not in it yet, or one deleted still is.
+	behind := (!exists && apierrors.IsAlreadyExists(err)) || (exists && apierrors.IsNotFound(err))
+	if behind && cached && r.APIReader != nil {
+		// Only the live Secret says whether another holds the name; it is written through,
+		// once. Taking the operator's own Secret for a squatter would warn of a NameConflict
+		// with itself and cap the set below it.
 		return r.storeShardFrom(ctx, ts, name, data, r.APIReader, false)
 	}
+	if behind && !cached {
+		// Created or deleted by another between the live read and the write: read again.
+		err = apierrors.NewConflict(corev1.Resource("secrets"), key.Name, err)
+	}
 	if err != nil {
-		if r.Recorder != nil && !apierrors.IsConflict(err) {
-			// Every client of the TokenServer waits on this write; their status says NotServed
-			// after a while, and this says why.
-			r.Recorder.Eventf(ts, namedSecret(key), corev1.EventTypeWarning, v1alpha1.ReasonSecretSetNotWritten, "Write", "Secret %s (client secret digests, encryption keys) not written: %v", key.Name, err)
+		if !apierrors.IsConflict(err) {
+			r.notWritten(ts, key, err)
 		}
 		return false, fmt.Errorf("writing Secret %s: %w", key.Name, err)
 	}
 	return true, nil
+}
+
+// notWritten says why a set Secret was not written: every client of the TokenServer waits on
+// the write; their status says NotServed after a while, and this says why.
+func (r *SecretSetReconciler) notWritten(ts *v1alpha1.TokenServer, key client.ObjectKey, err error) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(ts, namedSecret(key), corev1.EventTypeWarning, v1alpha1.ReasonSecretSetNotWritten, "Write", "Secret %s (client secret digests, encryption keys) not written: %v", key.Name, err)
+	}
 }
 
 // namedSecret is the related object of an event about the Secret at key: with it, events of
