@@ -346,17 +346,59 @@ func getSecret(t *testing.T, c client.Client, name string) *corev1.Secret {
 	return s
 }
 
-// staleCache is a cache that has not yet seen the Secrets named in hide.
+// staleCache is a cache that has not yet seen the Secrets named in hide, nor the deletion of
+// the ghosts.
 type staleCache struct {
 	client.Client
-	hide []string
+	hide   []string
+	ghosts map[string]*corev1.Secret
 }
 
 func (s staleCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if _, ok := obj.(*corev1.Secret); ok && slices.Contains(s.hide, key.Name) {
-		return apierrors.NewNotFound(corev1.Resource("secrets"), key.Name)
+	if out, ok := obj.(*corev1.Secret); ok {
+		if slices.Contains(s.hide, key.Name) {
+			return apierrors.NewNotFound(corev1.Resource("secrets"), key.Name)
+		}
+		if g, ok := s.ghosts[key.Name]; ok {
+			g.DeepCopyInto(out)
+			return nil
+		}
 	}
 	return s.Client.Get(ctx, key, obj, opts...)
+}
+
+// A set Secret deleted (by hand) while the cache still holds it: the Update finds it gone, and
+// the write goes through the live state, a Create, without a warning.
+func TestSecretSetSecretDeletedBehindTheCacheIsWrittenAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ts := &v1alpha1.TokenServer{ObjectMeta: metav1.ObjectMeta{Name: "brand", Namespace: "ns", UID: "uid-brand"}}
+	c := fakeClient(ts, implicitClient("first"))
+	rec := events.NewFakeRecorder(10)
+	r := &SecretSetReconciler{Client: c, APIReader: c, Scheme: Scheme(), Recorder: rec}
+	reconcile := func() {
+		t.Helper()
+		r.pace = nil
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ts)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconcile()
+	reconcile()
+	ghost := getSecret(t, c, secretset.RecentName("brand"))
+	if err := c.Delete(ctx, ghost); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, c, implicitClient("second"))
+	r.Client = staleCache{Client: c, ghosts: map[string]*corev1.Secret{ghost.Name: ghost}}
+	reconcile()
+	if data, err := secretset.ClientData("brand", "second", getData(ctx, c, "ns")); err != nil || secretset.AcceptedClientID(data, "second") != "lp-second" {
+		t.Errorf("the new client is not served: %v", err)
+	}
+	close(rec.Events)
+	for e := range rec.Events {
+		t.Errorf("event %q: the cache only lagged behind a deletion", e)
+	}
 }
 
 func implicitClient(name string) *v1alpha1.LivePersonAuthClient {
