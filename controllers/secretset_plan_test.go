@@ -306,13 +306,7 @@ func TestSecretSetOwnSecretsTheCacheHasNotSeenAreNoConflict(t *testing.T) {
 			}
 			rec := events.NewFakeRecorder(100)
 			r := &SecretSetReconciler{Client: c, APIReader: c, Scheme: Scheme(), Recorder: rec, MaxShardBytes: tc.shardBytes}
-			reconcile := func() {
-				t.Helper()
-				r.pace = nil
-				if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ts)}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			reconcile := reconcileSet(t, r, ts)
 			reconcile()
 			reconcile()
 			shards := secretset.ShardCount(getSecret(t, c, secretset.Name("brand")).Data)
@@ -329,11 +323,28 @@ func TestSecretSetOwnSecretsTheCacheHasNotSeenAreNoConflict(t *testing.T) {
 			if got := secretset.ShardCount(getSecret(t, c, secretset.Name("brand")).Data); got != shards {
 				t.Errorf("%d shards while the cache lagged, %d before", got, shards)
 			}
-			close(rec.Events)
-			for e := range rec.Events {
-				t.Errorf("event %q: the set's own Secrets only lagged in the cache", e)
-			}
+			noEvents(t, rec, "the set's own Secrets only lagged in the cache")
 		})
+	}
+}
+
+// reconcileSet is one reconcile of ts's set by r, its pacing cleared so that each writes.
+func reconcileSet(t *testing.T, r *SecretSetReconciler, ts *v1alpha1.TokenServer) func() {
+	return func() {
+		t.Helper()
+		r.pace = nil
+		if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ts)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// noEvents fails the test for each event rec holds (and closes it).
+func noEvents(t *testing.T, rec *events.FakeRecorder, why string) {
+	t.Helper()
+	close(rec.Events)
+	for e := range rec.Events {
+		t.Errorf("event %q: %s", e, why)
 	}
 }
 
@@ -376,13 +387,7 @@ func TestSecretSetSecretDeletedBehindTheCacheIsWrittenAgain(t *testing.T) {
 	c := fakeClient(ts, implicitClient("first"))
 	rec := events.NewFakeRecorder(10)
 	r := &SecretSetReconciler{Client: c, APIReader: c, Scheme: Scheme(), Recorder: rec}
-	reconcile := func() {
-		t.Helper()
-		r.pace = nil
-		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ts)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reconcile := reconcileSet(t, r, ts)
 	reconcile()
 	reconcile()
 	ghost := getSecret(t, c, secretset.RecentName("brand"))
@@ -395,10 +400,7 @@ func TestSecretSetSecretDeletedBehindTheCacheIsWrittenAgain(t *testing.T) {
 	if data, err := secretset.ClientData("brand", "second", getData(ctx, c, "ns")); err != nil || secretset.AcceptedClientID(data, "second") != "lp-second" {
 		t.Errorf("the new client is not served: %v", err)
 	}
-	close(rec.Events)
-	for e := range rec.Events {
-		t.Errorf("event %q: the cache only lagged behind a deletion", e)
-	}
+	noEvents(t, rec, "the cache only lagged behind a deletion")
 }
 
 func implicitClient(name string) *v1alpha1.LivePersonAuthClient {
